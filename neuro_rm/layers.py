@@ -1,0 +1,503 @@
+"""Hybrid layers: a frozen crossbar base plus named digital LoRA adapters, and ``analogize``.
+
+    y = G(W)·x + b + Σ_active (α/r)·B·(A·x)
+
+The base has no trainable parameters (weights live in cells, the bias in digital registers), yet
+gradients flow through it to the input, so adapters in earlier layers and trainable heads still learn.
+Adapters follow a named lifecycle (add, activate, commit, merge, remove) in the manner of PEFT.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro_rm.crossbar import Crossbar, CrossbarConfig, OpCounts
+from neuro_rm.device import DeviceConfig, ProgramResult
+from neuro_rm.energy import Ledger
+from neuro_rm.lora import LoRAAdapter
+from neuro_rm.plasticity import HookBus, PlasticityEvent, PlasticityHook
+
+
+class HybridLayer(nn.Module):
+    """Shared machinery of hybrid layers; subclasses say how weights and adapters meet the input."""
+
+    def __init__(
+        self,
+        weight_shape: tuple[int, ...],
+        bias: torch.Tensor | None,
+        device: DeviceConfig | None = None,
+        crossbar: CrossbarConfig | None = None,
+        seed: int = 0,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        self.weight_shape = tuple(weight_shape)
+        fan_out, fan_in = weight_shape[0], math.prod(weight_shape[1:])
+        self.crossbar = Crossbar(fan_out, fan_in, device, crossbar, seed)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone().float())
+        self.adapters = nn.ModuleDict()
+        self.active: list[str] = []
+        self.layer_name = name
+        self.seed = seed
+        self.ledger: Ledger | None = None
+        self.bus = HookBus()
+        self.digital_macs: dict[str, int] = {}
+        self.sram_bits_read = 0
+
+    # ------------------------------------------------------------------ subclass interface
+    def _base(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        raise NotImplementedError
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        y = self._base(x)
+        vectors = self._vectors(x, y)
+        self.crossbar.count(vectors)
+        for name in self.active:
+            adapter = self.adapters[name]
+            y = y + self._adapter_out(x, adapter)
+            macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
+            self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
+            self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
+        return y
+
+    # ------------------------------------------------------------------ crossbar
+    def effective_weight(self) -> torch.Tensor:
+        """The base weights as the cells hold them now (decoded, drift included, no read noise)."""
+        return self.crossbar.weight().view(self.weight_shape)
+
+    def program(self, weight: torch.Tensor, note: str = "program") -> ProgramResult:
+        """Write-and-verify ``weight`` into the cells; costs go to the ledger, a hook event goes out."""
+        if tuple(weight.shape) != self.weight_shape:
+            raise ValueError(f"{self._label()}: weight shape {tuple(weight.shape)} != {self.weight_shape}")
+        result = self.crossbar.program(weight.reshape(self.crossbar.out_features, -1))
+        if self.ledger is not None:
+            self.ledger.post_programming(result.total_pulses, result.verify_reads, self.crossbar.n_tiles, note)
+        self.emit("program", conductance_us=result.conductance_us, pulses=result.pulses)
+        return result
+
+    def set_time(self, seconds: float) -> None:
+        self.crossbar.set_time(seconds)
+        self.emit("drift", seconds=seconds, conductance_us=self.crossbar.cells.conductance())
+
+    def inject_stuck(self, on_rate: float, off_rate: float) -> int:
+        stuck = self.crossbar.inject_stuck(on_rate, off_rate)
+        self.emit("fault", stuck=stuck, conductance_us=self.crossbar.cells.conductance())
+        return stuck
+
+    # ------------------------------------------------------------------ adapters
+    def _label(self) -> str:
+        return self.layer_name or type(self).__name__
+
+    def _require(self, name: str) -> LoRAAdapter:
+        if name not in self.adapters:
+            raise KeyError(f"{self._label()}: no adapter named {name!r} (have {sorted(self.adapters)})")
+        return self.adapters[name]
+
+    def add_adapter(self, name: str, rank: int = 8, alpha: float = 16.0, precision: str = "fp32") -> LoRAAdapter:
+        if not name or not isinstance(name, str) or "." in name:
+            raise ValueError(f"adapter names must be non-empty strings without dots, got {name!r}")
+        if name in self.adapters:
+            raise ValueError(f"{self._label()}: an adapter named {name!r} exists already")
+        seed = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+        adapter = LoRAAdapter(self.crossbar.in_features, self.crossbar.out_features, rank, alpha, precision, seed)
+        self.adapters[name] = adapter.to(self.crossbar.weight_max.device)
+        self.active.append(name)
+        return adapter
+
+    def remove_adapter(self, name: str) -> None:
+        """Erase an adapter: its tensors are zeroed and freed, and it is no longer active."""
+        adapter = self._require(name)
+        delta = adapter.delta_weight().detach()
+        adapter.erase()
+        del self.adapters[name]
+        self.active = [n for n in self.active if n != name]
+        self.emit("forget", adapter=name, delta_weight=delta)
+
+    def set_active(self, names: Iterable[str]) -> None:
+        names = list(names)
+        for name in names:
+            self._require(name)
+        self.active = names
+
+    def delta_weight(self, names: Iterable[str] | None = None) -> torch.Tensor:
+        """Sum of the ΔW of ``names`` (default: the active adapters), in the layer's weight shape."""
+        names = self.active if names is None else list(names)
+        delta = torch.zeros(self.crossbar.out_features, self.crossbar.in_features)
+        for name in names:
+            delta = delta + self._require(name).delta_weight().detach().cpu()
+        return delta.view(self.weight_shape)
+
+    def merge(self, name: str) -> ProgramResult:
+        """Consolidate: reprogram the cells with base + ΔW(name), then drop the adapter."""
+        delta = self.delta_weight([name])
+        result = self.program(self.effective_weight() + delta, note=f"merge {name}")
+        self.emit("consolidate", adapter=name, delta_weight=delta)
+        self.remove_adapter(name)
+        return result
+
+    # ------------------------------------------------------------------ events and counters
+    def emit(self, kind: str, adapter: str | None = None, **data: object) -> None:
+        if len(self.bus):
+            self.bus.emit(PlasticityEvent(kind, self._label(), adapter, dict(data)))
+
+    def reset_counts(self) -> None:
+        self.crossbar.reset_counts()
+        self.digital_macs = {}
+        self.sram_bits_read = 0
+
+    def extra_repr(self) -> str:
+        return f"{self.weight_shape}, adapters={list(self.adapters)}, active={self.active}"
+
+
+class HybridLinear(HybridLayer):
+    """``nn.Linear`` whose weight lives in a crossbar."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs: object) -> None:
+        init = nn.Linear(in_features, out_features, bias=bias)
+        HybridLayer.__init__(self, (out_features, in_features), init.bias, **kwargs)
+        self.in_features, self.out_features = in_features, out_features
+        self.program(init.weight.detach())
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, **kwargs: object) -> HybridLinear:
+        layer = cls.__new__(cls)
+        HybridLayer.__init__(layer, tuple(linear.weight.shape), linear.bias, **kwargs)
+        layer.in_features, layer.out_features = linear.in_features, linear.out_features
+        return layer
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{self._label()}: expected input with {self.in_features} features, got shape {tuple(x.shape)}")
+
+    def _base(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.crossbar.matmul(x)
+        return y if self.bias is None else y + self.bias.to(y.dtype)
+
+    def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
+        a, b = adapter.factors()
+        return adapter.scale * F.linear(F.linear(x, a), b)
+
+    def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        return x.numel() // self.in_features
+
+
+class HybridConv2d(HybridLayer):
+    """``nn.Conv2d`` (groups = 1, zero padding) whose kernel lives in a crossbar, rows = in·kh·kw."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = True,
+        **kwargs: object,
+    ) -> None:
+        init = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)
+        HybridLayer.__init__(self, tuple(init.weight.shape), init.bias, **kwargs)
+        self._take_geometry(init)
+        self.program(init.weight.detach())
+
+    @classmethod
+    def from_conv2d(cls, conv: nn.Conv2d, **kwargs: object) -> HybridConv2d:
+        layer = cls.__new__(cls)
+        HybridLayer.__init__(layer, tuple(conv.weight.shape), conv.bias, **kwargs)
+        layer._take_geometry(conv)
+        return layer
+
+    def _take_geometry(self, conv: nn.Conv2d) -> None:
+        if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(
+                "HybridConv2d supports groups=1 and numeric zero padding only; got "
+                f"groups={conv.groups}, padding={conv.padding!r}, padding_mode={conv.padding_mode!r}"
+            )
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride = conv.kernel_size, conv.stride
+        self.padding, self.dilation = conv.padding, conv.dilation
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self._label()}: expected input (batch, {self.in_channels}, height, width), got shape {tuple(x.shape)}"
+            )
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
+
+    def _base(self, x: torch.Tensor) -> torch.Tensor:
+        if self.crossbar.config.adc_bits is None:
+            y = self._conv(x, self.crossbar.sample_weight().view(self.weight_shape).to(x.dtype))
+        else:  # tile-wise ADC needs the explicit patch matrix
+            cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+            h_out, w_out = self._out_hw(x)
+            y = self.crossbar.matmul(cols.transpose(1, 2)).transpose(1, 2)
+            y = y.reshape(x.shape[0], self.out_channels, h_out, w_out)
+        return y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1)
+
+    def _out_hw(self, x: torch.Tensor) -> tuple[int, int]:
+        size = []
+        for i in range(2):
+            span = self.dilation[i] * (self.kernel_size[i] - 1) + 1
+            size.append((x.shape[2 + i] + 2 * self.padding[i] - span) // self.stride[i] + 1)
+        return size[0], size[1]
+
+    def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
+        a, b = adapter.factors()
+        h = self._conv(x, a.view(adapter.rank, self.in_channels, *self.kernel_size))
+        return adapter.scale * F.conv2d(h, b.view(self.out_channels, adapter.rank, 1, 1))
+
+    def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        return y.shape[0] * y.shape[2] * y.shape[3]
+
+
+# ====================================================================== whole-model operations
+def hybrid_layers(model: nn.Module) -> list[tuple[str, HybridLayer]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, HybridLayer)]
+
+
+def _layers_or_fail(model: nn.Module) -> list[tuple[str, HybridLayer]]:
+    layers = hybrid_layers(model)
+    if not layers:
+        raise ValueError("the model has no hybrid layers; call neuro_rm.analogize(model) first")
+    return layers
+
+
+def analogize(
+    model: nn.Module,
+    device: DeviceConfig | None = None,
+    targets: Sequence[type[nn.Module]] | Iterable[str] = (nn.Linear, nn.Conv2d),
+    crossbar: CrossbarConfig | None = None,
+    ledger: Ledger | None = None,
+    hooks: Iterable[PlasticityHook] = (),
+    seed: int = 0,
+) -> nn.Module:
+    """Replace the model's Linear/Conv2d layers by hybrid ones and program their weights, in place.
+
+    ``targets`` is either layer types (every such layer is converted) or qualified module names (exactly
+    those; an unknown name is an error).  Programming costs go to ``ledger``; all converted layers share
+    one hook bus carrying ``hooks``.
+    """
+    targets = list(targets)
+    by_type = all(isinstance(t, type) for t in targets)
+    modules = dict(model.named_modules())
+    if by_type:
+        chosen = [n for n, m in modules.items() if n and isinstance(m, tuple(targets)) and not isinstance(m, HybridLayer)]
+    else:
+        missing = [t for t in targets if t not in modules]
+        if missing:
+            raise ValueError(f"analogize: no module named {missing} in the model")
+        chosen = list(targets)
+    bus = HookBus()
+    for hook in hooks:
+        bus.register(hook)
+    for index, name in enumerate(chosen):
+        old = modules[name]
+        kwargs = {"device": device, "crossbar": crossbar, "seed": seed * 10_007 + index, "name": name}
+        if isinstance(old, nn.Linear):
+            new = HybridLinear.from_linear(old, **kwargs)
+        elif isinstance(old, nn.Conv2d):
+            new = HybridConv2d.from_conv2d(old, **kwargs)
+        else:
+            raise TypeError(f"analogize: {name} is a {type(old).__name__}; only Linear and Conv2d can go on a crossbar")
+        new.ledger, new.bus = ledger, bus
+        new.to(old.weight.device)
+        new.program(old.weight.detach(), note=f"deploy {name}")
+        parent_name, _, child = name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else model, child, new)
+    return model
+
+
+def set_ledger(model: nn.Module, ledger: Ledger | None) -> None:
+    for _, layer in _layers_or_fail(model):
+        layer.ledger = ledger
+
+
+def add_hook(model: nn.Module, hook: PlasticityHook) -> None:
+    """Register ``hook`` on the bus of every hybrid layer of the model."""
+    buses = {id(layer.bus): layer.bus for _, layer in _layers_or_fail(model)}
+    for bus in buses.values():
+        bus.register(hook)
+
+
+def add_adapter(
+    model: nn.Module,
+    name: str,
+    rank: int = 8,
+    alpha: float = 16.0,
+    precision: str = "fp32",
+    layers: Iterable[str] | None = None,
+) -> list[nn.Parameter]:
+    """Add adapter ``name`` to the hybrid layers (all, or those named) and return its parameters."""
+    available = dict(_layers_or_fail(model))
+    names = list(available) if layers is None else list(layers)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"add_adapter: {unknown} are not hybrid layers (have {sorted(available)})")
+    existing = [n for n in names if name in available[n].adapters]
+    if existing:
+        raise ValueError(f"add_adapter: an adapter named {name!r} exists already in {existing}")
+    params: list[nn.Parameter] = []
+    for n in names:
+        params.extend(available[n].add_adapter(name, rank, alpha, precision).parameters())
+    return params
+
+
+def _holding(model: nn.Module, name: str) -> list[HybridLayer]:
+    layers = [layer for _, layer in _layers_or_fail(model) if name in layer.adapters]
+    if not layers:
+        raise KeyError(f"no adapter named {name!r} in the model (have {adapter_names(model)})")
+    return layers
+
+
+def adapter_names(model: nn.Module) -> list[str]:
+    seen: dict[str, None] = {}
+    for _, layer in hybrid_layers(model):
+        seen.update(dict.fromkeys(layer.adapters))
+    return list(seen)
+
+
+def adapter_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
+    return [p for layer in _holding(model, name) for p in layer.adapters[name].parameters()]
+
+
+def adapter_specs(model: nn.Module) -> dict[str, dict[str, object]]:
+    """Enough to rebuild every adapter before loading a state dict: rank, alpha, precision, layers."""
+    specs: dict[str, dict[str, object]] = {}
+    for layer_name, layer in hybrid_layers(model):
+        for name, adapter in layer.adapters.items():
+            spec = specs.setdefault(name, {"rank": adapter.rank, "alpha": adapter.alpha, "precision": adapter.precision, "layers": []})
+            spec["layers"].append(layer_name)
+    return specs
+
+
+def remove_adapter(model: nn.Module, name: str) -> None:
+    for layer in _holding(model, name):
+        layer.remove_adapter(name)
+
+
+def set_active(model: nn.Module, names: Iterable[str]) -> None:
+    """Make exactly ``names`` active, in every layer that holds them."""
+    names = list(names)
+    known = set(adapter_names(model))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"set_active: no adapter named {unknown} (have {sorted(known)})")
+    for _, layer in hybrid_layers(model):
+        layer.set_active([n for n in names if n in layer.adapters])
+
+
+def merge(model: nn.Module, name: str) -> list[ProgramResult]:
+    """Consolidate adapter ``name`` into the crossbars (costed write-verify) and drop it."""
+    return [layer.merge(name) for layer in _holding(model, name)]
+
+
+def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
+    """Record a trained adapter as stored: SRAM write cost to the ledger, a plasticity event out.
+
+    ``kind`` is ``potentiate`` (learnt something new) or ``depress`` (trained to suppress).
+    Returns the bits written.
+    """
+    if kind not in ("potentiate", "depress"):
+        raise ValueError(f"commit_adapter kind must be 'potentiate' or 'depress', got {kind!r}")
+    bits = 0
+    for layer in _holding(model, name):
+        adapter = layer.adapters[name]
+        bits += adapter.bits
+        if layer.ledger is not None:
+            layer.ledger.post_sram_write(adapter.bits, note=f"adapter {name}")
+        layer.emit(kind, adapter=name, delta_weight=adapter.delta_weight().detach())
+    return bits
+
+
+def set_time(model: nn.Module, seconds: float) -> None:
+    """Let every crossbar relax for ``seconds`` since it was programmed."""
+    for _, layer in _layers_or_fail(model):
+        layer.set_time(seconds)
+
+
+def inject_stuck(model: nn.Module, on_rate: float, off_rate: float) -> int:
+    return sum(layer.inject_stuck(on_rate, off_rate) for _, layer in _layers_or_fail(model))
+
+
+def reprogram(model: nn.Module, weights: dict[str, torch.Tensor] | None = None) -> list[ProgramResult]:
+    """Write-verify new base weights (default: each layer's own effective weights, i.e. a refresh)."""
+    results = []
+    for name, layer in _layers_or_fail(model):
+        target = layer.effective_weight() if weights is None else weights[name]
+        results.append(layer.program(target.detach().cpu(), note=f"reprogram {name}"))
+    return results
+
+
+@dataclass
+class ModelCounts:
+    """Work a model did since its counters were reset, split analogue / digital."""
+
+    analog: OpCounts = field(default_factory=OpCounts)
+    logical_macs: int = 0  # weight-level MACs of the bases (what a digital processor would do)
+    digital_macs: dict[str, int] = field(default_factory=dict)
+    sram_bits_read: int = 0
+
+    @property
+    def adapter_macs(self) -> int:
+        return sum(self.digital_macs.values())
+
+
+def collect_counts(model: nn.Module) -> ModelCounts:
+    counts = ModelCounts()
+    for _, layer in hybrid_layers(model):
+        c = layer.crossbar.counts
+        counts.analog = counts.analog + c
+        counts.logical_macs += c.vectors * layer.crossbar.in_features * layer.crossbar.out_features
+        for precision, macs in layer.digital_macs.items():
+            counts.digital_macs[precision] = counts.digital_macs.get(precision, 0) + macs
+        counts.sram_bits_read += layer.sram_bits_read
+    return counts
+
+
+def reset_counts(model: nn.Module) -> None:
+    for _, layer in hybrid_layers(model):
+        layer.reset_counts()
+
+
+def post_inference(ledger: Ledger, counts: ModelCounts, mode: str = "hybrid", extra_digital_macs: int = 0) -> None:
+    """Post the inference work of ``counts`` as it would cost on one kind of hardware.
+
+    ``hybrid``: bases in the crossbars, adapters digital from SRAM (as measured).  ``analog``: the
+    same network with its adapters merged into the crossbars (no digital branch).  ``gpu``: every MAC
+    on a GPU.  ``extra_digital_macs`` covers digital layers outside the crossbars (heads), fp32.
+    """
+    if mode == "hybrid":
+        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, note="bases")
+        for precision, macs in counts.digital_macs.items():
+            ledger.post_inference(digital_macs=macs, digital_precision=precision, note="adapters")
+        ledger.post_inference(sram_bits_read=counts.sram_bits_read, digital_macs=extra_digital_macs, note="adapters+heads")
+    elif mode == "analog":
+        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, extra_digital_macs, note="merged")
+    elif mode == "gpu":
+        ledger.post_gpu_inference(counts.logical_macs + counts.adapter_macs + extra_digital_macs)
+    else:
+        raise ValueError(f"post_inference mode must be 'hybrid', 'analog' or 'gpu', got {mode!r}")
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,78 @@
+"""Digital low-rank adapters held in SRAM beside a crossbar: ΔW = (α/r)·B·A.
+
+An adapter only stores its factors and how precisely SRAM holds them; the hybrid layer decides how the
+factors meet the input (a matrix product for linear layers, a convolution then a 1x1 convolution for
+convolutional ones).  B starts at zero, so a new adapter changes nothing until it is trained.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+PRECISION_BITS = {"fp32": 32, "fp16": 16, "int8": 8}
+
+
+def _fake_quantize(t: torch.Tensor, precision: str) -> torch.Tensor:
+    """Round a tensor to what SRAM of ``precision`` would hold; gradients pass straight through."""
+    if precision == "fp32":
+        return t
+    if precision == "fp16":
+        held = t.to(torch.float16).to(t.dtype)
+    else:
+        scale = t.detach().abs().max().clamp_min(1e-12) / 127.0
+        held = torch.round(t / scale).clamp(-127, 127) * scale
+    return t + (held - t).detach()
+
+
+class LoRAAdapter(nn.Module):
+    """Factors A (rank x fan_in) and B (fan_out x rank) with scale α/r."""
+
+    def __init__(self, fan_in: int, fan_out: int, rank: int, alpha: float, precision: str = "fp32", seed: int = 0):
+        super().__init__()
+        if not isinstance(rank, int) or rank <= 0:
+            raise ValueError(f"adapter rank must be a positive integer, got {rank!r}")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"adapter alpha must be a finite number > 0, got {alpha!r}")
+        if precision not in PRECISION_BITS:
+            raise ValueError(f"adapter precision must be one of {sorted(PRECISION_BITS)}, got {precision!r}")
+        self.rank, self.alpha, self.precision = rank, float(alpha), precision
+        generator = torch.Generator().manual_seed(seed)
+        bound = 1.0 / math.sqrt(fan_in)  # Kaiming-uniform-like spread, as for a fresh linear layer
+        self.a = nn.Parameter((torch.rand(rank, fan_in, generator=generator) * 2 - 1) * bound)
+        self.b = nn.Parameter(torch.zeros(fan_out, rank))
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, B) as SRAM holds them."""
+        return _fake_quantize(self.a, self.precision), _fake_quantize(self.b, self.precision)
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = (α/r)·B·A, shape (fan_out, fan_in)."""
+        a, b = self.factors()
+        return self.scale * b @ a
+
+    @property
+    def n_params(self) -> int:
+        return self.a.numel() + self.b.numel()
+
+    @property
+    def bits(self) -> int:
+        return self.n_params * PRECISION_BITS[self.precision]
+
+    def erase(self) -> None:
+        """Overwrite the factors with zeros and drop their storage (a forgotten adapter leaves nothing)."""
+        with torch.no_grad():
+            for p in (self.a, self.b):
+                p.zero_()
+                if p.grad is not None:
+                    p.grad = None
+                p.data = torch.empty(0)
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, alpha={self.alpha}, precision={self.precision}, params={self.n_params}"

@@ -1,0 +1,116 @@
+import math
+
+import pytest
+import torch
+
+from neuro_rm.device import CellArray, DeviceConfig
+
+
+def _targets(shape=(64, 64), seed=3, config=DeviceConfig()):
+    g = torch.Generator().manual_seed(seed)
+    return config.g_min_us + torch.rand(shape, generator=g) * (config.g_max_us - config.g_min_us)
+
+
+def test_default_preset_programs_within_tolerance():
+    cells = CellArray((128, 128), DeviceConfig(), seed=0)
+    result = cells.program(_targets((128, 128)))
+    assert result.within_tolerance_fraction >= 0.99
+    assert int(result.pulses.min()) >= 0 and int(result.pulses.max()) <= DeviceConfig().max_pulses
+    assert result.pulses.float().mean() > 1
+    # the stored state is what was measured
+    assert torch.equal(cells.conductance(), result.conductance_us)
+
+
+def test_preset_matches_paper_cell():
+    cfg = DeviceConfig.taox_1t1r()
+    assert (cfg.g_min_us, cfg.g_max_us, cfg.tolerance_us, cfg.endurance_cycles) == (20.0, 80.0, 2.0, 30_000)
+    assert cfg.levels >= 128
+
+
+def test_targets_are_snapped_to_levels():
+    cfg = DeviceConfig(levels=4)
+    snapped = cfg.quantize(torch.tensor([20.0, 29.0, 31.0, 79.0, 100.0]))
+    assert torch.allclose(snapped, torch.tensor([20.0, 20.0, 40.0, 80.0, 80.0]))
+
+
+def test_tighter_tolerance_needs_more_pulses():
+    loose = CellArray((64, 64), DeviceConfig(tolerance_us=2.0), seed=1).program(_targets())
+    tight = CellArray((64, 64), DeviceConfig(tolerance_us=0.8), seed=1).program(_targets())
+    assert tight.pulses.float().mean() > loose.pulses.float().mean() + 0.3
+
+
+def test_programming_is_reproducible_under_a_seed():
+    a = CellArray((32, 32), DeviceConfig(), seed=5).program(_targets((32, 32)))
+    b = CellArray((32, 32), DeviceConfig(), seed=5).program(_targets((32, 32)))
+    c = CellArray((32, 32), DeviceConfig(), seed=6).program(_targets((32, 32)))
+    assert torch.equal(a.conductance_us, b.conductance_us) and torch.equal(a.pulses, b.pulses)
+    assert not torch.equal(a.conductance_us, c.conductance_us)
+
+
+def test_drift_follows_the_model_and_is_reproducible():
+    cfg = DeviceConfig(drift_spread_us=0.0, drift_pull=0.02)
+    cells = CellArray((16, 16), cfg, seed=2)
+    cells.program(_targets((16, 16)))
+    g0 = cells.conductance()
+    g = cells.drifted(1e6)
+    decades = math.log10(1 + 1e6 / cfg.drift_t0_s)
+    expected = g0 + cfg.drift_pull * decades * (cfg.g_mid_us - g0)
+    assert torch.allclose(g, expected, atol=1e-5)
+    # with spread, the same time gives the same conductances, and more time moves cells further
+    noisy = CellArray((16, 16), DeviceConfig(), seed=2)
+    noisy.program(_targets((16, 16)))
+    base = noisy.conductance()
+    assert torch.equal(noisy.drifted(3600), noisy.drifted(3600))
+    moved_hour = (noisy.drifted(3600) - base).abs().mean()
+    moved_long = (noisy.drifted(1e6) - base).abs().mean()
+    assert 0 < moved_hour < moved_long
+
+
+def test_wear_accumulates_and_worn_cells_stick():
+    cfg = DeviceConfig(endurance_cycles=5)
+    cells = CellArray((8, 8), cfg, seed=0)
+    first = cells.program(torch.full((8, 8), 75.0))
+    assert torch.equal(cells.cycles, first.pulses)
+    for target in (25.0, 75.0, 25.0, 75.0, 25.0):
+        cells.program(torch.full((8, 8), target))
+    assert bool(cells.worn_out.all())
+    frozen = cells.conductance().clone()
+    result = cells.program(torch.full((8, 8), 50.0))
+    assert torch.equal(cells.conductance(), frozen)
+    assert result.within_tolerance_fraction < 0.5
+
+
+def test_stuck_cells_do_not_move():
+    cells = CellArray((64, 64), DeviceConfig(stuck_on_rate=0.05, stuck_off_rate=0.05), seed=0)
+    stuck = cells.stuck.clone()
+    assert 0.05 < stuck.float().mean() < 0.15
+    before = cells.conductance()[stuck].clone()
+    assert torch.all((before == 20.0) | (before == 80.0))
+    result = cells.program(torch.full((64, 64), 50.0))
+    assert torch.equal(result.conductance_us[stuck], before)
+    assert result.within_tolerance[~stuck].float().mean() > 0.99
+    added = cells.inject_stuck(0.1, 0.0)
+    assert added > 0 and int(cells.stuck.sum()) == int(stuck.sum()) + added
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"g_min_us": 80.0, "g_max_us": 20.0}, "g_min_us < g_max_us"),
+        ({"levels": 0}, "levels"),
+        ({"tolerance_us": -1.0}, "tolerance_us"),
+        ({"g_max_us": float("nan")}, "finite"),
+        ({"stuck_on_rate": 1.5}, "stuck_on_rate"),
+    ],
+)
+def test_impossible_configs_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DeviceConfig(**kwargs)
+
+
+def test_non_finite_targets_are_rejected():
+    cells = CellArray((2, 2), DeviceConfig())
+    with pytest.raises(ValueError, match="NaN"):
+        cells.program(torch.tensor([[30.0, float("nan")], [40.0, 50.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        cells.program(torch.zeros(3, 3))

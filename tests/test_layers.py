@@ -1,0 +1,188 @@
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+import neuro_rm
+from neuro_rm import layers as L
+from neuro_rm.plasticity import Recorder
+
+
+def _cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 3 * 3, 5)
+    )
+
+
+def test_public_imports():
+    from neuro_rm import Crossbar, DeviceConfig, EnergyModel, HybridConv2d, HybridLinear, Ledger, analogize  # noqa: F401
+
+
+def test_analogize_converts_every_target_layer_of_a_cnn():
+    model = L.analogize(_cnn())
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["HybridConv2d", "ReLU", "HybridConv2d", "ReLU", "Flatten", "HybridLinear"]
+    assert not any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())
+    assert sum(p.numel() for p in model.parameters()) == 0  # the analogue base has no parameters
+
+
+def test_analogize_converts_an_snntorch_rleaky_network():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(10, 16)
+            self.lif = snn.RLeaky(beta=0.5, linear_features=16, threshold=0.3)
+
+        def forward(self, x):
+            spk, mem = self.lif.init_rleaky()
+            out = []
+            for t in range(x.shape[0]):
+                spk, mem = self.lif(self.fc(x[t]), spk, mem)
+                out.append(spk)
+            return torch.stack(out)
+
+    net = Net()
+    L.analogize(net)
+    assert isinstance(net.fc, neuro_rm.HybridLinear) and isinstance(net.lif.recurrent, neuro_rm.HybridLinear)
+    assert net(torch.rand(5, 3, 10)).shape == (5, 3, 16)
+
+
+def test_analogize_by_name_and_unknown_name():
+    model = L.analogize(_cnn(), targets=["5"])
+    assert isinstance(model[5], neuro_rm.HybridLinear) and isinstance(model[0], nn.Conv2d)
+    with pytest.raises(ValueError, match="no module named"):
+        L.analogize(_cnn(), targets=["nope"])
+
+
+def test_hybrid_output_equals_decoded_crossbar_product():
+    lin = nn.Linear(12, 7)
+    hybrid = neuro_rm.HybridLinear.from_linear(lin)
+    hybrid.program(lin.weight.detach())
+    x = torch.randn(4, 12)
+    expected = x @ hybrid.crossbar.weight().T + lin.bias.detach()
+    assert torch.allclose(hybrid(x), expected, atol=1e-6)
+    conv = neuro_rm.HybridConv2d(2, 3, 3, padding=1)
+    img = torch.randn(1, 2, 5, 5)
+    ref = nn.functional.conv2d(img, conv.effective_weight(), conv.bias, padding=1)
+    assert torch.allclose(conv(img), ref, atol=1e-6)
+
+
+def test_add_then_remove_adapter_restores_outputs_bit_for_bit():
+    model = L.analogize(_cnn())
+    x = torch.rand(2, 1, 8, 8)
+    before = model(x)
+    params = L.add_adapter(model, "alice", rank=2, alpha=4)
+    assert torch.equal(model(x), before)  # B starts at zero
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.3)
+    assert not torch.equal(model(x), before)
+    kept = [p for p in params]
+    L.remove_adapter(model, "alice")
+    assert torch.equal(model(x), before)
+    assert L.adapter_names(model) == []
+    assert all(p.numel() == 0 for p in kept)  # storage freed
+    assert not any("alice" in k for k in model.state_dict())
+
+
+def test_only_adapters_learn_and_gradients_reach_the_input():
+    model = L.analogize(_cnn())
+    params = L.add_adapter(model, "bob", rank=2, alpha=4)
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    model(x).sum().backward()
+    assert {id(p) for p in model.parameters() if p.requires_grad} == {id(p) for p in params}
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in params)
+    assert not any(b.requires_grad for b in model.buffers())
+
+
+def test_set_active_and_delta_weight():
+    layer = neuro_rm.HybridLinear(6, 4)
+    a = layer.add_adapter("a", rank=2, alpha=2)
+    layer.add_adapter("b", rank=2, alpha=2)
+    with torch.no_grad():
+        a.b.fill_(0.5)
+    x = torch.randn(3, 6)
+    layer.set_active([])
+    base = layer(x)
+    layer.set_active(["a"])
+    assert torch.allclose(layer(x) - base, x @ a.delta_weight().T, atol=1e-6)
+    with pytest.raises(KeyError, match="no adapter named"):
+        layer.set_active(["zzz"])
+
+
+def test_merge_reprograms_costs_and_drops_the_adapter():
+    ledger = neuro_rm.Ledger()
+    model = L.analogize(nn.Sequential(nn.Linear(16, 8)), ledger=ledger)
+    deploy_pulses = ledger.count("write.rm_pulse")
+    params = L.add_adapter(model, "new", rank=2, alpha=4)
+    with torch.no_grad():
+        params[1].normal_(0, 0.2)
+    x = torch.randn(5, 16)
+    with_adapter = model(x)
+    L.merge(model, "new")
+    assert L.adapter_names(model) == []
+    assert ledger.count("write.rm_pulse") > deploy_pulses
+    # the merged base computes what base + adapter did, within programming error
+    assert torch.corrcoef(torch.stack([model(x).flatten(), with_adapter.flatten()]))[0, 1] > 0.98
+
+
+def test_recorder_sees_lifecycle_events():
+    rec = Recorder()
+    model = L.analogize(nn.Sequential(nn.Linear(4, 3)), hooks=[rec])
+    L.add_adapter(model, "s", rank=1, alpha=1)
+    L.commit_adapter(model, "s", "potentiate")
+    L.set_time(model, 3600)
+    L.remove_adapter(model, "s")
+    assert [e.kind for e in rec.events] == ["program", "potentiate", "drift", "forget"]
+    assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
+    assert rec.latest("program", "0").data["conductance_us"].shape == (1, 3, 4)
+
+
+def test_precision_rounds_adapter_factors():
+    layer = neuro_rm.HybridLinear(8, 8)
+    adapter = layer.add_adapter("q", rank=2, alpha=2, precision="int8")
+    with torch.no_grad():
+        adapter.a.copy_(torch.linspace(-1, 1, 16).view(2, 8) + 0.0013)
+    a_held, _ = adapter.factors()
+    assert len(torch.unique(a_held)) <= 255 and not torch.equal(a_held, adapter.a)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda m: L.add_adapter(m, "x", rank=0), ValueError, "rank"),
+        (lambda m: (L.add_adapter(m, "x"), L.add_adapter(m, "x")), ValueError, "exists already"),
+        (lambda m: L.remove_adapter(m, "ghost"), KeyError, "no adapter named"),
+        (lambda m: L.merge(m, "ghost"), KeyError, "no adapter named"),
+        (lambda m: m(torch.randn(2, 5)), ValueError, "expected input with 4 features"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    model = L.analogize(nn.Sequential(nn.Linear(4, 3)))
+    with pytest.raises(error, match=message):
+        call(model)
+
+
+def test_non_finite_weights_are_refused():
+    lin = nn.Linear(3, 2)
+    with torch.no_grad():
+        lin.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        L.analogize(nn.Sequential(lin))
+
+
+def test_op_counts_and_inference_posting():
+    model = L.analogize(nn.Sequential(nn.Linear(10, 4)))
+    L.add_adapter(model, "a", rank=2, alpha=2)
+    L.reset_counts(model)
+    model(torch.randn(3, 10))
+    counts = L.collect_counts(model)
+    assert counts.logical_macs == 3 * 10 * 4
+    assert counts.digital_macs == {"fp32": 3 * 2 * (10 + 4)}
+    hybrid, gpu = neuro_rm.Ledger(), neuro_rm.Ledger()
+    L.post_inference(hybrid, counts, "hybrid")
+    L.post_inference(gpu, counts, "gpu")
+    assert gpu.count("infer.gpu_mac") == 3 * 10 * 4 + 3 * 2 * 14
+    assert hybrid.joules("infer") > 0
