@@ -155,6 +155,10 @@ class Crossbar(nn.Module):
         self._weight_cache = None
         return stuck
 
+    def add_write_noise(self, sigma_us: float) -> None:
+        self.cells.add_write_noise(sigma_us)
+        self._weight_cache = None
+
     def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super()._load_from_state_dict(*args, **kwargs)
         self._weight_cache = None

@@ -183,6 +183,14 @@ class CellArray(nn.Module):
                 raise ValueError(f"inject_stuck {name} must be in [0, 1], got {rate}")
         return self._stick(on_rate, off_rate, self.generator)
 
+    def add_write_noise(self, sigma_us: float) -> None:
+        """Perturb every working cell by N(0, sigma_us): programming without (or with a cruder) verify."""
+        if not (math.isfinite(sigma_us) and sigma_us >= 0):
+            raise ValueError(f"write noise sigma must be a finite number of µS >= 0, got {sigma_us}")
+        noise = sigma_us * torch.randn(self.shape, generator=self.generator)
+        noisy = (self.programmed_us + noise).clamp(self.config.g_min_us, self.config.g_max_us)
+        self.programmed_us = torch.where(self.stuck, self.programmed_us, noisy)
+
     @property
     def worn_out(self) -> torch.Tensor:
         return self.cycles >= self.config.endurance_cycles

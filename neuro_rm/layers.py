@@ -102,6 +102,10 @@ class HybridLayer(nn.Module):
         self.emit("fault", stuck=stuck, conductance_us=self.crossbar.cells.conductance())
         return stuck
 
+    def add_write_noise(self, sigma_us: float) -> None:
+        self.crossbar.add_write_noise(sigma_us)
+        self.emit("fault", write_noise_us=sigma_us, conductance_us=self.crossbar.cells.conductance())
+
     # ------------------------------------------------------------------ adapters
     def _label(self) -> str:
         return self.layer_name or type(self).__name__
@@ -437,6 +441,12 @@ def set_time(model: nn.Module, seconds: float) -> None:
 
 def inject_stuck(model: nn.Module, on_rate: float, off_rate: float) -> int:
     return sum(layer.inject_stuck(on_rate, off_rate) for _, layer in _layers_or_fail(model))
+
+
+def add_write_noise(model: nn.Module, sigma_us: float) -> None:
+    """Perturb every crossbar's cells by Gaussian conductance noise of ``sigma_us``."""
+    for _, layer in _layers_or_fail(model):
+        layer.add_write_noise(sigma_us)
 
 
 def reprogram(model: nn.Module, weights: dict[str, torch.Tensor] | None = None) -> list[ProgramResult]:

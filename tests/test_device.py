@@ -6,7 +6,8 @@ import torch
 from neuro_rm.device import CellArray, DeviceConfig
 
 
-def _targets(shape=(64, 64), seed=3, config=DeviceConfig()):
+def _targets(shape=(64, 64), seed=3, config=None):
+    config = config or DeviceConfig()
     g = torch.Generator().manual_seed(seed)
     return config.g_min_us + torch.rand(shape, generator=g) * (config.g_max_us - config.g_min_us)
 

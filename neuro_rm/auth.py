@@ -1,0 +1,388 @@
+"""Speaker authentication on a hybrid RSNN: a registry of speakers and their lifecycle.
+
+The backbone is trained once (digitally), written into crossbars once, and never rewritten: enrolling
+and revoking speakers and repairing the array all happen in named LoRA branches.  Every operation is
+recorded in a hash-chained audit log; state is saved as crash-safe snapshots with no pickles.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.audit import AuditLog
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig
+from neuro_rm.energy import Ledger
+from neuro_rm.learning.continual import learn_new_classes
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
+from neuro_rm.learning.train import FitResult, fit_classifier
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.store import (
+    CorruptStateError,
+    decode_json,
+    decode_tensors,
+    encode_json,
+    encode_tensors,
+    load_snapshot,
+    save_snapshot,
+)
+
+STATE_FORMAT = 1
+ENROLLED, REVOKED = "enrolled", "revoked"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
+
+
+@dataclass
+class SpeakerRecord:
+    name: str
+    label: int
+    status: str = ENROLLED
+    adapter: str | None = None  # the branch that enrolled this speaker, if not the backbone
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    rank: int = 8
+    alpha: float = 16.0
+    precision: str = "fp32"
+
+
+@dataclass
+class Buffers:
+    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection."""
+
+    replay: LabelledSet
+    holdout: LabelledSet
+
+    def drop(self, label: int) -> None:
+        self.replay = self.replay.without_classes([label])
+        self.holdout = self.holdout.without_classes([label])
+
+
+@dataclass
+class OperationReport:
+    action: str
+    speaker: str | None
+    fit: FitResult | None
+    trainable_params: int
+    holdout_accuracy: float
+    extra: dict = field(default_factory=dict)
+
+
+class SpeakerAuthenticator:
+    def __init__(self, model: SpeakerRSNN, speakers: list[str], buffers: Buffers, ledger: Ledger | None = None) -> None:
+        if len(set(speakers)) != len(speakers):
+            raise ValueError("speaker names must be unique")
+        for name in speakers:
+            self._check_name(name)
+        if len(speakers) != model.head.n_classes:
+            raise ValueError(f"{len(speakers)} speaker names for a model with {model.head.n_classes} outputs")
+        self.model = model
+        self.registry = {name: SpeakerRecord(name, i) for i, name in enumerate(speakers)}
+        self.buffers = buffers
+        self.ledger = ledger or Ledger()
+        self.audit = AuditLog()
+        self.threshold: float | None = None
+        self.device_config: DeviceConfig | None = None
+        self.crossbar_config: CrossbarConfig | None = None
+
+    # ------------------------------------------------------------------ registry
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"speaker name {name!r} must be 1-64 letters, digits, spaces or _.@+- characters")
+
+    @property
+    def enrolled(self) -> list[str]:
+        return [r.name for r in self.registry.values() if r.status == ENROLLED]
+
+    @property
+    def active_labels(self) -> list[int]:
+        return [r.label for r in self.registry.values() if r.status == ENROLLED]
+
+    def record(self, name: str) -> SpeakerRecord:
+        if name not in self.registry:
+            raise KeyError(f"unknown speaker {name!r} (enrolled: {self.enrolled})")
+        return self.registry[name]
+
+    def _enrolled_record(self, name: str) -> SpeakerRecord:
+        rec = self.record(name)
+        if rec.status == REVOKED:
+            raise ValueError(f"speaker {name!r} is already revoked")
+        return rec
+
+    @property
+    def deployed(self) -> bool:
+        return self.device_config is not None
+
+    def _require_deployed(self, action: str) -> None:
+        if not self.deployed:
+            raise ValueError(f"{action} works on the deployed crossbar model; call deploy() first")
+
+    def check_frames(self, x: torch.Tensor, what: str = "sample") -> torch.Tensor:
+        """Validate spike-count frames (N, T, inputs): right channel count, finite, not empty of spikes."""
+        n_inputs = self.model.config.n_inputs
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{what} must be a torch.Tensor of spike counts, got {type(x).__name__}")
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        if x.dim() != 3 or x.shape[-1] != n_inputs:
+            raise ValueError(f"{what} must have shape (n, time, {n_inputs}) — {n_inputs} input channels — got {tuple(x.shape)}")
+        if len(x) == 0:
+            raise ValueError(f"{what} holds no samples")
+        x = x.float()
+        if not torch.isfinite(x).all() or (x < 0).any():
+            raise ValueError(f"{what} must hold finite, non-negative spike counts")
+        silent = (x.flatten(1).sum(dim=1) == 0).nonzero().flatten().tolist()
+        if silent:
+            raise ValueError(f"{what} has no spikes in sample(s) {silent[:5]}; nothing to recognise")
+        return x
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def pretrain(
+        cls,
+        speakers: list[str],
+        train: LabelledSet,
+        val: LabelledSet,
+        rsnn: RSNNConfig | None = None,
+        config: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64),
+        replay_per_speaker: int = 128,
+        holdout_per_speaker: int = 64,
+        seed: int = 0,
+    ) -> tuple[SpeakerAuthenticator, FitResult]:
+        """Digital training of the backbone on the first speakers; validation picks the epoch."""
+        rsnn = rsnn or RSNNConfig(n_inputs=train.x.shape[-1], n_outputs=len(speakers))
+        torch.manual_seed(seed)
+        model = SpeakerRSNN(rsnn)
+        buffers = Buffers(train.subsample(replay_per_speaker, seed), val.subsample(holdout_per_speaker, seed))
+        auth = cls(model, speakers, buffers)
+        auth.check_frames(train.x, "training frames")
+        result = fit_classifier(model, train, val, config)
+        auth.ledger.post_training(result.trainable_params, result.steps, note="pretrain")
+        auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps)
+        return auth, result
+
+    def deploy(self, device: DeviceConfig | None = None, crossbar: CrossbarConfig | None = None, seed: int = 0) -> dict:
+        """Write the backbone's synapses into crossbars (write-and-verify), once."""
+        if self.deployed:
+            raise ValueError("the backbone is deployed already; it is never rewritten (use merge to consolidate)")
+        self.device_config, self.crossbar_config = device or DeviceConfig(), crossbar or CrossbarConfig()
+        before = self.ledger.joules("write")
+        hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
+        self.model.eval()
+        report = {
+            "write_pulses": self.ledger.count("write.rm_pulse"),
+            "write_energy_j": self.ledger.joules("write") - before,
+            "programming_seconds": self.ledger.seconds("write"),
+            "cells": sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(self.model)),
+            "holdout_accuracy": self.holdout_accuracy(),
+        }
+        self.audit.append("deploy", None, **report)
+        return report
+
+    def _new_adapter(self, name: str, config: AdapterConfig) -> list[nn.Parameter]:
+        return hybrid.add_adapter(self.model, name, config.rank, config.alpha, config.precision)
+
+    def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int, **extra: object) -> OperationReport:
+        bits = hybrid.commit_adapter(self.model, adapter, kind)
+        extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_j_per_bit, **extra}
+        self.ledger.post_training(trainable, result.steps, note=f"{action} {speaker or ''}".strip())
+        report = OperationReport(action, speaker, result, trainable, self.holdout_accuracy(), dict(extra))
+        self.audit.append(action, speaker, adapter=adapter, trainable_params=trainable, steps=result.steps,
+                          holdout_accuracy=report.holdout_accuracy, **extra)
+        return report
+
+    def revoke(
+        self,
+        name: str,
+        forget_x: torch.Tensor,
+        retain: LabelledSet | None = None,
+        config: UnlearnConfig = UnlearnConfig(),
+        adapter: AdapterConfig = AdapterConfig(),
+    ) -> OperationReport:
+        """Forget a speaker with a new LoRA branch; the speaker is then rejected and their data dropped.
+
+        ``forget_x`` are the speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
+        """
+        self._require_deployed("revoke")
+        rec = self._enrolled_record(name)
+        if len(self.enrolled) < 2:
+            raise ValueError("cannot revoke the last enrolled speaker")
+        forget_x = self.check_frames(forget_x, f"samples of {name!r}")
+        retain = (retain or self.buffers.replay).without_classes([rec.label])
+        if rec.adapter is not None:  # a branch trained on this speaker is erased outright
+            hybrid.remove_adapter(self.model, rec.adapter)
+            rec.adapter = None
+        branch = f"revoke_{rec.label}"
+        params = self._new_adapter(branch, adapter)
+        train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
+        val = self.buffers.holdout.of_classes(self.active_labels)
+        keep = [label for label in self.active_labels if label != rec.label]
+        result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+        rec.status = REVOKED
+        self.buffers.drop(rec.label)
+        return self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params), method=config.method)
+
+    def enroll(
+        self,
+        name: str,
+        train_x: torch.Tensor,
+        val_x: torch.Tensor,
+        config: TrainConfig = TrainConfig(epochs=12, lr=2e-3, batch_size=64),
+        adapter: AdapterConfig = AdapterConfig(),
+        replay_per_speaker: int = 128,
+        holdout_per_speaker: int = 64,
+    ) -> OperationReport:
+        """Learn a new speaker: a new LoRA branch and a new, trained readout row, with replay."""
+        self._require_deployed("enroll")
+        self._check_name(name)
+        if name in self.registry:
+            raise ValueError(f"speaker {name!r} exists already ({self.registry[name].status}); pick a new name")
+        train_x = self.check_frames(train_x, f"training samples of {name!r}")
+        val_x = self.check_frames(val_x, f"validation samples of {name!r}")
+        label = self.model.head.n_classes
+        branch = f"enroll_{label}"
+        self.model.head.grow(1, seed=label)
+        self.model.head.train_rows([label])
+        params = self._new_adapter(branch, adapter) + [self.model.head.weight, self.model.head.bias]
+        new = LabelledSet(train_x, torch.full((len(train_x),), label))
+        new_val = LabelledSet(val_x, torch.full((len(val_x),), label))
+        val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
+        try:
+            result = learn_new_classes(self.model, params, new, self.buffers.replay, val, config, f"enroll {name}")
+        finally:
+            self.model.head.train_rows(None)
+        self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
+        self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
+        self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
+        trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
+        return self._finish("enroll", name, branch, "potentiate", result, trainable)
+
+    def restore(
+        self,
+        config: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64),
+        adapter: AdapterConfig = AdapterConfig(),
+    ) -> OperationReport:
+        """Win back accuracy lost to write noise, drift or stuck cells with a (fresh) restore branch."""
+        self._require_deployed("restore")
+        if "restore" in hybrid.adapter_names(self.model):
+            hybrid.remove_adapter(self.model, "restore")
+        params = self._new_adapter("restore", adapter)
+        replay = self.buffers.replay.of_classes(self.active_labels)
+        val = self.buffers.holdout.of_classes(self.active_labels)
+        result = fit_classifier(self.model, replay, val, config, params, "restore")
+        return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))
+
+    # ------------------------------------------------------------------ inference
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over the enrolled speakers (revoked ones can never be claimed: -inf)."""
+        logits = predict_logits(self.model, x)
+        mask = torch.full((logits.shape[1],), float("-inf"))
+        mask[self.active_labels] = 0.0
+        return torch.log_softmax(logits + mask, dim=1)
+
+    def holdout_accuracy(self) -> float:
+        holdout = self.buffers.holdout.of_classes(self.active_labels)
+        return accuracy(predict_logits(self.model, holdout.x), holdout.y) if len(holdout) else float("nan")
+
+    def trial_scores(self, data: LabelledSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """(genuine, impostor) scores: every sample claims every enrolled speaker once.
+
+        Samples of revoked or unknown speakers only ever make impostor claims.
+        """
+        scores = self.scores(data.x)
+        genuine, impostor = [], []
+        for label in self.active_labels:
+            own = data.y == label
+            genuine.append(scores[own, label])
+            impostor.append(scores[~own, label])
+        return torch.cat(genuine), torch.cat(impostor)
+
+    def calibrate(self) -> dict:
+        """Set the acceptance threshold at the equal-error point of the holdout buffer."""
+        holdout = self.buffers.holdout.of_classes(self.active_labels)
+        eer, threshold = equal_error_rate(*self.trial_scores(holdout))
+        self.threshold = threshold
+        self.audit.append("calibrate", None, holdout_eer=eer, threshold=threshold)
+        return {"holdout_eer": eer, "threshold": threshold}
+
+    def verify(self, sample: torch.Tensor, claim: str) -> dict:
+        """Accept or reject one sample's claim to be ``claim``."""
+        rec = self.record(claim)
+        if self.threshold is None:
+            raise ValueError("no acceptance threshold yet; call calibrate() first")
+        x = self.check_frames(sample)
+        if len(x) != 1:
+            raise ValueError(f"verify takes one sample, got {len(x)}")
+        if rec.status == REVOKED:
+            return {"claim": claim, "accept": False, "score": float("-inf"), "threshold": self.threshold, "reason": "revoked"}
+        score = float(self.scores(x)[0, rec.label])
+        return {"claim": claim, "accept": score >= self.threshold, "score": score, "threshold": self.threshold}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: Path | str) -> Path:
+        """Write a complete, checksummed snapshot; the previous one stays valid until the switch."""
+        state = {
+            "format": STATE_FORMAT,
+            "rsnn": asdict(self.model.config),
+            "device": asdict(self.device_config) if self.device_config else None,
+            "crossbar": asdict(self.crossbar_config) if self.crossbar_config else None,
+            "speakers": [asdict(r) for r in self.registry.values()],
+            "head_classes": self.model.head.n_classes,
+            "adapters": hybrid.adapter_specs(self.model) if self.deployed else {},
+            "active": {n: layer.active for n, layer in hybrid.hybrid_layers(self.model)},
+            "threshold": self.threshold,
+        }
+        buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
+                   "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
+        save_snapshot(folder, {
+            "state.json": encode_json(state),
+            "model.safetensors": encode_tensors(self.model.state_dict()),
+            "buffers.safetensors": encode_tensors(buffers),
+            "audit.jsonl": self.audit.to_jsonl(),
+        })
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: Path | str) -> SpeakerAuthenticator:
+        files = load_snapshot(folder)
+        missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
+        if missing:
+            raise CorruptStateError(f"state in {folder} lacks {sorted(missing)}")
+        state = decode_json(files["state.json"], "state.json")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CorruptStateError(f"state.json in {folder} has an unknown format")
+        try:
+            model = SpeakerRSNN(RSNNConfig(**state["rsnn"]))
+            model.head.resize(state["head_classes"])
+            records = [SpeakerRecord(**r) for r in state["speakers"]]
+            buffers_t = decode_tensors(files["buffers.safetensors"], "buffers.safetensors")
+            buffers = Buffers(LabelledSet(buffers_t["replay_x"], buffers_t["replay_y"]),
+                              LabelledSet(buffers_t["holdout_x"], buffers_t["holdout_y"]))
+            auth = cls(model, [r.name for r in records], buffers)
+            auth.registry = {r.name: r for r in records}
+            if state["device"] is not None:
+                auth.device_config = DeviceConfig(**state["device"])
+                auth.crossbar_config = CrossbarConfig(**state["crossbar"])
+                hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
+                for name, spec in state["adapters"].items():
+                    hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])
+                for layer_name, layer in hybrid.hybrid_layers(model):
+                    layer.set_active(state["active"][layer_name])
+            model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None
+        model.eval()
+        auth.threshold = state["threshold"]
+        auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
+        return auth

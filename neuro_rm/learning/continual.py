@@ -1,0 +1,48 @@
+"""Continual learning of new classes: a new branch plus new readout rows, with a small replay buffer."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.train import FitResult, fit
+
+
+def balanced_score(model: nn.Module, val: LabelledSet, new: list[int]) -> float:
+    """Validation criterion: mean of new-class and old-class accuracy, so neither is sacrificed."""
+    logits = predict_logits(model, val.x)
+    is_new = torch.isin(val.y, torch.tensor(new))
+    new_acc = accuracy(logits[is_new], val.y[is_new])
+    old_acc = accuracy(logits[~is_new], val.y[~is_new]) if (~is_new).any() else new_acc
+    return 0.5 * (new_acc + old_acc)
+
+
+def learn_new_classes(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    new: LabelledSet,
+    replay: LabelledSet,
+    val: LabelledSet,
+    config: TrainConfig = TrainConfig(epochs=10, lr=2e-3, batch_size=64),
+    description: str = "enroll",
+) -> FitResult:
+    """Train ``params`` on the new classes' samples mixed with the replay buffer of old ones.
+
+    New classes are weighted up to balance the replay, so the new readout rows really learn.
+    """
+    if len(new) == 0:
+        raise ValueError("learn_new_classes needs samples of the new classes")
+    data = LabelledSet.concat(new, replay)
+    new_classes = sorted(int(c) for c in torch.unique(new.y))
+    n_classes = int(data.y.max()) + 1
+    counts = torch.bincount(data.y, minlength=n_classes).float()
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros_like(counts))
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(data.x[idx]), data.y[idx], weight=weights)
+
+    return fit(model, params, batch_loss, len(data), config, lambda: balanced_score(model, val, new_classes), description)

@@ -1,0 +1,69 @@
+"""The one optimisation loop every lifecycle step uses: minibatches, Adam, a step counter.
+
+Steps differ only in their loss and in which parameters they may change, so they pass those in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig needs epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
+    """Shuffled index batches covering ``n`` samples once."""
+    order = torch.randperm(n, generator=generator)
+    return order.split(batch_size)
+
+
+def optimize(
+    params: list[nn.Parameter],
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    n_samples: int,
+    config: TrainConfig,
+    after_epoch: Callable[[int], bool | None] | None = None,
+    description: str = "train",
+) -> int:
+    """Minimise ``batch_loss(indices)`` over ``params`` for ``config.epochs`` epochs; returns steps taken.
+
+    ``after_epoch(epoch)`` may return True to stop early (model selection lives in the caller).
+    """
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"{description}: there are no trainable parameters")
+    if n_samples < 1:
+        raise ValueError(f"{description}: there are no training samples")
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps = 0
+    for epoch in tqdm(range(config.epochs), desc=description, disable=not config.progress, leave=False):
+        for indices in minibatches(n_samples, config.batch_size, generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(indices)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        if after_epoch is not None and after_epoch(epoch):
+            break
+    return steps

@@ -1,0 +1,100 @@
+"""Machine unlearning: make a model forget some classes while keeping the rest.
+
+Methods (both train only the parameters they are given, e.g. one LoRA branch):
+``relabel``: the forgotten classes' samples get random labels of retained classes, mixed with
+retained samples (as the public reference does).  ``ascent``: gradient ascent on the forgotten
+samples' loss (capped, so it cannot run away) plus ordinary descent on the retained samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.train import FitResult, fit
+
+METHODS = ("relabel", "ascent")
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    method: str = "relabel"
+    train: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
+    ascent_weight: float = 0.5
+    ascent_cap: float = 5.0  # nats: the forgotten loss is pushed up to this, not beyond
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unlearning method must be one of {METHODS}, got {self.method!r}")
+
+
+def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tensor:
+    """Random labels drawn from the retained classes ``keep`` (fixed by ``seed``)."""
+    if not keep:
+        raise ValueError("relabelling needs at least one retained class")
+    generator = torch.Generator().manual_seed(seed)
+    choice = torch.randint(len(keep), labels.shape, generator=generator)
+    return torch.tensor(keep, dtype=torch.long)[choice]
+
+
+def forgetting_score(model: nn.Module, val: LabelledSet, forget: list[int]) -> float:
+    """Validation criterion: retained accuracy minus forgotten accuracy.
+
+    The gold standard, a model retrained without the forgotten classes, never predicts them (forgotten
+    accuracy 0) and keeps the rest; this score is highest for the model that behaves most like it.
+    """
+    logits = predict_logits(model, val.x)
+    gone = torch.isin(val.y, torch.tensor(forget))
+    retain_acc = accuracy(logits[~gone], val.y[~gone])
+    forget_acc = accuracy(logits[gone], val.y[gone]) if gone.any() else 0.0
+    return retain_acc - forget_acc
+
+
+def unlearn(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    forget: list[int],
+    train: LabelledSet,
+    val: LabelledSet,
+    keep: list[int],
+    config: UnlearnConfig = UnlearnConfig(),
+    description: str = "unlearn",
+) -> FitResult:
+    """Train ``params`` so that ``model`` forgets the classes ``forget``.
+
+    ``train`` holds the samples to forget and the retained samples available for the retain term;
+    ``keep`` are the classes that stay (relabelling draws from them);
+    ``val`` (held-out, never trained on) selects the best epoch by ``forgetting_score``.
+    """
+    if not forget:
+        raise ValueError("unlearn needs at least one class to forget")
+    if set(forget) & set(keep) or not keep:
+        raise ValueError(f"classes to keep {keep} must be non-empty and disjoint from those to forget {forget}")
+    gone = torch.isin(train.y, torch.tensor(forget))
+    if not gone.any():
+        raise ValueError(f"the training set has no samples of the classes to forget {forget}")
+    cfg = config.train
+    if config.method == "relabel":
+        targets = train.y.clone()
+        targets[gone] = relabel(train.y[gone], keep, cfg.seed)
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(model(train.x[idx]), targets[idx])
+    else:
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            losses = F.cross_entropy(model(train.x[idx]), train.y[idx], reduction="none")
+            mask = gone[idx]
+            retain = losses[~mask].mean() if (~mask).any() else losses.sum() * 0
+            ascend = losses[mask].clamp(max=config.ascent_cap).mean() if mask.any() else losses.sum() * 0
+            return retain - config.ascent_weight * ascend
+
+    score = lambda: forgetting_score(model, val, forget)  # noqa: E731
+    return fit(model, params, batch_loss, len(train), cfg, score, description)
+

@@ -1,0 +1,80 @@
+"""Recurrent spiking network for speaker identity, on snntorch.
+
+Input spike-count frames (batch, T, channels) → input synapses → recurrent LIF layer (snntorch
+``RLeaky``, whose recurrent synapses are an ``nn.Linear``) → spike counts over time → digital readout.
+Both synapse matrices are ordinary ``nn.Linear`` layers, so ``analogize`` puts them on crossbars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import snntorch as snn
+import torch
+from snntorch import surrogate
+from torch import nn
+
+from neuro_rm.models.heads import GrowableHead
+
+
+@dataclass(frozen=True)
+class RSNNConfig:
+    """Defaults follow the public reference: 140 → 512 recurrent → N, decay 0.5, threshold 0.3."""
+
+    n_inputs: int = 140
+    n_hidden: int = 512
+    n_outputs: int = 5
+    beta: float = 0.5
+    threshold: float = 0.3
+    surrogate_slope: float = 25.0
+
+    def __post_init__(self) -> None:
+        if min(self.n_inputs, self.n_hidden, self.n_outputs) < 1:
+            raise ValueError(f"RSNNConfig sizes must be >= 1, got {self}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"RSNNConfig.beta (membrane decay) must be in [0, 1], got {self.beta}")
+        if not self.threshold > 0:
+            raise ValueError(f"RSNNConfig.threshold must be > 0, got {self.threshold}")
+
+
+# The analogue synapses of the network, by module name (the readout stays digital).
+SYNAPSES = ("fc_in", "lif.recurrent")
+
+
+class SpeakerRSNN(nn.Module):
+    def __init__(self, config: RSNNConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or RSNNConfig()
+        self.fc_in = nn.Linear(config.n_inputs, config.n_hidden)
+        self.lif = snn.RLeaky(
+            beta=config.beta,
+            linear_features=config.n_hidden,
+            threshold=config.threshold,
+            spike_grad=surrogate.fast_sigmoid(slope=config.surrogate_slope),
+        )
+        self.head = GrowableHead(config.n_hidden, config.n_outputs)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
+            raise ValueError(
+                f"SpeakerRSNN expects frames of shape (batch, time, {self.config.n_inputs}), got {tuple(x.shape)}"
+            )
+
+    def spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden spike trains, (batch, T, hidden)."""
+        self._check(x)
+        current = self.fc_in(x)  # all time steps in one product
+        spk = torch.zeros(x.shape[0], self.config.n_hidden, dtype=current.dtype, device=current.device)
+        mem = torch.zeros_like(spk)
+        trains = []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(current[:, t], spk, mem)
+            trains.append(spk)
+        return torch.stack(trains, dim=1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Spike counts per hidden neuron, what the readout sees."""
+        return self.spikes(x).sum(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,245 @@
+"""The main job: train → deploy → revoke → enroll → restore → verify, with baselines and energy.
+
+Every number in the returned report is measured in this run.  Model selection uses validation data
+only; the test split is read for reporting, never for choosing.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neuro_rm import layers as hybrid
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.device import DeviceConfig
+from neuro_rm.energy import Ledger
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import (
+    accuracy,
+    backward_transfer,
+    equal_error_rate,
+    mia_auc,
+    per_class_accuracy,
+    predict_logits,
+)
+from neuro_rm.learning.train import fit_classifier
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
+
+# Reference figures (public reference implementation, SSC top-5 speakers; see DESIGN.md) and the paper.
+REFERENCE = {
+    "pretrain.accuracy": 0.9832,
+    "revoke.forget_accuracy": 0.0,
+    "revoke.retain_accuracy": 0.9842,
+    "baseline_full.retain_accuracy": 0.9684,
+    "enroll.new_accuracy": 0.9143,
+    "enroll.old_accuracy": 0.9684,
+    "restore.noisy_accuracy": 0.903,
+    "restore.accuracy": 0.9832,
+    "energy.training_cost_ratio": 25.16,
+    "energy.write_energy_ratio": 63.74,
+}
+DRIFT_TIMES_S = (3600.0, 86400.0, 1e6)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    revoke_label: int = 1  # as the reference: forget speaker 1
+    pretrain: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64)
+    unlearn: UnlearnConfig = UnlearnConfig()
+    enroll: TrainConfig = TrainConfig(epochs=12, lr=2e-3, batch_size=64)
+    restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
+    write_noise_us: float = 1.0
+    device: DeviceConfig = DeviceConfig()
+    seed: int = 0
+
+
+@dataclass
+class SpeakerData:
+    """Frames of every speaker, split; label k is speaker ``names[k]``; the last one is enrolled later."""
+
+    names: list[str]
+    train: LabelledSet
+    val: LabelledSet
+    test: LabelledSet
+
+
+def _acc(model: nn.Module, data: LabelledSet) -> float:
+    return accuracy(predict_logits(model, data.x), data.y)
+
+
+def _mia(model: nn.Module, members: LabelledSet, others: LabelledSet) -> float:
+    return mia_auc(predict_logits(model, members.x), members.y, predict_logits(model, others.x), others.y)
+
+
+def _inference_energy(model: nn.Module, x: torch.Tensor, n_classes: int, hidden: int) -> dict[str, float]:
+    """Joules per sample of the measured test-set pass, as hybrid, all-analogue and GPU hardware."""
+    hybrid.reset_counts(model)
+    predict_logits(model, x)
+    counts = hybrid.collect_counts(model)
+    head_macs = len(x) * hidden * n_classes
+    out = {}
+    for mode in ("hybrid", "analog", "gpu"):
+        ledger = Ledger()
+        hybrid.post_inference(ledger, counts, mode, extra_digital_macs=head_macs)
+        out[mode] = ledger.joules("infer") / len(x)
+    return out
+
+
+def run_speaker_demo(
+    data: SpeakerData,
+    config: DemoConfig = DemoConfig(),
+    out_dir: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, object]:
+    """Run the whole lifecycle on ``data`` and return a flat, JSON-ready report."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    k = len(data.names)
+    if k < 3:
+        raise ValueError(f"the demo needs at least 3 speakers (2 to keep, 1 to enroll), got {k}")
+    if not 0 <= config.revoke_label < k - 1:
+        raise ValueError(f"revoke_label must be one of the first {k - 1} speakers, got {config.revoke_label}")
+    old = list(range(k - 1))
+    new_label, gone = k - 1, config.revoke_label
+    keep = [c for c in old if c != gone]
+    n_inputs = data.train.x.shape[-1]
+    report: dict[str, object] = {"speakers": data.names, "revoked_speaker": data.names[gone], "enrolled_speaker": data.names[new_label]}
+    stages = tqdm(total=6, desc="demo", disable=not progress)
+
+    def stage(name: str) -> None:
+        stages.set_postfix_str(name)
+        log(name)
+
+    # 1. digital pretraining on the first k-1 speakers
+    stage("pretrain")
+    auth, fit = SpeakerAuthenticator.pretrain(
+        data.names[:-1], data.train.of_classes(old), data.val.of_classes(old),
+        RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1), config.pretrain, seed=config.seed,
+    )
+    report["pretrain.accuracy"] = _acc(auth.model, data.test.of_classes(old))
+    report["pretrain.best_epoch"] = fit.best_epoch
+    report["params.total"] = sum(p.numel() for p in auth.model.parameters())
+    digital = copy.deepcopy(auth.model)
+    stages.update()
+
+    # 2. deploy: write-verify the synapses once; accuracy after programming and after drift
+    stage("deploy")
+    deployed = auth.deploy(config.device, seed=config.seed)
+    report["deploy.accuracy"] = _acc(auth.model, data.test.of_classes(old))
+    report["deploy.write_pulses"] = deployed["write_pulses"]
+    report["deploy.write_energy_j"] = deployed["write_energy_j"]
+    report["deploy.programming_seconds"] = deployed["programming_seconds"]
+    report["deploy.cells"] = deployed["cells"]
+    for t in DRIFT_TIMES_S:
+        hybrid.set_time(auth.model, t)
+        report[f"deploy.drift_accuracy.{t:g}s"] = _acc(auth.model, data.test.of_classes(old))
+    hybrid.set_time(auth.model, 0.0)
+    snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
+    stages.update()
+
+    # 3. revoke speaker `gone` with a LoRA branch; baselines: full reprogramming, retrain from scratch
+    stage("revoke")
+    forget_train, forget_test = data.train.of_classes([gone]), data.test.of_classes([gone])
+    retain_train = data.train.of_classes(keep)
+    revoked = auth.revoke(data.names[gone], forget_train.x, retain=retain_train, config=config.unlearn)
+    report["revoke.forget_accuracy"] = _acc(auth.model, forget_test)
+    report["revoke.retain_accuracy"] = _acc(auth.model, data.test.of_classes(keep))
+    report["revoke.mia_auc"] = _mia(auth.model, forget_train, forget_test)
+    report["revoke.trainable_params"] = revoked.trainable_params
+    report["revoke.write_energy_j"] = revoked.extra["write_energy_j"]
+    report["pretrain.mia_auc"] = _mia(digital, forget_train, forget_test)
+
+    full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
+    full_params = list(full.parameters())
+    full_fit = unlearn(full, full_params, [gone], LabelledSet.concat(forget_train, retain_train),
+                       data.val.of_classes(old), keep, config.unlearn, "baseline: full fine-tune")
+    full_ledger = Ledger(auth.ledger.energy)
+    hybrid.set_ledger(snapshot, full_ledger)
+    snapshot.head.load_state_dict(full.head.state_dict())
+    hybrid.reprogram(snapshot, {"fc_in": full.fc_in.weight, "lif.recurrent": full.lif.recurrent.weight})
+    for name in ("fc_in", "lif.recurrent"):
+        snapshot.get_submodule(name).bias.copy_(full.get_submodule(name).bias.detach())
+    full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
+    report["baseline_full.forget_accuracy"] = _acc(snapshot, forget_test)
+    report["baseline_full.retain_accuracy"] = _acc(snapshot, data.test.of_classes(keep))
+    report["baseline_full.mia_auc"] = _mia(snapshot, forget_train, forget_test)
+    report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
+    report["baseline_full.write_energy_j"] = full_ledger.joules("write")
+    report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
+
+    torch.manual_seed(config.seed + 1)
+    retrained = SpeakerRSNN(RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1))
+    fit_classifier(retrained, retain_train, data.val.of_classes(keep), config.pretrain, description="baseline: retrain")
+    report["baseline_retrain.forget_accuracy"] = _acc(retrained, forget_test)
+    report["baseline_retrain.retain_accuracy"] = _acc(retrained, data.test.of_classes(keep))
+    report["revoke.retrain_mia_auc"] = _mia(retrained, forget_train, forget_test)
+    stages.update()
+
+    # 4. enroll the held-back speaker with a new branch and readout row
+    stage("enroll")
+    before = per_class_accuracy(predict_logits(auth.model, data.test.of_classes(keep).x), data.test.of_classes(keep).y)
+    enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
+                           data.val.of_classes([new_label]).x, config.enroll)
+    after_logits = predict_logits(auth.model, data.test.of_classes(keep).x)
+    report["enroll.new_accuracy"] = _acc(auth.model, data.test.of_classes([new_label]))
+    report["enroll.old_accuracy"] = accuracy(after_logits, data.test.of_classes(keep).y)
+    report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, data.test.of_classes(keep).y))
+    report["enroll.revoked_accuracy"] = _acc(auth.model, forget_test)
+    report["enroll.trainable_params"] = enrolled.trainable_params
+    stages.update()
+
+    # 5. restore: extra write noise on the cells, then a restore branch wins accuracy back
+    stage("restore")
+    current = data.test.of_classes(auth.active_labels)
+    report["restore.clean_accuracy"] = _acc(auth.model, current)
+    hybrid.add_write_noise(auth.model, config.write_noise_us)
+    report["restore.write_noise_us"] = config.write_noise_us
+    report["restore.noisy_accuracy"] = _acc(auth.model, current)
+    restored = auth.restore(config.restore)
+    report["restore.accuracy"] = _acc(auth.model, current)
+    report["restore.trainable_params"] = restored.trainable_params
+    stages.update()
+
+    # 6. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
+    stage("verify")
+    calibration = auth.calibrate()
+    genuine, impostor = auth.trial_scores(data.test)
+    report["verify.eer"], _ = equal_error_rate(genuine, impostor)
+    report["verify.threshold"] = calibration["threshold"]
+    revoked_trials = auth.scores(forget_test.x)[:, auth.active_labels]  # the revoked speaker claims everyone
+    report["verify.revoked_accept_rate"] = float((revoked_trials >= auth.threshold).float().mean())
+    report["verify.impostor_accept_rate"] = float((impostor >= auth.threshold).float().mean())
+    stages.update()
+    stages.close()
+
+    # energy, from the ledgers of this run
+    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
+    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
+    per_sample = _inference_energy(auth.model, current.x, auth.model.head.n_classes, auth.model.config.n_hidden)
+    report["energy.inference_j_per_sample"] = per_sample
+    report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
+    report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
+    report["energy.rm_write_cycles_lora"] = 0
+    report["seconds"] = time.perf_counter() - start
+    report["reference"] = REFERENCE
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        auth.save(Path(out_dir) / "state")
+    return report
+
+
+def fast(config: DemoConfig) -> DemoConfig:
+    """A few epochs of everything: for smoke tests, not for results."""
+    short = lambda c: replace(c, epochs=min(c.epochs, 2))  # noqa: E731
+    return replace(config, pretrain=short(config.pretrain), enroll=short(config.enroll),
+                   restore=short(config.restore), unlearn=replace(config.unlearn, train=short(config.unlearn.train)))

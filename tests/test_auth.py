@@ -1,0 +1,142 @@
+import hashlib
+import json
+
+import pytest
+import torch
+
+from neuro_rm import layers as hybrid
+from neuro_rm.audit import AuditTamperedError
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, predict_logits
+from neuro_rm.models import RSNNConfig
+from neuro_rm.store import CorruptStateError
+
+QUICK = TrainConfig(epochs=6, lr=5e-3, batch_size=32)
+
+
+@pytest.fixture()
+def deployed(tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    auth, _ = SpeakerAuthenticator.pretrain(
+        ["ann", "bob", "cy"], train.of_classes([0, 1, 2]), val.of_classes([0, 1, 2]),
+        RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=3), QUICK,
+    )
+    auth.deploy()
+    return auth
+
+
+def _acc(auth, data):
+    return accuracy(predict_logits(auth.model, data.x), data.y)
+
+
+def _folder_digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_pretrain_and_deploy_keep_speakers_apart(deployed, tiny_speech):
+    assert _acc(deployed, tiny_speech["test"].of_classes([0, 1, 2])) > 0.9
+    assert hybrid.trainable_parameter_count(deployed.model) == deployed.model.head.weight.numel() + 3
+    with pytest.raises(ValueError, match="deployed already"):
+        deployed.deploy()
+
+
+def test_revoke_forgets_and_rejects(deployed, tiny_speech):
+    test = tiny_speech["test"]
+    before_keep = _acc(deployed, test.of_classes([0, 2]))
+    report = deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x,
+                             config=UnlearnConfig(train=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
+    assert report.trainable_params == sum(p.numel() for p in hybrid.adapter_parameters(deployed.model, "revoke_1"))
+    assert _acc(deployed, test.of_classes([1])) <= 0.5  # at or below chance among the 2 kept speakers
+    assert _acc(deployed, test.of_classes([0, 2])) >= before_keep - 0.1
+    assert deployed.registry["bob"].status == "revoked"
+    assert 1 not in deployed.buffers.replay.y.tolist() and 1 not in deployed.buffers.holdout.y.tolist()
+    deployed.calibrate()
+    assert deployed.verify(test.of_classes([1]).x[0], "bob")["accept"] is False
+    with pytest.raises(ValueError, match="already revoked"):
+        deployed.revoke("bob", test.of_classes([1]).x)
+    with pytest.raises(KeyError, match="unknown speaker"):
+        deployed.revoke("zed", test.of_classes([1]).x)
+
+
+def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
+    train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
+    head_before = deployed.model.head.weight.detach()[:3].clone()
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    assert deployed.model.head.n_classes == 4
+    assert torch.equal(deployed.model.head.weight.detach()[:3], head_before)  # old rows untouched
+    assert _acc(deployed, test.of_classes([3])) > 0.8
+    assert _acc(deployed, test.of_classes([0, 1, 2])) > 0.8
+    with pytest.raises(ValueError, match="exists already"):
+        deployed.enroll("ann", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+
+
+def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):
+    test = tiny_speech["test"].of_classes([0, 1, 2])
+    hybrid.add_write_noise(deployed.model, 12.0)
+    noisy = _acc(deployed, test)
+    deployed.restore(TrainConfig(epochs=8, lr=5e-3, batch_size=32))
+    assert _acc(deployed, test) >= noisy
+    assert "restore" in hybrid.adapter_names(deployed.model)
+
+
+def test_bad_samples_get_clear_errors(deployed, tiny_speech):
+    deployed.calibrate()
+    sample = tiny_speech["test"].x[0]
+    with pytest.raises(ValueError, match="20 input channels"):
+        deployed.verify(torch.ones(5, 7), "ann")
+    with pytest.raises(ValueError, match="no spikes"):
+        deployed.verify(torch.zeros_like(sample), "ann")
+    with pytest.raises(ValueError, match="finite, non-negative"):
+        deployed.verify(sample * float("nan"), "ann")
+    with pytest.raises(KeyError, match="unknown speaker"):
+        deployed.verify(sample, "nobody")
+
+
+def test_save_load_roundtrip_and_failed_ops_leave_state_unchanged(deployed, tiny_speech, tmp_path):
+    train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    deployed.calibrate()
+    deployed.save(tmp_path)
+    saved = _folder_digest(tmp_path)
+    loaded = SpeakerAuthenticator.load(tmp_path)
+    assert torch.equal(predict_logits(loaded.model, test.x), predict_logits(deployed.model, test.x))
+    assert loaded.registry == deployed.registry and loaded.threshold == deployed.threshold
+    for bad in (lambda: loaded.revoke("nobody", test.x[:3]), lambda: loaded.enroll("ann", test.x[:3], test.x[:3]),
+                lambda: loaded.revoke("ann", torch.zeros(2, 5, 20))):
+        with pytest.raises((KeyError, ValueError)):
+            bad()
+    assert _folder_digest(tmp_path) == saved
+
+
+def test_corrupted_state_is_refused(deployed, tmp_path):
+    deployed.save(tmp_path)
+    pointer = json.loads((tmp_path / "CURRENT").read_text())
+    model_file = tmp_path / "snapshots" / pointer["snapshot"] / "model.safetensors"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(CorruptStateError, match="checksum"):
+        SpeakerAuthenticator.load(tmp_path)
+    with pytest.raises(CorruptStateError, match="not a neuro_rm state folder"):
+        SpeakerAuthenticator.load(tmp_path / "nowhere")
+
+
+def test_revoked_adapter_bytes_leave_the_state_folder(deployed, tiny_speech, tmp_path):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    deployed.save(tmp_path)
+    blob = hybrid.adapter_parameters(deployed.model, "enroll_3")[1].detach().numpy().tobytes()
+    assert any(blob in p.read_bytes() for p in tmp_path.rglob("*.safetensors"))
+    deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK))
+    deployed.save(tmp_path)
+    assert "enroll_3" not in hybrid.adapter_names(deployed.model)
+    assert not any(blob in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert len(list((tmp_path / "snapshots").iterdir())) == 1
+
+
+def test_audit_log_is_hash_chained(deployed):
+    deployed.calibrate()
+    deployed.audit.verify()
+    deployed.audit.entries[0]["details"]["val_accuracy"] = 0.0
+    with pytest.raises(AuditTamperedError):
+        deployed.audit.verify()

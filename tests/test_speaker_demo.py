@@ -1,0 +1,25 @@
+import json
+import math
+
+from neuro_rm.learning import TrainConfig
+from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+KEYS = (
+    "pretrain.accuracy", "deploy.accuracy", "deploy.write_pulses", "deploy.write_energy_j", "revoke.forget_accuracy",
+    "revoke.retain_accuracy", "revoke.mia_auc", "revoke.retrain_mia_auc", "enroll.new_accuracy", "enroll.old_accuracy",
+    "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
+    "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds",
+)
+
+
+def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
+    report = run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
+    json.dumps(report)  # JSON-ready
+    for key in KEYS:
+        assert key in report and not (isinstance(report[key], float) and math.isnan(report[key])), key
+    assert report["deploy.write_pulses"] > 0 and report["deploy.write_energy_j"] > 0
+    assert report["energy.write_energy_ratio"] > 1  # rewriting the array costs more than an SRAM branch
+    assert report["energy.training_cost_ratio"] > 1
+    assert (tmp_path / "state" / "CURRENT").is_file()
