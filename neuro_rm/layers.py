@@ -50,6 +50,7 @@ class HybridLayer(nn.Module):
         self.bus = HookBus()
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
+        self._fused: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +62,9 @@ class HybridLayer(nn.Module):
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
         raise NotImplementedError
 
+    def _dense_out(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def _check_input(self, x: torch.Tensor) -> None:
         raise NotImplementedError
 
@@ -70,6 +74,11 @@ class HybridLayer(nn.Module):
         y = self._base(x)
         vectors = self._vectors(x, y)
         self.crossbar.count(vectors)
+        if self._fused is not None and not torch.is_grad_enabled():
+            macs = vectors * self._fused.numel()
+            self.digital_macs["fp32"] = self.digital_macs.get("fp32", 0) + macs
+            self.sram_bits_read += macs * 32
+            return y + self._dense_out(x, self._fused.to(x.dtype))
         for name in self.active:
             adapter = self.adapters[name]
             y = y + self._adapter_out(x, adapter)
@@ -77,6 +86,17 @@ class HybridLayer(nn.Module):
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
         return y
+
+    def fuse(self) -> None:
+        """Fold the active adapters into one digital ΔW for inference.
+
+        Cheaper than running each adapter once many are active (k·r·(in+out) vs in·out MACs per
+        vector).  Used only when gradients are off; any change to the adapters undoes it.
+        """
+        self._fused = self.delta_weight().view(self.crossbar.out_features, -1) if self.active else None
+
+    def unfuse(self) -> None:
+        self._fused = None
 
     # ------------------------------------------------------------------ crossbar
     def effective_weight(self) -> torch.Tensor:
@@ -124,6 +144,7 @@ class HybridLayer(nn.Module):
         adapter = LoRAAdapter(self.crossbar.in_features, self.crossbar.out_features, rank, alpha, precision, seed)
         self.adapters[name] = adapter.to(self.crossbar.weight_max.device)
         self.active.append(name)
+        self.unfuse()
         return adapter
 
     def remove_adapter(self, name: str) -> None:
@@ -133,6 +154,7 @@ class HybridLayer(nn.Module):
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
+        self.unfuse()
         self.emit("forget", adapter=name, delta_weight=delta)
 
     def set_active(self, names: Iterable[str]) -> None:
@@ -140,6 +162,7 @@ class HybridLayer(nn.Module):
         for name in names:
             self._require(name)
         self.active = names
+        self.unfuse()
 
     def delta_weight(self, names: Iterable[str] | None = None) -> torch.Tensor:
         """Sum of the ΔW of ``names`` (default: the active adapters), in the layer's weight shape."""
@@ -201,6 +224,9 @@ class HybridLinear(HybridLayer):
 
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
         return x.numel() // self.in_features
+
+    def _dense_out(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, delta)
 
 
 class HybridConv2d(HybridLayer):
@@ -272,6 +298,9 @@ class HybridConv2d(HybridLayer):
 
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
         return y.shape[0] * y.shape[2] * y.shape[3]
+
+    def _dense_out(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return self._conv(x, delta.view(self.weight_shape))
 
 
 # ====================================================================== whole-model operations
@@ -431,6 +460,12 @@ def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
             layer.ledger.post_sram_write(adapter.bits, note=f"adapter {name}")
         layer.emit(kind, adapter=name, delta_weight=adapter.delta_weight().detach())
     return bits
+
+
+def fuse_adapters(model: nn.Module, fused: bool = True) -> None:
+    """Fold (or unfold) each layer's active adapters into one digital ΔW for inference."""
+    for _, layer in _layers_or_fail(model):
+        layer.fuse() if fused else layer.unfuse()
 
 
 def set_time(model: nn.Module, seconds: float) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
+from neuro_rm import viz
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
@@ -33,6 +34,7 @@ from neuro_rm.learning.metrics import (
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
+from neuro_rm.reliability import endurance_budget
 
 # Reference figures (public reference implementation, SSC top-5 speakers; see DESIGN.md) and the paper.
 REFERENCE = {
@@ -166,7 +168,7 @@ def run_speaker_demo(
     full_ledger = Ledger(auth.ledger.energy)
     hybrid.set_ledger(snapshot, full_ledger)
     snapshot.head.load_state_dict(full.head.state_dict())
-    hybrid.reprogram(snapshot, {"fc_in": full.fc_in.weight, "lif.recurrent": full.lif.recurrent.weight})
+    rewrites = hybrid.reprogram(snapshot, {"fc_in": full.fc_in.weight, "lif.recurrent": full.lif.recurrent.weight})
     for name in ("fc_in", "lif.recurrent"):
         snapshot.get_submodule(name).bias.copy_(full.get_submodule(name).bias.detach())
     full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
@@ -176,6 +178,8 @@ def run_speaker_demo(
     report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
     report["baseline_full.write_energy_j"] = full_ledger.joules("write")
     report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
+    for key, value in endurance_budget(rewrites, config.device.endurance_cycles).items():
+        report[f"endurance.{key}"] = value
 
     torch.manual_seed(config.seed + 1)
     retrained = SpeakerRSNN(RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1))
@@ -229,13 +233,31 @@ def run_speaker_demo(
     report["energy.inference_j_per_sample"] = per_sample
     report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
     report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
-    report["energy.rm_write_cycles_lora"] = 0
     report["seconds"] = time.perf_counter() - start
     report["reference"] = REFERENCE
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        auth.save(Path(out_dir) / "state")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        auth.save(out / "state")
+        write_figures(report, full_ledger, out)
     return report
+
+
+ACCURACY_KEYS = ("pretrain.accuracy", "revoke.forget_accuracy", "revoke.retain_accuracy", "baseline_full.retain_accuracy",
+                 "enroll.new_accuracy", "enroll.old_accuracy", "restore.noisy_accuracy", "restore.accuracy")
+
+
+def write_figures(report: dict, full_ledger: Ledger, out: Path) -> list[Path]:
+    """The demo's pictures: accuracy per stage against the reference, write energy per revoke."""
+    paths = [out / "accuracy.png", out / "revoke_write_energy.png"]
+    values = {k: float(report[k]) for k in ACCURACY_KEYS}
+    figure = viz.plot_bars(values, "accuracy", "speaker lifecycle: measured vs reference", REFERENCE)
+    figure.savefig(paths[0], dpi=120)
+    lora = {"write.sram": float(report["revoke.write_energy_j"])}
+    rewrite = {c: v["joules"] for c, v in full_ledger.by_category().items() if c.startswith("write.")}
+    viz.plot_energy({"revoke: LoRA (SRAM)": lora, "revoke: reprogram RM": rewrite}, "write energy of one revoke").savefig(paths[1], dpi=120)
+    viz.plt.close("all")
+    return paths
 
 
 def fast(config: DemoConfig) -> DemoConfig:

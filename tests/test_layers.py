@@ -186,3 +186,24 @@ def test_op_counts_and_inference_posting():
     L.post_inference(gpu, counts, "gpu")
     assert gpu.count("infer.gpu_mac") == 3 * 10 * 4 + 3 * 2 * 14
     assert hybrid.joules("infer") > 0
+
+
+def test_fused_adapters_match_separate_ones_at_inference():
+    model = L.analogize(_cnn())
+    for name in ("a", "b", "c"):
+        for p in L.add_adapter(model, name, rank=2, alpha=4)[1::2]:
+            with torch.no_grad():
+                p.normal_(0, 0.1)
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        separate = model(x)
+        L.fuse_adapters(model)
+        L.reset_counts(model)
+        fused = model(x)
+    assert torch.allclose(fused, separate, atol=1e-5)
+    assert L.collect_counts(model).adapter_macs == sum(
+        layer.crossbar.counts.vectors * layer.crossbar.in_features * layer.crossbar.out_features for _, layer in L.hybrid_layers(model)
+    )
+    L.set_active(model, ["a"])  # any adapter change undoes the fusion
+    with torch.no_grad():
+        assert not torch.allclose(model(x), fused, atol=1e-5)
