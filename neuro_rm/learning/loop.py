@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from neuro_rm.learning import distributed
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -46,22 +48,28 @@ def optimize(
     """Minimise ``batch_loss(indices)`` over ``params`` for ``config.epochs`` epochs; returns steps taken.
 
     ``after_epoch(epoch)`` may return True to stop early (model selection lives in the caller).
+    Under ``torchrun`` each rank trains on its slice of every minibatch and gradients are averaged.
     """
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError(f"{description}: there are no trainable parameters")
     if n_samples < 1:
         raise ValueError(f"{description}: there are no training samples")
+    distributed.broadcast_parameters(params)
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     steps = 0
-    for epoch in tqdm(range(config.epochs), desc=description, disable=not config.progress, leave=False):
+    show = config.progress and distributed.rank() == 0
+    for epoch in tqdm(range(config.epochs), desc=description, disable=not show, leave=False):
         for indices in minibatches(n_samples, config.batch_size, generator):
+            local = distributed.shard(indices)
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(indices)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
-            loss.backward()
+            if len(local):  # a rank with an empty slice still joins the gradient average
+                loss = batch_loss(local)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
+                loss.backward()
+            distributed.average_gradients(params)
             optimizer.step()
             steps += 1
         if after_epoch is not None and after_epoch(epoch):
