@@ -37,6 +37,15 @@ class RSNNConfig:
             raise ValueError(f"RSNNConfig.threshold must be > 0, got {self.threshold}")
 
 
+def lif_step(
+    current: torch.Tensor, spk: torch.Tensor, mem: torch.Tensor, recurrent: nn.Module, beta: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of snntorch's ``RLeaky`` (reset by subtraction, delayed reset), forward only:
+    mem' = β·mem + I + W_rec·s − θ·s,  s' = H(mem' − θ)."""
+    mem = beta * mem + current + recurrent(spk) - threshold * spk
+    return (mem > threshold).to(mem.dtype), mem
+
+
 # The analogue synapses of the network, by module name (the readout stays digital).
 SYNAPSES = ("fc_in", "lif.recurrent")
 
@@ -61,16 +70,24 @@ class SpeakerRSNN(nn.Module):
             )
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden spike trains, (batch, T, hidden)."""
+        """Hidden spike trains, (batch, T, hidden).
+
+        With gradients on, every step goes through snntorch's ``RLeaky`` (surrogate gradients).  With
+        gradients off, ``lif_step`` computes the same dynamics with fewer tensor operations.
+        """
         self._check(x)
         current = self.fc_in(x)  # all time steps in one product
         spk = torch.zeros(x.shape[0], self.config.n_hidden, dtype=current.dtype, device=current.device)
         mem = torch.zeros_like(spk)
+        step = self.lif if torch.is_grad_enabled() else self._inference_step
         trains = []
         for t in range(x.shape[1]):
-            spk, mem = self.lif(current[:, t], spk, mem)
+            spk, mem = step(current[:, t], spk, mem)
             trains.append(spk)
         return torch.stack(trains, dim=1)
+
+    def _inference_step(self, current: torch.Tensor, spk: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return lif_step(current, spk, mem, self.lif.recurrent, self.config.beta, self.config.threshold)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Spike counts per hidden neuron, what the readout sees."""

@@ -1,0 +1,115 @@
+"""RSNN training and inference throughput, side by side in one run, plus the share of matmul peak.
+
+Variants: a hand-written LIF loop in plain torch (the way the public reference writes it), the same
+network in snntorch, and the neuro_rm analogized network (crossbar base; training updates one LoRA
+branch, as every lifecycle step does).  Run: python benchmarks/bench_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common import median_seconds, print_table
+from neuro_rm import analogize
+from neuro_rm import layers as hybrid
+from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward, fast-sigmoid surrogate backward (slope 25)."""
+
+    @staticmethod
+    def forward(ctx, v):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(v)
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        (v,) = ctx.saved_tensors
+        return grad / (25 * v.abs() + 1) ** 2
+
+
+class HandWrittenRSNN(nn.Module):
+    """Plain-torch LIF loop: mem = β·mem + W_in·x + W_rec·s − θ·s_prev, s = H(mem − θ)."""
+
+    def __init__(self, cfg: RSNNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.fc_in = nn.Linear(cfg.n_inputs, cfg.n_hidden)
+        self.rec = nn.Linear(cfg.n_hidden, cfg.n_hidden)
+        self.out = nn.Linear(cfg.n_hidden, cfg.n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        current = self.fc_in(x)
+        spk = torch.zeros(x.shape[0], self.cfg.n_hidden)
+        mem = torch.zeros_like(spk)
+        count = torch.zeros_like(spk)
+        for t in range(x.shape[1]):
+            mem = self.cfg.beta * mem + current[:, t] + self.rec(spk) - self.cfg.threshold * spk
+            spk = _Spike.apply(mem - self.cfg.threshold)
+            count = count + spk
+        return self.out(count)
+
+
+def _train_step(model: nn.Module, params: list, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def run(batch: int = 128, repeats: int = 7) -> tuple[list[tuple], list[tuple]]:
+    torch.manual_seed(0)
+    cfg = RSNNConfig()
+    x = (torch.rand(batch, 10, cfg.n_inputs) < 0.1).float()
+    y = torch.randint(cfg.n_outputs, (batch,))
+    snn_model = SpeakerRSNN(cfg)
+    analog = analogize(copy.deepcopy(snn_model), targets=SYNAPSES)
+    adapter = hybrid.add_adapter(analog, "bench", rank=8, alpha=16)
+    models = {
+        "plain torch (hand-written LIF)": (HandWrittenRSNN(cfg), None),
+        "snntorch, digital": (snn_model, None),
+        "neuro_rm analogized (+1 LoRA)": (analog, adapter),
+    }
+    rows, infer_seconds = [], {}
+    for label, (model, params) in models.items():
+        params = params or list(model.parameters())
+        opt = torch.optim.Adam(params, lr=1e-3)
+        model.train()
+        train_s = median_seconds(lambda m=model, p=params, o=opt: _train_step(m, p, x, y, o), repeats)
+        model.eval()
+        with torch.no_grad():
+            infer_seconds[label] = median_seconds(lambda m=model: m(x), repeats)
+        rows.append((label, batch / train_s, batch / infer_seconds[label]))
+    base_train, base_infer = rows[0][1], rows[0][2]
+    rows = [(label, tr, inf, base_train / tr, base_infer / inf) for label, tr, inf in rows]
+    macs = batch * 10 * (cfg.n_inputs * cfg.n_hidden + cfg.n_hidden * cfg.n_hidden) + batch * cfg.n_hidden * cfg.n_outputs
+    peak = peak_gflops()
+    peak_rows = [(label, 2 * macs / s / 1e9, 2 * macs / s / 1e9 / peak) for label, s in infer_seconds.items()]
+    peak_rows.append(("torch matmul 2048x2048 (peak)", peak, 1.0))
+    return rows, peak_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    rows, peak_rows = run(args.batch, args.repeats)
+    print_table(f"RSNN throughput, batch {args.batch}, {torch.get_num_threads()} threads (samples/s; time ratio vs plain torch)",
+                ("variant", "train samples/s", "infer samples/s", "train time ratio", "infer time ratio"), rows)
+    print_table("Batched inference: achieved share of the machine's matmul peak",
+                ("variant", "GFLOP/s", "share of peak"), peak_rows)
+
+
+if __name__ == "__main__":
+    main()
