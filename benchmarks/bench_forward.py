@@ -9,8 +9,8 @@ import argparse
 import copy
 
 import torch
-
 from common import median_seconds, print_table
+
 from neuro_rm import analogize
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN

@@ -12,9 +12,9 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from common import median_seconds, print_table
 from torch import nn
 
-from common import median_seconds, print_table
 from neuro_rm import analogize
 from neuro_rm import layers as hybrid
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
