@@ -171,11 +171,17 @@ class Crossbar(nn.Module):
         return self._weight_cache
 
     def sample_weight(self) -> torch.Tensor:
-        """Effective weights as one noisy read of the array sees them."""
+        """Effective weights as one noisy read of the array sees them.
+
+        Read noise N(0, σ) on each cell is drawn directly in weight units (σ/k per cell; a
+        differential pair reads two cells, so √2·σ/k), which equals decoding a noisy conductance read.
+        """
         w = self.weight()
-        if not self.config.read_noise or self.device_config.read_noise_us == 0:
+        sigma = self.device_config.read_noise_us
+        if not self.config.read_noise or sigma == 0:
             return w
-        return self.decode(self.cells.read(noisy=True))
+        per_weight = sigma / self._gain() * (math.sqrt(2.0) if self.config.mapping == "differential" else 1.0)
+        return w + per_weight * torch.randn(w.shape, generator=self.cells.generator)
 
     def count(self, vectors: int) -> None:
         """Record ``vectors`` input vectors pushed through the array."""
