@@ -94,6 +94,7 @@ class SpeakerAuthenticator:
         self.threshold: float | None = None
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
+        self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
 
     # ------------------------------------------------------------------ registry
     @staticmethod
@@ -114,7 +115,7 @@ class SpeakerAuthenticator:
             raise KeyError(f"unknown speaker {name!r} (enrolled: {self.enrolled})")
         return self.registry[name]
 
-    def _enrolled_record(self, name: str) -> SpeakerRecord:
+    def require_enrolled(self, name: str) -> SpeakerRecord:
         rec = self.record(name)
         if rec.status == REVOKED:
             raise ValueError(f"speaker {name!r} is already revoked")
@@ -215,7 +216,7 @@ class SpeakerAuthenticator:
         ``forget_x`` are the speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
         """
         self._require_deployed("revoke")
-        rec = self._enrolled_record(name)
+        rec = self.require_enrolled(name)
         if len(self.enrolled) < 2:
             raise ValueError("cannot revoke the last enrolled speaker")
         forget_x = self.check_frames(forget_x, f"samples of {name!r}")
@@ -342,6 +343,7 @@ class SpeakerAuthenticator:
             "adapters": hybrid.adapter_specs(self.model) if self.deployed else {},
             "active": {n: layer.active for n, layer in hybrid.hybrid_layers(self.model)},
             "threshold": self.threshold,
+            "metadata": self.metadata,
         }
         buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
                    "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
@@ -384,5 +386,6 @@ class SpeakerAuthenticator:
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None
         model.eval()
         auth.threshold = state["threshold"]
+        auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
         return auth

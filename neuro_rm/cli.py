@@ -1,50 +1,273 @@
-"""The ``neuro-rm`` command: one subcommand per job, ``--json`` for machine-readable output."""
+"""The ``neuro-rm`` command: one subcommand per job, ``--json`` for one machine-readable JSON object.
+
+Lifecycle commands share a state folder (``--state``, default ``neuro_rm_state``): ``train`` creates it,
+``deploy`` writes the crossbars, ``revoke``/``enroll``/``restore`` change only LoRA branches, ``verify``
+answers claims.  Every change is saved as a crash-safe snapshot.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
+from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
 from neuro_rm.device import DeviceConfig
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
+from neuro_rm.models.rsnn import RSNNConfig
+from neuro_rm.store import CorruptStateError
+
+DEFAULT_STATE = Path("neuro_rm_state")
 
 
-def _emit(result: dict, as_json: bool, render: Callable[[dict], str]) -> None:
-    print(json.dumps(result, indent=2, sort_keys=True) if as_json else render(result))
+# ---------------------------------------------------------------------- output
+def _jsonable(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
-def _render_flat(result: dict) -> str:
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_format(v)}" for k, v in value.items())
+    return str(value)
+
+
+def render_table(result: dict) -> str:
     width = max(len(k) for k in result)
-    lines = []
-    for key, value in result.items():
-        if isinstance(value, float):
-            value = f"{value:.6g}"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
-        lines.append(f"{key:<{width}}  {value}")
-    return "\n".join(lines)
+    return "\n".join(f"{key:<{width}}  {_format(value)}" for key, value in result.items())
 
 
+def _emit(result: dict, as_json: bool, render: Callable[[dict], str] = render_table) -> None:
+    print(json.dumps(_jsonable(result), indent=2, sort_keys=True) if as_json else render(result))
+
+
+# ---------------------------------------------------------------------- data
+def _splits(path: Path | None, n_speakers: int | None = None):  # noqa: ANN202 - data layer type
+    from neuro_rm.data import load_bundled_speakers, load_speakers
+
+    return load_bundled_speakers(n_speakers) if path is None else load_speakers(path, n_speakers)
+
+
+def _labelled(frames) -> LabelledSet:  # noqa: ANN001
+    return LabelledSet(frames.x, frames.y)
+
+
+def _speaker_label(splits, name: str) -> int:  # noqa: ANN001
+    if name not in splits.speaker_names:
+        raise KeyError(f"speaker {name!r} is not in the data (speakers: {splits.speaker_names})")
+    return splits.speaker_names.index(name)
+
+
+def _state_data(auth: SpeakerAuthenticator, data: Path | None):  # noqa: ANN202
+    source = data if data is not None else auth.metadata.get("data")
+    return _splits(Path(source) if source else None, auth.metadata.get("n_speakers"))
+
+
+# ---------------------------------------------------------------------- commands
 def cmd_device(args: argparse.Namespace) -> None:
     config = DeviceConfig.taox_1t1r(tolerance_us=args.tolerance, levels=args.levels)
-    result = characterize_device(config, args.rows, args.cols, args.seed)
-    _emit(result, args.json, _render_flat)
+    _emit(characterize_device(config, args.rows, args.cols, args.seed), args.json)
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    from neuro_rm.data.summary import format_summary, summarize
+
+    _emit(summarize(args.path), args.json, format_summary)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from neuro_rm.learning import distributed
+
+    distributed.init_from_env()
+    splits = _splits(args.data, args.speakers)
+    names = splits.speaker_names
+    if not 0 <= args.hold_out < len(names) - 1:
+        raise ValueError(f"--hold-out must leave at least 2 of the {len(names)} speakers to train on")
+    first = list(range(len(names) - args.hold_out))
+    rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
+    auth, fit = SpeakerAuthenticator.pretrain(
+        names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
+        config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
+    )
+    auth.metadata = {"data": str(args.data) if args.data else None, "n_speakers": args.speakers}
+    test = _labelled(splits.test).of_classes(first)
+    result = {"speakers": names[: len(first)], "held_out": names[len(first):], "best_epoch": fit.best_epoch,
+              "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
+              "trainable_params": fit.trainable_params, "steps": fit.steps}
+    if distributed.rank() == 0:
+        auth.save(args.state)
+        _emit(result, args.json)
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state)
+    result = auth.deploy(DeviceConfig.taox_1t1r(tolerance_us=args.tolerance), seed=args.seed)
+    auth.calibrate()
+    auth.save(args.state)
+    _emit(result, args.json)
+
+
+def cmd_revoke(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state)
+    auth.require_enrolled(args.speaker)  # fail before loading data
+    splits = _state_data(auth, args.data)
+    label = _speaker_label(splits, args.speaker)
+    forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
+    config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs))
+    report = auth.revoke(args.speaker, forget.x, config=config)
+    auth.calibrate()
+    auth.save(args.state)
+    _emit({"speaker": args.speaker, "method": args.method, "trainable_params": report.trainable_params,
+           "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
+
+
+def cmd_enroll(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state)
+    if args.speaker in auth.registry:
+        raise ValueError(f"speaker {args.speaker!r} exists already ({auth.registry[args.speaker].status})")
+    splits = _state_data(auth, args.data)
+    label = _speaker_label(splits, args.speaker)
+    report = auth.enroll(args.speaker, splits.train.select([label]).x, splits.val.select([label]).x,
+                         TrainConfig(epochs=args.epochs, lr=2e-3))
+    auth.calibrate()
+    auth.save(args.state)
+    test = splits.test.select([label])
+    new_acc = float((predict_logits(auth.model, test.x).argmax(1) == auth.registry[args.speaker].label).float().mean())
+    _emit({"speaker": args.speaker, "trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy,
+           "new_speaker_test_accuracy": new_acc, **report.extra}, args.json)
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state)
+    report = auth.restore(TrainConfig(epochs=args.epochs, lr=2e-3))
+    auth.calibrate()
+    auth.save(args.state)
+    _emit({"trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state)
+    split, _, index = args.sample.partition(":")
+    if split not in ("train", "val", "test") or not index.isdigit():
+        raise ValueError(f"SAMPLE must be SPLIT:INDEX with SPLIT train, val or test (e.g. test:12), got {args.sample!r}")
+    frames = getattr(_state_data(auth, args.data), split)
+    if int(index) >= len(frames):
+        raise ValueError(f"{split} split has {len(frames)} samples; index {index} is out of range")
+    _emit(auth.verify(frames.x[int(index)], args.claim), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+    splits = _splits(args.data, args.speakers)
+    data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
+    config = DemoConfig(seed=args.seed)
+    report = run_speaker_demo(data, fast(config) if args.fast else config, args.out, progress=not args.json)
+    _emit(report, args.json, render_demo)
+
+
+def render_demo(report: dict) -> str:
+    reference = report.get("reference", {})
+    rows = [("step", "metric", "measured", "reference")]
+    for key, value in report.items():
+        if key in ("reference", "speakers") or isinstance(value, dict):
+            continue
+        step, _, metric = key.partition(".")
+        ref = reference.get(key)
+        rows.append((step, metric or key, _format(value), "" if ref is None else _format(ref)))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def cmd_faults(args: argparse.Namespace) -> None:
+    from neuro_rm.reliability import fault_sweep
+
+    auth = SpeakerAuthenticator.load(args.state)
+    splits = _state_data(auth, args.data)
+
+    def progress(row: dict) -> None:
+        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}", file=sys.stderr)
+
+    result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3),
+                         on_row=None if args.json else progress)
+    _emit(result, args.json, lambda r: render_table({"clean_accuracy": r["clean_accuracy"]} |
+                                                  {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}" for row in r["rows"]}))
+
+
+# ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuro-rm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="neuro-rm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("device", help="characterise the simulated RM cell: program an array, measure it")
+    def command(name: str, func: Callable, help: str, state: bool = False, data: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--seed", type=int, default=0)
+        if state:
+            p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
+        if data:
+            p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
     p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us, help="write-verify tolerance, µS")
     p.add_argument("--levels", type=int, default=DeviceConfig.levels, help="programmable conductance levels")
     p.add_argument("--rows", type=int, default=128)
     p.add_argument("--cols", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_device)
+
+    p = command("data", cmd_data, "summarise an SSC-layout file, or the bundled data sets")
+    p.add_argument("path", nargs="?", type=Path, default=None)
+
+    p = command("demo", cmd_demo, "the main job: train, deploy, revoke, enroll, restore, verify on speaker data", data=True)
+    p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for plots and the final state")
+    p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
+
+    p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
+    p.add_argument("--speakers", type=int, default=None)
+    p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
+    p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+
+    p = command("deploy", cmd_deploy, "write the backbone into crossbars with write-and-verify", state=True)
+    p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us)
+
+    p = command("revoke", cmd_revoke, "forget a speaker with a LoRA branch", state=True, data=True)
+    p.add_argument("speaker")
+    p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
+    p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
+
+    p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
+    p.add_argument("speaker")
+    p.add_argument("--epochs", type=int, default=12)
+
+    p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)
+    p.add_argument("--epochs", type=int, default=8)
+
+    p = command("verify", cmd_verify, "accept or reject a sample's claim to be a speaker", state=True, data=True)
+    p.add_argument("sample", help="SPLIT:INDEX of the data file, e.g. test:12")
+    p.add_argument("--claim", required=True)
+
+    p = command("faults", cmd_faults, "accuracy under device faults, with and without a restore branch", state=True, data=True)
+    p.add_argument("--epochs", type=int, default=8)
     return parser
 
 
@@ -52,8 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        print(f"neuro-rm {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, KeyError, FileNotFoundError, CorruptStateError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"neuro-rm {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

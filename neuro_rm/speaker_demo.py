@@ -117,10 +117,17 @@ def run_speaker_demo(
     n_inputs = data.train.x.shape[-1]
     report: dict[str, object] = {"speakers": data.names, "revoked_speaker": data.names[gone], "enrolled_speaker": data.names[new_label]}
     stages = tqdm(total=6, desc="demo", disable=not progress)
+    clock = {"name": None, "start": time.perf_counter()}
 
-    def stage(name: str) -> None:
-        stages.set_postfix_str(name)
-        log(name)
+    def stage(name: str | None) -> None:
+        now = time.perf_counter()
+        if clock["name"] is not None:
+            report[f"seconds.{clock['name']}"] = now - clock["start"]
+            stages.update()
+        clock.update(name=name, start=now)
+        if name is not None:
+            stages.set_postfix_str(name)
+            log(name)
 
     # 1. digital pretraining on the first k-1 speakers
     stage("pretrain")
@@ -132,7 +139,6 @@ def run_speaker_demo(
     report["pretrain.best_epoch"] = fit.best_epoch
     report["params.total"] = sum(p.numel() for p in auth.model.parameters())
     digital = copy.deepcopy(auth.model)
-    stages.update()
 
     # 2. deploy: write-verify the synapses once; accuracy after programming and after drift
     stage("deploy")
@@ -147,7 +153,6 @@ def run_speaker_demo(
         report[f"deploy.drift_accuracy.{t:g}s"] = _acc(auth.model, data.test.of_classes(old))
     hybrid.set_time(auth.model, 0.0)
     snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
-    stages.update()
 
     # 3. revoke speaker `gone` with a LoRA branch; baselines: full reprogramming, retrain from scratch
     stage("revoke")
@@ -187,7 +192,6 @@ def run_speaker_demo(
     report["baseline_retrain.forget_accuracy"] = _acc(retrained, forget_test)
     report["baseline_retrain.retain_accuracy"] = _acc(retrained, data.test.of_classes(keep))
     report["revoke.retrain_mia_auc"] = _mia(retrained, forget_train, forget_test)
-    stages.update()
 
     # 4. enroll the held-back speaker with a new branch and readout row
     stage("enroll")
@@ -200,7 +204,6 @@ def run_speaker_demo(
     report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, data.test.of_classes(keep).y))
     report["enroll.revoked_accuracy"] = _acc(auth.model, forget_test)
     report["enroll.trainable_params"] = enrolled.trainable_params
-    stages.update()
 
     # 5. restore: extra write noise on the cells, then a restore branch wins accuracy back
     stage("restore")
@@ -212,7 +215,6 @@ def run_speaker_demo(
     restored = auth.restore(config.restore)
     report["restore.accuracy"] = _acc(auth.model, current)
     report["restore.trainable_params"] = restored.trainable_params
-    stages.update()
 
     # 6. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
     stage("verify")
@@ -223,7 +225,7 @@ def run_speaker_demo(
     revoked_trials = auth.scores(forget_test.x)[:, auth.active_labels]  # the revoked speaker claims everyone
     report["verify.revoked_accept_rate"] = float((revoked_trials >= auth.threshold).float().mean())
     report["verify.impostor_accept_rate"] = float((impostor >= auth.threshold).float().mean())
-    stages.update()
+    stage(None)
     stages.close()
 
     # energy, from the ledgers of this run

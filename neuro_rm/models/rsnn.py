@@ -84,6 +84,8 @@ class SpeakerRSNN(nn.Module):
         for t in range(x.shape[1]):
             spk, mem = step(current[:, t], spk, mem)
             trains.append(spk)
+        if step is self.lif:
+            self.lif.reset_mem()  # drop the graph-bound state RLeaky keeps between calls
         return torch.stack(trains, dim=1)
 
     def _inference_step(self, current: torch.Tensor, spk: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
