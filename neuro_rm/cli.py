@@ -128,7 +128,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
-    config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs))
+    config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs, lr=args.lr))
     report = auth.revoke(args.speaker, forget.x, config=config)
     auth.calibrate()
     auth.save(args.state)
@@ -143,7 +143,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     report = auth.enroll(args.speaker, splits.train.select([label]).x, splits.val.select([label]).x,
-                         TrainConfig(epochs=args.epochs, lr=2e-3))
+                         TrainConfig(epochs=args.epochs, lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
     test = splits.test.select([label])
@@ -154,7 +154,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state)
-    report = auth.restore(TrainConfig(epochs=args.epochs, lr=2e-3))
+    report = auth.restore(TrainConfig(epochs=args.epochs, lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
     _emit({"trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
@@ -254,13 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("speaker")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
     p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
+    p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--lr", type=float, default=2e-3)
 
     p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)
     p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
 
     p = command("verify", cmd_verify, "accept or reject a sample's claim to be a speaker", state=True, data=True)
     p.add_argument("sample", help="SPLIT:INDEX of the data file, e.g. test:12")

@@ -1,0 +1,86 @@
+"""The speaker lifecycle through the ``neuro-rm`` command on a tiny SSC-layout file."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neuro_rm.data import write_spike_file
+
+
+def _tiny_file(path, n_speakers=4, per_speaker=40, n_channels=40, seed=0):
+    rng = np.random.default_rng(seed)
+    times, units, speakers = [], [], []
+    band = n_channels // n_speakers
+    for speaker in range(n_speakers):
+        for _ in range(per_speaker):
+            n = 60
+            own = rng.integers(speaker * band, (speaker + 1) * band, n)
+            noise = rng.integers(0, n_channels, n // 4)
+            u = np.concatenate([own, noise])
+            t = rng.uniform(0, 0.5, len(u))
+            order = np.argsort(t)
+            times.append(t[order])
+            units.append(u[order])
+            speakers.append(speaker)
+    write_spike_file(
+        path, times, units, labels=[0] * len(speakers), speakers=speakers, n_channels=n_channels,
+        label_names=["word"], speaker_names=[f"spk{i}" for i in range(n_speakers)],
+        attrs={"default_frames": {"n_bins": 5, "max_time": 0.5, "group": 2}},
+    )
+    return path
+
+
+def _run(*args, ok=True):
+    proc = subprocess.run([sys.executable, "-m", "neuro_rm.cli", *map(str, args)], capture_output=True, text=True)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data, state = _tiny_file(folder / "tiny.h5"), folder / "state"
+    out = json.loads(_run("train", "--data", data, "--state", state, "--epochs", "4", "--lr", "5e-3", "--hidden", "64", "--json").stdout)
+    assert out["held_out"] == ["spk3"] and out["test_accuracy"] > 0.8
+    deployed = json.loads(_run("deploy", "--state", state, "--json").stdout)
+    assert deployed["write_pulses"] > 0
+    return data, state
+
+
+def test_lifecycle_commands(trained):
+    data, state = trained
+    revoked = json.loads(_run("revoke", "spk1", "--state", state, "--data", data, "--epochs", "3", "--lr", "1e-2", "--json").stdout)
+    assert revoked["trainable_params"] > 0 and revoked["write_energy_j"] > 0
+    enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--epochs", "4", "--lr", "1e-2", "--json").stdout)
+    assert enrolled["new_speaker_test_accuracy"] > 0.5
+    verdict = json.loads(_run("verify", "test:0", "--claim", "spk1", "--state", state, "--json").stdout)
+    assert verdict["accept"] is False and verdict["reason"] == "revoked"
+    restored = json.loads(_run("restore", "--state", state, "--epochs", "2", "--json").stdout)
+    assert restored["trainable_params"] > 0
+
+
+def test_errors_are_named_and_leave_the_state_alone(trained):
+    data, state = trained
+    before = (state / "CURRENT").read_bytes()
+    for args, words in (
+        (("revoke", "nobody", "--state", state, "--data", data), "unknown speaker"),
+        (("enroll", "spk0", "--state", state, "--data", data), "exists already"),
+        (("verify", "test:99999", "--claim", "spk0", "--state", state), "out of range"),
+        (("verify", "banana", "--claim", "spk0", "--state", state), "SPLIT:INDEX"),
+        (("deploy", "--state", state.parent / "missing"), "not a neuro_rm state folder"),
+    ):
+        proc = _run(*args, ok=False)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (state / "CURRENT").read_bytes() == before
+
+
+def test_data_command_summarises_a_file(trained):
+    data, _ = trained
+    summary = json.loads(_run("data", data, "--json").stdout)
+    assert summary["samples"] == 160 and summary["n_channels"] == 40
+    proc = _run("data", data.parent / "none.h5", ok=False)
+    assert proc.returncode == 2 and "no SSC-layout file" in proc.stderr
