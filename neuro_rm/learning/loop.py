@@ -23,10 +23,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = False
+    patience: int | None = None  # stop after this many epochs without a better validation score
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"TrainConfig needs epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"TrainConfig.patience must be None or >= 1, got {self.patience}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
 

@@ -32,13 +32,19 @@ def fit(
     description: str = "train",
 ) -> FitResult:
     """Optimise ``params``; after each epoch compute ``score()`` (on validation data, higher is better)
-    and finally restore the parameters of the best-scoring epoch."""
-    best = {"score": -float("inf"), "epoch": -1, "state": None}
+    and finally restore the parameters of the best-scoring epoch.
 
-    def after_epoch(epoch: int) -> None:
+    The untrained starting point is a candidate too (epoch -1): a step that cannot improve the
+    validation score leaves the model as it was.  ``config.patience`` stops training early.
+    """
+    model.eval()
+    best = {"score": score(), "epoch": -1, "state": [p.detach().clone() for p in params]}
+
+    def after_epoch(epoch: int) -> bool:
         value = score()
         if value > best["score"]:
             best.update(score=value, epoch=epoch, state=[p.detach().clone() for p in params])
+        return config.patience is not None and epoch - best["epoch"] >= config.patience
 
     model.train()
     steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)

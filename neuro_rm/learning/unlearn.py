@@ -1,9 +1,11 @@
 """Machine unlearning: make a model forget some classes while keeping the rest.
 
-Methods (both train only the parameters they are given, e.g. one LoRA branch):
-``relabel``: the forgotten classes' samples get random labels of retained classes, mixed with
-retained samples (as the public reference does).  ``ascent``: gradient ascent on the forgotten
-samples' loss (capped, so it cannot run away) plus ordinary descent on the retained samples.
+Methods (all train only the parameters they are given, e.g. one LoRA branch, and all mix in
+ordinary descent on retained samples):
+``relabel``: the forgotten classes' samples get random labels of retained classes (as the public
+reference does).  ``ascent``: gradient ascent on the forgotten samples' loss, capped so it cannot run
+away.  ``uniform``: the forgotten samples' target is the uniform distribution over the retained
+classes, so the model answers them with no confidence for anyone — like an unknown voice.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.train import FitResult, fit
 
-METHODS = ("relabel", "ascent")
+METHODS = ("relabel", "ascent", "uniform")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,17 @@ def unlearn(
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(model(train.x[idx]), targets[idx])
+    elif config.method == "uniform":
+        with torch.no_grad():
+            width = model(train.x[:1]).shape[1]
+        targets = F.one_hot(train.y, width).float()
+        uniform = torch.zeros(width)
+        uniform[keep] = 1.0 / len(keep)
+        targets[gone] = uniform
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            logits = model(train.x[idx])
+            return F.cross_entropy(logits, targets[idx])
     else:
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:

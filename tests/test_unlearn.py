@@ -1,0 +1,70 @@
+import pytest
+import torch
+from torch import nn
+
+from neuro_rm.learning import LabelledSet, TrainConfig, UnlearnConfig, accuracy, fit_classifier, predict_logits, unlearn
+from neuro_rm.learning.unlearn import relabel
+
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(100, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_speech):
+    model = _mlp()
+    fit_classifier(model, tiny_speech["train"], tiny_speech["val"], TrainConfig(epochs=10, lr=1e-2, batch_size=32))
+    return model
+
+
+@pytest.mark.parametrize("method", ["relabel", "ascent", "uniform"])
+def test_each_method_forgets_one_class_and_keeps_the_rest(trained, tiny_speech, method):
+    import copy
+
+    model = copy.deepcopy(trained)
+    train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
+    keep_test = test.without_classes([2])
+    before_keep = accuracy(predict_logits(model, keep_test.x), keep_test.y)
+    assert accuracy(predict_logits(model, test.of_classes([2]).x), test.of_classes([2]).y) > 0.9
+    unlearn(model, list(model.parameters()), [2], train, val, [0, 1, 3],
+            UnlearnConfig(method=method, train=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
+    assert accuracy(predict_logits(model, test.of_classes([2]).x), test.of_classes([2]).y) <= 1 / 3
+    assert accuracy(predict_logits(model, keep_test.x), keep_test.y) >= before_keep - 0.1
+
+
+def test_uniform_forgetting_leaves_no_confident_answer(trained, tiny_speech):
+    import copy
+
+    model = copy.deepcopy(trained)
+    unlearn(model, list(model.parameters()), [2], tiny_speech["train"], tiny_speech["val"], [0, 1, 3],
+            UnlearnConfig(method="uniform", train=TrainConfig(epochs=8, lr=5e-3, batch_size=32)))
+    probs = torch.softmax(predict_logits(model, tiny_speech["test"].of_classes([2]).x), dim=1)
+    assert probs.max(dim=1).values.mean() < 0.6  # near 1/3 among the kept classes, not a confident relabel
+
+
+def test_relabel_draws_only_kept_classes():
+    labels = relabel(torch.zeros(1000, dtype=torch.long), [1, 3], seed=0)
+    assert set(labels.tolist()) == {1, 3}
+
+
+def test_bad_requests_are_refused(trained, tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    with pytest.raises(ValueError, match="disjoint"):
+        unlearn(trained, list(trained.parameters()), [2], train, val, [2, 3])
+    with pytest.raises(ValueError, match="no samples"):
+        unlearn(trained, list(trained.parameters()), [2], train.without_classes([2]), val, [0, 1])
+    with pytest.raises(ValueError, match="method"):
+        UnlearnConfig(method="magic")
+
+
+def test_a_step_that_cannot_help_leaves_the_model_unchanged(trained, tiny_speech):
+    import copy
+
+    model = copy.deepcopy(trained)
+    before = [p.detach().clone() for p in model.parameters()]
+    noise = LabelledSet(tiny_speech["train"].x, torch.randint(4, (len(tiny_speech["train"]),), generator=torch.Generator().manual_seed(0)))
+    assert accuracy(predict_logits(model, tiny_speech["val"].x), tiny_speech["val"].y) == 1.0  # cannot be beaten
+    result = fit_classifier(model, noise, tiny_speech["val"], TrainConfig(epochs=2, lr=1e-1, batch_size=32))
+    assert result.best_epoch == -1 and result.best_score == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
