@@ -273,15 +273,17 @@ class SpeakerAuthenticator:
         self,
         config: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64),
         adapter: AdapterConfig = AdapterConfig(),
+        data: LabelledSet | None = None,
     ) -> OperationReport:
-        """Win back accuracy lost to write noise, drift or stuck cells with a (fresh) restore branch."""
+        """Win back accuracy lost to write noise, drift or stuck cells with a (fresh) restore branch,
+        trained on ``data`` (default: the replay buffer) and selected on the holdout buffer."""
         self._require_deployed("restore")
         if "restore" in hybrid.adapter_names(self.model):
             hybrid.remove_adapter(self.model, "restore")
         params = self._new_adapter("restore", adapter)
-        replay = self.buffers.replay.of_classes(self.active_labels)
+        train = (data or self.buffers.replay).of_classes(self.active_labels)
         val = self.buffers.holdout.of_classes(self.active_labels)
-        result = fit_classifier(self.model, replay, val, config, params, "restore")
+        result = fit_classifier(self.model, train, val, config, params, "restore")
         return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))
 
     # ------------------------------------------------------------------ inference

@@ -139,7 +139,8 @@ class Crossbar(nn.Module):
         if not torch.isfinite(weight).all():
             raise ValueError("cannot program weights that contain NaN or infinite values")
         largest = float(weight.abs().max())
-        self.weight_max.fill_(largest if largest > 0 else 1.0)
+        # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
+        self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
         self._weight_cache = None
         return result

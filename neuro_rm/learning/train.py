@@ -67,14 +67,12 @@ def fit_classifier(
     params: list[nn.Parameter] | None = None,
     description: str = "pretrain",
 ) -> FitResult:
-    """Plain supervised training; selects the epoch with the best validation accuracy."""
+    """Plain supervised training; selects the epoch with the best validation accuracy, ties broken
+    by the lower validation loss (small validation sets saturate at 100 %, the loss still tells)."""
     params = list(model.parameters()) if params is None else params
-    return fit(
-        model,
-        params,
-        cross_entropy_loss(model, train),
-        len(train),
-        config,
-        lambda: accuracy(predict_logits(model, val.x), val.y),
-        description,
-    )
+
+    def score() -> float:
+        logits = predict_logits(model, val.x)
+        return accuracy(logits, val.y) - 1e-3 * float(F.cross_entropy(logits, val.y))
+
+    return fit(model, params, cross_entropy_loss(model, train), len(train), config, score, description)
