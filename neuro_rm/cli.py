@@ -181,6 +181,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _emit(report, args.json, render_demo)
 
 
+def cmd_face_demo(args: argparse.Namespace) -> None:
+    from neuro_rm.face_demo import format_result, run_face_demos
+
+    result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json)
+    _emit(result, args.json, format_result)
+
+
 def render_demo(report: dict) -> str:
     reference = report.get("reference", {})
     rows = [("step", "metric", "measured", "reference")]
@@ -238,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for plots and the final state")
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
+
+    p = command("face-demo", cmd_face_demo,
+                "faces: learn 5 Olivetti persons, forget one, add one, on a CNN or MLP-Mixer, with energy")
+    p.add_argument("--model", choices=["cnn", "mixer", "both"], default="cnn", help="network to run the lifecycle on")
+    p.add_argument("--out", type=Path, default=None, help="folder for face_demo_<model>.json")
+    p.add_argument("--fast", action="store_true", help="one fold, few epochs: a smoke run, not results")
 
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)

@@ -7,13 +7,13 @@ only; the test split is read for reporting, never for choosing.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
@@ -27,10 +27,10 @@ from neuro_rm.learning.metrics import (
     accuracy,
     backward_transfer,
     equal_error_rate,
-    mia_auc,
     per_class_accuracy,
     predict_logits,
 )
+from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc, reprogram_from
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
@@ -48,6 +48,7 @@ REFERENCE = {
     "restore.accuracy": 0.9832,
     "energy.training_cost_ratio": 25.16,
     "energy.write_energy_ratio": 63.74,
+    "energy.inference_energy_ratio_vs_gpu": 12.03,
 }
 DRIFT_TIMES_S = (3600.0, 86400.0, 1e6)
 
@@ -74,31 +75,9 @@ class SpeakerData:
     test: LabelledSet
 
 
-def _acc(model: nn.Module, data: LabelledSet) -> float:
-    return accuracy(predict_logits(model, data.x), data.y)
-
-
-def _mia(model: nn.Module, members: LabelledSet, others: LabelledSet) -> float:
-    return mia_auc(predict_logits(model, members.x), members.y, predict_logits(model, others.x), others.y)
-
-
 def _accept_rate(auth: SpeakerAuthenticator, x: torch.Tensor) -> float:
     """Share of trials accepted when every sample claims every enrolled speaker."""
     return float((auth.scores(x)[:, auth.active_labels] >= auth.threshold).float().mean())
-
-
-def _inference_energy(model: nn.Module, x: torch.Tensor, n_classes: int, hidden: int) -> dict[str, float]:
-    """Joules per sample of the measured test-set pass, as hybrid, all-analogue and GPU hardware."""
-    hybrid.reset_counts(model)
-    predict_logits(model, x)
-    counts = hybrid.collect_counts(model)
-    head_macs = len(x) * hidden * n_classes
-    out = {}
-    for mode in ("hybrid", "analog", "gpu"):
-        ledger = Ledger()
-        hybrid.post_inference(ledger, counts, mode, extra_digital_macs=head_macs)
-        out[mode] = ledger.joules("infer") / len(x)
-    return out
 
 
 def run_speaker_demo(
@@ -140,7 +119,7 @@ def run_speaker_demo(
         data.names[:-1], data.train.of_classes(old), data.val.of_classes(old),
         RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1), config.pretrain, seed=config.seed,
     )
-    report["pretrain.accuracy"] = _acc(auth.model, data.test.of_classes(old))
+    report["pretrain.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
     report["pretrain.best_epoch"] = fit.best_epoch
     report["params.total"] = sum(p.numel() for p in auth.model.parameters())
     digital = copy.deepcopy(auth.model)
@@ -148,14 +127,14 @@ def run_speaker_demo(
     # 2. deploy: write-verify the synapses once; accuracy after programming and after drift
     stage("deploy")
     deployed = auth.deploy(config.device, seed=config.seed)
-    report["deploy.accuracy"] = _acc(auth.model, data.test.of_classes(old))
+    report["deploy.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
     report["deploy.write_pulses"] = deployed["write_pulses"]
     report["deploy.write_energy_j"] = deployed["write_energy_j"]
     report["deploy.programming_seconds"] = deployed["programming_seconds"]
     report["deploy.cells"] = deployed["cells"]
     for t in DRIFT_TIMES_S:
         hybrid.set_time(auth.model, t)
-        report[f"deploy.drift_accuracy.{t:g}s"] = _acc(auth.model, data.test.of_classes(old))
+        report[f"deploy.drift_accuracy.{t:g}s"] = accuracy_on(auth.model, data.test.of_classes(old))
     hybrid.set_time(auth.model, 0.0)
     snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
 
@@ -164,12 +143,12 @@ def run_speaker_demo(
     forget_train, forget_test = data.train.of_classes([gone]), data.test.of_classes([gone])
     retain_train = data.train.of_classes(keep)
     revoked = auth.revoke(data.names[gone], forget_train.x, retain=retain_train, config=config.unlearn)
-    report["revoke.forget_accuracy"] = _acc(auth.model, forget_test)
-    report["revoke.retain_accuracy"] = _acc(auth.model, data.test.of_classes(keep))
-    report["revoke.mia_auc"] = _mia(auth.model, forget_train, forget_test)
+    report["revoke.forget_accuracy"] = accuracy_on(auth.model, forget_test)
+    report["revoke.retain_accuracy"] = accuracy_on(auth.model, data.test.of_classes(keep))
+    report["revoke.mia_auc"] = membership_auc(auth.model, forget_train, forget_test)
     report["revoke.trainable_params"] = revoked.trainable_params
     report["revoke.write_energy_j"] = revoked.extra["write_energy_j"]
-    report["pretrain.mia_auc"] = _mia(digital, forget_train, forget_test)
+    report["pretrain.mia_auc"] = membership_auc(digital, forget_train, forget_test)
     # acceptance at the equal-error threshold: the revoked voice vs a voice never enrolled (the held-back speaker)
     auth.calibrate()
     report["revoke.revoked_accept_rate"] = _accept_rate(auth, forget_test.x)
@@ -180,15 +159,11 @@ def run_speaker_demo(
     full_fit = unlearn(full, full_params, [gone], LabelledSet.concat(forget_train, retain_train),
                        data.val.of_classes(old), keep, config.unlearn, "baseline: full fine-tune")
     full_ledger = Ledger(auth.ledger.energy)
-    hybrid.set_ledger(snapshot, full_ledger)
-    snapshot.head.load_state_dict(full.head.state_dict())
-    rewrites = hybrid.reprogram(snapshot, {"fc_in": full.fc_in.weight, "lif.recurrent": full.lif.recurrent.weight})
-    for name in ("fc_in", "lif.recurrent"):
-        snapshot.get_submodule(name).bias.copy_(full.get_submodule(name).bias.detach())
+    rewrites = reprogram_from(snapshot, full, full_ledger)
     full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
-    report["baseline_full.forget_accuracy"] = _acc(snapshot, forget_test)
-    report["baseline_full.retain_accuracy"] = _acc(snapshot, data.test.of_classes(keep))
-    report["baseline_full.mia_auc"] = _mia(snapshot, forget_train, forget_test)
+    report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, forget_test)
+    report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, data.test.of_classes(keep))
+    report["baseline_full.mia_auc"] = membership_auc(snapshot, forget_train, forget_test)
     report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
     report["baseline_full.write_energy_j"] = full_ledger.joules("write")
     report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
@@ -198,9 +173,9 @@ def run_speaker_demo(
     torch.manual_seed(config.seed + 1)
     retrained = SpeakerRSNN(RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1))
     fit_classifier(retrained, retain_train, data.val.of_classes(keep), config.pretrain, description="baseline: retrain")
-    report["baseline_retrain.forget_accuracy"] = _acc(retrained, forget_test)
-    report["baseline_retrain.retain_accuracy"] = _acc(retrained, data.test.of_classes(keep))
-    report["revoke.retrain_mia_auc"] = _mia(retrained, forget_train, forget_test)
+    report["baseline_retrain.forget_accuracy"] = accuracy_on(retrained, forget_test)
+    report["baseline_retrain.retain_accuracy"] = accuracy_on(retrained, data.test.of_classes(keep))
+    report["revoke.retrain_mia_auc"] = membership_auc(retrained, forget_train, forget_test)
     gold = SpeakerAuthenticator(retrained, data.names[:-1], auth.buffers)  # same holdout, revoked speaker dropped
     gold.registry[data.names[gone]].status = REVOKED
     gold.calibrate()
@@ -212,21 +187,21 @@ def run_speaker_demo(
     enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
                            data.val.of_classes([new_label]).x, config.enroll)
     after_logits = predict_logits(auth.model, data.test.of_classes(keep).x)
-    report["enroll.new_accuracy"] = _acc(auth.model, data.test.of_classes([new_label]))
+    report["enroll.new_accuracy"] = accuracy_on(auth.model, data.test.of_classes([new_label]))
     report["enroll.old_accuracy"] = accuracy(after_logits, data.test.of_classes(keep).y)
     report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, data.test.of_classes(keep).y))
-    report["enroll.revoked_accuracy"] = _acc(auth.model, forget_test)
+    report["enroll.revoked_accuracy"] = accuracy_on(auth.model, forget_test)
     report["enroll.trainable_params"] = enrolled.trainable_params
 
     # 5. restore: extra write noise on the cells, then a restore branch wins accuracy back
     stage("restore")
     current = data.test.of_classes(auth.active_labels)
-    report["restore.clean_accuracy"] = _acc(auth.model, current)
+    report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
     hybrid.add_write_noise(auth.model, config.write_noise_us)
     report["restore.write_noise_us"] = config.write_noise_us
-    report["restore.noisy_accuracy"] = _acc(auth.model, current)
+    report["restore.noisy_accuracy"] = accuracy_on(auth.model, current)
     restored = auth.restore(config.restore, data=data.train.of_classes(auth.active_labels))
-    report["restore.accuracy"] = _acc(auth.model, current)
+    report["restore.accuracy"] = accuracy_on(auth.model, current)
     report["restore.trainable_params"] = restored.trainable_params
 
     # 6. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
@@ -243,7 +218,7 @@ def run_speaker_demo(
     # energy, from the ledgers of this run
     report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
-    per_sample = _inference_energy(auth.model, current.x, auth.model.head.n_classes, auth.model.config.n_hidden)
+    per_sample = inference_energy(auth.model, current.x, auth.model.head.n_classes * auth.model.config.n_hidden)
     report["energy.inference_j_per_sample"] = per_sample
     report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
     report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
@@ -254,7 +229,49 @@ def run_speaker_demo(
         out.mkdir(parents=True, exist_ok=True)
         auth.save(out / "state")
         write_figures(report, full_ledger, out)
+        (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        (out / "report.md").write_text(markdown_table(report))
     return report
+
+
+TABLE_ROWS = (
+    ("pretrain.accuracy", "pretrain: test accuracy (digital)", "{:.2%}"),
+    ("deploy.accuracy", "deploy: accuracy after write-verify", "{:.2%}"),
+    ("deploy.drift_accuracy.1e+06s", "deploy: accuracy after 10^6 s drift", "{:.2%}"),
+    ("deploy.write_pulses", "deploy: write pulses", "{:,}"),
+    ("deploy.write_energy_j", "deploy: write energy (J)", "{:.3g}"),
+    ("revoke.forget_accuracy", "revoke (LoRA): forgotten speaker accuracy", "{:.2%}"),
+    ("revoke.retain_accuracy", "revoke (LoRA): retained speakers accuracy", "{:.2%}"),
+    ("revoke.mia_auc", "revoke (LoRA): membership-inference AUC", "{:.3f}"),
+    ("revoke.retrain_mia_auc", "retrain from scratch: membership-inference AUC", "{:.3f}"),
+    ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),
+    ("baseline_full.write_pulses", "full fine-tune + reprogram: write pulses", "{:,}"),
+    ("revoke.revoked_accept_rate", "revoked voice accepted as someone (after revoke)", "{:.2%}"),
+    ("revoke.unseen_accept_rate", "never-enrolled voice accepted as someone", "{:.2%}"),
+    ("baseline_retrain.revoked_accept_rate", "retrain from scratch: revoked voice accepted", "{:.2%}"),
+    ("enroll.new_accuracy", "enroll (LoRA + row): new speaker accuracy", "{:.2%}"),
+    ("enroll.old_accuracy", "enroll: old speakers accuracy", "{:.2%}"),
+    ("enroll.revoked_accuracy", "enroll: revoked speaker stays forgotten", "{:.2%}"),
+    ("restore.noisy_accuracy", "restore: accuracy after σ = 1 µS write noise", "{:.2%}"),
+    ("restore.accuracy", "restore: accuracy with restore branch", "{:.2%}"),
+    ("verify.eer", "verify: equal-error rate (revoked = impostor)", "{:.2%}"),
+    ("verify.revoked_accept_rate", "verify: revoked voice accepted (final threshold)", "{:.2%}"),
+    ("verify.impostor_accept_rate", "verify: impostor trials accepted", "{:.2%}"),
+    ("energy.training_cost_ratio", "training cost ratio (full / LoRA parameters)", "{:.2f}×"),
+    ("energy.write_energy_ratio", "write energy ratio (reprogram / LoRA SRAM)", "{:.1f}×"),
+    ("energy.inference_energy_ratio_vs_gpu", "inference energy ratio (GPU / hybrid)", "{:.2f}×"),
+    ("seconds", "wall time of the whole demo (s)", "{:.0f}"),
+)
+
+
+def markdown_table(report: dict) -> str:
+    """The demo's headline numbers next to the reference figures, as a Markdown table."""
+    reference = report.get("reference", {})
+    lines = ["| step | measured | reference |", "|---|---|---|"]
+    for key, label, fmt in TABLE_ROWS:
+        ref = reference.get(key)
+        lines.append(f"| {label} | {fmt.format(report[key])} | {'' if ref is None else fmt.format(ref)} |")
+    return "\n".join(lines) + "\n"
 
 
 ACCURACY_KEYS = ("pretrain.accuracy", "revoke.forget_accuracy", "revoke.retain_accuracy", "baseline_full.retain_accuracy",

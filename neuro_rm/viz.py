@@ -82,7 +82,8 @@ def plot_bars(values: Mapping[str, float], ylabel: str, title: str, reference: M
     ax.bar(x - 0.2 if reference else x, [values[k] for k in labels], width=0.4, label="measured")
     if reference:
         ax.bar(x + 0.2, [reference.get(k, np.nan) for k in labels], width=0.4, fill=False, label="reference")
-        ax.legend()
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.2)  # room for the legend above the bars
+        ax.legend(loc="upper right", ncol=2)
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set(ylabel=ylabel, title=title)
     fig.tight_layout()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from neuro_rm import layers as hybrid
+from neuro_rm.device import ProgramResult
 from neuro_rm.energy import EnergyModel, Ledger
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.metrics import accuracy, mia_auc, predict_logits
@@ -48,15 +49,16 @@ def inference_energy(
     return out
 
 
-def reprogram_from(deployed: nn.Module, trained: nn.Module, ledger: Ledger) -> None:
+def reprogram_from(deployed: nn.Module, trained: nn.Module, ledger: Ledger) -> list[ProgramResult]:
     """The full-reprogramming baseline: write every weight of ``trained`` (a digital copy of the same
     network, fine-tuned) into ``deployed``'s crossbars, costed in ``ledger``, and copy its digital state
     (biases, norms, readout) over."""
     names = [name for name, _ in hybrid.hybrid_layers(deployed)]
     hybrid.set_ledger(deployed, ledger)
-    hybrid.reprogram(deployed, {name: trained.get_submodule(name).weight for name in names})
+    results = hybrid.reprogram(deployed, {name: trained.get_submodule(name).weight for name in names})
     crossbar_weights = {f"{name}.weight" for name in names}
     digital = {k: v for k, v in trained.state_dict().items() if k not in crossbar_weights}
     result = deployed.load_state_dict(digital, strict=False)
     if result.unexpected_keys:
         raise ValueError(f"reprogram_from: the deployed model has no place for {result.unexpected_keys}")
+    return results
