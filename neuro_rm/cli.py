@@ -188,6 +188,13 @@ def cmd_face_demo(args: argparse.Namespace) -> None:
     _emit(result, args.json, format_result)
 
 
+def cmd_diffusion_demo(args: argparse.Namespace) -> None:
+    from neuro_rm.diffusion_demo import render_report, run_diffusion_demo
+
+    report = run_diffusion_demo(args.out, fast=args.fast, seed=args.seed, progress=not args.json)
+    _emit(report, args.json, render_report)
+
+
 def render_demo(report: dict) -> str:
     reference = report.get("reference", {})
     rows = [("step", "metric", "measured", "reference")]
@@ -210,8 +217,8 @@ def cmd_faults(args: argparse.Namespace) -> None:
     def progress(row: dict) -> None:
         print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}", file=sys.stderr)
 
-    result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3),
-                         on_row=None if args.json else progress)
+    result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3, patience=4),
+                         on_row=None if args.json else progress, train=_labelled(splits.train))
     _emit(result, args.json, lambda r: render_table({"clean_accuracy": r["clean_accuracy"]} |
                                                   {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}" for row in r["rows"]}))
 
@@ -252,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="folder for face_demo_<model>.json")
     p.add_argument("--fast", action="store_true", help="one fold, few epochs: a smoke run, not results")
 
+    p = command("diffusion-demo", cmd_diffusion_demo,
+                "stylized generation: learn 6 styles, forget 2 and learn 4 new ones with LoRA on a crossbar DiT")
+    p.add_argument("--out", type=Path, default=Path("runs/diffusion"), help="folder for sample grids and diffusion_demo.json")
+    p.add_argument("--fast", action="store_true", help="tiny sizes, a few steps: a smoke run, not results")
+
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
@@ -283,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claim", required=True)
 
     p = command("faults", cmd_faults, "accuracy under device faults, with and without a restore branch", state=True, data=True)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=15)
     return parser
 
 

@@ -75,9 +75,10 @@ def fault_sweep(
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64),
     seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
+    train: LabelledSet | None = None,
 ) -> dict[str, object]:
-    """Accuracy on ``test`` under each fault, before and after a restore branch (trained on the replay
-    buffer, selected on the holdout buffer).  ``auth`` itself is left untouched."""
+    """Accuracy on ``test`` under each fault, before and after a fresh restore branch (trained on
+    ``train``, default the replay buffer; selected on the holdout buffer).  ``auth`` is left untouched."""
     if not auth.deployed:
         raise ValueError("fault_sweep needs a deployed authenticator")
     test = test.of_classes(auth.active_labels)
@@ -87,7 +88,7 @@ def fault_sweep(
         trial = copy.deepcopy(auth)
         fault.apply(trial.model, seed + index)
         faulty = accuracy(predict_logits(trial.model, test.x), test.y)
-        trial.restore(restore)
+        trial.restore(restore, data=train)
         row = {"fault": fault.kind, "level": fault.level, "label": fault.label, "accuracy": faulty,
                "restored_accuracy": accuracy(predict_logits(trial.model, test.x), test.y)}
         rows.append(row)

@@ -27,7 +27,7 @@ from neuro_rm.models.dit import NULL_CLASS
 
 @dataclass(frozen=True)
 class DenoiseConfig:
-    train: TrainConfig = TrainConfig(epochs=60, lr=1e-3, batch_size=64)
+    train: TrainConfig = TrainConfig(epochs=120, lr=2e-3, batch_size=64)
     p_uncond: float = 0.1  # share of labels dropped to the null class (classifier-free guidance)
 
     def __post_init__(self) -> None:
@@ -56,9 +56,16 @@ def add_branch(model: nn.Module, name: str, config: BranchConfig) -> list[nn.Par
 
 @dataclass(frozen=True)
 class ForgetConfig:
+    """Forgetting: its training run (labels of kept samples still dropped for guidance), the anchor class
+    a forgotten one is pulled to, and the weight of the forget term against the retain term."""
+
     denoise: DenoiseConfig = DenoiseConfig(train=TrainConfig(epochs=10, lr=2e-3, batch_size=64))
-    anchor: int = 0  # retained style whose (base-model) prediction a forgotten style is pulled to
+    anchor: int = 0
     forget_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.forget_weight > 0:
+            raise ValueError(f"forget_weight must be > 0, got {self.forget_weight}")
 
 
 def train_autoencoder(autoencoder: LatentAutoencoder, images: torch.Tensor, config: TrainConfig,

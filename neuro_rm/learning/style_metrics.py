@@ -36,9 +36,13 @@ def features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 256)
     return torch.cat([classifier.features(chunk) for chunk in images.split(batch_size)])
 
 
-def style_accuracy(classifier: nn.Module, images: torch.Tensor, requested: torch.Tensor) -> dict[int, float]:
-    """Per requested style, the share of its images the classifier assigns to that style."""
-    hits = predict_logits(classifier, images).argmax(dim=1) == requested
+def predict_styles(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    return predict_logits(classifier, images).argmax(dim=1)
+
+
+def style_accuracy(predicted: torch.Tensor, requested: torch.Tensor) -> dict[int, float]:
+    """Per requested style, the share of its images the classifier assigned to that style."""
+    hits = predicted == requested
     return {int(s): float(hits[requested == s].float().mean()) for s in torch.unique(requested)}
 
 
