@@ -2,7 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from neuro_rm.learning import LabelledSet, TrainConfig, UnlearnConfig, accuracy, fit_classifier, predict_logits, unlearn
+from neuro_rm.learning import (
+    LabelledSet,
+    TrainConfig,
+    UnlearnConfig,
+    accuracy,
+    fit_classifier,
+    predict_logits,
+    unlearn,
+)
 from neuro_rm.learning.unlearn import relabel
 
 
