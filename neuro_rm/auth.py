@@ -367,7 +367,9 @@ class SpeakerAuthenticator:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CorruptStateError(f"state.json in {folder} has an unknown format")
         try:
-            model = SpeakerRSNN(RSNNConfig(**state["rsnn"]))
+            with torch.random.fork_rng():  # a fixed start, so a loaded state's later random draws reproduce
+                torch.manual_seed(0)
+                model = SpeakerRSNN(RSNNConfig(**state["rsnn"]))
             model.head.resize(state["head_classes"])
             records = [SpeakerRecord(**r) for r in state["speakers"]]
             buffers_t = decode_tensors(files["buffers.safetensors"], "buffers.safetensors")

@@ -140,3 +140,11 @@ def test_audit_log_is_hash_chained(deployed):
     deployed.audit.entries[0]["details"]["val_accuracy"] = 0.0
     with pytest.raises(AuditTamperedError):
         deployed.audit.verify()
+
+
+def test_loading_twice_gives_the_same_later_random_draws(deployed, tmp_path):
+    deployed.save(tmp_path)
+    first, second = SpeakerAuthenticator.load(tmp_path), SpeakerAuthenticator.load(tmp_path)
+    for auth in (first, second):
+        hybrid.inject_stuck(auth.model, 0.05, 0.05)
+    assert torch.equal(first.model.fc_in.crossbar.cells.stuck, second.model.fc_in.crossbar.cells.stuck)
