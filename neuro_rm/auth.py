@@ -275,12 +275,14 @@ class SpeakerAuthenticator:
         adapter: AdapterConfig = AdapterConfig(),
         data: LabelledSet | None = None,
     ) -> OperationReport:
-        """Win back accuracy lost to write noise, drift or stuck cells with a (fresh) restore branch,
-        trained on ``data`` (default: the replay buffer) and selected on the holdout buffer."""
+        """Win back accuracy lost to write noise, drift or stuck cells with the restore branch (created
+        on first use, refined afterwards), trained on ``data`` (default: the replay buffer) and selected
+        on the holdout buffer, so a refinement that does not help leaves the branch as it was."""
         self._require_deployed("restore")
-        if "restore" in hybrid.adapter_names(self.model):
-            hybrid.remove_adapter(self.model, "restore")
-        params = self._new_adapter("restore", adapter)
+        if "restore" in hybrid.adapter_names(self.model):  # refine the repair branch there is
+            params = hybrid.adapter_parameters(self.model, "restore")
+        else:
+            params = self._new_adapter("restore", adapter)
         train = (data or self.buffers.replay).of_classes(self.active_labels)
         val = self.buffers.holdout.of_classes(self.active_labels)
         result = fit_classifier(self.model, train, val, config, params, "restore")

@@ -77,7 +77,7 @@ def fault_sweep(
     on_row: Callable[[dict], None] | None = None,
     train: LabelledSet | None = None,
 ) -> dict[str, object]:
-    """Accuracy on ``test`` under each fault, before and after a fresh restore branch (trained on
+    """Accuracy on ``test`` under each fault, before and after restoring (the restore branch trained on
     ``train``, default the replay buffer; selected on the holdout buffer).  ``auth`` is left untouched."""
     if not auth.deployed:
         raise ValueError("fault_sweep needs a deployed authenticator")
