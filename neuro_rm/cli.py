@@ -283,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=3e-3)
 
     p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)
     p.add_argument("--epochs", type=int, default=8)

@@ -58,7 +58,7 @@ class DemoConfig:
     revoke_label: int = 1  # as the reference: forget speaker 1
     pretrain: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64, patience=6)
     unlearn: UnlearnConfig = UnlearnConfig()
-    enroll: TrainConfig = TrainConfig(epochs=12, lr=2e-3, batch_size=64)
+    enroll: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64)
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()
