@@ -42,16 +42,10 @@ def test_raster_places_each_spike():
     assert sorted(map(tuple, fig.axes[0].collections[0].get_offsets().tolist())) == [(1.0, 2.0), (3.0, 0.0)]
 
 
-def test_bars_and_energy_stacks_carry_the_values():
+def test_bars_carry_measured_and_reference_values():
     fig = viz.plot_bars({"a": 0.9, "b": 0.5}, "accuracy", "t", reference={"a": 0.8})
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights[:2] == [0.9, 0.5] and heights[2] == 0.8
-    fig = viz.plot_energy({"lora": {"write.sram": 1.0}, "full": {"write.rm_pulse": 3.0, "write.rm_verify": 2.0}})
-    tops = {}
-    for patch in fig.axes[0].patches:
-        x = round(patch.get_x() + patch.get_width() / 2)
-        tops[x] = max(tops.get(x, 0), patch.get_y() + patch.get_height())
-    assert tops == {0: 1.0, 1: 5.0}
 
 
 def test_levels_mark_each_level_and_label_each_snapshot():
