@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,7 +84,6 @@ def run_speaker_demo(
     config: DemoConfig = DemoConfig(),
     out_dir: Path | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     """Run the whole lifecycle on ``data`` and return a flat, JSON-ready report."""
     start = time.perf_counter()
@@ -111,7 +109,6 @@ def run_speaker_demo(
         clock.update(name=name, start=now)
         if name is not None:
             stages.set_postfix_str(name)
-            log(name)
 
     # 1. digital pretraining on the first k-1 speakers
     stage("pretrain")
