@@ -290,11 +290,16 @@ class SpeakerAuthenticator:
 
     # ------------------------------------------------------------------ inference
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities over the enrolled speakers (revoked ones can never be claimed: -inf)."""
+        """Verification scores: each enrolled speaker's logit (revoked ones can never be claimed: -inf).
+
+        Logits, not log-softmax: a softmax over the enrolled speakers hands all of a stranger's (or a
+        revoked speaker's) evidence to the nearest enrolled voice, while a logit stays low when the voice
+        matches nobody; ``scripts/compare_unlearning.py`` measures both on validation.
+        """
         logits = predict_logits(self.model, x)
-        mask = torch.full((logits.shape[1],), float("-inf"))
-        mask[self.active_labels] = 0.0
-        return torch.log_softmax(logits + mask, dim=1)
+        inactive = torch.ones(logits.shape[1], dtype=torch.bool)
+        inactive[self.active_labels] = False
+        return logits.masked_fill(inactive, float("-inf"))
 
     def holdout_accuracy(self) -> float:
         holdout = self.buffers.holdout.of_classes(self.active_labels)

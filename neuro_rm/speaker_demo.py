@@ -149,6 +149,8 @@ def run_speaker_demo(
     # acceptance at the equal-error threshold: the revoked voice vs a voice never enrolled (the held-back speaker)
     auth.calibrate()
     report["revoke.revoked_accept_rate"] = _accept_rate(auth, forget_test.x)
+    _, impostor = auth.trial_scores(data.test.of_classes(keep))
+    report["revoke.impostor_accept_rate"] = float((impostor >= auth.threshold).float().mean())
     report["revoke.unseen_accept_rate"] = _accept_rate(auth, data.test.of_classes([new_label]).x)
 
     full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
@@ -244,6 +246,7 @@ TABLE_ROWS = (
     ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),
     ("baseline_full.write_pulses", "full fine-tune + reprogram: write pulses", "{:,}"),
     ("revoke.revoked_accept_rate", "revoked voice accepted as someone (after revoke)", "{:.2%}"),
+    ("revoke.impostor_accept_rate", "impostor trials accepted (after revoke)", "{:.2%}"),
     ("revoke.unseen_accept_rate", "never-enrolled voice accepted as someone", "{:.2%}"),
     ("baseline_retrain.revoked_accept_rate", "retrain from scratch: revoked voice accepted", "{:.2%}"),
     ("enroll.new_accuracy", "enroll (LoRA + row): new speaker accuracy", "{:.2%}"),

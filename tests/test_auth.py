@@ -58,6 +58,40 @@ def test_revoke_forgets_and_rejects(deployed, tiny_speech):
         deployed.revoke("zed", test.of_classes([1]).x)
 
 
+def _revoked_vs_impostors(auth, test, revoked_label):
+    """(revoked voice's claims accepted, impostor trials accepted + two binomial standard errors,
+    mean revoked claim score, mean impostor score, genuine trials accepted) at the calibrated threshold."""
+    auth.calibrate()
+    genuine, impostor = auth.trial_scores(test.of_classes(auth.active_labels))
+    revoked = auth.scores(test.of_classes([revoked_label]).x)[:, auth.active_labels].flatten()
+    impostor_rate = float((impostor >= auth.threshold).float().mean())
+    allowance = impostor_rate + 2 * (max(impostor_rate, 1 / len(revoked)) / len(revoked)) ** 0.5
+    return (float((revoked >= auth.threshold).float().mean()), allowance, float(revoked.mean()), float(impostor.mean()),
+            float((genuine >= auth.threshold).float().mean()))
+
+
+@pytest.fixture()
+def revoked_bob(deployed, tiny_speech):
+    deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK))
+    return deployed
+
+
+def test_a_revoked_voice_is_rejected_like_an_impostor(revoked_bob, tiny_speech):
+    accepted, allowance, revoked_mean, impostor_mean, genuine_rate = _revoked_vs_impostors(revoked_bob, tiny_speech["test"], 1)
+    assert revoked_mean <= impostor_mean
+    assert accepted <= allowance
+    assert genuine_rate > 0.9  # genuine claims do pass
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: a speaker enrolled later never had the revoked voice among its "
+                   "negatives, so its new readout row accepts that voice like any stranger's (README, Security)")
+def test_a_revoked_voice_stays_rejected_after_a_later_enrolment(revoked_bob, tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    revoked_bob.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    accepted, allowance, revoked_mean, impostor_mean, _ = _revoked_vs_impostors(revoked_bob, tiny_speech["test"], 1)
+    assert revoked_mean <= impostor_mean and accepted <= allowance
+
+
 def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
     train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
     head_before = deployed.model.head.weight.detach()[:3].clone()

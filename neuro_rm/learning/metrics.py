@@ -52,10 +52,16 @@ def mia_auc(member_logits: torch.Tensor, member_labels: torch.Tensor, other_logi
 
 
 def equal_error_rate(genuine: torch.Tensor, impostor: torch.Tensor) -> tuple[float, float]:
-    """(EER, threshold): where false accepts of impostors equal false rejects of genuine trials."""
+    """(EER, threshold): where false accepts of impostors equal false rejects of genuine trials.
+
+    Thresholds are tried halfway between neighbouring scores, so when the two sets do not overlap the
+    threshold sits in the middle of the gap, not on the weakest genuine score (which would wave through
+    any voice that scores just below every genuine trial).
+    """
     if len(genuine) == 0 or len(impostor) == 0:
         raise ValueError("equal_error_rate needs genuine and impostor scores")
-    thresholds = torch.cat([genuine, impostor]).double().unique()
+    scores = torch.cat([genuine, impostor]).double().unique()
+    thresholds = torch.cat([scores[:1], (scores[:-1] + scores[1:]) / 2, scores[-1:]])
     far = (impostor.double().view(1, -1) >= thresholds.view(-1, 1)).double().mean(dim=1)
     frr = (genuine.double().view(1, -1) < thresholds.view(-1, 1)).double().mean(dim=1)
     best = int((far - frr).abs().argmin())

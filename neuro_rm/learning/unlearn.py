@@ -5,7 +5,9 @@ ordinary descent on retained samples):
 ``relabel``: the forgotten classes' samples get random labels of retained classes (as the public
 reference does).  ``ascent``: gradient ascent on the forgotten samples' loss, capped so it cannot run
 away.  ``uniform``: the forgotten samples' target is the uniform distribution over the retained
-classes, so the model answers them with no confidence for anyone — like an unknown voice.
+classes, so the model answers them with no confidence for anyone.  ``impostor``: every logit of the
+forgotten samples is pushed down to the level the model gives impostors of that class (other classes'
+samples), so a verifier that scores logits rejects the forgotten voice as it rejects an impostor.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.train import FitResult, fit
 
-METHODS = ("relabel", "ascent", "uniform")
+METHODS = ("relabel", "ascent", "uniform", "impostor")
 
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    method: str = "relabel"
+    method: str = "impostor"  # chosen on validation: scripts/compare_unlearning.py
     train: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     ascent_weight: float = 0.5
     ascent_cap: float = 5.0  # nats: the forgotten loss is pushed up to this, not beyond
@@ -43,6 +45,18 @@ def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tenso
     generator = torch.Generator().manual_seed(seed)
     choice = torch.randint(len(keep), labels.shape, generator=generator)
     return torch.tensor(keep, dtype=torch.long)[choice]
+
+
+@torch.no_grad()
+def impostor_logits(model: nn.Module, retained: LabelledSet) -> torch.Tensor:
+    """Per class, a clear impostor's logit: one standard deviation below the mean logit the model gives
+    samples of *other* classes (so a forgotten voice lands among the impostors, not on their edge)."""
+    logits = predict_logits(model, retained.x)
+    others = (retained.y.view(-1, 1) != torch.arange(logits.shape[1]).view(1, -1)).float()
+    count = others.sum(dim=0).clamp_min(1)
+    mean = (logits * others).sum(dim=0) / count
+    std = (((logits - mean) ** 2) * others).sum(dim=0).div(count).sqrt()
+    return mean - std
 
 
 def forgetting_score(model: nn.Module, val: LabelledSet, forget: list[int]) -> float:
@@ -100,6 +114,14 @@ def unlearn(
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             logits = model(train.x[idx])
             return F.cross_entropy(logits, targets[idx])
+    elif config.method == "impostor":
+        ceiling = impostor_logits(model, train.where(~gone))
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            logits, mask = model(train.x[idx]), gone[idx]
+            retain = F.cross_entropy(logits[~mask], train.y[idx][~mask]) if (~mask).any() else logits.sum() * 0
+            above = F.relu(logits[mask] - ceiling)  # only logits above an impostor's level are pushed down
+            return retain + (above.pow(2).mean() if mask.any() else logits.sum() * 0)
     else:
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
