@@ -1,6 +1,6 @@
 """Choose the unlearning method and the verification score by validation results (the test split is not read).
 
-    python scripts/compare_unlearning.py [--data FILE] [--revoke LABEL]
+    python scripts/compare_unlearning.py [--data FILE] [--revoke LABEL] [--seeds N]
 
 Pretrains and deploys the speaker RSNN on all speakers but the last, then, on copies:
 - revokes one speaker with each unlearning method, and, as the gold standard, retrains from scratch
@@ -11,12 +11,15 @@ speaker's training samples vs its validation samples), and, for two verification
 speaker's logit and its log-softmax over the enrolled speakers — the share of impostor trials and of the
 revoked voice's claims accepted at the equal-error threshold of the holdout buffer.  A stranger row (the
 last speaker on the deployed model, before enrolment) shows how each score treats a voice never enrolled.
+Each figure is a mean and standard deviation over independent seeds: one run's figures move by several
+points with the random state, so a choice must hold across seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 from dataclasses import replace
 
 import torch
@@ -46,51 +49,66 @@ def acceptance(auth: SpeakerAuthenticator, outsider: torch.Tensor, kind: str) ->
     return far, float((claim_scores(auth, outsider, kind) >= threshold).float().mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--revoke", type=int, default=DemoConfig.revoke_label)
-    args = parser.parse_args()
-    splits = load_bundled_speakers() if args.data is None else load_speakers(args.data)
+def run(splits, revoke: int, seed: int) -> list[dict]:
+    """One pretrain → deploy → revoke (each method) / retrain → enroll run; a row per method, stage and score."""
     train, val = (LabelledSet(s.x, s.y) for s in (splits.train, splits.val))
     names, config = splits.speaker_names, DemoConfig()
     new = len(names) - 1
     old = list(range(new))
-    keep = [c for c in old if c != args.revoke]
-    forget_train, forget_val = train.of_classes([args.revoke]), val.of_classes([args.revoke])
+    keep = [c for c in old if c != revoke]
+    forget_train, forget_val = train.of_classes([revoke]), val.of_classes([revoke])
+    seeded = lambda c: replace(c, seed=seed)  # noqa: E731
 
-    base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old), config=config.pretrain)
-    base.deploy(config.device)
-    stranger = val.of_classes([new]).x
-    print("stranger (never enrolled) on the deployed model:")
+    base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old),
+                                            config=seeded(config.pretrain), seed=seed)
+    base.deploy(config.device, seed=seed)
+    rows = []
     for kind in SCORES:
-        far, accepted = acceptance(base, stranger, kind)
-        print(f"  {kind}: impostor trials accepted {far:.3f}, stranger's claims accepted {accepted:.3f}")
-
+        far, accepted = acceptance(base, val.of_classes([new]).x, kind)
+        rows.append({"method": "stranger (never enrolled)", "stage": "deploy", "score": kind, "impostor": far, "outsider": accepted})
     candidates = {}
     for method in METHODS:
         trial = copy.deepcopy(base)
-        trial.revoke(names[args.revoke], forget_train.x, retain=train.of_classes(keep), config=replace(config.unlearn, method=method))
+        trial.revoke(names[revoke], forget_train.x, retain=train.of_classes(keep),
+                     config=replace(config.unlearn, method=method, train=seeded(config.unlearn.train)))
         candidates[method] = trial
     gold, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(keep), val.of_classes(keep),  # the voice never seen
-                                            config=config.pretrain, seed=config.seed + 1)
-    gold.registry[names[args.revoke]].status = REVOKED
-    gold.deploy(config.device)
-    candidates["retrain (never learnt)"] = gold
-
-    print("\n| method | forget acc | retain acc | MIA AUC | stage | score | impostor accepted | revoked voice accepted |")
-    print("|---|---|---|---|---|---|---|---|")
+                                            config=seeded(config.pretrain), seed=seed + 1000)
+    gold.registry[names[revoke]].status = REVOKED
+    gold.deploy(config.device, seed=seed)
+    candidates["retrained without the speaker"] = gold
     for method, auth in candidates.items():
         f_logits = predict_logits(auth.model, forget_val.x)
-        retain_acc = accuracy(predict_logits(auth.model, val.of_classes(keep).x), val.of_classes(keep).y)
-        mia = mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_val.y)
-        forget_acc = accuracy(f_logits, forget_val.y)
+        facts = {
+            "forget_acc": accuracy(f_logits, forget_val.y),
+            "retain_acc": accuracy(predict_logits(auth.model, val.of_classes(keep).x), val.of_classes(keep).y),
+            "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_val.y),
+        }
         for stage in ("revoke", "enroll"):
             if stage == "enroll":
-                auth.enroll(names[new], train.of_classes([new]).x, val.of_classes([new]).x, config.enroll)
+                auth.enroll(names[new], train.of_classes([new]).x, val.of_classes([new]).x, seeded(config.enroll))
             for kind in SCORES:
                 far, accepted = acceptance(auth, forget_val.x, kind)
-                print(f"| {method} | {forget_acc:.3f} | {retain_acc:.3f} | {mia:.3f} | {stage} | {kind} | {far:.3f} | {accepted:.3f} |")
+                rows.append({"method": method, "stage": stage, "score": kind, "impostor": far, "outsider": accepted, **facts})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--revoke", type=int, default=DemoConfig.revoke_label)
+    parser.add_argument("--seeds", type=int, default=3, help="independent runs (pretraining, unlearning, enrolment)")
+    args = parser.parse_args()
+    splits = load_bundled_speakers() if args.data is None else load_speakers(args.data)
+    runs = [run(splits, args.revoke, seed) for seed in range(args.seeds)]
+    fmt = lambda key, rows: f"{statistics.mean(r[key] for r in rows):.3f} ± {statistics.pstdev(r[key] for r in rows):.3f}"  # noqa: E731
+    print(f"mean ± sd over {args.seeds} seeds; 'outsider' is the revoked voice (the stranger on the deployed model)")
+    print("| method | stage | score | impostor trials accepted | outsider's claims accepted | forget acc | retain acc | MIA AUC |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, row in enumerate(runs[0]):
+        same = [r[i] for r in runs]
+        extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc", "mia")) if "mia" in row else " | | "
+        print(f"| {row['method']} | {row['stage']} | {row['score']} | {fmt('impostor', same)} | {fmt('outsider', same)} | {extra} |")
 
 
 if __name__ == "__main__":
