@@ -41,6 +41,7 @@ def characterize_device(
         "mean_pulses": float(result.pulses.float().mean()),
         "max_pulses": int(result.pulses.max()),
         "pulse_limit": config.max_pulses,
+        "failed_cells": int(result.failed.sum()),
         "verify_reads": result.verify_reads,
         "write_energy_j": ledger.joules("write"),
         "programming_seconds": ledger.seconds("write"),

@@ -29,6 +29,10 @@ class DeviceConfig:
     levels: int = 128
     tolerance_us: float = 2.0
     max_pulses: int = 40
+    # A cell whose verify reads show no progress (by more than 3 read-noise σ) over this many pulses in a
+    # row is given up on and reported as failed, as a controller does with a dead cell, instead of being
+    # pulsed (and worn) up to ``max_pulses``.
+    give_up_after: int = 8
     # Write-verify controller: each pulse aims at ``pulse_gain`` of the remaining error, bounded below by
     # the smallest change one pulse can make and above by the largest (strongest pulse amplitude).
     pulse_gain: float = 0.7
@@ -60,6 +64,8 @@ class DeviceConfig:
             raise ValueError(f"DeviceConfig.tolerance_us must be > 0, got {self.tolerance_us}")
         if self.max_pulses < 1:
             raise ValueError(f"DeviceConfig.max_pulses must be >= 1, got {self.max_pulses}")
+        if self.give_up_after < 1:
+            raise ValueError(f"DeviceConfig.give_up_after must be >= 1, got {self.give_up_after}")
         if self.endurance_cycles < 1:
             raise ValueError(f"DeviceConfig.endurance_cycles must be >= 1, got {self.endurance_cycles}")
         for name in ("stuck_on_rate", "stuck_off_rate"):
@@ -112,6 +118,7 @@ class ProgramResult:
     within_tolerance: torch.Tensor  # bool, true conductance within tolerance of its (quantised) target
     iterations: int = 0
     targets_us: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    failed: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))  # given up on: no response
 
     @property
     def total_pulses(self) -> int:
@@ -232,7 +239,8 @@ class CellArray(nn.Module):
 
         Loop: read (with read noise), compare with the tolerance, pulse the cells still outside it with
         a stochastic conductance change, repeat up to ``max_pulses``.  Each pulse is one write cycle of
-        wear; cells at their endurance limit stick where they are and stop responding.  Programming
+        wear; cells at their endurance limit stick where they are and stop responding.  A cell that shows
+        no progress for ``give_up_after`` pulses is abandoned and reported in ``failed``.  Programming
         starts from the current (drifted) state, so cells already close to target need only a read.
         """
         cfg = self.config
@@ -245,13 +253,21 @@ class CellArray(nn.Module):
         pulses = torch.zeros(self.shape, dtype=torch.int32)
         frozen = self.stuck | self.worn_out
         pending = torch.ones(self.shape, dtype=torch.bool)
+        failed = torch.zeros(self.shape, dtype=torch.bool)
+        best_error = torch.full(self.shape, float("inf"))
+        stalled = torch.zeros(self.shape, dtype=torch.int32)  # pulses in a row without progress
         reads = 0
         iterations = 0
         for _ in range(cfg.max_pulses):
             reads += int(pending.sum())
             observed = g + cfg.read_noise_us * torch.randn(g.shape, generator=self.generator)
             error = targets - observed
+            progress = error.abs() < best_error - 3 * cfg.read_noise_us
+            best_error = torch.minimum(best_error, error.abs())
+            stalled = torch.where(progress, torch.zeros_like(stalled), stalled + 1)
             pending &= error.abs() > cfg.verify_threshold_us
+            failed |= pending & (stalled > cfg.give_up_after)
+            pending &= ~failed
             if not pending.any():
                 break
             iterations += 1
@@ -269,4 +285,4 @@ class CellArray(nn.Module):
         self.programmed_us = g
         self.elapsed_s = 0.0
         within = (g - targets).abs() <= cfg.tolerance_us
-        return ProgramResult(g.clone(), pulses, reads, within, iterations, targets)
+        return ProgramResult(g.clone(), pulses, reads, within, iterations, targets, failed)

@@ -94,6 +94,17 @@ def test_stuck_cells_do_not_move():
     assert added > 0 and int(cells.stuck.sum()) == int(stuck.sum()) + added
 
 
+def test_dead_cells_are_given_up_on_not_worn_to_the_pulse_limit():
+    cfg = DeviceConfig(stuck_on_rate=0.05, stuck_off_rate=0.05)
+    cells = CellArray((64, 64), cfg, seed=0)
+    stuck = cells.stuck.clone()
+    result = cells.program(torch.full((64, 64), 50.0))  # mid-window: every stuck cell is far from it
+    assert torch.equal(result.failed, stuck)
+    assert int(result.pulses[stuck].max()) < cfg.max_pulses // 2
+    assert torch.equal(cells.cycles[stuck], result.pulses[stuck])
+    assert not result.failed[~stuck].any() and result.within_tolerance[~stuck].float().mean() > 0.99
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -102,6 +113,7 @@ def test_stuck_cells_do_not_move():
         ({"tolerance_us": -1.0}, "tolerance_us"),
         ({"g_max_us": float("nan")}, "finite"),
         ({"stuck_on_rate": 1.5}, "stuck_on_rate"),
+        ({"give_up_after": 0}, "give_up_after"),
     ],
 )
 def test_impossible_configs_are_rejected(kwargs, message):

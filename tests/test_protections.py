@@ -1,0 +1,311 @@
+"""Protections that a mutation audit found unguarded: each test fails when its protection is removed.
+
+Device faults (fault sweep, ``neuro-rm faults --json``), the endurance budget, crash-safe snapshots, bad
+input (spike files, face files, impossible configs) and security (no unpickling, adapter erasure, audit chain).
+"""
+
+import copy
+import hashlib
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.audit import AuditLog, AuditTamperedError, _digest
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.data import FrameConfig, SplitConfig, load_speakers, write_spike_file
+from neuro_rm.data.cache import cached
+from neuro_rm.data.faces import load_faces
+from neuro_rm.device import DeviceConfig, ProgramResult
+from neuro_rm.learning import TrainConfig, predict_logits
+from neuro_rm.models import RSNNConfig
+from neuro_rm.reliability import Fault, endurance_budget, fault_sweep
+from neuro_rm.store import CorruptStateError, load_snapshot, save_snapshot
+
+
+@pytest.fixture(scope="module")
+def deployed(tiny_speech):
+    auth, _ = SpeakerAuthenticator.pretrain(
+        ["ann", "bob", "cy", "dee"], tiny_speech["train"], tiny_speech["val"],
+        RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=4), TrainConfig(epochs=2, lr=5e-3, batch_size=32),
+    )
+    auth.deploy()
+    auth.calibrate()
+    return auth
+
+
+class _Payload:
+    """Unpickling this creates the file ``proof``: evidence that a pickle was executed."""
+
+    def __init__(self, proof):
+        self.proof = str(proof)
+
+    def __reduce__(self):
+        return (open, (self.proof, "w"))
+
+
+# ---------------------------------------------------------------------- 1. device faults
+def test_fault_sweep_leaves_the_authenticator_untouched(deployed, tiny_speech):
+    x = tiny_speech["test"].x
+    logits, adapters, entries = predict_logits(deployed.model, x), hybrid.adapter_names(deployed.model), len(deployed.audit.entries)
+    stuck = deployed.model.fc_in.crossbar.cells.stuck.clone()
+    sweep = fault_sweep(deployed, tiny_speech["test"], [Fault("stuck", 0.3)], TrainConfig(epochs=1, lr=5e-3, batch_size=32))
+    assert len(sweep["rows"]) == 1
+    assert torch.equal(predict_logits(deployed.model, x), logits)
+    assert torch.equal(deployed.model.fc_in.crossbar.cells.stuck, stuck)
+    assert hybrid.adapter_names(deployed.model) == adapters and len(deployed.audit.entries) == entries
+
+
+def _tiny_file(path, n_speakers=3, per_speaker=30, n_channels=24, seed=0):
+    rng = np.random.default_rng(seed)
+    times, units, speakers = [], [], []
+    band = n_channels // n_speakers
+    for speaker in range(n_speakers):
+        for _ in range(per_speaker):
+            u = np.concatenate([rng.integers(speaker * band, (speaker + 1) * band, 40), rng.integers(0, n_channels, 10)])
+            t = rng.uniform(0, 0.5, len(u))
+            order = np.argsort(t)
+            times.append(t[order])
+            units.append(u[order])
+            speakers.append(speaker)
+    write_spike_file(path, times, units, labels=[0] * len(speakers), speakers=speakers, n_channels=n_channels,
+                     label_names=["word"], speaker_names=[f"spk{i}" for i in range(n_speakers)],
+                     attrs={"default_frames": {"n_bins": 4, "max_time": 0.5, "group": 2}})
+    return path
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "neuro_rm.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_faults_command_prints_one_json_object(tmp_path):
+    data, state = _tiny_file(tmp_path / "tiny.h5"), tmp_path / "state"
+    for args in (("train", "--data", data, "--state", state, "--epochs", "2", "--lr", "5e-3", "--hidden", "16", "--hold-out", "0", "--json"),
+                 ("deploy", "--state", state, "--json")):
+        proc = _cli(*args)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _cli("faults", "--state", state, "--epochs", "1", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert 0 <= report["clean_accuracy"] <= 1
+    kinds = {row["fault"] for row in report["rows"]}
+    assert kinds == {"stuck", "write_noise", "drift", "worn"}
+    for row in report["rows"]:
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["restored_accuracy"] <= 1 and row["label"].startswith(row["fault"])
+    proc = _cli("faults", "--state", tmp_path / "missing", "--json")
+    assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------- 2. endurance budget
+def _result(pulses):
+    pulses = torch.as_tensor(pulses, dtype=torch.int32)
+    return ProgramResult(torch.zeros(pulses.shape), pulses, int(pulses.numel()), torch.ones(pulses.shape, dtype=torch.bool))
+
+
+def test_endurance_budget_reads_the_worst_cell_and_the_one_percent_tail():
+    # 2 % of cells need 40 pulses per rewrite: one of them wears first, and 1 % are worn by then as well
+    two_pct = endurance_budget([_result([2] * 49 + [40]), _result([2] * 49 + [40])], 30_000)
+    assert two_pct["full_reprogram_ops_until_first_worn_cell"] == 750
+    assert two_pct["full_reprogram_ops_until_1pct_worn"] == 750
+    # a 0.5 % tail wears early, but 1 % of the array lasts as long as its 2-pulse cells
+    half_pct = endurance_budget([_result([2] * 995 + [40] * 5)], 30_000)
+    assert half_pct["full_reprogram_ops_until_first_worn_cell"] == 750
+    assert half_pct["full_reprogram_ops_until_1pct_worn"] == 15_000
+
+
+def test_endurance_budget_uses_the_given_endurance():
+    budget = endurance_budget([_result([10, 5, 1])], DeviceConfig(endurance_cycles=1_000).endurance_cycles)
+    assert budget["endurance_cycles"] == 1_000 and budget["full_reprogram_ops_until_first_worn_cell"] == 100
+
+
+def test_a_rewrite_that_needed_no_pulses_sets_no_limit():
+    budget = endurance_budget([_result([0, 0, 0])], 30_000)
+    assert budget["full_reprogram_ops_until_first_worn_cell"] is None
+    assert budget["full_reprogram_ops_until_1pct_worn"] is None
+
+
+# ---------------------------------------------------------------------- 3. crash safety
+def test_a_missing_snapshot_file_is_reported_as_corrupt_state(tmp_path):
+    name = save_snapshot(tmp_path, {"a.json": b"{}", "b.bin": b"xyz"})
+    (tmp_path / "snapshots" / name / "b.bin").unlink()
+    with pytest.raises(CorruptStateError, match="b.bin is missing"):
+        load_snapshot(tmp_path)
+
+
+@pytest.mark.parametrize("pointer", [b'{"snapshot": "0000', b"", b"[1, 2]", b'"000001"', b'{"snapshot": "000001"}'])
+def test_an_unreadable_current_pointer_is_reported_as_corrupt_state(tmp_path, pointer):
+    save_snapshot(tmp_path, {"a.json": b"{}"})
+    (tmp_path / "CURRENT").write_bytes(pointer)
+    with pytest.raises(CorruptStateError, match="unreadable"):
+        load_snapshot(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../escape", "sub/file", ".hidden", "", "..", "ABSOLUTE"])
+def test_state_file_names_cannot_leave_the_snapshot(tmp_path, name):
+    folder = tmp_path / "state"
+    name = str(tmp_path / "escape") if name == "ABSOLUTE" else name
+    with pytest.raises(ValueError, match="plain names"):
+        save_snapshot(folder, {"ok.json": b"{}", name: b"planted"})
+    assert not (tmp_path / "escape").exists() and not (folder / "snapshots" / "escape").exists()
+    assert not (folder / "CURRENT").exists()
+
+
+# ---------------------------------------------------------------------- 4. bad input
+def _h5(path, labels, speakers, n_times=None):
+    n = len(labels) if n_times is None else n_times
+    with h5py.File(path, "w") as f:
+        for key, dtype in (("spikes/times", np.float32), ("spikes/units", np.uint16)):
+            data = np.empty(n, dtype=object)
+            for i in range(n):
+                data[i] = np.asarray([0.1, 0.2], dtype=dtype)
+            f.create_dataset(key, data=data, dtype=h5py.vlen_dtype(dtype))
+        f.create_dataset("labels", data=labels)
+        f.create_dataset("extra/speaker", data=speakers)
+        f.attrs["n_channels"] = 40
+
+
+@pytest.mark.parametrize(
+    "labels, speakers",
+    [
+        (np.array([0.0, 1.5], np.float32), np.array([0, 1], np.uint16)),  # float labels
+        (np.array([0, 1], np.uint16), np.array([0, -1], np.int16)),  # a negative speaker id
+        (np.array([-2, 1], np.int32), np.array([0, 1], np.uint16)),  # a negative label
+        (np.array([b"a", b"b"]), np.array([0, 1], np.uint16)),  # strings
+    ],
+)
+def test_labels_and_speakers_of_the_wrong_dtype_are_refused(tmp_path, labels, speakers):
+    path = tmp_path / "dtype.h5"
+    _h5(path, labels, speakers)
+    with pytest.raises(ValueError, match=r"dtype\.h5.*non-negative integers"):
+        load_speakers(path, frames=FrameConfig(n_bins=2, max_time=1.0, group=4), cache=False)
+
+
+def test_keys_of_different_lengths_are_refused(tmp_path):
+    path = tmp_path / "ragged.h5"
+    _h5(path, np.array([0, 0, 0], np.uint16), np.array([0, 0, 0], np.uint16), n_times=2)
+    with pytest.raises(ValueError, match=r"ragged\.h5.*differ in length"):
+        load_speakers(path, frames=FrameConfig(n_bins=2, max_time=1.0, group=4), split=SplitConfig(0.5, 0), cache=False)
+
+
+@pytest.mark.parametrize(
+    "images, labels",
+    [
+        (np.zeros((4, 64, 64, 3), np.uint8), np.arange(4)),  # colour images
+        (np.zeros((64, 64), np.uint8), np.arange(1)),  # one image without the batch axis
+        (np.zeros((4, 64, 64), np.uint8), np.arange(3)),  # a label short
+        (np.zeros((4, 64, 64), np.uint8), np.zeros((4, 1))),  # labels of the wrong shape
+    ],
+)
+def test_face_files_of_the_wrong_shape_are_refused(tmp_path, images, labels):
+    path = tmp_path / "faces.npz"
+    np.savez(path, images=images, labels=labels)
+    with pytest.raises(ValueError, match=r"faces\.npz.*uint8 images \(N, H, W\) and N labels"):
+        load_faces(path)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: DeviceConfig(endurance_cycles=0), "endurance_cycles"),
+        (lambda: DeviceConfig(max_pulses=0), "max_pulses"),
+        (lambda: DeviceConfig(pulse_gain=0.0), "pulse_gain"),
+        (lambda: DeviceConfig(min_step_us=5.0, max_step_us=1.0), "min_step_us"),
+        (lambda: DeviceConfig(stuck_on_rate=0.6, stuck_off_rate=0.6), "must not exceed 1"),
+        (lambda: CrossbarConfig(tile_rows=0), "positive size"),
+        (lambda: CrossbarConfig(tile_cols=-4), "positive size"),
+        (lambda: CrossbarConfig(adc_bits=0), "adc_bits"),
+        (lambda: CrossbarConfig(adc_bits=17), "adc_bits"),
+        (lambda: CrossbarConfig(input_bound=float("inf")), "input_bound"),
+        (lambda: RSNNConfig(beta=1.5), "beta"),
+        (lambda: RSNNConfig(beta=-0.1), "beta"),
+        (lambda: RSNNConfig(threshold=0.0), "threshold"),
+        (lambda: RSNNConfig(n_hidden=0), "sizes"),
+        (lambda: TrainConfig(lr=0.0), "lr"),
+        (lambda: TrainConfig(lr=-1e-3), "lr"),
+        (lambda: TrainConfig(lr=float("nan")), "lr"),
+        (lambda: TrainConfig(epochs=0), "epochs"),
+        (lambda: TrainConfig(batch_size=0), "batch_size"),
+        (lambda: TrainConfig(patience=0), "patience"),
+        (lambda: FrameConfig(n_bins=0), "n_bins"),
+        (lambda: FrameConfig(group=0), "group"),
+        (lambda: FrameConfig(max_time=0.0), "max_time"),
+        (lambda: SplitConfig(train_fraction=1.0), "train_fraction"),
+    ],
+)
+def test_impossible_config_values_are_refused_by_name(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+# ---------------------------------------------------------------------- 5. security
+def test_a_tampered_audit_log_in_a_state_folder_is_refused(deployed, tmp_path):
+    deployed.save(tmp_path)
+    pointer = json.loads((tmp_path / "CURRENT").read_text())
+    audit_path = tmp_path / "snapshots" / pointer["snapshot"] / "audit.jsonl"
+    entries = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    entries[0]["details"]["val_accuracy"] = 1.0  # rewrite history, keep everything else as it was
+    audit_path.write_bytes("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode())
+    pointer["files"]["audit.jsonl"] = hashlib.sha256(audit_path.read_bytes()).hexdigest()  # an attacker with write access
+    (tmp_path / "CURRENT").write_text(json.dumps(pointer))
+    with pytest.raises(AuditTamperedError):
+        SpeakerAuthenticator.load(tmp_path)
+
+
+def test_a_deleted_audit_entry_shows_even_with_renumbered_rehashed_entries():
+    log = AuditLog()
+    for action in ("pretrain", "deploy", "revoke", "calibrate"):
+        log.append(action, "bob" if action == "revoke" else None)
+    entries = copy.deepcopy(log.entries)
+    del entries[2]  # hide the revocation
+    for position, entry in enumerate(entries):
+        entry["index"] = position
+        entry["hash"] = _digest(entry)  # each entry hashes right, but the chain is broken at the gap
+    with pytest.raises(AuditTamperedError, match="entry 2"):
+        AuditLog(entries).verify()
+    with pytest.raises(AuditTamperedError):
+        AuditLog.from_jsonl("".join(json.dumps(e) + "\n" for e in entries).encode())
+
+
+def test_a_removed_adapter_is_overwritten_where_other_references_still_see_it():
+    torch.manual_seed(0)
+    model = hybrid.analogize(nn.Sequential(nn.Linear(6, 4)))
+    params = hybrid.add_adapter(model, "alice", rank=2, alpha=4)
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.5)
+    views = [p.detach() for p in params]  # e.g. held by an optimiser or a caller: same storage
+    hybrid.remove_adapter(model, "alice")
+    assert all(v.numel() > 0 and torch.count_nonzero(v) == 0 for v in views)
+    assert all(p.numel() == 0 for p in params)
+
+
+def test_a_planted_pickle_in_the_data_cache_is_never_executed(tmp_path):
+    proof = tmp_path / "pwned"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(6, dtype=np.uint16).reshape(2, 3)}
+
+    key = {"files": ["abc"], "frames": {"n_bins": 2}}
+    cached(key, compute, tmp_path / "cache")
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    np.savez(entry, x=np.array([_Payload(proof)], dtype=object))  # replaced by a pickle-bearing .npz
+    again = cached(key, compute, tmp_path / "cache")
+    assert not proof.exists()
+    assert len(calls) == 2 and np.array_equal(again["x"], compute()["x"])  # refused and rebuilt
+
+
+def test_a_planted_pickle_in_a_faces_file_is_never_executed(tmp_path):
+    proof, path = tmp_path / "pwned", tmp_path / "faces.npz"
+    np.savez(path, images=np.array([_Payload(proof)], dtype=object), labels=np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"faces\.npz"):
+        load_faces(path)
+    assert not proof.exists()
