@@ -55,11 +55,16 @@ def encode_json(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True).encode()
 
 
+def _plain(name: str) -> bool:
+    """A file name that stays inside its snapshot folder."""
+    return "/" not in name and "\\" not in name and name not in ("", ".", "..") and not name.startswith(".")
+
+
 def save_snapshot(folder: Path | str, files: dict[str, bytes]) -> str:
     """Write ``files`` (name → bytes) as a new snapshot and make it current; returns its name."""
     folder = Path(folder)
     for name in files:
-        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+        if not _plain(name):
             raise ValueError(f"state file names must be plain names, got {name!r}")
     (folder / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
     existing = sorted(p.name for p in (folder / SNAPSHOTS).iterdir() if p.name.isdigit())
@@ -86,10 +91,13 @@ def load_snapshot(folder: Path | str) -> dict[str, bytes]:
     if not pointer_path.is_file():
         raise CorruptStateError(f"{folder} is not a neuro_rm state folder (no {CURRENT} file)")
     try:
-        pointer = json.loads(pointer_path.read_text())
+        pointer = json.loads(pointer_path.read_bytes())
         snapshot, expected = pointer["snapshot"], pointer["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise CorruptStateError(f"{pointer_path} is unreadable: {error}") from None
+    if not (isinstance(snapshot, str) and snapshot.isdigit() and isinstance(expected, dict)
+            and all(isinstance(k, str) and _plain(k) and isinstance(v, str) for k, v in expected.items())):
+        raise CorruptStateError(f"{pointer_path} is unreadable: it does not name a snapshot and its files' checksums")
     files = {}
     for name, digest in expected.items():
         path = folder / SNAPSHOTS / snapshot / name

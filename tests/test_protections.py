@@ -139,11 +139,13 @@ def test_a_missing_snapshot_file_is_reported_as_corrupt_state(tmp_path):
         load_snapshot(tmp_path)
 
 
-@pytest.mark.parametrize("pointer", [b'{"snapshot": "0000', b"", b"[1, 2]", b'"000001"', b'{"snapshot": "000001"}'])
+@pytest.mark.parametrize("pointer", [b'{"snapshot": "0000', b"", b"[1, 2]", b'"000001"', b'{"snapshot": "000001"}', b"\xff\xfe",
+                                     b'{"snapshot": 1, "files": {}}', b'{"snapshot": "000001", "files": []}',
+                                     b'{"snapshot": "../..", "files": {}}', b'{"snapshot": "000001", "files": {"../../x": "0"}}'])
 def test_an_unreadable_current_pointer_is_reported_as_corrupt_state(tmp_path, pointer):
     save_snapshot(tmp_path, {"a.json": b"{}"})
     (tmp_path / "CURRENT").write_bytes(pointer)
-    with pytest.raises(CorruptStateError, match="unreadable"):
+    with pytest.raises(CorruptStateError, match="CURRENT is unreadable"):
         load_snapshot(tmp_path)
 
 
@@ -309,3 +311,60 @@ def test_a_planted_pickle_in_a_faces_file_is_never_executed(tmp_path):
     with pytest.raises(ValueError, match=r"faces\.npz"):
         load_faces(path)
     assert not proof.exists()
+
+
+# ---------------------------------------------------------------------- 4b. huge files (limits checked before reading)
+def test_a_file_declaring_too_many_samples_is_refused_before_reading(tmp_path, monkeypatch):
+    from neuro_rm.data import spikefile
+
+    assert spikefile.MAX_SAMPLES >= 200_000  # all of SSC fits
+    monkeypatch.setattr(spikefile, "MAX_SAMPLES", 1_000)
+    path = tmp_path / "declared.h5"
+    with h5py.File(path, "w") as f:  # declared, never written: the file stays a few KB
+        for key, dtype in (("spikes/times", h5py.vlen_dtype(np.float16)), ("spikes/units", h5py.vlen_dtype(np.uint16)),
+                           ("labels", np.uint16), ("extra/speaker", np.uint16)):
+            f.create_dataset(key, shape=(1_001,), dtype=dtype, chunks=(64,))
+    with pytest.raises(ValueError, match=r"declared\.h5.*1001 samples.*MAX_SAMPLES"):
+        load_speakers(path, cache=False)
+
+
+@pytest.mark.parametrize("n_channels", [10**12, 0, -3, 2.5, "many"])
+def test_an_impossible_channel_count_is_refused(tmp_path, n_channels):
+    path = tmp_path / "channels.h5"
+    _h5(path, np.array([0, 1], np.uint16), np.array([0, 1], np.uint16))
+    with h5py.File(path, "a") as f:
+        f.attrs["n_channels"] = n_channels
+    with pytest.raises(ValueError, match=r"channels\.h5.*n_channels must be an integer"):
+        load_speakers(path, cache=False)
+
+
+def test_a_sample_with_too_many_events_is_refused(tmp_path, monkeypatch):
+    from neuro_rm.data import spikefile
+
+    monkeypatch.setattr(spikefile, "MAX_EVENTS_PER_SAMPLE", 100)
+    path = tmp_path / "dense.h5"
+    times = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 101)]
+    write_spike_file(path, times, [np.zeros(10, int), np.zeros(101, int)], [0, 0], [0, 1], n_channels=40,
+                     label_names=["w"], speaker_names=["a", "b"], attrs={})
+    with pytest.raises(ValueError, match=r"dense\.h5: sample 1: 101 events.*MAX_EVENTS_PER_SAMPLE"):
+        load_speakers(path, frames=FrameConfig(n_bins=2, max_time=1.0, group=4), split=SplitConfig(0.5, 0), cache=False)
+
+
+def test_frames_too_large_to_hold_are_refused_before_allocating(tmp_path):
+    path = tmp_path / "bins.h5"
+    write_spike_file(path, [np.array([0.1])] * 4, [np.array([1])] * 4, [0] * 4, [0, 0, 1, 1], n_channels=40,
+                     label_names=["w"], speaker_names=["a", "b"], attrs={"default_frames": {"n_bins": 10**9, "max_time": 1.0, "group": 1}})
+    with pytest.raises(ValueError, match=r"bins\.h5.*MAX_FRAME_COUNTS"):
+        load_speakers(path, cache=False)
+
+
+def test_a_faces_file_that_unpacks_to_too_much_is_refused(tmp_path, monkeypatch):
+    from neuro_rm.data import faces
+
+    monkeypatch.setattr(faces, "MAX_FACES_BYTES", 1 << 20)
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, images=np.zeros((300, 64, 64), np.uint8), labels=np.zeros(300, np.int64))  # 1.2 MB, ~10 KB packed
+    with pytest.raises(ValueError, match=r"bomb\.npz.*MAX_FACES_BYTES"):
+        load_faces(path)
+    monkeypatch.undo()
+    assert len(load_faces().labels) == 400  # the bundled set is well inside the limit

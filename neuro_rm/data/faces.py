@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+MAX_FACES_BYTES = 1 << 30  # uncompressed size of a faces .npz (the bundled Olivetti set is 1.6 MB)
+
 
 @dataclass
 class Faces:
@@ -31,6 +33,13 @@ def load_faces(path: str | Path | None = None) -> Faces:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no faces file at {path}")
+    try:  # a compressed .npz can unpack to far more than it weighs: look before np.load allocates
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+    if unpacked > MAX_FACES_BYTES:
+        raise ValueError(f"{path}: unpacks to {unpacked} bytes, more than {MAX_FACES_BYTES} (MAX_FACES_BYTES)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

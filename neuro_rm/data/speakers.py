@@ -22,6 +22,8 @@ from neuro_rm.data.frames import FrameConfig, to_frames
 from neuro_rm.data.hsd import SpikeFile, open_folder, path_of
 from neuro_rm.data.spikefile import SpikeFileInfo, check_samples, read_info
 
+MAX_FRAME_COUNTS = 1 << 30  # spike counts binned at once (2 GiB as uint16, 4 GiB as the float32 frames)
+
 
 @dataclass(frozen=True)
 class SplitConfig:
@@ -127,6 +129,12 @@ def speaker_splits(
     keep = top_speakers(speakers, n_speakers)
     chosen = np.flatnonzero(np.isin(speakers, keep))
     offsets = np.cumsum([0] + [len(info) for info in infos])
+    counts = len(chosen) * frames.n_bins * frames.n_inputs(n_channels)
+    if counts > MAX_FRAME_COUNTS:
+        raise ValueError(
+            f"{', '.join(str(i.path) for i in infos)}: {len(chosen)} samples x {frames.n_bins} bins x "
+            f"{frames.n_inputs(n_channels)} inputs is {counts} counts, more than {MAX_FRAME_COUNTS} (MAX_FRAME_COUNTS)"
+        )
 
     def compute() -> dict[str, np.ndarray]:
         blocks = []

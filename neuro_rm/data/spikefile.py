@@ -18,6 +18,12 @@ import numpy as np
 
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker")
 DEFAULT_CHANNELS = 700  # the cochlea model of SSC and SHD
+# Limits on what a file may declare, checked before anything of that size is read or allocated (an HDF5
+# file of a few KB can declare billions of unwritten samples).  SSC, the largest set, has ~100k samples
+# of at most a few 10k events; units are uint16, so no file can address more than 2**16 channels.
+MAX_SAMPLES = 10_000_000
+MAX_EVENTS_PER_SAMPLE = 5_000_000
+MAX_CHANNELS = 1 << 16
 
 
 @dataclass
@@ -73,12 +79,16 @@ def read_info(path: str | Path, also_require: Sequence[str] = ()) -> SpikeFileIn
             raise ValueError(f"{path}: keys differ in length {lengths}")
         if lengths["labels"] == 0:
             raise ValueError(f"{path}: the file holds no samples")
+        if lengths["labels"] > MAX_SAMPLES:
+            raise ValueError(f"{path}: the file declares {lengths['labels']} samples, more than {MAX_SAMPLES} (MAX_SAMPLES)")
         labels, speakers = file["labels"][()], file["extra/speaker"][()]
         for name, values in (("labels", labels), ("extra/speaker", speakers)):
             if not np.issubdtype(values.dtype, np.integer) or values.min() < 0:
                 raise ValueError(f"{path}: {name} must be non-negative integers, got dtype {values.dtype}")
         attrs = {k: _attr(v) for k, v in file.attrs.items()}
-        n_channels = int(attrs.get("n_channels", DEFAULT_CHANNELS))
+        n_channels = attrs.get("n_channels", DEFAULT_CHANNELS)
+        if isinstance(n_channels, bool) or not isinstance(n_channels, int) or not 1 <= n_channels <= MAX_CHANNELS:
+            raise ValueError(f"{path}: n_channels must be an integer in 1..{MAX_CHANNELS}, got {n_channels!r}")
         label_names = _names(file, "extra/keys", int(labels.max()) + 1) or [
             str(i) for i in range(labels.max() + 1)
         ]
@@ -100,8 +110,11 @@ def check_samples(info: SpikeFileInfo, indices: Iterable[int]) -> None:
     with h5py.File(info.path, "r") as file:
         times_ds, units_ds = file["spikes/times"], file["spikes/units"]
         for i in indices:
-            times, units = np.asarray(times_ds[i]), np.asarray(units_ds[i])
+            times = np.asarray(times_ds[i])  # its bytes are in the file, so this read is bounded by the file size
             where = f"{info.path}: sample {i}"
+            if len(times) > MAX_EVENTS_PER_SAMPLE:  # before tonic turns them into ~5x larger event records
+                raise ValueError(f"{where}: {len(times)} events, more than {MAX_EVENTS_PER_SAMPLE} (MAX_EVENTS_PER_SAMPLE)")
+            units = np.asarray(units_ds[i])
             if len(times) != len(units):
                 raise ValueError(f"{where}: {len(times)} times but {len(units)} units (ragged)")
             if not np.isfinite(times).all():
