@@ -1,6 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
+from neuro_rm.data import write_spike_file
 from neuro_rm.learning.data import LabelledSet
 
 
@@ -23,3 +25,24 @@ def synthetic_speakers(n_speakers=4, per_speaker=60, n_inputs=20, steps=5, seed=
 def tiny_speech():
     """train / val / test splits of a small, easy synthetic speaker set."""
     return {name: synthetic_speakers(seed=i) for i, name in enumerate(("train", "val", "test"))}
+
+
+def tiny_spike_file(path, n_speakers=4, per_speaker=40, n_channels=40, events=60, n_bins=5, seed=0):
+    """A small SSC-layout file: each speaker fires mostly in its own band of channels, plus some noise."""
+    rng = np.random.default_rng(seed)
+    times, units, speakers = [], [], []
+    band = n_channels // n_speakers
+    for speaker in range(n_speakers):
+        for _ in range(per_speaker):
+            u = np.concatenate([rng.integers(speaker * band, (speaker + 1) * band, events), rng.integers(0, n_channels, events // 4)])
+            t = rng.uniform(0, 0.5, len(u))
+            order = np.argsort(t)
+            times.append(t[order])
+            units.append(u[order])
+            speakers.append(speaker)
+    write_spike_file(
+        path, times, units, labels=[0] * len(speakers), speakers=speakers, n_channels=n_channels,
+        label_names=["word"], speaker_names=[f"spk{i}" for i in range(n_speakers)],
+        attrs={"default_frames": {"n_bins": n_bins, "max_time": 0.5, "group": 2}},
+    )
+    return path

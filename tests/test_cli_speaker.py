@@ -4,33 +4,8 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-
-from neuro_rm.data import write_spike_file
-
-
-def _tiny_file(path, n_speakers=4, per_speaker=40, n_channels=40, seed=0):
-    rng = np.random.default_rng(seed)
-    times, units, speakers = [], [], []
-    band = n_channels // n_speakers
-    for speaker in range(n_speakers):
-        for _ in range(per_speaker):
-            n = 60
-            own = rng.integers(speaker * band, (speaker + 1) * band, n)
-            noise = rng.integers(0, n_channels, n // 4)
-            u = np.concatenate([own, noise])
-            t = rng.uniform(0, 0.5, len(u))
-            order = np.argsort(t)
-            times.append(t[order])
-            units.append(u[order])
-            speakers.append(speaker)
-    write_spike_file(
-        path, times, units, labels=[0] * len(speakers), speakers=speakers, n_channels=n_channels,
-        label_names=["word"], speaker_names=[f"spk{i}" for i in range(n_speakers)],
-        attrs={"default_frames": {"n_bins": 5, "max_time": 0.5, "group": 2}},
-    )
-    return path
+from conftest import tiny_spike_file
 
 
 def _run(*args, ok=True):
@@ -43,7 +18,7 @@ def _run(*args, ok=True):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    data, state = _tiny_file(folder / "tiny.h5"), folder / "state"
+    data, state = tiny_spike_file(folder / "tiny.h5"), folder / "state"
     out = json.loads(_run("train", "--data", data, "--state", state, "--epochs", "4", "--lr", "5e-3", "--hidden", "64", "--json").stdout)
     assert out["held_out"] == ["spk3"] and out["test_accuracy"] > 0.8
     deployed = json.loads(_run("deploy", "--state", state, "--json").stdout)

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_spike_file
 from torch import nn
 
 from neuro_rm import layers as hybrid
@@ -63,30 +64,12 @@ def test_fault_sweep_leaves_the_authenticator_untouched(deployed, tiny_speech):
     assert hybrid.adapter_names(deployed.model) == adapters and len(deployed.audit.entries) == entries
 
 
-def _tiny_file(path, n_speakers=3, per_speaker=30, n_channels=24, seed=0):
-    rng = np.random.default_rng(seed)
-    times, units, speakers = [], [], []
-    band = n_channels // n_speakers
-    for speaker in range(n_speakers):
-        for _ in range(per_speaker):
-            u = np.concatenate([rng.integers(speaker * band, (speaker + 1) * band, 40), rng.integers(0, n_channels, 10)])
-            t = rng.uniform(0, 0.5, len(u))
-            order = np.argsort(t)
-            times.append(t[order])
-            units.append(u[order])
-            speakers.append(speaker)
-    write_spike_file(path, times, units, labels=[0] * len(speakers), speakers=speakers, n_channels=n_channels,
-                     label_names=["word"], speaker_names=[f"spk{i}" for i in range(n_speakers)],
-                     attrs={"default_frames": {"n_bins": 4, "max_time": 0.5, "group": 2}})
-    return path
-
-
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "neuro_rm.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_faults_command_prints_one_json_object(tmp_path):
-    data, state = _tiny_file(tmp_path / "tiny.h5"), tmp_path / "state"
+    data, state = tiny_spike_file(tmp_path / "tiny.h5", n_speakers=3, per_speaker=30, n_channels=24, events=40, n_bins=4), tmp_path / "state"
     for args in (("train", "--data", data, "--state", state, "--epochs", "2", "--lr", "5e-3", "--hidden", "16", "--hold-out", "0", "--json"),
                  ("deploy", "--state", state, "--json")):
         proc = _cli(*args)
