@@ -262,10 +262,11 @@ class CellArray(nn.Module):
             reads += int(pending.sum())
             observed = g + cfg.read_noise_us * torch.randn(g.shape, generator=self.generator)
             error = targets - observed
-            progress = error.abs() < best_error - 3 * cfg.read_noise_us
-            best_error = torch.minimum(best_error, error.abs())
+            distance = error.abs()
+            progress = distance < best_error - 3 * cfg.read_noise_us
+            best_error = torch.minimum(best_error, distance)
             stalled = torch.where(progress, torch.zeros_like(stalled), stalled + 1)
-            pending &= error.abs() > cfg.verify_threshold_us
+            pending &= distance > cfg.verify_threshold_us
             failed |= pending & (stalled > cfg.give_up_after)
             pending &= ~failed
             if not pending.any():
