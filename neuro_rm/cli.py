@@ -8,6 +8,7 @@ answers claims.  Every change is saved as a crash-safe snapshot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -208,9 +209,25 @@ def render_demo(report: dict) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
+def _build_state(args: argparse.Namespace) -> None:
+    """What a user running ``faults`` on a fresh clone wants: train and deploy a model with the defaults first
+    (saying so), rather than an error.  Their reports go to stderr, so stdout stays the one JSON object."""
+    data = [] if args.data is None else ["--data", str(args.data)]
+    steps = [["train", "--state", str(args.state), "--seed", str(args.seed), *data],
+             ["deploy", "--state", str(args.state), "--seed", str(args.seed)]]
+    print(f"neuro-rm {args.command}: no state folder at {args.state}; building one first with the defaults: "
+          + " && ".join(f"neuro-rm {' '.join(step)}" for step in steps), file=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):
+        for step in steps:
+            sub = build_parser().parse_args(step)
+            sub.func(sub)
+
+
 def cmd_faults(args: argparse.Namespace) -> None:
     from neuro_rm.reliability import fault_sweep
 
+    if not args.state.exists():
+        _build_state(args)
     auth = SpeakerAuthenticator.load(args.state)
     splits = _state_data(auth, args.data)
 
@@ -305,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (ValueError, KeyError, FileNotFoundError, CorruptStateError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"neuro-rm {args.command}: error: {message}", file=sys.stderr)
+        for line in str(message).splitlines():  # one line per problem (e.g. every defect `data` finds)
+            print(f"neuro-rm {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0
 

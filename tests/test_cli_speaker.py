@@ -59,3 +59,16 @@ def test_data_command_summarises_a_file(trained):
     assert summary["samples"] == 160 and summary["n_channels"] == 40
     proc = _run("data", data.parent / "none.h5", ok=False)
     assert proc.returncode == 2 and "no SSC-layout file" in proc.stderr
+
+
+def test_faults_without_a_state_folder_builds_one_and_says_so(tmp_path):
+    data, state = tiny_spike_file(tmp_path / "tiny.h5"), tmp_path / "fresh"
+    proc = _run("faults", "--data", data, "--state", state, "--epochs", "1", "--json")
+    result = json.loads(proc.stdout)  # stdout is the one JSON object; the build reports on stderr
+    assert len(result["rows"]) > 0 and 0 <= result["clean_accuracy"] <= 1
+    assert f"no state folder at {state}" in proc.stderr and f"neuro-rm train --state {state}" in proc.stderr
+    assert (state / "CURRENT").is_file()
+    not_a_state = tmp_path / "other"
+    not_a_state.mkdir()  # a folder that exists is never built over
+    proc = _run("faults", "--data", data, "--state", not_a_state, "--json", ok=False)
+    assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr and not any(not_a_state.iterdir())

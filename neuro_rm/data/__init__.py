@@ -13,7 +13,7 @@ from neuro_rm.data.speakers import (
     load_speakers,
     speaker_splits,
 )
-from neuro_rm.data.spikefile import SpikeFileInfo, read_info, write_spike_file
+from neuro_rm.data.spikefile import SpikeFileError, SpikeFileInfo, read_info, validate_file, write_spike_file
 from neuro_rm.data.summary import format_summary, summarize
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SpeakerFrames",
     "SpeakerSplits",
     "SpikeFile",
+    "SpikeFileError",
     "SpikeFileInfo",
     "Spikes",
     "SplitConfig",
@@ -40,5 +41,6 @@ __all__ = [
     "read_info",
     "speaker_splits",
     "summarize",
+    "validate_file",
     "write_spike_file",
 ]

@@ -105,25 +105,81 @@ def read_info(path: str | Path, also_require: Sequence[str] = ()) -> SpikeFileIn
     )
 
 
+SHOWN_PER_KIND = 3  # problems of one kind listed by validate_file before it only counts them
+BLOCK = 4096  # samples read at a time by validate_file, so a multi-GB file stays within memory
+# Problems the loader can live with: binning does not depend on event order, but SSC/SHD files are written
+# sorted and other tools (e.g. tonic's own frame transforms) assume it, so ``neuro-rm data`` still flags them.
+LOADER_TOLERATES = frozenset({"unsorted"})
+
+
+class SpikeFileError(ValueError):
+    """A file whose samples have problems; the message is one line per problem (the first few of each kind)."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.path, self.problems = path, problems
+
+
+def sample_problems(times: np.ndarray, units: np.ndarray, n_channels: int) -> list[tuple[str, str]]:
+    """Every defect of one sample as (kind, reason): the one definition of a valid sample, used both by
+    the loader (which stops at the first) and by ``neuro-rm data`` (which lists them)."""
+    if len(times) > MAX_EVENTS_PER_SAMPLE:  # before tonic turns them into ~5x larger event records
+        return [("too many events", f"{len(times)} events, more than {MAX_EVENTS_PER_SAMPLE} (MAX_EVENTS_PER_SAMPLE)")]
+    found = []
+    if len(times) != len(units):
+        found.append(("ragged", f"{len(times)} times but {len(units)} units (ragged)"))
+    finite = np.isfinite(times)
+    if not finite.all():
+        found.append(("non-finite time", f"non-finite spike time ({int((~finite).sum())} of {len(times)})"))
+    if finite.any() and times[finite].min() < 0:
+        found.append(("negative time", f"negative spike time {float(times[finite].min()):g} s"))
+    steps = np.diff(times[finite].astype(np.float64))  # order of the finite times (NaN is reported above)
+    if (steps < 0).any():
+        at = int(np.flatnonzero(steps < 0)[0])
+        later, earlier = times[finite][at + 1], times[finite][at]
+        found.append(("unsorted", f"spike times not sorted ({float(later):g} s after {float(earlier):g} s); "
+                                  "this package bins them anyway, other SSC tools may not"))
+    outside = units[(units < 0) | (units >= n_channels)]
+    if len(outside):
+        found.append(("channel", f"channel {outside[0]} outside 0..{n_channels - 1} ({len(outside)} events)"))
+    return found
+
+
 def check_samples(info: SpikeFileInfo, indices: Iterable[int]) -> None:
-    """Check the spikes of the given samples: equal lengths, finite non-negative times, channels in range."""
+    """Check the spikes of the given samples; ValueError names the file, the sample and its first problem
+    (except those in LOADER_TOLERATES)."""
     with h5py.File(info.path, "r") as file:
         times_ds, units_ds = file["spikes/times"], file["spikes/units"]
         for i in indices:
             times = np.asarray(times_ds[i])  # its bytes are in the file, so this read is bounded by the file size
-            where = f"{info.path}: sample {i}"
-            if len(times) > MAX_EVENTS_PER_SAMPLE:  # before tonic turns them into ~5x larger event records
-                raise ValueError(f"{where}: {len(times)} events, more than {MAX_EVENTS_PER_SAMPLE} (MAX_EVENTS_PER_SAMPLE)")
-            units = np.asarray(units_ds[i])
-            if len(times) != len(units):
-                raise ValueError(f"{where}: {len(times)} times but {len(units)} units (ragged)")
-            if not np.isfinite(times).all():
-                raise ValueError(f"{where}: non-finite spike time")
-            if len(times) and times.min() < 0:
-                raise ValueError(f"{where}: negative spike time {times.min()}")
-            outside = units[(units < 0) | (units >= info.n_channels)]
-            if len(outside):
-                raise ValueError(f"{where}: channel {outside[0]} outside 0..{info.n_channels - 1}")
+            units = np.asarray(units_ds[i]) if len(times) <= MAX_EVENTS_PER_SAMPLE else times[:0]
+            found = [reason for kind, reason in sample_problems(times, units, info.n_channels) if kind not in LOADER_TOLERATES]
+            if found:
+                raise ValueError(f"{info.path}: sample {i}: {found[0]}")
+
+
+def validate_file(path: str | Path, shown_per_kind: int = SHOWN_PER_KIND) -> SpikeFileInfo:
+    """Check a whole file (structure, then every sample); SpikeFileError lists the first problems of each kind."""
+    info = read_info(path)
+    shown: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    with h5py.File(info.path, "r") as file:
+        times_ds, units_ds = file["spikes/times"], file["spikes/units"]
+        for start in range(0, len(info), BLOCK):
+            block = zip(times_ds[start : start + BLOCK], units_ds[start : start + BLOCK], strict=True)
+            for i, (times, units) in enumerate(block, start):
+                for kind, reason in sample_problems(np.asarray(times), np.asarray(units), info.n_channels):
+                    counts[kind] = counts.get(kind, 0) + 1
+                    if counts[kind] <= shown_per_kind:
+                        shown.setdefault(kind, []).append(f"{info.path}: sample {i}: {reason}")
+    problems = []
+    for kind, lines in shown.items():
+        problems += lines
+        if counts[kind] > len(lines):
+            problems.append(f"{info.path}: ... {counts[kind] - len(lines)} more sample(s) with the problem '{kind}'")
+    if problems:
+        raise SpikeFileError(info.path, problems)
+    return info
 
 
 def write_spike_file(

@@ -9,9 +9,8 @@ import h5py
 import numpy as np
 
 from neuro_rm.data.faces import load_faces
-from neuro_rm.data.spikefile import read_info
+from neuro_rm.data.spikefile import BLOCK, validate_file
 
-BLOCK = 4096  # samples read at a time, so summarising a multi-GB SSC file stays within memory
 SHOWN = 20  # speakers listed by format_summary (SSC has hundreds)
 
 
@@ -23,8 +22,9 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def summarize_spikes(path: str | Path) -> dict[str, object]:
-    """Samples per speaker and per label, events per sample, last-spike time and rates of an SSC-layout file."""
-    info = read_info(path)
+    """Samples per speaker and per label, events per sample, last-spike time and rates of an SSC-layout file;
+    SpikeFileError (one line per problem) if any sample would be refused by the loader."""
+    info = validate_file(path)
     counts, last = np.zeros(len(info), dtype=np.int64), np.zeros(len(info))
     with h5py.File(info.path, "r") as file:
         times = file["spikes/times"]
