@@ -20,14 +20,19 @@ from neuro_rm import viz
 from neuro_rm.auth import REVOKED, SpeakerAuthenticator
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import (
     accuracy,
     backward_transfer,
+    det_curve,
+    eer_interval,
     equal_error_rate,
+    min_dcf,
     per_class_accuracy,
     predict_logits,
+    verification_trials,
 )
 from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc, reprogram_from
 from neuro_rm.learning.train import fit_classifier
@@ -122,6 +127,12 @@ def run_speaker_demo(
     )
     report["pretrain.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
     report["pretrain.best_epoch"] = fit.best_epoch
+    # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
+    linear = linear_baseline(data.train.of_classes(old), data.val.of_classes(old), data.test.of_classes(old))
+    report["baseline_linear.accuracy"] = linear.accuracy
+    report["baseline_linear.val_accuracy"] = linear.val_accuracy
+    report["baseline_linear.c"] = linear.c
+    report["pretrain.margin_over_linear"] = report["pretrain.accuracy"] - linear.accuracy
     report["params.total"] = sum(p.numel() for p in auth.model.parameters())
     digital = copy.deepcopy(auth.model)
 
@@ -209,8 +220,12 @@ def run_speaker_demo(
     # 6. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
     stage("verify")
     calibration = auth.calibrate()
-    genuine, impostor = auth.trial_scores(data.test)
+    trials = verification_trials(auth.scores(data.test.x), data.test.y, auth.active_labels)
+    genuine, impostor = trials["genuine"], trials["impostor"]
     report["verify.eer"], _ = equal_error_rate(genuine, impostor)
+    report["verify.eer_ci"] = list(eer_interval(**trials, seed=config.seed))  # 95 %, utterances resampled
+    report["verify.min_dcf"], _ = min_dcf(genuine, impostor, p_target=0.01)
+    det = det_curve(genuine, impostor)
     report["verify.threshold"] = calibration["threshold"]
     report["verify.revoked_accept_rate"] = _accept_rate(auth, forget_test.x)
     report["verify.impostor_accept_rate"] = _share_accepted(impostor, auth.threshold)
@@ -230,7 +245,7 @@ def run_speaker_demo(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         auth.save(out / "state")
-        write_figures(report, full_ledger, out)
+        write_figures(report, full_ledger, out, det)
         (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
         (out / "report.md").write_text(markdown_table(report))
     return report
@@ -238,6 +253,8 @@ def run_speaker_demo(
 
 TABLE_ROWS = (
     ("pretrain.accuracy", "pretrain: test accuracy (digital)", "{:.2%}"),
+    ("baseline_linear.accuracy", "logistic regression on the same frames: test accuracy", "{:.2%}"),
+    ("pretrain.margin_over_linear", "pretrain: RSNN minus logistic regression (points)", "{:+.2%}"),
     ("deploy.accuracy", "deploy: accuracy after write-verify", "{:.2%}"),
     ("deploy.drift_accuracy.1e+06s", "deploy: accuracy after 10^6 s drift", "{:.2%}"),
     ("deploy.write_pulses", "deploy: write pulses", "{:,}"),
@@ -258,6 +275,8 @@ TABLE_ROWS = (
     ("restore.noisy_accuracy", "restore: accuracy after σ = 1 µS write noise", "{:.2%}"),
     ("restore.accuracy", "restore: accuracy with restore branch", "{:.2%}"),
     ("verify.eer", "verify: equal-error rate (revoked = impostor)", "{:.2%}"),
+    ("verify.eer_ci", "verify: EER 95% interval (bootstrap over test utterances)", "{0[0]:.2%} – {0[1]:.2%}"),
+    ("verify.min_dcf", "verify: minDCF (p_target = 0.01)", "{:.3f}"),
     ("verify.revoked_accept_rate", "verify: revoked voice accepted (final threshold)", "{:.2%}"),
     ("verify.impostor_accept_rate", "verify: impostor trials accepted", "{:.2%}"),
     ("energy.training_cost_ratio", "training cost ratio (full / LoRA parameters)", "{:.2f}×"),
@@ -281,8 +300,10 @@ ACCURACY_KEYS = ("pretrain.accuracy", "revoke.forget_accuracy", "revoke.retain_a
                  "enroll.new_accuracy", "enroll.old_accuracy", "restore.noisy_accuracy", "restore.accuracy")
 
 
-def write_figures(report: dict, full_ledger: Ledger, out: Path) -> list[Path]:
-    """The demo's pictures: accuracy per stage against the reference, write energy per revoke."""
+def write_figures(report: dict, full_ledger: Ledger, out: Path,
+                  det: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[Path]:
+    """The demo's pictures: accuracy per stage against the reference, write energy per revoke, and the
+    final verification DET curve (``det``: false-accept and miss rates)."""
     paths = [out / "accuracy.png", out / "revoke_write_energy.png"]
     values = {k: float(report[k]) for k in ACCURACY_KEYS}
     figure = viz.plot_bars(values, "accuracy", "speaker lifecycle: measured vs reference", REFERENCE)
@@ -290,6 +311,10 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path) -> list[Path]:
     lora = {"write.sram": float(report["revoke.write_energy_j"])}
     rewrite = {c: v["joules"] for c, v in full_ledger.by_category().items() if c.startswith("write.")}
     viz.plot_energy({"revoke: LoRA (SRAM)": lora, "revoke: reprogram RM": rewrite}, "write energy of one revoke").savefig(paths[1], dpi=120)
+    if det is not None:
+        paths.append(out / "det.png")
+        label = "after the lifecycle (revoked voice = impostor)"
+        viz.plot_det({label: det}, {label: float(report["verify.eer"])}).savefig(paths[-1], dpi=120)
     viz.plt.close("all")
     return paths
 

@@ -171,6 +171,33 @@ def plot_delta_weight(delta: Mapping[str, torch.Tensor], title: str = "ΔW = (α
     return fig
 
 
+DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8)  # error rates marked on the DET axes
+
+
+def plot_det(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], eers: Mapping[str, float] | None = None,
+             floor: float = 1e-3) -> Figure:
+    """DET curves (miss rate vs false-accept rate) on normal-deviate axes, as speaker verification plots
+    them, so that Gaussian-like score distributions come out straight; rates below ``floor`` are drawn at
+    the floor.  ``eers`` marks each curve's equal-error point on the diagonal."""
+    from scipy.stats import norm
+
+    deviate = lambda p: norm.ppf(np.clip(_np(p).astype(float), floor, 1 - floor))  # noqa: E731
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    for label, (far, miss) in curves.items():
+        ax.plot(deviate(far), deviate(miss), label=label)
+        if eers and label in eers:
+            ax.plot(deviate(eers[label]), deviate(eers[label]), "o", color=ax.lines[-1].get_color())
+    ticks, names = deviate(np.array(DET_TICKS)), [f"{t:.1%}".replace(".0%", "%") for t in DET_TICKS]
+    ax.set_xticks(ticks, names)
+    ax.set_yticks(ticks, names)
+    limits = deviate(np.array([floor, 1 - floor]))
+    ax.plot(limits, limits, "k:", lw=0.8)  # the diagonal: false accepts = misses
+    ax.set(xlim=limits, ylim=limits, xlabel="false-accept rate", ylabel="miss rate", title="DET")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def energy_breakdown(ledger: Ledger, prefix: str | None = None, per: float = 1.0) -> dict[str, float]:
     """Joules per ledger category (those under ``prefix``, with any cost), divided by ``per`` (e.g. a
     sample count): one bar's stack for ``plot_energy``."""

@@ -8,7 +8,8 @@ KEYS = (
     "pretrain.accuracy", "deploy.accuracy", "deploy.write_pulses", "deploy.write_energy_j", "revoke.forget_accuracy",
     "revoke.retain_accuracy", "revoke.mia_auc", "revoke.retrain_mia_auc", "enroll.new_accuracy", "enroll.old_accuracy",
     "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
-    "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds",
+    "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds", "baseline_linear.accuracy",
+    "pretrain.margin_over_linear", "verify.min_dcf",
 )
 
 
@@ -23,3 +24,8 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert report["energy.write_energy_ratio"] > 1  # rewriting the array costs more than an SRAM branch
     assert report["energy.training_cost_ratio"] > 1
     assert (tmp_path / "state" / "CURRENT").is_file()
+    assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
+    assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
+    lo, hi = report["verify.eer_ci"]
+    assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
+    assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()

@@ -114,3 +114,16 @@ def test_energy_breakdown_and_stacks_with_totals():
         tops[x] = max(tops.get(x, 0), patch.get_y() + patch.get_height())
     assert tops == {0: 1.0, 1: 5.0}
     assert [t.get_text() for t in fig.axes[0].texts] == ["1 J", "5 J"]
+
+
+def test_det_curve_is_drawn_on_normal_deviate_axes():
+    from scipy.stats import norm
+
+    far, miss = torch.tensor([1.0, 0.5, 0.1, 0.0]), torch.tensor([0.0, 0.02, 0.3, 1.0])
+    fig = viz.plot_det({"final": (far, miss)}, eers={"final": 0.2})
+    curve, eer_point = fig.axes[0].lines[:2]
+    floor = 1e-3
+    assert np.allclose(curve.get_xdata(), norm.ppf(np.clip(far.numpy(), floor, 1 - floor)))
+    assert np.allclose(curve.get_ydata(), norm.ppf(np.clip(miss.numpy(), floor, 1 - floor)))
+    assert np.allclose([eer_point.get_xdata()[0], eer_point.get_ydata()[0]], norm.ppf(0.2))
+    assert fig.axes[0].get_xticklabels()[1].get_text() == "1%"

@@ -1,4 +1,5 @@
-"""Metrics of learning and forgetting: accuracy, membership inference, equal-error rate, transfer."""
+"""Metrics of learning and forgetting: accuracy, membership inference, verification (EER, minDCF, DET,
+bootstrap intervals), transfer."""
 
 from __future__ import annotations
 
@@ -51,6 +52,31 @@ def mia_auc(member_logits: torch.Tensor, member_labels: torch.Tensor, other_logi
     return roc_auc(membership_scores(member_logits, member_labels), membership_scores(other_logits, other_labels))
 
 
+def _operating_points(
+    genuine: torch.Tensor, impostor: torch.Tensor, genuine_weight: torch.Tensor | None = None,
+    impostor_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(levels, far, frr): for each distinct score ``levels[j]`` (ascending), the share of impostor trials
+    accepted and of genuine trials rejected when a claim is accepted iff its score >= levels[j].
+
+    One sort and two cumulative sums (not a trials x thresholds table), so a bootstrap can call it a
+    thousand times; optional per-trial weights (bootstrap multiplicities) count a trial that many times.
+    """
+    if len(genuine) == 0 or len(impostor) == 0:
+        raise ValueError("verification metrics need genuine and impostor scores")
+    scores = torch.cat([genuine, impostor]).double()
+    if torch.isnan(scores).any():
+        raise ValueError("verification scores contain NaN")
+    levels, where = torch.unique(scores, return_inverse=True)
+    gw = torch.ones(len(genuine), dtype=torch.float64) if genuine_weight is None else genuine_weight.double()
+    iw = torch.ones(len(impostor), dtype=torch.float64) if impostor_weight is None else impostor_weight.double()
+    at_level = lambda w, idx: torch.zeros(len(levels), dtype=torch.float64).index_add_(0, idx, w)  # noqa: E731
+    gen, imp = at_level(gw, where[: len(genuine)]), at_level(iw, where[len(genuine):])
+    far = imp.flip(0).cumsum(0).flip(0) / iw.sum()  # impostors scoring >= level
+    frr = (gen.cumsum(0) - gen) / gw.sum()  # genuine scoring < level
+    return levels, far, frr
+
+
 def equal_error_rate(genuine: torch.Tensor, impostor: torch.Tensor) -> tuple[float, float]:
     """(EER, threshold): where false accepts of impostors equal false rejects of genuine trials.
 
@@ -58,14 +84,78 @@ def equal_error_rate(genuine: torch.Tensor, impostor: torch.Tensor) -> tuple[flo
     threshold sits in the middle of the gap, not on the weakest genuine score (which would wave through
     any voice that scores just below every genuine trial).
     """
-    if len(genuine) == 0 or len(impostor) == 0:
-        raise ValueError("equal_error_rate needs genuine and impostor scores")
-    scores = torch.cat([genuine, impostor]).double().unique()
-    thresholds = torch.cat([scores[:1], (scores[:-1] + scores[1:]) / 2, scores[-1:]])
-    far = (impostor.double().view(1, -1) >= thresholds.view(-1, 1)).double().mean(dim=1)
-    frr = (genuine.double().view(1, -1) < thresholds.view(-1, 1)).double().mean(dim=1)
+    levels, far, frr = _operating_points(genuine, impostor)
     best = int((far - frr).abs().argmin())
-    return float((far[best] + frr[best]) / 2), float(thresholds[best])
+    threshold = levels[0] if best == 0 else (levels[best - 1] + levels[best]) / 2
+    return float((far[best] + frr[best]) / 2), float(threshold)
+
+
+def min_dcf(genuine: torch.Tensor, impostor: torch.Tensor, p_target: float = 0.01, c_miss: float = 1.0,
+            c_fa: float = 1.0) -> tuple[float, float]:
+    """(minDCF, threshold): the normalised detection cost at its best threshold, as NIST SRE and speaker
+    toolkits report it: min over thresholds of (C_miss·P_miss·p + C_fa·P_fa·(1-p)) / min(C_miss·p, C_fa·(1-p)).
+
+    Accepting and rejecting every claim are among the thresholds (the cheaper costs 1 after normalisation),
+    so a value of 1 means the scores are worth nothing at this prior; threshold +inf stands for reject-all.
+    """
+    if not 0 < p_target < 1 or c_miss <= 0 or c_fa <= 0:
+        raise ValueError(f"min_dcf needs 0 < p_target < 1 and positive costs, got {p_target}, {c_miss}, {c_fa}")
+    levels, far, frr = _operating_points(genuine, impostor)
+    far, frr = torch.cat([far, far.new_zeros(1)]), torch.cat([frr, frr.new_ones(1)])  # + reject all
+    cost = (c_miss * frr * p_target + c_fa * far * (1 - p_target)) / min(c_miss * p_target, c_fa * (1 - p_target))
+    best = int(cost.argmin())
+    if best == len(levels):
+        return float(cost[best]), math.inf
+    threshold = levels[0] if best == 0 else (levels[best - 1] + levels[best]) / 2
+    return float(cost[best]), float(threshold)
+
+
+def det_curve(genuine: torch.Tensor, impostor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(false-accept rate, miss rate) at every threshold, from accept-all to reject-all: a DET curve."""
+    _, far, frr = _operating_points(genuine, impostor)
+    return torch.cat([far, far.new_zeros(1)]), torch.cat([frr, frr.new_ones(1)])
+
+
+def eer_interval(
+    genuine: torch.Tensor, impostor: torch.Tensor, genuine_of: torch.Tensor, impostor_of: torch.Tensor,
+    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the EER over utterances: each round redraws the test utterances
+    with replacement and keeps all trials of each drawn one (``*_of`` name each trial's utterance), since
+    the trials of one utterance are not independent.  Fixed seed: the same scores give the same interval."""
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"eer_interval needs 0 < level < 1 and n_boot >= 1, got {level}, {n_boot}")
+    if len(genuine_of) != len(genuine) or len(impostor_of) != len(impostor):
+        raise ValueError("eer_interval needs one utterance id per trial")
+    ids, where = torch.unique(torch.cat([genuine_of, impostor_of]), return_inverse=True)
+    g_idx, i_idx = where[: len(genuine)], where[len(genuine):]
+    generator = torch.Generator().manual_seed(seed)
+    eers = []
+    for _ in range(n_boot):
+        draws = torch.randint(len(ids), (len(ids),), generator=generator)
+        count = torch.bincount(draws, minlength=len(ids)).double()
+        gw, iw = count[g_idx], count[i_idx]
+        if gw.sum() == 0 or iw.sum() == 0:  # a round without genuine (or impostor) trials has no EER
+            continue
+        _, far, frr = _operating_points(genuine, impostor, gw, iw)
+        best = int((far - frr).abs().argmin())
+        eers.append(float((far[best] + frr[best]) / 2))
+    lo, hi = torch.tensor(eers, dtype=torch.float64).quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return float(lo), float(hi)
+
+
+def verification_trials(scores: torch.Tensor, labels: torch.Tensor, claimable: list[int]) -> dict[str, torch.Tensor]:
+    """Every sample claims every claimable speaker once: genuine and impostor scores, and the sample each
+    trial came from.  Samples of other speakers (revoked, never enrolled) only ever make impostor claims."""
+    parts: dict[str, list[torch.Tensor]] = {"genuine": [], "impostor": [], "genuine_of": [], "impostor_of": []}
+    index = torch.arange(len(labels))
+    for label in claimable:
+        own = labels == label
+        parts["genuine"].append(scores[own, label])
+        parts["impostor"].append(scores[~own, label])
+        parts["genuine_of"].append(index[own])
+        parts["impostor_of"].append(index[~own])
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
 def backward_transfer(before: dict[int, float], after: dict[int, float]) -> float:
