@@ -111,6 +111,10 @@ def cmd_train(args: argparse.Namespace) -> None:
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
               "trainable_params": fit.trainable_params, "steps": fit.steps}
     if distributed.rank() == 0:
+        from neuro_rm.learning.baseline import linear_baseline
+
+        linear = linear_baseline(_labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), test)
+        result |= {"baseline_linear_accuracy": linear.accuracy, "margin_over_linear": result["test_accuracy"] - linear.accuracy}
         auth.save(args.state)
         _emit(result, args.json)
 

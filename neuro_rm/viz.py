@@ -171,14 +171,14 @@ def plot_delta_weight(delta: Mapping[str, torch.Tensor], title: str = "ΔW = (α
     return fig
 
 
-DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8)  # error rates marked on the DET axes
+DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.4)  # error rates marked on the DET axes
 
 
 def plot_det(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], eers: Mapping[str, float] | None = None,
-             floor: float = 1e-3) -> Figure:
+             floor: float = 1e-3, ceiling: float = 0.5) -> Figure:
     """DET curves (miss rate vs false-accept rate) on normal-deviate axes, as speaker verification plots
-    them, so that Gaussian-like score distributions come out straight; rates below ``floor`` are drawn at
-    the floor.  ``eers`` marks each curve's equal-error point on the diagonal."""
+    them, so that Gaussian-like score distributions come out straight; the axes span ``floor`` to
+    ``ceiling`` and rates below the floor are drawn on it.  ``eers`` marks each curve's equal-error point."""
     from scipy.stats import norm
 
     deviate = lambda p: norm.ppf(np.clip(_np(p).astype(float), floor, 1 - floor))  # noqa: E731
@@ -190,7 +190,7 @@ def plot_det(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], eers: Mapp
     ticks, names = deviate(np.array(DET_TICKS)), [f"{t:.1%}".replace(".0%", "%") for t in DET_TICKS]
     ax.set_xticks(ticks, names)
     ax.set_yticks(ticks, names)
-    limits = deviate(np.array([floor, 1 - floor]))
+    limits = deviate(np.array([floor, ceiling]))
     ax.plot(limits, limits, "k:", lw=0.8)  # the diagonal: false accepts = misses
     ax.set(xlim=limits, ylim=limits, xlabel="false-accept rate", ylabel="miss rate", title="DET")
     ax.legend(fontsize=8)

@@ -21,6 +21,7 @@ def trained(tmp_path_factory):
     data, state = tiny_spike_file(folder / "tiny.h5"), folder / "state"
     out = json.loads(_run("train", "--data", data, "--state", state, "--epochs", "4", "--lr", "5e-3", "--hidden", "64", "--json").stdout)
     assert out["held_out"] == ["spk3"] and out["test_accuracy"] > 0.8
+    assert out["baseline_linear_accuracy"] > 0.8 and out["margin_over_linear"] == out["test_accuracy"] - out["baseline_linear_accuracy"]
     deployed = json.loads(_run("deploy", "--state", state, "--json").stdout)
     assert deployed["write_pulses"] > 0
     return data, state
