@@ -82,7 +82,8 @@ def test_faults_command_prints_one_json_object(tmp_path):
     assert kinds == {"stuck", "write_noise", "drift", "worn"}
     for row in report["rows"]:
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["restored_accuracy"] <= 1 and row["label"].startswith(row["fault"])
-    proc = _cli("faults", "--state", tmp_path / "missing", "--json")
+    (tmp_path / "not_a_state").mkdir()  # (a missing folder is built first: test_cli_speaker)
+    proc = _cli("faults", "--state", tmp_path / "not_a_state", "--json")
     assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
