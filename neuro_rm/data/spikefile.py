@@ -141,7 +141,7 @@ def sample_problems(times: np.ndarray, units: np.ndarray, n_channels: int) -> li
                                   "this package bins them anyway, other SSC tools may not"))
     outside = units[(units < 0) | (units >= n_channels)]
     if len(outside):
-        found.append(("channel", f"channel {outside[0]} outside 0..{n_channels - 1} ({len(outside)} events)"))
+        found.append(("channel", f"channel {outside[0]} outside 0..{n_channels - 1} ({len(outside)} of {len(units)} events)"))
     return found
 
 
