@@ -21,11 +21,12 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
 from neuro_rm.learning.train import FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
-from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.store import (
     CorruptStateError,
     decode_json,
@@ -38,6 +39,9 @@ from neuro_rm.store import (
 
 STATE_FORMAT = 1
 ENROLLED, REVOKED = "enrolled", "revoked"
+# How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
+# nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
+REVOKE_MODES = ("erase", "suspend")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 
 
@@ -210,11 +214,19 @@ class SpeakerAuthenticator:
         retain: LabelledSet | None = None,
         config: UnlearnConfig = UnlearnConfig(),
         adapter: AdapterConfig = AdapterConfig(),
+        mode: str = "erase",
+        erase: EraseConfig | None = None,
     ) -> OperationReport:
-        """Forget a speaker with a new LoRA branch; the speaker is then rejected and their data dropped.
+        """Forget a speaker; the speaker is then rejected and their data, readout row and branch dropped.
 
-        ``forget_x`` are the speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
+        ``mode="erase"`` (default) writes the forgetting into the crossbar cells (only cells that must move
+        are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
+        branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
+        voice: cheap and reversible by design, since the cells still hold it.  ``forget_x`` are the
+        speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
         """
+        if mode not in REVOKE_MODES:
+            raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 2:
@@ -224,15 +236,40 @@ class SpeakerAuthenticator:
         if rec.adapter is not None:  # a branch trained on this speaker is erased outright
             hybrid.remove_adapter(self.model, rec.adapter)
             rec.adapter = None
-        branch = f"revoke_{rec.label}"
-        params = self._new_adapter(branch, adapter)
         train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
-        result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+        if mode == "suspend":
+            branch = f"revoke_{rec.label}"
+            params = self._new_adapter(branch, adapter)
+            result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            self._forget_record(rec)
+            report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
+                                  method=config.method, mode=mode)
+        else:
+            erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
+            before = (self.ledger.count("write.rm_pulse"), self.ledger.joules("write"))
+            erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
+                                   f"erase_{rec.label}", f"erase {name}")
+            self._forget_record(rec)
+            head_bits = len(keep) * (self.model.head.in_features + 1) * 32
+            self.ledger.post_sram_write(head_bits, note=f"erase {name}: readout rows")
+            steps = sum(f.steps for f in erased.fits)
+            self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
+            pulses = self.ledger.count("write.rm_pulse") - before[0]
+            report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
+                "method": erase.unlearn.method, "mode": mode, "write_pulses": pulses, "cells_written": erased.cells_written,
+                "rounds": len(erased.fits), "residual": erased.residual,
+                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - before[1]})
+            self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
+                              holdout_accuracy=report.holdout_accuracy, **report.extra)
+        return report
+
+    def _forget_record(self, rec: SpeakerRecord) -> None:
+        """What every revocation drops: the voiceprint (readout row) and the buffered samples."""
+        self.model.head.erase_row(rec.label)
         rec.status = REVOKED
         self.buffers.drop(rec.label)
-        return self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params), method=config.method)
 
     def enroll(
         self,
@@ -392,6 +429,7 @@ class SpeakerAuthenticator:
                     hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_active(state["active"][layer_name])
+                hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
             model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
         except (KeyError, TypeError, RuntimeError) as error:
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None

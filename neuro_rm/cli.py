@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
 from neuro_rm.device import DeviceConfig
+from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
@@ -129,11 +130,47 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
     config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs, lr=args.lr))
-    report = auth.revoke(args.speaker, forget.x, config=config)
+    report = auth.revoke(args.speaker, forget.x, config=config, mode=args.mode)
     auth.calibrate()
     auth.save(args.state)
-    _emit({"speaker": args.speaker, "method": args.method, "trainable_params": report.trainable_params,
+    _emit({"speaker": args.speaker, "trainable_params": report.trainable_params,
            "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
+
+
+def cmd_audit_forgetting(args: argparse.Namespace) -> None:
+    from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
+
+    auth = SpeakerAuthenticator.load(args.state)
+    if not auth.deployed:
+        raise ValueError("audit-forgetting works on a deployed state; run `neuro-rm deploy` first")
+    rec = auth.record(args.speaker)
+    splits = _state_data(auth, args.data)
+    data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
+    keep = [auth.record(name).label for name in auth.enrolled if name != args.speaker]
+    for name in [args.speaker, *auth.enrolled]:
+        if auth.record(name).label != _speaker_label(splits, name):
+            raise ValueError(f"speaker {name!r} has row {auth.record(name).label} in the state but label "
+                             f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
+    targets = {"state": auth.model}
+    if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
+        old = SpeakerAuthenticator.load(args.old_state)
+        row = old.record(args.speaker).label
+        voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
+        targets["original"] = old.model
+    else:
+        voiceprint = (auth.model.head.weight[rec.label].detach().clone(), auth.model.head.bias[rec.label].detach().clone())
+    pretrain = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, patience=6)
+    rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
+    if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
+        targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
+                                                      auth.device_config, "control: trained with the voice")
+    targets["retrain"] = train_speaker_model(data, keep, rsnn, pretrain, args.seed + 4001, auth.device_config,
+                                             "gold standard: retrained without the voice")
+    audit = AuditConfig(shadows=args.shadows, references=args.references, relearn_seeds=args.relearn_seeds)
+    report = audit_revocation(data, targets, rec.label, keep, rsnn, voiceprint, pretrain, auth.device_config,
+                              audit, seed=args.seed)
+    _emit({"speaker": args.speaker, "status": rec.status,
+           "voiceprint": "old state" if args.old_state is not None else "current state", **report}, args.json)
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -275,11 +312,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("deploy", cmd_deploy, "write the backbone into crossbars with write-and-verify", state=True)
     p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us)
 
-    p = command("revoke", cmd_revoke, "forget a speaker with a LoRA branch", state=True, data=True)
+    p = command("revoke", cmd_revoke, "forget a speaker: erase (default) writes the forgetting into the cells; "
+                "suspend masks the voice with a digital branch (reversible by design)", state=True, data=True)
     p.add_argument("speaker")
+    p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
+                   help="erase: no change to the digital state brings the voice back (costs RM writes); "
+                   "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
     p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
+
+    p = command("audit-forgetting", cmd_audit_forgetting, "attack a revocation: branch-off with an old voiceprint, "
+                "relearning from k recordings, shadow-model membership inference", state=True, data=True)
+    p.add_argument("speaker")
+    p.add_argument("--old-state", type=Path, default=None,
+                   help="a copy of the state from before the revocation (the attacker's old voiceprint)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs of each shadow and control model")
+    p.add_argument("--shadows", type=int, default=AuditConfig.shadows)
+    p.add_argument("--references", type=int, default=AuditConfig.references)
+    p.add_argument("--relearn-seeds", type=int, default=AuditConfig.relearn_seeds)
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")

@@ -145,6 +145,30 @@ class Crossbar(nn.Module):
         self._weight_cache = None
         return result
 
+    def consolidate(self, delta: torch.Tensor) -> ProgramResult:
+        """Add ``delta`` (weight units) to the stored weights, pulsing only the cells whose target moves by
+        more than the write tolerance.
+
+        The scale stays as programmed (a change of scale would move every cell), targets are clipped to
+        the window, and a change below the tolerance is not written: write-and-verify could not place a
+        cell that precisely anyway.  See ``write_threshold`` for that limit in weight units.
+        """
+        if delta.shape != (self.out_features, self.in_features):
+            raise ValueError(f"delta shape {tuple(delta.shape)} does not match crossbar {self.out_features}x{self.in_features}")
+        delta = delta.detach().float().cpu()
+        if not torch.isfinite(delta).all():
+            raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
+        shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
+        moved = shift.abs() > self.device_config.tolerance_us
+        result = self.cells.program(self.cells.conductance() + shift, cells=moved)
+        self._weight_cache = None
+        return result
+
+    @property
+    def write_threshold(self) -> float:
+        """Smallest weight change (per cell) that consolidation writes: the tolerance over the gain."""
+        return self.device_config.tolerance_us / self._gain()  # one cell of a pair carries the whole change
+
     # ----------------------------------------------------------------- state changes
     def set_time(self, seconds: float) -> None:
         """Let the cells relax for ``seconds`` since programming (drift)."""

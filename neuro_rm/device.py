@@ -234,25 +234,29 @@ class CellArray(nn.Module):
         return g
 
     # ----------------------------------------------------------------- programming
-    def program(self, targets_us: torch.Tensor) -> ProgramResult:
-        """Write-and-verify every cell towards its target, vectorised over cells.
+    def program(self, targets_us: torch.Tensor, cells: torch.Tensor | None = None) -> ProgramResult:
+        """Write-and-verify every cell (or only the ``cells`` mask) towards its target, vectorised.
 
         Loop: read (with read noise), compare with the tolerance, pulse the cells still outside it with
         a stochastic conductance change, repeat up to ``max_pulses``.  Each pulse is one write cycle of
         wear; cells at their endurance limit stick where they are and stop responding.  A cell that shows
         no progress for ``give_up_after`` pulses is abandoned and reported in ``failed``.  Programming
         starts from the current (drifted) state, so cells already close to target need only a read.
+        Cells outside ``cells`` are neither read nor pulsed: they keep their (drifted) conductance.
         """
         cfg = self.config
         if targets_us.shape != self.shape:
             raise ValueError(f"targets shape {tuple(targets_us.shape)} does not match cells {tuple(self.shape)}")
         if not torch.isfinite(targets_us).all():
             raise ValueError("programming targets contain NaN or infinite values")
-        targets = cfg.quantize(targets_us.float())
+        if cells is not None and cells.shape != self.shape:
+            raise ValueError(f"cell mask shape {tuple(cells.shape)} does not match cells {tuple(self.shape)}")
         g = self.conductance()
+        selected = torch.ones(self.shape, dtype=torch.bool) if cells is None else cells.bool()
+        targets = torch.where(selected, cfg.quantize(targets_us.float()), g)
         pulses = torch.zeros(self.shape, dtype=torch.int32)
         frozen = self.stuck | self.worn_out
-        pending = torch.ones(self.shape, dtype=torch.bool)
+        pending = selected.clone()
         failed = torch.zeros(self.shape, dtype=torch.bool)
         best_error = torch.full(self.shape, float("inf"))
         stalled = torch.zeros(self.shape, dtype=torch.int32)  # pulses in a row without progress

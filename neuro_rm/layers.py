@@ -51,6 +51,7 @@ class HybridLayer(nn.Module):
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
         self._fused: torch.Tensor | None = None
+        self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,10 @@ class HybridLayer(nn.Module):
             return y + self._dense_out(x, self._fused.to(x.dtype))
         for name in self.active:
             adapter = self.adapters[name]
-            y = y + self._adapter_out(x, adapter)
+            if name in self.write_aware:
+                y = y + self._dense_out(x, self.writable(adapter.delta_weight()).to(x.dtype))
+            else:
+                y = y + self._adapter_out(x, adapter)
             macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
@@ -154,6 +158,7 @@ class HybridLayer(nn.Module):
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
+        self.write_aware.discard(name)
         self.unfuse()
         self.emit("forget", adapter=name, delta_weight=delta)
 
@@ -172,11 +177,20 @@ class HybridLayer(nn.Module):
             delta = delta + self._require(name).delta_weight().detach().cpu()
         return delta.view(self.weight_shape)
 
+    def writable(self, delta: torch.Tensor) -> torch.Tensor:
+        """The part of a weight change that consolidation writes (entries beyond the write tolerance);
+        gradients pass straight through, so a branch can be trained for what the cells will hold."""
+        kept = delta * (delta.detach().abs() > self.crossbar.write_threshold)
+        return delta + (kept - delta).detach()
+
     def merge(self, name: str) -> ProgramResult:
-        """Consolidate: reprogram the cells with base + ΔW(name), then drop the adapter."""
+        """Consolidate: write ΔW(name) into the cells (only cells whose target moves beyond the write
+        tolerance are pulsed; costs go to the ledger), then erase the adapter."""
         delta = self.delta_weight([name])
-        result = self.program(self.effective_weight() + delta, note=f"merge {name}")
-        self.emit("consolidate", adapter=name, delta_weight=delta)
+        result = self.crossbar.consolidate(delta.reshape(self.crossbar.out_features, -1))
+        if self.ledger is not None:
+            self.ledger.post_programming(result.total_pulses, result.verify_reads, self.crossbar.n_tiles, f"merge {name}")
+        self.emit("consolidate", adapter=name, delta_weight=delta, conductance_us=result.conductance_us, pulses=result.pulses)
         self.remove_adapter(name)
         return result
 
@@ -440,8 +454,17 @@ def set_active(model: nn.Module, names: Iterable[str]) -> None:
 
 
 def merge(model: nn.Module, name: str) -> list[ProgramResult]:
-    """Consolidate adapter ``name`` into the crossbars (costed write-verify) and drop it."""
+    """Consolidate adapter ``name`` into the crossbars (costed write-verify of the cells it moves beyond
+    the write tolerance) and erase it."""
     return [layer.merge(name) for layer in _holding(model, name)]
+
+
+def set_write_aware(model: nn.Module, name: str, on: bool = True) -> None:
+    """Train adapter ``name`` for consolidation: while on, its forward applies only the entries of ΔW
+    that ``merge`` will write, so what the branch learns is what the cells will hold."""
+    for layer in _holding(model, name):
+        (layer.write_aware.add if on else layer.write_aware.discard)(name)
+        layer.unfuse()
 
 
 def commit_adapter(model: nn.Module, name: str, kind: str) -> int:

@@ -128,15 +128,71 @@ def test_merge_reprograms_costs_and_drops_the_adapter():
     assert torch.corrcoef(torch.stack([model(x).flatten(), with_adapter.flatten()]))[0, 1] > 0.98
 
 
+def _layer_with_adapter(columns_moved: dict[int, float]):
+    """A 16→8 crossbar layer with a rank-1 adapter whose ΔW has, in input column 3, the given
+    multiples of the write threshold on the given output rows, and nothing anywhere else."""
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 8)
+    with torch.no_grad():
+        linear.weight[:, 3] = 0.0  # column 3 sits mid-window, so every move stays inside it
+    model = L.analogize(nn.Sequential(linear), ledger=neuro_rm.Ledger())
+    layer = model[0]
+    adapter = layer.add_adapter("d", rank=1, alpha=1.0)
+    threshold = layer.crossbar.write_threshold
+    with torch.no_grad():
+        adapter.a.zero_()
+        adapter.a[0, 3] = 1.0
+        adapter.b.zero_()
+        for row, multiple in columns_moved.items():
+            adapter.b[row, 0] = multiple * threshold
+    return model, layer
+
+
+def test_merge_pulses_only_the_cells_whose_target_moves_beyond_the_tolerance():
+    model, layer = _layer_with_adapter({0: 3.0, 1: -2.5, 2: 0.4, 5: -0.6})  # rows 0, 1 beyond; 2, 5 below
+    before = layer.crossbar.cells.conductance().clone()
+    result = L.merge(model, "d")[0]
+    pulsed = result.pulses[0] > 0
+    assert pulsed[0, 3] and pulsed[1, 3] and int(pulsed.sum()) == 2  # exactly the two cells that had to move
+    untouched = torch.ones_like(pulsed)
+    untouched[0, 3] = untouched[1, 3] = False
+    assert torch.equal(layer.crossbar.cells.conductance()[0][untouched], before[0][untouched])  # not rewritten
+    moved = (layer.crossbar.cells.conductance() - before)[0]  # 1 threshold = the 2 µS tolerance
+    assert abs(float(moved[0, 3]) - 3.0 * 2.0) <= 2.0 + 1e-3 and abs(float(moved[1, 3]) + 2.5 * 2.0) <= 2.0 + 1e-3
+    assert L.adapter_names(model) == []
+
+
+def test_a_write_aware_branch_computes_what_its_merge_will_hold():
+    model, layer = _layer_with_adapter({0: 3.0, 1: -2.5, 2: 0.4, 5: -0.6, 6: 0.8, 7: -0.9})
+    x = torch.zeros(4, 16)
+    x[:, 3] = torch.tensor([1.0, 2.0, -1.0, 0.5])
+    plain = model(x)
+    L.set_write_aware(model, "d")
+    aware = model(x)
+    params = L.adapter_parameters(model, "d")
+    aware.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)  # still trainable (straight through)
+    L.merge(model, "d")
+    merged = model(x)
+    # rows whose change is below the tolerance are not written: the aware branch already left them out
+    for row in (2, 5, 6, 7):
+        assert not torch.allclose(plain[:, row], merged[:, row], atol=1e-6)
+        assert torch.allclose(aware[:, row], merged[:, row], atol=1e-5)
+    # rows written land within the write tolerance of their target
+    threshold = layer.crossbar.write_threshold
+    assert torch.allclose(aware[:, :2], merged[:, :2], atol=float(threshold * x.abs().max()) + 1e-5)
+
+
 def test_recorder_sees_lifecycle_events():
     rec = Recorder()
     model = L.analogize(nn.Sequential(nn.Linear(4, 3)), hooks=[rec])
     L.add_adapter(model, "s", rank=1, alpha=1)
     L.commit_adapter(model, "s", "potentiate")
     L.set_time(model, 3600)
+    assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
     L.remove_adapter(model, "s")
     assert [e.kind for e in rec.events] == ["program", "potentiate", "drift", "forget"]
-    assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
+    assert all("delta_weight" not in e.data for e in rec.events)  # an erased branch leaves no recorded copy
     assert rec.latest("program", "0").data["conductance_us"].shape == (1, 3, 4)
 
 
