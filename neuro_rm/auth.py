@@ -404,7 +404,8 @@ class SpeakerAuthenticator:
                     layer.set_active(state["active"][layer_name])
             model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None
+            what = f"no entry {error}" if isinstance(error, KeyError) else error
+            raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
         model.eval()
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
