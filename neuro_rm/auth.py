@@ -382,7 +382,8 @@ class SpeakerAuthenticator:
         state = decode_json(files["state.json"], "state.json")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CorruptStateError(f"state.json in {folder} has an unknown format")
-        check_state(state)
+        tensors = decode_tensors(files["model.safetensors"], "model.safetensors")
+        check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
         try:
             with torch.random.fork_rng():  # a fixed start, so a loaded state's later random draws reproduce
                 torch.manual_seed(0)
@@ -402,7 +403,7 @@ class SpeakerAuthenticator:
                     hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_active(state["active"][layer_name])
-            model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
+            model.load_state_dict(tensors, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             what = f"no entry {error}" if isinstance(error, KeyError) else error
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None

@@ -58,8 +58,12 @@ def _config(value: object, cls: type, where: str, limits: dict[str, int]) -> Non
             _require(isinstance(v, str), at, "a string")
 
 
-def check_state(state: object) -> None:
-    """Raise ``CorruptStateError`` naming the first field of ``state`` with a wrong type or range."""
+def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
+    """Raise ``CorruptStateError`` naming the first field of ``state`` with a wrong type or range.
+
+    ``stored_values``: how many numbers the saved model holds; a network needing more weights than that
+    is refused before it is built.
+    """
     _require(isinstance(state, dict), "the file", "a JSON object")
     units = {"n_inputs": MAX_UNITS, "n_hidden": MAX_UNITS, "n_outputs": MAX_CLASSES}
     _config(state.get("rsnn"), RSNNConfig, "rsnn", units)
@@ -67,7 +71,8 @@ def check_state(state: object) -> None:
     _require(_int(head, 1, MAX_CLASSES), "head_classes", f"an integer from 1 to {MAX_CLASSES}")
     rsnn = state["rsnn"]
     weights = rsnn["n_inputs"] * rsnn["n_hidden"] + rsnn["n_hidden"] * (rsnn["n_hidden"] + head)
-    _require(weights <= MAX_PARAMETERS, "rsnn", f"a network of at most {MAX_PARAMETERS} weights, not {weights}")
+    limit = min(MAX_PARAMETERS, stored_values)
+    _require(weights <= limit, "rsnn", f"sizes that fit the saved model ({limit} values), not a network of {weights} weights")
     device, crossbar = state.get("device"), state.get("crossbar")
     _require((device is None) == (crossbar is None), "device and crossbar", "both null (not deployed) or both set")
     if device is not None:
