@@ -437,3 +437,14 @@ def test_snapshot_saves_without_a_loaded_snapshot_are_refused_at_the_store(tmp_p
     with pytest.raises(StateChangedError):
         save_snapshot(tmp_path, {"a.json": b"[2]"}, expected=first)
     assert load_snapshot(tmp_path).files == {"a.json": b"[1]"}
+
+
+def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
+    """The demo's output folder is its own: a second run replaces the state there instead of being refused."""
+    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=2, lr=5e-3, batch_size=32)))
+    for _ in range(2):
+        run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
+    assert [e["action"] for e in SpeakerAuthenticator.load(tmp_path / "state").audit.entries].count("pretrain") == 1
