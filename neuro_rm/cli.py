@@ -348,9 +348,9 @@ def _key_file(path: Path | None) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> None:
     """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
-    locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"
-    with _key_file(getattr(args, "key_file", None)), \
-            writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext():
+    locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
+    lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
+    with _key_file(getattr(args, "key_file", None)), lock:
         args.func(args)
 
 
