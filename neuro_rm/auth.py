@@ -27,6 +27,7 @@ from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
 from neuro_rm.learning.train import FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.state_schema import check_state
 from neuro_rm.store import (
     CorruptStateError,
     decode_json,
@@ -99,6 +100,7 @@ class SpeakerAuthenticator:
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
+        self._snapshots: dict[str, str] = {}  # state folder → the snapshot this object loaded or saved there
 
     # ------------------------------------------------------------------ registry
     @staticmethod
@@ -377,8 +379,12 @@ class SpeakerAuthenticator:
         return {"claim": claim, "accept": score >= self.threshold, "score": score, "threshold": self.threshold}
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: Path | str) -> Path:
-        """Write a complete, checksummed snapshot; the previous one stays valid until the switch."""
+    def save(self, folder: Path | str, overwrite: bool = False, key_file: Path | str | None = None) -> Path:
+        """Write a complete, signed snapshot; the previous one stays valid until the switch.
+
+        Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
+        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
+        """
         state = {
             "format": STATE_FORMAT,
             "rsnn": asdict(self.model.config),
@@ -393,23 +399,28 @@ class SpeakerAuthenticator:
         }
         buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
                    "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
-        save_snapshot(folder, {
+        where = str(Path(folder).resolve())
+        self._snapshots[where] = save_snapshot(folder, {
             "state.json": encode_json(state),
             "model.safetensors": encode_tensors(self.model.state_dict()),
             "buffers.safetensors": encode_tensors(buffers),
             "audit.jsonl": self.audit.to_jsonl(),
-        })
+        }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head}, key_file=key_file)
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: Path | str) -> SpeakerAuthenticator:
-        files = load_snapshot(folder)
+    def load(cls, folder: Path | str, key_file: Path | str | None = None) -> SpeakerAuthenticator:
+        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree."""
+        snapshot = load_snapshot(folder, key_file)
+        files = snapshot.files
         missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
         if missing:
             raise CorruptStateError(f"state in {folder} lacks {sorted(missing)}")
         state = decode_json(files["state.json"], "state.json")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CorruptStateError(f"state.json in {folder} has an unknown format")
+        tensors = decode_tensors(files["model.safetensors"], "model.safetensors")
+        check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
         try:
             with torch.random.fork_rng():  # a fixed start, so a loaded state's later random draws reproduce
                 torch.manual_seed(0)
@@ -430,11 +441,33 @@ class SpeakerAuthenticator:
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_active(state["active"][layer_name])
                 hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
-            model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
-        except (KeyError, TypeError, RuntimeError) as error:
-            raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None
+            model.load_state_dict(tensors, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            what = f"no entry {error}" if isinstance(error, KeyError) else error
+            raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
         model.eval()
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
+        if snapshot.extra.get("audit") != auth.audit.head:
+            raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
+        _check_registry_against_audit(auth.registry, auth.audit)
+        auth._snapshots[str(Path(folder).resolve())] = snapshot.name
         return auth
+
+
+def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
+    """Each speaker's status must be what its last pretrain / enroll / revoke entry in the audit log says."""
+    last: dict[str, str] = {}
+    for entry in audit.entries:
+        details = entry.get("details")
+        if entry.get("action") == "pretrain" and isinstance(details, dict) and isinstance(details.get("speakers"), list):
+            last.update({name: ENROLLED for name in details["speakers"] if isinstance(name, str)})
+        elif entry.get("action") in ("enroll", "revoke") and isinstance(entry.get("speaker"), str):
+            last[entry["speaker"]] = ENROLLED if entry["action"] == "enroll" else REVOKED
+    for record in registry.values():
+        logged = last.get(record.name)
+        if logged != record.status:
+            said = f"last {'revoked' if logged == REVOKED else 'enrolled'}" if logged else "never enrolled"
+            raise CorruptStateError(f"speaker {record.name!r} is {record.status} in the registry but {said} "
+                                    "in the audit log: the registry was edited")

@@ -2,7 +2,8 @@
 
 Lifecycle commands share a state folder (``--state``, default ``neuro_rm_state``): ``train`` creates it,
 ``deploy`` writes the crossbars, ``revoke``/``enroll``/``restore`` change only LoRA branches, ``verify``
-answers claims.  Every change is saved as a crash-safe snapshot.
+answers claims.  Every change is saved as a crash-safe, signed snapshot, by one process at a time: a
+command that changes the state holds its lock from loading to saving.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +28,19 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
-from neuro_rm.store import CorruptStateError
+from neuro_rm.statekey import ENV as KEY_ENV
+from neuro_rm.statelock import StateBusyError
+from neuro_rm.store import CorruptStateError, StaleSnapshotWarning, has_state, writing
 
 DEFAULT_STATE = Path("neuro_rm_state")
+WRITERS = ("train", "deploy", "revoke", "enroll", "restore")  # commands that change a state: they take its lock
+# Numeric options, wherever they appear: (lowest, highest); POSITIVE ones must also be > 0.
+NUMBER_RANGES = {
+    "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 1 << 16),
+    "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
+    "cols": (1, 1 << 14), "wait": (0, 86_400.0),
+}
+POSITIVE = ("lr", "tolerance")
 
 
 # ---------------------------------------------------------------------- output
@@ -95,6 +109,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from neuro_rm.learning import distributed
 
     distributed.init_from_env()
+    if has_state(args.state) and not args.overwrite:
+        raise ValueError(f"{args.state} holds a state already; training would replace its deployment, registry, "
+                         "revocations and audit log: pass --overwrite to replace it")
     splits = _splits(args.data, args.speakers)
     names = splits.speaker_names
     if not 0 <= args.hold_out < len(names) - 1:
@@ -105,13 +122,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
         config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
     )
-    auth.metadata = {"data": str(args.data) if args.data else None, "n_speakers": args.speakers}
+    auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
     result = {"speakers": names[: len(first)], "held_out": names[len(first):], "best_epoch": fit.best_epoch,
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
               "trainable_params": fit.trainable_params, "steps": fit.steps}
     if distributed.rank() == 0:
-        auth.save(args.state)
+        auth.save(args.state, overwrite=args.overwrite)
         _emit(result, args.json)
 
 
@@ -200,7 +217,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 def cmd_verify(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state)
     split, _, index = args.sample.partition(":")
-    if split not in ("train", "val", "test") or not index.isdigit():
+    if split not in ("train", "val", "test") or not (index.isascii() and index.isdigit()):
         raise ValueError(f"SAMPLE must be SPLIT:INDEX with SPLIT train, val or test (e.g. test:12), got {args.sample!r}")
     frames = getattr(_state_data(auth, args.data), split)
     if int(index) >= len(frames):
@@ -271,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         if state:
             p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
+            p.add_argument("--key-file", type=Path, default=None,
+                           help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
+        if name in WRITERS:
+            p.add_argument("--wait", type=float, default=0.0,
+                           help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
         if data:
             p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
         p.set_defaults(func=func)
@@ -304,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
+    p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -350,13 +373,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse numeric options outside their range (NaN and infinities included), naming the option."""
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and low <= value <= high and (value > 0 or name not in POSITIVE)):
+            bound = f"> 0 and <= {high:g}" if name in POSITIVE else f"from {low:g} to {high:g}"
+            parser.error(f"argument --{name.replace('_', '-')}: must be {bound}, got {value}")
+
+
+@contextmanager
+def _key_file(path: Path | None) -> Iterator[None]:
+    """``--key-file`` reaches load and save the way ``$NEURO_RM_KEY_FILE`` does, for this command only."""
+    before = os.environ.get(KEY_ENV)
+    if path is not None:
+        os.environ[KEY_ENV] = str(path)
     try:
+        yield
+    finally:
+        if path is not None and before is None:
+            del os.environ[KEY_ENV]
+        elif path is not None:
+            os.environ[KEY_ENV] = before
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
+    locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
+    lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
+    with _key_file(getattr(args, "key_file", None)), lock:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, CorruptStateError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"neuro-rm {args.command}: error: {message}", file=sys.stderr)
+
+
+def _notice(command: str) -> Callable[[str], None]:
+    return lambda message: print(f"neuro-rm {command}: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_numbers(parser, args)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StaleSnapshotWarning)
+            try:
+                _run(args)
+            finally:
+                for warning in caught:
+                    if issubclass(warning.category, StaleSnapshotWarning):
+                        print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
+                    else:
+                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    except (ValueError, KeyError, OSError, StateBusyError, CorruptStateError) as error:
+        print(f"neuro-rm {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

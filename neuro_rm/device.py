@@ -60,8 +60,9 @@ class DeviceConfig:
             )
         if self.levels < 2:
             raise ValueError(f"DeviceConfig.levels must be at least 2, got {self.levels}")
-        if self.tolerance_us <= 0:
-            raise ValueError(f"DeviceConfig.tolerance_us must be > 0, got {self.tolerance_us}")
+        if not 0 < self.tolerance_us < (self.g_max_us - self.g_min_us) / 2:
+            raise ValueError(f"DeviceConfig.tolerance_us must be > 0 and below half the conductance window "
+                             f"({(self.g_max_us - self.g_min_us) / 2:g} µS; wider accepts any cell unwritten), got {self.tolerance_us}")
         if self.max_pulses < 1:
             raise ValueError(f"DeviceConfig.max_pulses must be >= 1, got {self.max_pulses}")
         if self.give_up_after < 1:
