@@ -8,7 +8,7 @@ so whatever programming error, drift or fault the cells carry is exactly what th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,31 +19,64 @@ from neuro_rm.device import CellArray, DeviceConfig, ProgramResult
 MAPPINGS = ("offset", "differential")
 
 
+COMPENSATIONS = ("none", "global", "column")
+
+
 @dataclass(frozen=True)
 class CrossbarConfig:
-    """How weights meet the array.
+    """How weights meet the array, and the periphery that reads it.
 
     ``offset``: one cell per weight, G = G_mid + k·w, zero weight at mid-window (as the public
     reference implementation maps weights).  ``differential``: a pair per weight, w ∝ G+ − G−, both
     starting from g_min; twice the cells, but a zero weight draws almost no current.
+
+    Realistic by default; ``CrossbarConfig.ideal()`` switches the periphery off for comparison:
+
+    - ``read_noise``: every read of the array is noisy, drawn afresh for every input vector and
+      dependent on each cell's conductance (``DeviceConfig.read_sigma_us``).
+    - ``dac_bits`` / ``input_bound``: each input passes a multi-level signed DAC with a fixed range
+      [−input_bound, input_bound) in steps of input_bound / 2^(dac_bits−1) (8 bits over ±16: steps of
+      1/8, so spikes and spike counts up to 15 pass exactly; larger inputs saturate).
+    - ``adc_bits``: each tile's column sums are digitised by an ADC whose full scale is fixed per tile and
+      column, calibrated once after programming on a calibration batch (see ``Crossbar.calibrate``), and
+      saturates beyond it.
+    - ``drift_compensation``: ``global`` or ``column`` rescales outputs by reference / now, from a
+      readout of a fixed calibration input recorded at programming time (off by default).
     """
 
     mapping: str = "offset"
     tile_rows: int = 128
     tile_cols: int = 128
-    adc_bits: int | None = None  # None: ideal read-out; otherwise each tile's column sums are quantised
-    input_bound: float = 1.0  # largest input magnitude the ADC range is sized for (1 for spikes)
-    read_noise: bool = False  # sample fresh read noise on every forward pass
+    read_noise: bool = True
+    dac_bits: int | None = 8  # None: inputs reach the rows unquantised
+    input_bound: float = 16.0  # DAC range: inputs in [-input_bound, input_bound)
+    adc_bits: int | None = 8  # None: ideal read-out of the column sums
+    drift_compensation: str = "none"
 
     def __post_init__(self) -> None:
         if self.mapping not in MAPPINGS:
             raise ValueError(f"CrossbarConfig.mapping must be one of {MAPPINGS}, got {self.mapping!r}")
         if self.tile_rows < 1 or self.tile_cols < 1:
             raise ValueError(f"crossbar tiles need positive size, got {self.tile_rows}x{self.tile_cols}")
-        if self.adc_bits is not None and not 1 <= self.adc_bits <= 16:
-            raise ValueError(f"CrossbarConfig.adc_bits must be None or 1..16, got {self.adc_bits}")
+        if self.adc_bits is not None and not 2 <= self.adc_bits <= 16:
+            raise ValueError(f"CrossbarConfig.adc_bits must be None or 2..16, got {self.adc_bits}")
+        if self.dac_bits is not None and not 1 <= self.dac_bits <= 16:
+            raise ValueError(f"CrossbarConfig.dac_bits must be None or 1..16, got {self.dac_bits}")
         if not (self.input_bound > 0 and math.isfinite(self.input_bound)):
             raise ValueError(f"CrossbarConfig.input_bound must be a finite number > 0, got {self.input_bound}")
+        if self.drift_compensation not in COMPENSATIONS:
+            raise ValueError(
+                f"CrossbarConfig.drift_compensation must be one of {COMPENSATIONS}, got {self.drift_compensation!r}"
+            )
+
+    @classmethod
+    def ideal(cls, **overrides: object) -> CrossbarConfig:
+        """No read noise, no DAC, no ADC: the decoded weights applied exactly (the old behaviour)."""
+        return replace(cls(read_noise=False, dac_bits=None, adc_bits=None), **overrides)
+
+    @property
+    def is_ideal(self) -> bool:
+        return not self.read_noise and self.dac_bits is None and self.adc_bits is None
 
 
 @dataclass
@@ -54,12 +87,13 @@ class OpCounts:
     array_activations: int = 0  # tile reads
     macs: int = 0  # cell-level multiply-accumulates
     adc_conversions: int = 0
+    dac_conversions: int = 0  # one per input element and column of tiles (each tile drives its own rows)
 
     def __add__(self, other: OpCounts) -> OpCounts:
         return OpCounts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
 
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.vectors, self.array_activations, self.macs, self.adc_conversions)
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.vectors, self.array_activations, self.macs, self.adc_conversions, self.dac_conversions)
 
 
 def _straight_through(exact: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
@@ -67,8 +101,43 @@ def _straight_through(exact: torch.Tensor, rounded: torch.Tensor) -> torch.Tenso
     return exact + (rounded - exact).detach()
 
 
+# The fixed calibration input of the drift reference readout: 64 random binary vectors (a seed, not data).
+_REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
+# Read noise comes from one shared table of standard normals, read at a fresh random offset on every call
+# (as evolution-strategies code shares a noise table): within a call every output gets its own draw, and a
+# table read costs a tenth of drawing anew.  Calls larger than half the table draw afresh.
+_NORMAL_TABLE_SIZE, _NORMAL_TABLE_SEED = 1 << 22, 1_000_003
+_normal_table: dict[torch.device, torch.Tensor] = {}
+
+
+def standard_normals(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal draws of ``shape``: a random window of the shared table, independent entries within it."""
+    n = math.prod(shape)
+    if n > _NORMAL_TABLE_SIZE // 2:
+        return torch.randn(shape, generator=generator).to(device)
+    if device not in _normal_table:
+        table = torch.randn(_NORMAL_TABLE_SIZE, generator=torch.Generator().manual_seed(_NORMAL_TABLE_SEED))
+        _normal_table[device] = table.to(device)
+    start = int(torch.randint(_NORMAL_TABLE_SIZE - n + 1, (), generator=generator))
+    return _normal_table[device][start : start + n].view(shape)
+
+
+def _binary(x: torch.Tensor, sum_x2: torch.Tensor) -> bool:
+    """True when every entry is 0 or 1 (spikes): x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere."""
+    if x.numel() == 0:
+        return True
+    low, high = torch.aminmax(x)
+    return bool(low >= 0) and bool(high <= 1) and bool(sum_x2.sum() == x.sum())
+
+
 class Crossbar(nn.Module):
-    """One weight matrix held in resistive cells, tiled onto ``tile_rows x tile_cols`` arrays."""
+    """One weight matrix held in resistive cells, tiled onto ``tile_rows x tile_cols`` arrays.
+
+    Reading it (``matmul``) follows one input vector through the periphery: DAC on the rows, the tiles'
+    column currents (decoded conductances, so programming error, drift and faults are exactly what is
+    computed), read noise, an ADC per tile and column, the digital sum over row tiles and the optional
+    drift-compensation gain.  All row tiles are computed in one batched product.
+    """
 
     def __init__(
         self,
@@ -87,8 +156,17 @@ class Crossbar(nn.Module):
         planes = 2 if self.config.mapping == "differential" else 1
         self.cells = CellArray((planes, out_features, in_features), self.device_config, seed)
         self.register_buffer("weight_max", torch.ones(()))  # |w| that maps to the window edge
+        # ADC full scale per (row tile, column), fixed by calibration; zero until calibrated
+        self.register_buffer("adc_full_scale", torch.zeros(self.row_tiles, out_features))
+        # |output| per column for the fixed calibration input, recorded at programming time
+        self.register_buffer("drift_reference", torch.zeros(out_features))
         self.counts = OpCounts()
+        self.calibrating = False  # True while a calibration batch runs through the model
+        self._seen: torch.Tensor | None = None  # largest |column sum| per tile seen while calibrating
         self._weight_cache: torch.Tensor | None = None
+        self._conductance_cache: torch.Tensor | None = None
+        self._gain_cache: torch.Tensor | None = None
+        self._adc_cache: tuple | None = None
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -100,8 +178,12 @@ class Crossbar(nn.Module):
         return math.ceil(self.in_features / self.config.tile_rows)
 
     @property
+    def column_tiles(self) -> int:
+        return math.ceil(self.physical_columns / self.config.tile_cols)
+
+    @property
     def n_tiles(self) -> int:
-        return self.row_tiles * math.ceil(self.physical_columns / self.config.tile_cols)
+        return self.row_tiles * self.column_tiles
 
     @property
     def n_cells(self) -> int:
@@ -129,7 +211,11 @@ class Crossbar(nn.Module):
         return (conductance_us[0] - conductance_us[1]) / k
 
     def program(self, weight: torch.Tensor) -> ProgramResult:
-        """Write-and-verify a weight matrix into the cells; the scale follows the largest |w|."""
+        """Write-and-verify a weight matrix into the cells; the scale follows the largest |w|.
+
+        Programming also clears the ADC calibration (the next batch recalibrates it) and records the
+        drift-compensation reference readout.
+        """
         if weight.shape != (self.out_features, self.in_features):
             raise ValueError(
                 f"weight shape {tuple(weight.shape)} does not match crossbar "
@@ -142,27 +228,38 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self._weight_cache = None
+        self._changed()
+        self.adc_full_scale.zero_()
+        self._seen = None
+        self.drift_reference.copy_(self._reference_readout())
         return result
 
     # ----------------------------------------------------------------- state changes
+    def _changed(self) -> None:
+        self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = None
+
     def set_time(self, seconds: float) -> None:
         """Let the cells relax for ``seconds`` since programming (drift)."""
         self.cells.elapsed_s = seconds
-        self._weight_cache = None
+        self._changed()
 
     def inject_stuck(self, on_rate: float, off_rate: float) -> int:
         stuck = self.cells.inject_stuck(on_rate, off_rate)
-        self._weight_cache = None
+        self._changed()
         return stuck
 
     def add_write_noise(self, sigma_us: float) -> None:
         self.cells.add_write_noise(sigma_us)
-        self._weight_cache = None
+        self._changed()
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        super()._load_from_state_dict(*args, **kwargs)
-        self._weight_cache = None
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        # states saved before these buffers existed: the ADC recalibrates, the reference is rebuilt lazily
+        for name in ("adc_full_scale", "drift_reference"):
+            if prefix + name in missing_keys:
+                missing_keys.remove(prefix + name)
+                getattr(self, name).zero_()
+        self._changed()
 
     # ----------------------------------------------------------------- reading
     def weight(self) -> torch.Tensor:
@@ -171,18 +268,34 @@ class Crossbar(nn.Module):
             self._weight_cache = self.decode(self.cells.conductance())
         return self._weight_cache
 
-    def sample_weight(self) -> torch.Tensor:
-        """Effective weights as one noisy read of the array sees them.
+    def _summed_conductance(self) -> torch.Tensor:
+        """Conductance of all cells behind each weight (one cell, or both of a pair), for the read noise."""
+        if self._conductance_cache is None:
+            self._conductance_cache = self.cells.conductance().sum(dim=0)
+        return self._conductance_cache
 
-        Read noise N(0, σ) on each cell is drawn directly in weight units (σ/k per cell; a
-        differential pair reads two cells, so √2·σ/k), which equals decoding a noisy conductance read.
-        """
-        w = self.weight()
-        sigma = self.device_config.read_noise_us
-        if not self.config.read_noise or sigma == 0:
-            return w
-        per_weight = sigma / self._gain() * (math.sqrt(2.0) if self.config.mapping == "differential" else 1.0)
-        return w + per_weight * torch.randn(w.shape, generator=self.cells.generator)
+    def _reference_readout(self, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-column |output| summed over the fixed calibration input (noise-free: 64 vectors average it)."""
+        generator = torch.Generator().manual_seed(_REFERENCE_SEED)
+        x = (torch.rand(_REFERENCE_VECTORS, self.in_features, generator=generator) < 0.5).float()
+        return F.linear(x, self.weight() if weight is None else weight).abs().sum(dim=0)
+
+    def compensation_gain(self) -> torch.Tensor | None:
+        """Drift-compensation gain (reference / now readout), global or per column; None when off."""
+        mode = self.config.drift_compensation
+        if mode == "none":
+            return None
+        if self._gain_cache is None:
+            if not self.drift_reference.any():  # loaded from an older state: the programmed cells' readout
+                self.drift_reference.copy_(self._reference_readout(self.decode(self.cells.programmed_us)))
+            now, ref = self._reference_readout(), self.drift_reference
+            if mode == "global":
+                gain = ref.sum() / now.sum().clamp_min(1e-12)
+            else:  # a column that reads (almost) nothing cannot be rescaled; leave it alone
+                alive = now > 1e-6 * float(now.max().clamp_min(1e-12))
+                gain = torch.where(alive, ref / now.clamp_min(1e-12), torch.ones_like(now))
+            self._gain_cache = gain
+        return self._gain_cache
 
     def count(self, vectors: int) -> None:
         """Record ``vectors`` input vectors pushed through the array."""
@@ -191,33 +304,148 @@ class Crossbar(nn.Module):
         self.counts.array_activations += vectors * self.n_tiles
         self.counts.macs += vectors * self.in_features * cols
         self.counts.adc_conversions += vectors * self.row_tiles * cols
+        if self.config.dac_bits is not None:
+            self.counts.dac_conversions += vectors * self.in_features * self.column_tiles
 
     def reset_counts(self) -> None:
         self.counts = OpCounts()
 
-    def matmul(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Analogue product ``x @ W^T`` (x: ..., in) with the configured read noise and ADC.
-
-        With an ADC, each row tile's column sums are quantised separately (a tile's currents are
-        digitised before tiles are added), with a full scale sized for inputs up to ``input_bound``.
-        """
-        w = self.sample_weight() if weight is None else weight
-        bits = self.config.adc_bits
+    def dac(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs as the row DACs apply them: signed levels of input_bound / 2^(bits−1), saturating."""
+        bits = self.config.dac_bits
         if bits is None:
-            return F.linear(x, w.to(x.dtype))
-        out = 0
-        step_rows = self.config.tile_rows
-        for r0 in range(0, self.in_features, step_rows):
-            w_tile = w[:, r0 : r0 + step_rows].to(x.dtype)
-            partial = F.linear(x[..., r0 : r0 + step_rows], w_tile)
-            full_scale = self.config.input_bound * float(w_tile.abs().sum(dim=1).max().clamp_min(1e-12))
-            lsb = 2 * full_scale / (2**bits - 1)
-            rounded = torch.round(partial.clamp(-full_scale, full_scale) / lsb) * lsb
-            out = out + _straight_through(partial, rounded)
-        return out
+            return x
+        step = self.config.input_bound / 2 ** (bits - 1)
+        levels = torch.round(x.detach() / step).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).mul_(step)
+        return _straight_through(x, levels) if x.requires_grad else levels
+
+    def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Column sums of every row tile, (row_tiles, vectors, out), from one batched product."""
+        rows, tiles = self.config.tile_rows, self.row_tiles
+        full = self.in_features // rows
+        parts = []
+        if full:
+            xt = x[:, : full * rows].reshape(-1, full, rows).transpose(0, 1)
+            wt = w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0)
+            parts.append(torch.bmm(xt, wt))
+        if full < tiles:  # the last, partly filled tile
+            parts.append(F.linear(x[:, full * rows :], w[:, full * rows :]).unsqueeze(0))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _noise_std(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Std of each output's read noise, per input vector (output-referred).
+
+        Independent cell noise of variance s0 + s1·G gives a column sum of variance
+        Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
+        inputs (spikes) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output ``y`` already holds it
+        (digitised, to within an LSB per tile).
+        """
+        s0, s1 = self.device_config.read_variance_coefficients()
+        k = self._gain()
+        x2 = x * x
+        sum_x2 = x2.sum(dim=-1, keepdim=True)
+        s0 *= self.cells.shape[0]  # a differential pair reads two cells
+        if s1 == 0:
+            var = s0 * sum_x2
+        elif self.config.mapping == "offset" and _binary(x, sum_x2):
+            var = torch.add((s0 + s1 * self.device_config.g_mid_us) * sum_x2, y, alpha=s1 * k)
+        else:
+            var = s0 * sum_x2 + s1 * F.linear(x2, self._summed_conductance().to(x.dtype))
+        return var.clamp_(min=0).sqrt_().div_(k)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Fix each tile's ADC full scale from a calibration batch: the largest |column sum| seen (noise-free).
+
+        Calls accumulate until the next programming or ``start_calibration``.  A column that saw nothing
+        gets 1 % of its tile's largest full scale, or the worst case input_bound·Σ|w| when the whole tile
+        saw nothing.
+        """
+        x = self.dac(x.reshape(-1, self.in_features))
+        w = self.weight().to(x.dtype)
+        seen = self._tile_products(x, w).abs().amax(dim=1).float().cpu()
+        self._seen = seen if self._seen is None else torch.maximum(self._seen, seen)
+        rows = self.config.tile_rows
+        worst = torch.stack([w[:, r * rows : (r + 1) * rows].abs().sum(1) for r in range(self.row_tiles)]).float().cpu()
+        tile_max = self._seen.amax(dim=1, keepdim=True)
+        floor = torch.where(tile_max > 0, 0.01 * tile_max, self.config.input_bound * worst)
+        self.adc_full_scale.copy_(torch.maximum(self._seen, floor).clamp_min(1e-12))
+        self._adc_cache = None
+
+    def start_calibration(self) -> None:
+        """Forget the current full scale; every ``matmul`` until ``calibrating`` is reset calibrates."""
+        self._seen = None
+        self.calibrating = True
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.adc_full_scale.gt(0).all())
+
+    def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """Weights divided by each tile's and column's LSB, so that a product comes out in ADC codes:
+        full tiles as (tiles, rows, out), the partly filled last tile as (out, rows), and the LSBs."""
+        if self._adc_cache is None or self._adc_cache[0] != dtype:
+            rows, full = self.config.tile_rows, self.in_features // self.config.tile_rows
+            lsb = self.adc_full_scale / (2 ** (self.config.adc_bits - 1) - 1)  # (tiles, out)
+            w = self.weight()
+            whole = None
+            if full:
+                whole = (w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0) / lsb[:full].unsqueeze(1)).to(dtype)
+            rest = (w[:, full * rows :] / lsb[full:].T).to(dtype) if full < self.row_tiles else None
+            self._adc_cache = (dtype, whole, rest, lsb.to(dtype).unsqueeze(1))
+        return self._adc_cache[1:]
+
+    @torch.no_grad()
+    def _digitise(self, x: torch.Tensor) -> torch.Tensor:
+        """Every row tile's column sums through its ADC (rounded, saturating), then added digitally."""
+        whole, rest, lsb = self._adc_weights(x.dtype)
+        rows, levels = self.config.tile_rows, 2 ** (self.config.adc_bits - 1) - 1
+        full = 0 if whole is None else whole.shape[0]
+        y = None
+        if whole is not None:
+            codes = torch.bmm(x[:, : full * rows].reshape(-1, full, rows).transpose(0, 1), whole)
+            y = codes.round_().clamp_(-levels, levels).mul_(lsb[:full]).sum(dim=0)
+        if rest is not None:
+            codes = F.linear(x[:, full * rows :], rest).round_().clamp_(-levels, levels).mul_(lsb[full])
+            y = codes if y is None else y.add_(codes)
+        return y
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation.
+
+        With an ADC, every row tile's column sums are digitised separately (a tile's currents are
+        converted before tiles are added) against the calibrated full scale; an uncalibrated array
+        calibrates on its first batch.  Read noise is output-referred: one draw per output and input
+        vector with the std of the summed independent cell noises, added to the digitised sum.
+        Gradients pass straight through DAC and ADC.
+        """
+        cfg = self.config
+        if self.calibrating:
+            self.calibrate(x)
+        shape = x.shape
+        x = self.dac(x.reshape(-1, self.in_features))
+        if cfg.adc_bits is None or (not self.calibrated and not x.any()):  # all-zero input: nothing to digitise
+            y = F.linear(x, self.weight().to(x.dtype))
+        else:
+            if not self.calibrated:
+                self.calibrate(x)
+            y = self._digitise(x.detach())
+            if torch.is_grad_enabled() and (x.requires_grad or self.weight().requires_grad):
+                y = _straight_through(F.linear(x, self.weight().to(x.dtype)), y)
+        if cfg.read_noise and self.device_config.read_noise_us > 0:
+            with torch.no_grad():
+                std = self._noise_std(x.detach(), y.detach())
+                draws = standard_normals(y.shape, self.cells.generator, y.device)  # std may be (vectors, 1)
+            y = y.addcmul_(draws, std) if not y.requires_grad else y + draws * std
+        gain = self.compensation_gain()
+        if gain is not None:
+            y = y * gain.to(y.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
+        c = self.config
         return (
-            f"{self.out_features}x{self.in_features}, mapping={self.config.mapping}, "
-            f"tiles={self.n_tiles}, adc_bits={self.config.adc_bits}"
+            f"{self.out_features}x{self.in_features}, mapping={c.mapping}, tiles={self.n_tiles}, "
+            f"read_noise={c.read_noise}, dac_bits={c.dac_bits}, adc_bits={c.adc_bits}, "
+            f"drift_compensation={c.drift_compensation}"
         )
