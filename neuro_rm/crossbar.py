@@ -238,6 +238,17 @@ class Crossbar(nn.Module):
     def _changed(self) -> None:
         self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = None
 
+    def set_config(self, config: CrossbarConfig) -> None:
+        """Swap the periphery (noise, DAC, ADC, compensation); the mapping and tiling are fixed by the cells."""
+        old = self.config
+        if (config.mapping, config.tile_rows, config.tile_cols) != (old.mapping, old.tile_rows, old.tile_cols):
+            raise ValueError(
+                f"set_config can change the periphery only; mapping and tiles stay {old.mapping}, "
+                f"{old.tile_rows}x{old.tile_cols} (got {config.mapping}, {config.tile_rows}x{config.tile_cols})"
+            )
+        self.config = config
+        self._changed()
+
     def set_time(self, seconds: float) -> None:
         """Let the cells relax for ``seconds`` since programming (drift)."""
         self.cells.elapsed_s = seconds

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -372,6 +372,8 @@ def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] |
     ``analogize`` converted calibrates on its first batch by itself, so call this to choose the batch.
     """
     chosen = [layer for _, layer in _layers_or_fail(model)] if layers is None else list(layers)
+    counters = [(layer, replace(layer.crossbar.counts), dict(layer.digital_macs), layer.sram_bits_read)
+                for _, layer in hybrid_layers(model)]
     for layer in chosen:
         layer.crossbar.start_calibration()
     try:
@@ -380,6 +382,14 @@ def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] |
     finally:
         for layer in chosen:
             layer.crossbar.calibrating = False
+        for layer, counts, digital, sram in counters:  # calibration is set-up, not inference: leave the counters
+            layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
+
+
+def set_readout(model: nn.Module, config: CrossbarConfig) -> None:
+    """Read the same programmed cells through another periphery (e.g. ``CrossbarConfig.ideal()``)."""
+    for _, layer in _layers_or_fail(model):
+        layer.crossbar.set_config(config)
 
 
 def _calibrate_on_first_batch(model: nn.Module, args: tuple, kwargs: dict) -> None:

@@ -5,7 +5,10 @@ from torch import nn
 
 import neuro_rm
 from neuro_rm import layers as L
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.plasticity import Recorder
+
+IDEAL = CrossbarConfig.ideal()
 
 
 def _cnn():
@@ -57,19 +60,19 @@ def test_analogize_by_name_and_unknown_name():
 
 def test_hybrid_output_equals_decoded_crossbar_product():
     lin = nn.Linear(12, 7)
-    hybrid = neuro_rm.HybridLinear.from_linear(lin)
+    hybrid = neuro_rm.HybridLinear.from_linear(lin, crossbar=IDEAL)  # the ideal readout: exactly the decoded product
     hybrid.program(lin.weight.detach())
     x = torch.randn(4, 12)
     expected = x @ hybrid.crossbar.weight().T + lin.bias.detach()
     assert torch.allclose(hybrid(x), expected, atol=1e-6)
-    conv = neuro_rm.HybridConv2d(2, 3, 3, padding=1)
+    conv = neuro_rm.HybridConv2d(2, 3, 3, padding=1, crossbar=IDEAL)
     img = torch.randn(1, 2, 5, 5)
     ref = nn.functional.conv2d(img, conv.effective_weight(), conv.bias, padding=1)
     assert torch.allclose(conv(img), ref, atol=1e-6)
 
 
 def test_add_then_remove_adapter_restores_outputs_bit_for_bit():
-    model = L.analogize(_cnn())
+    model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout, so outputs can match bit for bit
     x = torch.rand(2, 1, 8, 8)
     before = model(x)
     params = L.add_adapter(model, "alice", rank=2, alpha=4)
@@ -98,7 +101,7 @@ def test_only_adapters_learn_and_gradients_reach_the_input():
 
 
 def test_set_active_and_delta_weight():
-    layer = neuro_rm.HybridLinear(6, 4)
+    layer = neuro_rm.HybridLinear(6, 4, crossbar=IDEAL)
     a = layer.add_adapter("a", rank=2, alpha=2)
     layer.add_adapter("b", rank=2, alpha=2)
     with torch.no_grad():
@@ -189,7 +192,7 @@ def test_op_counts_and_inference_posting():
 
 
 def test_fused_adapters_match_separate_ones_at_inference():
-    model = L.analogize(_cnn())
+    model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout: the two passes compare exactly
     for name in ("a", "b", "c"):
         for p in L.add_adapter(model, name, rank=2, alpha=4)[1::2]:
             with torch.no_grad():
