@@ -17,6 +17,7 @@ from torch import nn
 
 from neuro_rm import analogize
 from neuro_rm import layers as hybrid
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 
 
@@ -73,13 +74,15 @@ def run(batch: int = 128, repeats: int = 7) -> tuple[list[tuple], list[tuple]]:
     x = (torch.rand(batch, 10, cfg.n_inputs) < 0.1).float()
     y = torch.randint(cfg.n_outputs, (batch,))
     snn_model = SpeakerRSNN(cfg)
-    analog = analogize(copy.deepcopy(snn_model), targets=SYNAPSES)
-    adapter = hybrid.add_adapter(analog, "bench", rank=8, alpha=16)
     models = {
         "plain torch (hand-written LIF)": (HandWrittenRSNN(cfg), None),
         "snntorch, digital": (snn_model, None),
-        "neuro_rm analogized (+1 LoRA)": (analog, adapter),
     }
+    for label, crossbar in (("ideal", CrossbarConfig.ideal()), ("realistic", CrossbarConfig())):
+        analog = analogize(copy.deepcopy(snn_model), targets=SYNAPSES, crossbar=crossbar)
+        with torch.no_grad():
+            analog(x)  # calibrates the ADCs
+        models[f"neuro_rm analogized, {label} readout (+1 LoRA)"] = (analog, hybrid.add_adapter(analog, "bench", rank=8, alpha=16))
     rows, infer_seconds = [], {}
     for label, (model, params) in models.items():
         params = params or list(model.parameters())

@@ -122,12 +122,19 @@ def standard_normals(shape: torch.Size, generator: torch.Generator, device: torc
     return _normal_table[device][start : start + n].view(shape)
 
 
-def _binary(x: torch.Tensor, sum_x2: torch.Tensor) -> bool:
-    """True when every entry is 0 or 1 (spikes): x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere."""
+def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
+    """Σx per row when every entry is 0 or 1 (spikes), else None.
+
+    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; three read-only passes, no copies.
+    """
     if x.numel() == 0:
-        return True
+        return None
     low, high = torch.aminmax(x)
-    return bool(low >= 0) and bool(high <= 1) and bool(sum_x2.sum() == x.sum())
+    if bool(low < 0) or bool(high > 1):
+        return None
+    flat = x.reshape(-1)
+    rows = x.sum(dim=-1, keepdim=True)
+    return rows if bool(torch.dot(flat, flat) == rows.sum()) else None
 
 
 class Crossbar(nn.Module):
@@ -167,6 +174,7 @@ class Crossbar(nn.Module):
         self._conductance_cache: torch.Tensor | None = None
         self._gain_cache: torch.Tensor | None = None
         self._adc_cache: tuple | None = None
+        self._calibrated: bool | None = None
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -228,15 +236,15 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self._changed()
         self.adc_full_scale.zero_()
+        self._changed()
         self._seen = None
         self.drift_reference.copy_(self._reference_readout())
         return result
 
     # ----------------------------------------------------------------- state changes
     def _changed(self) -> None:
-        self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = None
+        self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = self._calibrated = None
 
     def set_config(self, config: CrossbarConfig) -> None:
         """Swap the periphery (noise, DAC, ADC, compensation); the mapping and tiling are fixed by the cells."""
@@ -330,6 +338,14 @@ class Crossbar(nn.Module):
         levels = torch.round(x.detach() / step).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).mul_(step)
         return _straight_through(x, levels) if x.requires_grad else levels
 
+    def _dac_passes_spikes(self) -> bool:
+        """Whether 0 and 1 are both DAC levels, so that spikes pass the DAC unchanged."""
+        bits = self.config.dac_bits
+        if bits is None:
+            return True
+        per_unit = 2 ** (bits - 1) / self.config.input_bound  # levels per unit input
+        return per_unit == round(per_unit) and per_unit <= 2 ** (bits - 1) - 1
+
     def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Column sums of every row tile, (row_tiles, vectors, out), from one batched product."""
         rows, tiles = self.config.tile_rows, self.row_tiles
@@ -343,26 +359,29 @@ class Crossbar(nn.Module):
             parts.append(F.linear(x[:, full * rows :], w[:, full * rows :]).unsqueeze(0))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _noise_std(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _noise_std(self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None) -> torch.Tensor:
         """Std of each output's read noise, per input vector (output-referred).
 
         Independent cell noise of variance s0 + s1·G gives a column sum of variance
         Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
-        inputs (spikes) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output ``y`` already holds it
-        (digitised, to within an LSB per tile).
+        inputs (spikes, ``spike_rows`` = Σx) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output
+        ``y`` already holds it (digitised, to within an LSB per tile).
         """
         s0, s1 = self.device_config.read_variance_coefficients()
-        k = self._gain()
-        x2 = x * x
-        sum_x2 = x2.sum(dim=-1, keepdim=True)
+        k2 = self._gain() ** 2
         s0 *= self.cells.shape[0]  # a differential pair reads two cells
-        if s1 == 0:
-            var = s0 * sum_x2
-        elif self.config.mapping == "offset" and _binary(x, sum_x2):
-            var = torch.add((s0 + s1 * self.device_config.g_mid_us) * sum_x2, y, alpha=s1 * k)
+        if spike_rows is not None and (s1 == 0 or self.config.mapping == "offset"):
+            scale = (s0 + s1 * self.device_config.g_mid_us) / k2
+            if not s1:  # one std per input vector, broadcast over the outputs
+                return (scale * spike_rows).sqrt_()
+            var = torch.add(scale * spike_rows, y, alpha=s1 / self._gain())
         else:
-            var = s0 * sum_x2 + s1 * F.linear(x2, self._summed_conductance().to(x.dtype))
-        return var.clamp_(min=0).sqrt_().div_(k)
+            x2 = x * x
+            var = (s0 / k2) * x2.sum(dim=-1, keepdim=True)
+            if not s1:
+                return var.sqrt_()
+            var = F.linear(x2, self._summed_conductance().to(x.dtype)).mul_(s1 / k2).add_(var)
+        return var.clamp_(min=0).sqrt_()
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
@@ -381,7 +400,7 @@ class Crossbar(nn.Module):
         tile_max = self._seen.amax(dim=1, keepdim=True)
         floor = torch.where(tile_max > 0, 0.01 * tile_max, self.config.input_bound * worst)
         self.adc_full_scale.copy_(torch.maximum(self._seen, floor).clamp_min(1e-12))
-        self._adc_cache = None
+        self._adc_cache = self._calibrated = None
 
     def start_calibration(self) -> None:
         """Forget the current full scale; every ``matmul`` until ``calibrating`` is reset calibrates."""
@@ -390,7 +409,9 @@ class Crossbar(nn.Module):
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.adc_full_scale.gt(0).all())
+        if self._calibrated is None:
+            self._calibrated = bool(self.adc_full_scale.gt(0).all())
+        return self._calibrated
 
     def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """Weights divided by each tile's and column's LSB, so that a product comes out in ADC codes:
@@ -434,7 +455,11 @@ class Crossbar(nn.Module):
         if self.calibrating:
             self.calibrate(x)
         shape = x.shape
-        x = self.dac(x.reshape(-1, self.in_features))
+        x = x.reshape(-1, self.in_features)
+        noisy = cfg.read_noise and self.device_config.read_noise_us > 0
+        spike_rows = _spike_rows(x.detach()) if noisy or cfg.dac_bits is not None else None
+        if spike_rows is None or not self._dac_passes_spikes():
+            x = self.dac(x)
         if cfg.adc_bits is None or (not self.calibrated and not x.any()):  # all-zero input: nothing to digitise
             y = F.linear(x, self.weight().to(x.dtype))
         else:
@@ -443,10 +468,10 @@ class Crossbar(nn.Module):
             y = self._digitise(x.detach())
             if torch.is_grad_enabled() and (x.requires_grad or self.weight().requires_grad):
                 y = _straight_through(F.linear(x, self.weight().to(x.dtype)), y)
-        if cfg.read_noise and self.device_config.read_noise_us > 0:
+        if noisy:
             with torch.no_grad():
-                std = self._noise_std(x.detach(), y.detach())
-                draws = standard_normals(y.shape, self.cells.generator, y.device)  # std may be (vectors, 1)
+                std = self._noise_std(x.detach(), y.detach(), spike_rows)
+                draws = standard_normals(y.shape, self.cells.generator, y.device)
             y = y.addcmul_(draws, std) if not y.requires_grad else y + draws * std
         gain = self.compensation_gain()
         if gain is not None:

@@ -60,7 +60,9 @@ def test_spike_shortcut_gives_the_same_noise_std_as_the_general_path():
     xbar = _programmed(device=device, config=CrossbarConfig.ideal(read_noise=True))
     spikes = (torch.rand(6, 48) < 0.3).float()
     y = F.linear(spikes, xbar.weight())
-    assert torch.allclose(xbar._noise_std(spikes, y), _expected_noise_std(xbar, spikes), rtol=1e-4)
+    rows = spikes.sum(-1, keepdim=True)
+    assert torch.allclose(xbar._noise_std(spikes, y, rows), _expected_noise_std(xbar, spikes), rtol=1e-4)
+    assert torch.allclose(xbar._noise_std(spikes, y, None), _expected_noise_std(xbar, spikes), rtol=1e-4)
 
 
 def test_conductance_dependent_noise_is_larger_on_high_conductance_columns():
@@ -82,6 +84,10 @@ def test_dac_levels_saturation_and_straight_through_gradient():
     x = torch.tensor([0.3, 40.0], requires_grad=True)
     xbar.dac(x).sum().backward()
     assert torch.equal(x.grad, torch.ones(2))
+    assert xbar._dac_passes_spikes() and not _programmed(config=CrossbarConfig(input_bound=1.0))._dac_passes_spikes()
+    spikes = (torch.rand(4, 48) < 0.5).float()
+    narrow = _programmed(config=CrossbarConfig.ideal(dac_bits=8, input_bound=1.0))
+    assert torch.allclose(narrow.matmul(spikes), F.linear(spikes * 127 / 128, narrow.weight()), atol=1e-6)  # 1 saturates
 
 
 def test_dac_conversions_are_counted():
