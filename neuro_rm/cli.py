@@ -17,7 +17,7 @@ from pathlib import Path
 
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
-from neuro_rm.device import DeviceConfig
+from neuro_rm.device import PRESETS, DeviceConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
@@ -80,7 +80,8 @@ def _state_data(auth: SpeakerAuthenticator, data: Path | None):  # noqa: ANN202
 
 # ---------------------------------------------------------------------- commands
 def cmd_device(args: argparse.Namespace) -> None:
-    config = DeviceConfig.taox_1t1r(tolerance_us=args.tolerance, levels=args.levels)
+    overrides = {k: v for k, v in (("tolerance_us", args.tolerance), ("levels", args.levels)) if v is not None}
+    config = PRESETS[args.preset](**overrides)
     _emit(characterize_device(config, args.rows, args.cols, args.seed), args.json)
 
 
@@ -240,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
-    p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us, help="write-verify tolerance, µS")
-    p.add_argument("--levels", type=int, default=DeviceConfig.levels, help="programmable conductance levels")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: the paper's TaOx)")
+    p.add_argument("--tolerance", type=float, default=None, help="write-verify tolerance, µS (default: the preset's)")
+    p.add_argument("--levels", type=int, default=None, help="programmable conductance levels (default: the preset's)")
     p.add_argument("--rows", type=int, default=128)
     p.add_argument("--cols", type=int, default=128)
 

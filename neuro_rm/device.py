@@ -170,6 +170,10 @@ class DeviceConfig:
         return self.g_min_us + torch.round((g - self.g_min_us) / self.level_step_us) * self.level_step_us
 
 
+# Cited cell presets by name (for command lines and sweeps over devices).
+PRESETS = {"taox_1t1r": DeviceConfig.taox_1t1r, "hfox_cmo": DeviceConfig.hfox_cmo}
+
+
 @dataclass
 class ProgramResult:
     """What one write-and-verify run did, cell by cell."""
