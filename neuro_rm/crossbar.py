@@ -130,11 +130,9 @@ def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
     if x.numel() == 0:
         return None
     low, high = torch.aminmax(x)
-    if bool(low < 0) or bool(high > 1):
-        return None
     flat = x.reshape(-1)
     rows = x.sum(dim=-1, keepdim=True)
-    return rows if bool(torch.dot(flat, flat) == rows.sum()) else None
+    return rows if bool((low >= 0) & (high <= 1) & (torch.dot(flat, flat) == rows.sum())) else None
 
 
 class Crossbar(nn.Module):
@@ -373,15 +371,15 @@ class Crossbar(nn.Module):
         if spike_rows is not None and (s1 == 0 or self.config.mapping == "offset"):
             scale = (s0 + s1 * self.device_config.g_mid_us) / k2
             if not s1:  # one std per input vector, broadcast over the outputs
-                return (scale * spike_rows).sqrt_()
+                return (scale * spike_rows).clamp_(min=1e-30).sqrt_()
             var = torch.add(scale * spike_rows, y, alpha=s1 / self._gain())
         else:
             x2 = x * x
             var = (s0 / k2) * x2.sum(dim=-1, keepdim=True)
             if not s1:
-                return var.sqrt_()
+                return var.clamp_(min=1e-30).sqrt_()
             var = F.linear(x2, self._summed_conductance().to(x.dtype)).mul_(s1 / k2).add_(var)
-        return var.clamp_(min=0).sqrt_()
+        return var.clamp_(min=1e-30).sqrt_()  # (sqrt is many times slower on exact zeros)
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
