@@ -216,12 +216,15 @@ def cmd_faults(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
 
     def progress(row: dict) -> None:
-        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}", file=sys.stderr)
+        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} "
+              f"(repair net of control {row['repair']:+.3f})", file=sys.stderr)
 
     result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3, patience=4),
                          on_row=None if args.json else progress, train=_labelled(splits.train))
-    _emit(result, args.json, lambda r: render_table({"clean_accuracy": r["clean_accuracy"]} |
-                                                  {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}" for row in r["rows"]}))
+    _emit(result, args.json, lambda r: render_table(
+        {"clean_accuracy": r["clean_accuracy"], "control (restore on the healthy array)": r["control_accuracy"]}
+        | {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} (repair {row['repair']:+.3f})"
+           for row in r["rows"]}))
 
 
 # ---------------------------------------------------------------------- parser
