@@ -293,9 +293,10 @@ class Crossbar(nn.Module):
 
     def _reference_readout(self, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Per-column |output| summed over the fixed calibration input (noise-free: 64 vectors average it)."""
+        weight = self.weight() if weight is None else weight
         generator = torch.Generator().manual_seed(_REFERENCE_SEED)
-        x = (torch.rand(_REFERENCE_VECTORS, self.in_features, generator=generator) < 0.5).float()
-        return F.linear(x, self.weight() if weight is None else weight).abs().sum(dim=0)
+        x = (torch.rand(_REFERENCE_VECTORS, self.in_features, generator=generator) < 0.5).to(weight)
+        return F.linear(x, weight).abs().sum(dim=0)
 
     def compensation_gain(self) -> torch.Tensor | None:
         """Drift-compensation gain (reference / now readout), global or per column; None when off."""
