@@ -4,7 +4,7 @@ with and without drift compensation.
     python scripts/readout_presets.py [--json] [--seed 0]
 
 Pretrains the speaker RSNN digitally on the bundled data (speakers 0-4, the demo's settings; the epoch is
-chosen on validation), then deploys copies of it with each preset in ``neuro_rm.device.PRESETS`` and reads
+chosen on validation), then deploys copies of it with each preset in ``neuro_rm.device.PRESETS`` (offset and differential mapping) and reads
 the same programmed cells through ``CrossbarConfig.ideal()`` and the realistic default, at 0 s, 1 h,
 1 day and 10^6 s, with drift compensation off, global and per column.  Reports test accuracy.
 """
@@ -29,6 +29,7 @@ from neuro_rm.speaker_demo import DemoConfig
 
 TIMES = (0.0, 3600.0, 86400.0, 1e6)
 COMPENSATIONS = ("none", "global", "column")
+MAPPINGS = ("offset", "differential")
 
 
 def run(seed: int = 0) -> dict[str, object]:
@@ -42,28 +43,30 @@ def run(seed: int = 0) -> dict[str, object]:
                                             DemoConfig().pretrain, seed=seed)
     report: dict[str, object] = {"digital": accuracy(predict_logits(auth.model, test.x), test.y)}
     for preset, make in PRESETS.items():
-        deployed = copy.deepcopy(auth)
-        deployed.deploy(make(), CrossbarConfig(), seed=seed)
-        for readout, base in (("ideal", CrossbarConfig.ideal()), ("realistic", CrossbarConfig())):
-            for t in TIMES:
-                hybrid.set_time(deployed.model, t)
-                for comp in COMPENSATIONS:
-                    hybrid.set_readout(deployed.model, replace(base, drift_compensation=comp))
-                    torch.manual_seed(seed)
-                    acc = accuracy(predict_logits(deployed.model, test.x), test.y)
-                    report[f"{preset}.{readout}.{comp}.{t:g}s"] = acc
+        for mapping in MAPPINGS:
+            deployed = copy.deepcopy(auth)
+            deployed.deploy(make(), CrossbarConfig(mapping=mapping), seed=seed)
+            for readout, base in (("ideal", CrossbarConfig.ideal(mapping=mapping)), ("realistic", CrossbarConfig(mapping=mapping))):
+                for t in TIMES:
+                    hybrid.set_time(deployed.model, t)
+                    for comp in COMPENSATIONS:
+                        hybrid.set_readout(deployed.model, replace(base, drift_compensation=comp))
+                        torch.manual_seed(seed)
+                        acc = accuracy(predict_logits(deployed.model, test.x), test.y)
+                        report[f"{preset}.{mapping}.{readout}.{comp}.{t:g}s"] = acc
     return report
 
 
 def table(report: dict[str, object]) -> str:
     lines = [f"digital: {report['digital']:.2%}", "",
-             "| preset | readout | compensation | " + " | ".join(f"{t:g} s" for t in TIMES) + " |",
-             "|---|---|---|" + "---|" * len(TIMES)]
+             "| preset | mapping | readout | compensation | " + " | ".join(f"{t:g} s" for t in TIMES) + " |",
+             "|---|---|---|---|" + "---|" * len(TIMES)]
     for preset in PRESETS:
-        for readout in ("ideal", "realistic"):
-            for comp in COMPENSATIONS:
-                cells = " | ".join(f"{report[f'{preset}.{readout}.{comp}.{t:g}s']:.2%}" for t in TIMES)
-                lines.append(f"| {preset} | {readout} | {comp} | {cells} |")
+        for mapping in MAPPINGS:
+            for readout in ("ideal", "realistic"):
+                for comp in COMPENSATIONS:
+                    cells = " | ".join(f"{report[f'{preset}.{mapping}.{readout}.{comp}.{t:g}s']:.2%}" for t in TIMES)
+                    lines.append(f"| {preset} | {mapping} | {readout} | {comp} | {cells} |")
     return "\n".join(lines)
 
 
