@@ -394,8 +394,8 @@ class Crossbar(nn.Module):
         w = self.weight().to(x.dtype)
         seen = self._tile_products(x, w).abs().amax(dim=1).float().cpu()
         self._seen = seen if self._seen is None else torch.maximum(self._seen, seen)
-        rows = self.config.tile_rows
-        worst = torch.stack([w[:, r * rows : (r + 1) * rows].abs().sum(1) for r in range(self.row_tiles)]).float().cpu()
+        padded = F.pad(w.abs(), (0, self.row_tiles * self.config.tile_rows - self.in_features))
+        worst = padded.reshape(self.out_features, self.row_tiles, -1).sum(-1).T.float().cpu()
         tile_max = self._seen.amax(dim=1, keepdim=True)
         floor = torch.where(tile_max > 0, 0.01 * tile_max, self.config.input_bound * worst)
         self.adc_full_scale.copy_(torch.maximum(self._seen, floor).clamp_min(1e-12))
