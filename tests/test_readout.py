@@ -206,3 +206,13 @@ def test_bad_periphery_settings():
         CrossbarConfig(adc_bits=1)
     with pytest.raises(ValueError, match="drift_compensation"):
         CrossbarConfig(drift_compensation="sometimes")
+
+
+def test_a_tile_that_saw_nothing_gets_the_worst_case_full_scale():
+    xbar = _programmed(out=8, inp=200, config=CrossbarConfig.ideal(adc_bits=8))
+    x = torch.zeros(16, 200)
+    x[:, :128] = torch.rand(16, 128)  # the second row tile sees no input during calibration
+    xbar.calibrate(x)
+    w = xbar.weight()
+    assert torch.allclose(xbar.adc_full_scale[1], 16.0 * w[:, 128:].abs().sum(1))
+    assert torch.allclose(xbar.adc_full_scale[0], F.linear(x[:, :128], w[:, :128]).abs().amax(0))
