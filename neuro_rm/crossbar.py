@@ -345,17 +345,27 @@ class Crossbar(nn.Module):
         per_unit = 2 ** (bits - 1) / self.config.input_bound  # levels per unit input
         return per_unit == round(per_unit) and per_unit <= 2 ** (bits - 1) - 1
 
+    def _arrange(self, w: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Weights (out, in) as the tiles hold them: full row tiles (tiles, rows, out) and the partly
+        filled last tile (out, rows); None where there is no such tile."""
+        rows, full = self.config.tile_rows, self.in_features // self.config.tile_rows
+        whole = w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0) if full else None
+        rest = w[:, full * rows :] if full < self.row_tiles else None
+        return whole, rest
+
+    def _tile_parts(
+        self, x: torch.Tensor, whole_w: torch.Tensor | None, rest_w: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Column sums of the full row tiles, (tiles, vectors, out), from one batched product, and of the
+        partly filled last tile, (vectors, out), for weights arranged by ``_arrange``."""
+        full_rows = 0 if whole_w is None else whole_w.shape[0] * whole_w.shape[1]
+        whole = None if whole_w is None else torch.bmm(x[:, :full_rows].reshape(-1, whole_w.shape[0], whole_w.shape[1]).transpose(0, 1), whole_w)
+        rest = None if rest_w is None else F.linear(x[:, full_rows:], rest_w)
+        return whole, rest
+
     def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Column sums of every row tile, (row_tiles, vectors, out), from one batched product."""
-        rows, tiles = self.config.tile_rows, self.row_tiles
-        full = self.in_features // rows
-        parts = []
-        if full:
-            xt = x[:, : full * rows].reshape(-1, full, rows).transpose(0, 1)
-            wt = w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0)
-            parts.append(torch.bmm(xt, wt))
-        if full < tiles:  # the last, partly filled tile
-            parts.append(F.linear(x[:, full * rows :], w[:, full * rows :]).unsqueeze(0))
+        """Column sums of every row tile, (row_tiles, vectors, out)."""
+        parts = [p if p.dim() == 3 else p.unsqueeze(0) for p in self._tile_parts(x, *self._arrange(w)) if p is not None]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _noise_std(self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None) -> torch.Tensor:
@@ -413,33 +423,40 @@ class Crossbar(nn.Module):
         return self._calibrated
 
     def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """Weights divided by each tile's and column's LSB, so that a product comes out in ADC codes:
-        full tiles as (tiles, rows, out), the partly filled last tile as (out, rows), and the LSBs."""
+        """The weights divided by each tile's and column's LSB, so that a product comes out in ADC codes,
+        arranged by tiles (contiguous, for the batched product), and the LSBs (tiles, 1, out)."""
         if self._adc_cache is None or self._adc_cache[0] != dtype:
-            rows, full = self.config.tile_rows, self.in_features // self.config.tile_rows
             lsb = self.adc_full_scale / (2 ** (self.config.adc_bits - 1) - 1)  # (tiles, out)
-            w = self.weight()
-            whole = None
-            if full:
-                whole = (w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0) / lsb[:full].unsqueeze(1)).to(dtype)
-            rest = (w[:, full * rows :] / lsb[full:].T).to(dtype) if full < self.row_tiles else None
-            self._adc_cache = (dtype, whole, rest, lsb.to(dtype).unsqueeze(1))
+            per_row = lsb.repeat_interleave(self.config.tile_rows, dim=0)[: self.in_features].T  # (out, in)
+            whole, rest = self._arrange((self.weight() / per_row).to(dtype))
+            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb.to(dtype).unsqueeze(1))
         return self._adc_cache[1:]
 
     @torch.no_grad()
-    def _digitise(self, x: torch.Tensor) -> torch.Tensor:
-        """Every row tile's column sums through its ADC (rounded, saturating), then added digitally."""
-        whole, rest, lsb = self._adc_weights(x.dtype)
-        rows, levels = self.config.tile_rows, 2 ** (self.config.adc_bits - 1) - 1
-        full = 0 if whole is None else whole.shape[0]
+    def _quantise(self, whole: torch.Tensor | None, rest: torch.Tensor | None, lsb: torch.Tensor) -> torch.Tensor:
+        """Tile column sums given in LSBs → rounded, saturating ADC codes, scaled back and added digitally
+        (in place on the codes)."""
+        levels = 2 ** (self.config.adc_bits - 1) - 1
         y = None
         if whole is not None:
-            codes = torch.bmm(x[:, : full * rows].reshape(-1, full, rows).transpose(0, 1), whole)
-            y = codes.round_().clamp_(-levels, levels).mul_(lsb[:full]).sum(dim=0)
+            y = whole.round_().clamp_(-levels, levels).mul_(lsb[: whole.shape[0]]).sum(dim=0)
         if rest is not None:
-            codes = F.linear(x[:, full * rows :], rest).round_().clamp_(-levels, levels).mul_(lsb[full])
-            y = codes if y is None else y.add_(codes)
+            rest = rest.round_().clamp_(-levels, levels).mul_(lsb[-1])
+            y = rest if y is None else y.add_(rest)
         return y
+
+    def _digitise(self, x: torch.Tensor) -> torch.Tensor:
+        """Every row tile's column sums through its ADC.  Without gradients the product runs on the
+        LSB-scaled weights; with them it runs on the weights, and the ADC's rounding is passed straight through."""
+        whole_w, rest_w, lsb = self._adc_weights(x.dtype)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            with torch.no_grad():
+                return self._quantise(*self._tile_parts(x, whole_w, rest_w), lsb)
+        whole, rest = self._tile_parts(x, *self._arrange(self.weight().to(x.dtype)))
+        exact = sum(part if part.dim() == 2 else part.sum(dim=0) for part in (whole, rest) if part is not None)
+        full = 0 if whole is None else whole.shape[0]
+        codes = (None if whole is None else whole.detach() / lsb[:full], None if rest is None else rest.detach() / lsb[-1])
+        return _straight_through(exact, self._quantise(*codes, lsb))
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation.
@@ -464,9 +481,7 @@ class Crossbar(nn.Module):
         else:
             if not self.calibrated:
                 self.calibrate(x)
-            y = self._digitise(x.detach())
-            if torch.is_grad_enabled() and (x.requires_grad or self.weight().requires_grad):
-                y = _straight_through(F.linear(x, self.weight().to(x.dtype)), y)
+            y = self._digitise(x)
         if noisy:
             with torch.no_grad():
                 std = self._noise_std(x.detach(), y.detach(), spike_rows)
