@@ -187,6 +187,7 @@ class SpeakerAuthenticator:
         before = self.ledger.joules("write")
         hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
         self.model.eval()
+        hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
         report = {
             "write_pulses": self.ledger.count("write.rm_pulse"),
             "write_energy_j": self.ledger.joules("write") - before,
@@ -434,7 +435,8 @@ class SpeakerAuthenticator:
             auth.registry = {r.name: r for r in records}
             if state["device"] is not None:
                 auth.device_config = DeviceConfig(**state["device"])
-                auth.crossbar_config = CrossbarConfig(**state["crossbar"])
+                # a state saved before the DAC existed was read without one
+                auth.crossbar_config = CrossbarConfig(**{"dac_bits": None, **state["crossbar"]})
                 hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
                 for name, spec in state["adapters"].items():
                     hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
-from neuro_rm.device import DeviceConfig
+from neuro_rm.device import PRESETS, DeviceConfig
 from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
@@ -38,7 +38,7 @@ WRITERS = ("train", "deploy", "revoke", "enroll", "restore")  # commands that ch
 NUMBER_RANGES = {
     "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 1 << 16),
     "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
-    "cols": (1, 1 << 14), "wait": (0, 86_400.0),
+    "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
 }
 POSITIVE = ("lr", "tolerance")
 
@@ -95,7 +95,8 @@ def _state_data(auth: SpeakerAuthenticator, data: Path | None):  # noqa: ANN202
 
 # ---------------------------------------------------------------------- commands
 def cmd_device(args: argparse.Namespace) -> None:
-    config = DeviceConfig.taox_1t1r(tolerance_us=args.tolerance, levels=args.levels)
+    overrides = {k: v for k, v in (("tolerance_us", args.tolerance), ("levels", args.levels)) if v is not None}
+    config = PRESETS[args.preset](**overrides)
     _emit(characterize_device(config, args.rows, args.cols, args.seed), args.json)
 
 
@@ -269,12 +270,15 @@ def cmd_faults(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
 
     def progress(row: dict) -> None:
-        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}", file=sys.stderr)
+        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} "
+              f"(repair net of control {row['repair']:+.3f})", file=sys.stderr)
 
     result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3, patience=4),
                          on_row=None if args.json else progress, train=_labelled(splits.train))
-    _emit(result, args.json, lambda r: render_table({"clean_accuracy": r["clean_accuracy"]} |
-                                                  {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}" for row in r["rows"]}))
+    _emit(result, args.json, lambda r: render_table(
+        {"clean_accuracy": r["clean_accuracy"], "control (restore on the healthy array)": r["control_accuracy"]}
+        | {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} (repair {row['repair']:+.3f})"
+           for row in r["rows"]}))
 
 
 # ---------------------------------------------------------------------- parser
@@ -299,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
-    p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us, help="write-verify tolerance, µS")
-    p.add_argument("--levels", type=int, default=DeviceConfig.levels, help="programmable conductance levels")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: the paper's TaOx)")
+    p.add_argument("--tolerance", type=float, default=None, help="write-verify tolerance, µS (default: the preset's)")
+    p.add_argument("--levels", type=int, default=None, help="programmable conductance levels (default: the preset's)")
     p.add_argument("--rows", type=int, default=128)
     p.add_argument("--cols", type=int, default=128)
 

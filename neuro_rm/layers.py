@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -289,9 +289,10 @@ class HybridConv2d(HybridLayer):
         return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
 
     def _base(self, x: torch.Tensor) -> torch.Tensor:
-        if self.crossbar.config.adc_bits is None:
-            y = self._conv(x, self.crossbar.sample_weight().view(self.weight_shape).to(x.dtype))
-        else:  # tile-wise ADC needs the explicit patch matrix
+        config = self.crossbar.config
+        if config.is_ideal and config.drift_compensation == "none":
+            y = self._conv(x, self.crossbar.weight().view(self.weight_shape).to(x.dtype))
+        else:  # the periphery (DAC, per-vector noise, tile-wise ADC) works on the explicit patch matrix
             cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
             h_out, w_out = self._out_hw(x)
             y = self.crossbar.matmul(cols.transpose(1, 2)).transpose(1, 2)
@@ -371,7 +372,48 @@ def analogize(
         new.program(old.weight.detach(), note=f"deploy {name}")
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, new)
+    if chosen and not getattr(model, "_calibrates_adc", False):
+        model.register_forward_pre_hook(_calibrate_on_first_batch, with_kwargs=True)
+        model._calibrates_adc = True
     return model
+
+
+def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] | None = None, **kwargs: object) -> None:
+    """Fix the ADC full scale of every crossbar (or of ``layers``) from one calibration batch.
+
+    The batch runs once through the whole model, so a recurrent layer sees every time step; each tile
+    keeps the largest noise-free column sum it saw.  Programming clears the calibration; a model that
+    ``analogize`` converted calibrates on its first batch by itself, so call this to choose the batch.
+    """
+    chosen = [layer for _, layer in _layers_or_fail(model)] if layers is None else list(layers)
+    counters = [(layer, replace(layer.crossbar.counts), dict(layer.digital_macs), layer.sram_bits_read)
+                for _, layer in hybrid_layers(model)]
+    for layer in chosen:
+        layer.crossbar.start_calibration()
+    try:
+        with torch.no_grad():
+            model(*inputs, **kwargs)
+    finally:
+        for layer in chosen:
+            layer.crossbar.calibrating = False
+        for layer, counts, digital, sram in counters:  # calibration is set-up, not inference: leave the counters
+            layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
+
+
+def set_readout(model: nn.Module, config: CrossbarConfig) -> None:
+    """Read the same programmed cells through another periphery (e.g. ``CrossbarConfig.ideal()``)."""
+    for _, layer in _layers_or_fail(model):
+        layer.crossbar.set_config(config)
+
+
+def _calibrate_on_first_batch(model: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: crossbars whose ADC has no full scale yet calibrate on this batch first."""
+    pending = [
+        layer for _, layer in hybrid_layers(model)
+        if layer.crossbar.config.adc_bits is not None and not layer.crossbar.calibrated
+    ]
+    if pending and not any(layer.crossbar.calibrating for layer in pending):
+        calibrate(model, *args, layers=pending, **kwargs)
 
 
 def set_ledger(model: nn.Module, ledger: Ledger | None) -> None:

@@ -147,6 +147,7 @@ def erase_classes(
                             penalty=write_cost(model, branch, cost)))
         trainable = max(trainable, sum(p.numel() for p in params))
         programs += hybrid.merge(model, branch)
+        hybrid.calibrate(model, train.of_classes(keep).x)  # the ADC full scale, set anew on retained samples
         residual = max(branch_off_accuracy(model, row, voiceprints[row], forgotten.of_classes([row]).x) for row in forget)
         if residual <= chance:
             break
