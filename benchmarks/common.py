@@ -18,6 +18,21 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Fastest of ``repeats`` runs of each function, timed round-robin: on a shared machine the fastest run is
+    the one nothing else interrupted, and round-robin exposes every variant to the same load."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    for _ in range(repeats):
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    return {label: min(t) for label, t in times.items()}
+
+
 def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
     print(f"\n## {title}\n")
     print("| " + " | ".join(header) + " |")

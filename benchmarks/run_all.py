@@ -22,8 +22,7 @@ def main() -> None:
     start = time.perf_counter()
     print(f"# neuro_rm benchmarks\n\nmachine: {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, python {platform.python_version()}")
-    print_table("Forward pass, analogized RSNN vs plain torch (batch 256)", ("variant", "ms/batch", "ratio to plain"),
-                bench_forward.run())
+    print_table("Forward pass, analogized RSNN vs plain torch (batch 256)", bench_forward.HEADER, bench_forward.run())
     rows, peak_rows = bench_throughput.run()
     print_table("RSNN throughput, batch 128 (samples/s; time ratio vs the hand-written plain-torch loop)",
                 ("variant", "train samples/s", "infer samples/s", "train time ratio", "infer time ratio"), rows)

@@ -34,9 +34,16 @@ class AuditLog:
         self.entries.append(entry)
         return entry
 
+    @property
+    def head(self) -> dict:
+        """Length and last hash: enough to tell a shortened log from a whole one."""
+        return {"entries": len(self.entries), "head": self.entries[-1]["hash"] if self.entries else ""}
+
     def verify(self) -> None:
         previous = ""
         for position, entry in enumerate(self.entries):
+            if not isinstance(entry, dict):
+                raise AuditTamperedError(f"audit log entry {position} is not a JSON object: the log was tampered with")
             if entry.get("index") != position or entry.get("prev_hash") != previous or entry.get("hash") != _digest(entry):
                 raise AuditTamperedError(f"audit log entry {position} does not verify: the log was tampered with")
             previous = entry["hash"]

@@ -21,11 +21,13 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
 from neuro_rm.learning.train import FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
-from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.state_schema import check_state
 from neuro_rm.store import (
     CorruptStateError,
     decode_json,
@@ -38,6 +40,9 @@ from neuro_rm.store import (
 
 STATE_FORMAT = 1
 ENROLLED, REVOKED = "enrolled", "revoked"
+# How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
+# nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
+REVOKE_MODES = ("erase", "suspend")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 
 
@@ -95,6 +100,7 @@ class SpeakerAuthenticator:
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
+        self._snapshots: dict[str, str] = {}  # state folder → the snapshot this object loaded or saved there
 
     # ------------------------------------------------------------------ registry
     @staticmethod
@@ -181,6 +187,7 @@ class SpeakerAuthenticator:
         before = self.ledger.joules("write")
         hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
         self.model.eval()
+        hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
         report = {
             "write_pulses": self.ledger.count("write.rm_pulse"),
             "write_energy_j": self.ledger.joules("write") - before,
@@ -210,11 +217,19 @@ class SpeakerAuthenticator:
         retain: LabelledSet | None = None,
         config: UnlearnConfig = UnlearnConfig(),
         adapter: AdapterConfig = AdapterConfig(),
+        mode: str = "erase",
+        erase: EraseConfig | None = None,
     ) -> OperationReport:
-        """Forget a speaker with a new LoRA branch; the speaker is then rejected and their data dropped.
+        """Forget a speaker; the speaker is then rejected and their data, readout row and branch dropped.
 
-        ``forget_x`` are the speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
+        ``mode="erase"`` (default) writes the forgetting into the crossbar cells (only cells that must move
+        are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
+        branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
+        voice: cheap and reversible by design, since the cells still hold it.  ``forget_x`` are the
+        speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
         """
+        if mode not in REVOKE_MODES:
+            raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 2:
@@ -224,15 +239,40 @@ class SpeakerAuthenticator:
         if rec.adapter is not None:  # a branch trained on this speaker is erased outright
             hybrid.remove_adapter(self.model, rec.adapter)
             rec.adapter = None
-        branch = f"revoke_{rec.label}"
-        params = self._new_adapter(branch, adapter)
         train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
-        result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+        if mode == "suspend":
+            branch = f"revoke_{rec.label}"
+            params = self._new_adapter(branch, adapter)
+            result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            self._forget_record(rec)
+            report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
+                                  method=config.method, mode=mode)
+        else:
+            erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
+            before = (self.ledger.count("write.rm_pulse"), self.ledger.joules("write"))
+            erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
+                                   f"erase_{rec.label}", f"erase {name}")
+            self._forget_record(rec)
+            head_bits = len(keep) * (self.model.head.in_features + 1) * 32
+            self.ledger.post_sram_write(head_bits, note=f"erase {name}: readout rows")
+            steps = sum(f.steps for f in erased.fits)
+            self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
+            pulses = self.ledger.count("write.rm_pulse") - before[0]
+            report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
+                "method": erase.unlearn.method, "mode": mode, "write_pulses": pulses, "cells_written": erased.cells_written,
+                "rounds": len(erased.fits), "residual": erased.residual,
+                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - before[1]})
+            self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
+                              holdout_accuracy=report.holdout_accuracy, **report.extra)
+        return report
+
+    def _forget_record(self, rec: SpeakerRecord) -> None:
+        """What every revocation drops: the voiceprint (readout row) and the buffered samples."""
+        self.model.head.erase_row(rec.label)
         rec.status = REVOKED
         self.buffers.drop(rec.label)
-        return self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params), method=config.method)
 
     def enroll(
         self,
@@ -340,8 +380,12 @@ class SpeakerAuthenticator:
         return {"claim": claim, "accept": score >= self.threshold, "score": score, "threshold": self.threshold}
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: Path | str) -> Path:
-        """Write a complete, checksummed snapshot; the previous one stays valid until the switch."""
+    def save(self, folder: Path | str, overwrite: bool = False, key_file: Path | str | None = None) -> Path:
+        """Write a complete, signed snapshot; the previous one stays valid until the switch.
+
+        Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
+        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
+        """
         state = {
             "format": STATE_FORMAT,
             "rsnn": asdict(self.model.config),
@@ -356,23 +400,28 @@ class SpeakerAuthenticator:
         }
         buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
                    "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
-        save_snapshot(folder, {
+        where = str(Path(folder).resolve())
+        self._snapshots[where] = save_snapshot(folder, {
             "state.json": encode_json(state),
             "model.safetensors": encode_tensors(self.model.state_dict()),
             "buffers.safetensors": encode_tensors(buffers),
             "audit.jsonl": self.audit.to_jsonl(),
-        })
+        }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head}, key_file=key_file)
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: Path | str) -> SpeakerAuthenticator:
-        files = load_snapshot(folder)
+    def load(cls, folder: Path | str, key_file: Path | str | None = None) -> SpeakerAuthenticator:
+        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree."""
+        snapshot = load_snapshot(folder, key_file)
+        files = snapshot.files
         missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
         if missing:
             raise CorruptStateError(f"state in {folder} lacks {sorted(missing)}")
         state = decode_json(files["state.json"], "state.json")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CorruptStateError(f"state.json in {folder} has an unknown format")
+        tensors = decode_tensors(files["model.safetensors"], "model.safetensors")
+        check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
         try:
             with torch.random.fork_rng():  # a fixed start, so a loaded state's later random draws reproduce
                 torch.manual_seed(0)
@@ -386,17 +435,41 @@ class SpeakerAuthenticator:
             auth.registry = {r.name: r for r in records}
             if state["device"] is not None:
                 auth.device_config = DeviceConfig(**state["device"])
-                auth.crossbar_config = CrossbarConfig(**state["crossbar"])
+                # a state saved before the DAC existed was read without one
+                auth.crossbar_config = CrossbarConfig(**{"dac_bits": None, **state["crossbar"]})
                 hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
                 for name, spec in state["adapters"].items():
                     hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_active(state["active"][layer_name])
-            model.load_state_dict(decode_tensors(files["model.safetensors"], "model.safetensors"), strict=True)
-        except (KeyError, TypeError, RuntimeError) as error:
-            raise CorruptStateError(f"state in {folder} does not describe a valid model: {error}") from None
+                hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
+            model.load_state_dict(tensors, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            what = f"no entry {error}" if isinstance(error, KeyError) else error
+            raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
         model.eval()
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
+        if snapshot.extra.get("audit") != auth.audit.head:
+            raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
+        _check_registry_against_audit(auth.registry, auth.audit)
+        auth._snapshots[str(Path(folder).resolve())] = snapshot.name
         return auth
+
+
+def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
+    """Each speaker's status must be what its last pretrain / enroll / revoke entry in the audit log says."""
+    last: dict[str, str] = {}
+    for entry in audit.entries:
+        details = entry.get("details")
+        if entry.get("action") == "pretrain" and isinstance(details, dict) and isinstance(details.get("speakers"), list):
+            last.update({name: ENROLLED for name in details["speakers"] if isinstance(name, str)})
+        elif entry.get("action") in ("enroll", "revoke") and isinstance(entry.get("speaker"), str):
+            last[entry["speaker"]] = ENROLLED if entry["action"] == "enroll" else REVOKED
+    for record in registry.values():
+        logged = last.get(record.name)
+        if logged != record.status:
+            said = f"last {'revoked' if logged == REVOKED else 'enrolled'}" if logged else "never enrolled"
+            raise CorruptStateError(f"speaker {record.name!r} is {record.status} in the registry but {said} "
+                                    "in the audit log: the registry was edited")

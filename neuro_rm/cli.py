@@ -2,7 +2,8 @@
 
 Lifecycle commands share a state folder (``--state``, default ``neuro_rm_state``): ``train`` creates it,
 ``deploy`` writes the crossbars, ``revoke``/``enroll``/``restore`` change only LoRA branches, ``verify``
-answers claims.  Every change is saved as a crash-safe snapshot.
+answers claims.  Every change is saved as a crash-safe, signed snapshot, by one process at a time: a
+command that changes the state holds its lock from loading to saving.
 """
 
 from __future__ import annotations
@@ -11,22 +12,36 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
-from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
-from neuro_rm.device import DeviceConfig
+from neuro_rm.device import PRESETS, DeviceConfig
+from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
-from neuro_rm.store import CorruptStateError
+from neuro_rm.statekey import ENV as KEY_ENV
+from neuro_rm.statelock import StateBusyError
+from neuro_rm.store import CorruptStateError, StaleSnapshotWarning, has_state, writing
 
 DEFAULT_STATE = Path("neuro_rm_state")
+WRITERS = ("train", "deploy", "revoke", "enroll", "restore")  # commands that change a state: they take its lock
+# Numeric options, wherever they appear: (lowest, highest); POSITIVE ones must also be > 0.
+NUMBER_RANGES = {
+    "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 1 << 16),
+    "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
+    "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
+}
+POSITIVE = ("lr", "tolerance")
 
 
 # ---------------------------------------------------------------------- output
@@ -81,7 +96,8 @@ def _state_data(auth: SpeakerAuthenticator, data: Path | None):  # noqa: ANN202
 
 # ---------------------------------------------------------------------- commands
 def cmd_device(args: argparse.Namespace) -> None:
-    config = DeviceConfig.taox_1t1r(tolerance_us=args.tolerance, levels=args.levels)
+    overrides = {k: v for k, v in (("tolerance_us", args.tolerance), ("levels", args.levels)) if v is not None}
+    config = PRESETS[args.preset](**overrides)
     _emit(characterize_device(config, args.rows, args.cols, args.seed), args.json)
 
 
@@ -95,6 +111,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from neuro_rm.learning import distributed
 
     distributed.init_from_env()
+    if has_state(args.state) and not args.overwrite:
+        raise ValueError(f"{args.state} holds a state already; training would replace its deployment, registry, "
+                         "revocations and audit log: pass --overwrite to replace it")
     splits = _splits(args.data, args.speakers)
     names = splits.speaker_names
     if not 0 <= args.hold_out < len(names) - 1:
@@ -105,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
         config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
     )
-    auth.metadata = {"data": str(args.data) if args.data else None, "n_speakers": args.speakers}
+    auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
     result = {"speakers": names[: len(first)], "held_out": names[len(first):], "best_epoch": fit.best_epoch,
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
@@ -115,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         linear = linear_baseline(_labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), test)
         result |= {"baseline_linear_accuracy": linear.accuracy, "margin_over_linear": result["test_accuracy"] - linear.accuracy}
-        auth.save(args.state)
+        auth.save(args.state, overwrite=args.overwrite)
         _emit(result, args.json)
 
 
@@ -134,11 +153,47 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
     config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs, lr=args.lr))
-    report = auth.revoke(args.speaker, forget.x, config=config)
+    report = auth.revoke(args.speaker, forget.x, config=config, mode=args.mode)
     auth.calibrate()
     auth.save(args.state)
-    _emit({"speaker": args.speaker, "method": args.method, "trainable_params": report.trainable_params,
+    _emit({"speaker": args.speaker, "trainable_params": report.trainable_params,
            "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
+
+
+def cmd_audit_forgetting(args: argparse.Namespace) -> None:
+    from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
+
+    auth = SpeakerAuthenticator.load(args.state)
+    if not auth.deployed:
+        raise ValueError("audit-forgetting works on a deployed state; run `neuro-rm deploy` first")
+    rec = auth.record(args.speaker)
+    splits = _state_data(auth, args.data)
+    data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
+    keep = [auth.record(name).label for name in auth.enrolled if name != args.speaker]
+    for name in [args.speaker, *auth.enrolled]:
+        if auth.record(name).label != _speaker_label(splits, name):
+            raise ValueError(f"speaker {name!r} has row {auth.record(name).label} in the state but label "
+                             f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
+    targets = {"state": auth.model}
+    if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
+        old = SpeakerAuthenticator.load(args.old_state)
+        row = old.record(args.speaker).label
+        voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
+        targets["original"] = old.model
+    else:
+        voiceprint = (auth.model.head.weight[rec.label].detach().clone(), auth.model.head.bias[rec.label].detach().clone())
+    pretrain = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, patience=6)
+    rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
+    if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
+        targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
+                                                      auth.device_config, "control: trained with the voice")
+    targets["retrain"] = train_speaker_model(data, keep, rsnn, pretrain, args.seed + 4001, auth.device_config,
+                                             "gold standard: retrained without the voice")
+    audit = AuditConfig(shadows=args.shadows, references=args.references, relearn_seeds=args.relearn_seeds)
+    report = audit_revocation(data, targets, rec.label, keep, rsnn, voiceprint, pretrain, auth.device_config,
+                              audit, seed=args.seed)
+    _emit({"speaker": args.speaker, "status": rec.status,
+           "voiceprint": "old state" if args.old_state is not None else "current state", **report}, args.json)
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -168,7 +223,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 def cmd_verify(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state)
     split, _, index = args.sample.partition(":")
-    if split not in ("train", "val", "test") or not index.isdigit():
+    if split not in ("train", "val", "test") or not (index.isascii() and index.isdigit()):
         raise ValueError(f"SAMPLE must be SPLIT:INDEX with SPLIT train, val or test (e.g. test:12), got {args.sample!r}")
     frames = getattr(_state_data(auth, args.data), split)
     if int(index) >= len(frames):
@@ -236,12 +291,15 @@ def cmd_faults(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
 
     def progress(row: dict) -> None:
-        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}", file=sys.stderr)
+        print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} "
+              f"(repair net of control {row['repair']:+.3f})", file=sys.stderr)
 
     result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3, patience=4),
                          on_row=None if args.json else progress, train=_labelled(splits.train))
-    _emit(result, args.json, lambda r: render_table({"clean_accuracy": r["clean_accuracy"]} |
-                                                  {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f}" for row in r["rows"]}))
+    _emit(result, args.json, lambda r: render_table(
+        {"clean_accuracy": r["clean_accuracy"], "control (restore on the healthy array)": r["control_accuracy"]}
+        | {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} (repair {row['repair']:+.3f})"
+           for row in r["rows"]}))
 
 
 # ---------------------------------------------------------------------- parser
@@ -255,14 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         if state:
             p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
+            p.add_argument("--key-file", type=Path, default=None,
+                           help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
+        if name in WRITERS:
+            p.add_argument("--wait", type=float, default=0.0,
+                           help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
         if data:
             p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
         p.set_defaults(func=func)
         return p
 
     p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
-    p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us, help="write-verify tolerance, µS")
-    p.add_argument("--levels", type=int, default=DeviceConfig.levels, help="programmable conductance levels")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: the paper's TaOx)")
+    p.add_argument("--tolerance", type=float, default=None, help="write-verify tolerance, µS (default: the preset's)")
+    p.add_argument("--levels", type=int, default=None, help="programmable conductance levels (default: the preset's)")
     p.add_argument("--rows", type=int, default=128)
     p.add_argument("--cols", type=int, default=128)
 
@@ -288,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
+    p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -296,11 +361,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("deploy", cmd_deploy, "write the backbone into crossbars with write-and-verify", state=True)
     p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us)
 
-    p = command("revoke", cmd_revoke, "forget a speaker with a LoRA branch", state=True, data=True)
+    p = command("revoke", cmd_revoke, "forget a speaker: erase (default) writes the forgetting into the cells; "
+                "suspend masks the voice with a digital branch (reversible by design)", state=True, data=True)
     p.add_argument("speaker")
+    p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
+                   help="erase: no change to the digital state brings the voice back (costs RM writes); "
+                   "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
     p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
+
+    p = command("audit-forgetting", cmd_audit_forgetting, "attack a revocation: branch-off with an old voiceprint, "
+                "relearning from k recordings, shadow-model membership inference", state=True, data=True)
+    p.add_argument("speaker")
+    p.add_argument("--old-state", type=Path, default=None,
+                   help="a copy of the state from before the revocation (the attacker's old voiceprint)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs of each shadow and control model")
+    p.add_argument("--shadows", type=int, default=AuditConfig.shadows)
+    p.add_argument("--references", type=int, default=AuditConfig.references)
+    p.add_argument("--relearn-seeds", type=int, default=AuditConfig.relearn_seeds)
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
@@ -320,13 +399,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse numeric options outside their range (NaN and infinities included), naming the option."""
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and low <= value <= high and (value > 0 or name not in POSITIVE)):
+            bound = f"> 0 and <= {high:g}" if name in POSITIVE else f"from {low:g} to {high:g}"
+            parser.error(f"argument --{name.replace('_', '-')}: must be {bound}, got {value}")
+
+
+@contextmanager
+def _key_file(path: Path | None) -> Iterator[None]:
+    """``--key-file`` reaches load and save the way ``$NEURO_RM_KEY_FILE`` does, for this command only."""
+    before = os.environ.get(KEY_ENV)
+    if path is not None:
+        os.environ[KEY_ENV] = str(path)
     try:
+        yield
+    finally:
+        if path is not None and before is None:
+            del os.environ[KEY_ENV]
+        elif path is not None:
+            os.environ[KEY_ENV] = before
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
+    locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
+    lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
+    with _key_file(getattr(args, "key_file", None)), lock:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, CorruptStateError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        for line in str(message).splitlines():  # one line per problem (e.g. every defect `data` finds)
+
+
+def _notice(command: str) -> Callable[[str], None]:
+    return lambda message: print(f"neuro-rm {command}: {message}", file=sys.stderr, flush=True)
+
+
+def _error_lines(error: BaseException) -> list[str]:
+    """One line per problem: a message listing several problems (``data`` on a bad file) keeps each."""
+    if isinstance(error, KeyError) and error.args:
+        return [str(error.args[0])]
+    if isinstance(error, OSError) and error.strerror:
+        return [f"{error.strerror}: {error.filename}" if error.filename else error.strerror]
+    return str(error).splitlines() or [type(error).__name__]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_numbers(parser, args)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StaleSnapshotWarning)
+            try:
+                _run(args)
+            finally:
+                for warning in caught:
+                    if issubclass(warning.category, StaleSnapshotWarning):
+                        print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
+                    else:
+                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    except (ValueError, KeyError, OSError, StateBusyError, CorruptStateError) as error:
+        for line in _error_lines(error):
             print(f"neuro-rm {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,7 @@ so whatever programming error, drift or fault the cells carry is exactly what th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,31 +19,64 @@ from neuro_rm.device import CellArray, DeviceConfig, ProgramResult
 MAPPINGS = ("offset", "differential")
 
 
+COMPENSATIONS = ("none", "global", "column")
+
+
 @dataclass(frozen=True)
 class CrossbarConfig:
-    """How weights meet the array.
+    """How weights meet the array, and the periphery that reads it.
 
     ``offset``: one cell per weight, G = G_mid + k·w, zero weight at mid-window (as the public
     reference implementation maps weights).  ``differential``: a pair per weight, w ∝ G+ − G−, both
     starting from g_min; twice the cells, but a zero weight draws almost no current.
+
+    Realistic by default; ``CrossbarConfig.ideal()`` switches the periphery off for comparison:
+
+    - ``read_noise``: every read of the array is noisy, drawn afresh for every input vector and
+      dependent on each cell's conductance (``DeviceConfig.read_sigma_us``).
+    - ``dac_bits`` / ``input_bound``: each input passes a multi-level signed DAC with a fixed range
+      [−input_bound, input_bound) in steps of input_bound / 2^(dac_bits−1) (8 bits over ±16: steps of
+      1/8, so spikes and spike counts up to 15 pass exactly; larger inputs saturate).
+    - ``adc_bits``: each tile's column sums are digitised by an ADC whose full scale is fixed per tile and
+      column, calibrated once after programming on a calibration batch (see ``Crossbar.calibrate``), and
+      saturates beyond it.
+    - ``drift_compensation``: ``global`` or ``column`` rescales outputs by reference / now, from a
+      readout of a fixed calibration input recorded at programming time (off by default).
     """
 
     mapping: str = "offset"
     tile_rows: int = 128
     tile_cols: int = 128
-    adc_bits: int | None = None  # None: ideal read-out; otherwise each tile's column sums are quantised
-    input_bound: float = 1.0  # largest input magnitude the ADC range is sized for (1 for spikes)
-    read_noise: bool = False  # sample fresh read noise on every forward pass
+    read_noise: bool = True
+    dac_bits: int | None = 8  # None: inputs reach the rows unquantised
+    input_bound: float = 16.0  # DAC range: inputs in [-input_bound, input_bound)
+    adc_bits: int | None = 8  # None: ideal read-out of the column sums
+    drift_compensation: str = "none"
 
     def __post_init__(self) -> None:
         if self.mapping not in MAPPINGS:
             raise ValueError(f"CrossbarConfig.mapping must be one of {MAPPINGS}, got {self.mapping!r}")
         if self.tile_rows < 1 or self.tile_cols < 1:
             raise ValueError(f"crossbar tiles need positive size, got {self.tile_rows}x{self.tile_cols}")
-        if self.adc_bits is not None and not 1 <= self.adc_bits <= 16:
-            raise ValueError(f"CrossbarConfig.adc_bits must be None or 1..16, got {self.adc_bits}")
+        if self.adc_bits is not None and not 2 <= self.adc_bits <= 16:
+            raise ValueError(f"CrossbarConfig.adc_bits must be None or 2..16, got {self.adc_bits}")
+        if self.dac_bits is not None and not 1 <= self.dac_bits <= 16:
+            raise ValueError(f"CrossbarConfig.dac_bits must be None or 1..16, got {self.dac_bits}")
         if not (self.input_bound > 0 and math.isfinite(self.input_bound)):
             raise ValueError(f"CrossbarConfig.input_bound must be a finite number > 0, got {self.input_bound}")
+        if self.drift_compensation not in COMPENSATIONS:
+            raise ValueError(
+                f"CrossbarConfig.drift_compensation must be one of {COMPENSATIONS}, got {self.drift_compensation!r}"
+            )
+
+    @classmethod
+    def ideal(cls, **overrides: object) -> CrossbarConfig:
+        """No read noise, no DAC, no ADC: the decoded weights applied exactly (the old behaviour)."""
+        return replace(cls(read_noise=False, dac_bits=None, adc_bits=None), **overrides)
+
+    @property
+    def is_ideal(self) -> bool:
+        return not self.read_noise and self.dac_bits is None and self.adc_bits is None
 
 
 @dataclass
@@ -54,12 +87,13 @@ class OpCounts:
     array_activations: int = 0  # tile reads
     macs: int = 0  # cell-level multiply-accumulates
     adc_conversions: int = 0
+    dac_conversions: int = 0  # one per input element and column of tiles (each tile drives its own rows)
 
     def __add__(self, other: OpCounts) -> OpCounts:
         return OpCounts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
 
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.vectors, self.array_activations, self.macs, self.adc_conversions)
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.vectors, self.array_activations, self.macs, self.adc_conversions, self.dac_conversions)
 
 
 def _straight_through(exact: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
@@ -67,8 +101,48 @@ def _straight_through(exact: torch.Tensor, rounded: torch.Tensor) -> torch.Tenso
     return exact + (rounded - exact).detach()
 
 
+# The fixed calibration input of the drift reference readout: 64 random binary vectors (a seed, not data).
+_REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
+# Read noise comes from one shared table of standard normals, read at a fresh random offset on every call
+# (as evolution-strategies code shares a noise table): within a call every output gets its own draw, and a
+# table read costs a tenth of drawing anew.  Calls larger than half the table draw afresh.
+_NORMAL_TABLE_SIZE, _NORMAL_TABLE_SEED = 1 << 22, 1_000_003
+_normal_table: dict[torch.device, torch.Tensor] = {}
+
+
+def standard_normals(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal draws of ``shape``: a random window of the shared table, independent entries within it."""
+    n = math.prod(shape)
+    if n > _NORMAL_TABLE_SIZE // 2:
+        return torch.randn(shape, generator=generator).to(device)
+    if device not in _normal_table:
+        table = torch.randn(_NORMAL_TABLE_SIZE, generator=torch.Generator().manual_seed(_NORMAL_TABLE_SEED))
+        _normal_table[device] = table.to(device)
+    start = int(torch.randint(_NORMAL_TABLE_SIZE - n + 1, (), generator=generator))
+    return _normal_table[device][start : start + n].view(shape)
+
+
+def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
+    """Σx per row when every entry is 0 or 1 (spikes), else None.
+
+    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; three read-only passes, no copies.
+    """
+    if x.numel() == 0:
+        return None
+    low, high = torch.aminmax(x)
+    flat = x.reshape(-1)
+    rows = x.sum(dim=-1, keepdim=True)
+    return rows if bool((low >= 0) & (high <= 1) & (torch.dot(flat, flat) == rows.sum())) else None
+
+
 class Crossbar(nn.Module):
-    """One weight matrix held in resistive cells, tiled onto ``tile_rows x tile_cols`` arrays."""
+    """One weight matrix held in resistive cells, tiled onto ``tile_rows x tile_cols`` arrays.
+
+    Reading it (``matmul``) follows one input vector through the periphery: DAC on the rows, the tiles'
+    column currents (decoded conductances, so programming error, drift and faults are exactly what is
+    computed), read noise, an ADC per tile and column, the digital sum over row tiles and the optional
+    drift-compensation gain.  All row tiles are computed in one batched product.
+    """
 
     def __init__(
         self,
@@ -87,8 +161,18 @@ class Crossbar(nn.Module):
         planes = 2 if self.config.mapping == "differential" else 1
         self.cells = CellArray((planes, out_features, in_features), self.device_config, seed)
         self.register_buffer("weight_max", torch.ones(()))  # |w| that maps to the window edge
+        # ADC full scale per (row tile, column), fixed by calibration; zero until calibrated
+        self.register_buffer("adc_full_scale", torch.zeros(self.row_tiles, out_features))
+        # |output| per column for the fixed calibration input, recorded at programming time
+        self.register_buffer("drift_reference", torch.zeros(out_features))
         self.counts = OpCounts()
+        self.calibrating = False  # True while a calibration batch runs through the model
+        self._seen: torch.Tensor | None = None  # largest |column sum| per tile seen while calibrating
         self._weight_cache: torch.Tensor | None = None
+        self._conductance_cache: torch.Tensor | None = None
+        self._gain_cache: torch.Tensor | None = None
+        self._adc_cache: tuple | None = None
+        self._calibrated: bool | None = None
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -100,8 +184,12 @@ class Crossbar(nn.Module):
         return math.ceil(self.in_features / self.config.tile_rows)
 
     @property
+    def column_tiles(self) -> int:
+        return math.ceil(self.physical_columns / self.config.tile_cols)
+
+    @property
     def n_tiles(self) -> int:
-        return self.row_tiles * math.ceil(self.physical_columns / self.config.tile_cols)
+        return self.row_tiles * self.column_tiles
 
     @property
     def n_cells(self) -> int:
@@ -129,7 +217,11 @@ class Crossbar(nn.Module):
         return (conductance_us[0] - conductance_us[1]) / k
 
     def program(self, weight: torch.Tensor) -> ProgramResult:
-        """Write-and-verify a weight matrix into the cells; the scale follows the largest |w|."""
+        """Write-and-verify a weight matrix into the cells; the scale follows the largest |w|.
+
+        Programming also clears the ADC calibration (the next batch recalibrates it) and records the
+        drift-compensation reference readout.
+        """
         if weight.shape != (self.out_features, self.in_features):
             raise ValueError(
                 f"weight shape {tuple(weight.shape)} does not match crossbar "
@@ -142,27 +234,77 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self._weight_cache = None
+        self.adc_full_scale.zero_()
+        self._changed()
+        self._seen = None
+        self.drift_reference.copy_(self._reference_readout())
         return result
 
+    def consolidate(self, delta: torch.Tensor) -> ProgramResult:
+        """Add ``delta`` (weight units) to the stored weights, pulsing only the cells whose target moves by
+        more than the write tolerance.
+
+        The scale stays as programmed (a change of scale would move every cell), targets are clipped to
+        the window, and a change below the tolerance is not written: write-and-verify could not place a
+        cell that precisely anyway.  See ``write_threshold`` for that limit in weight units.  Like
+        programming, it clears the ADC calibration and records a new drift reference.
+        """
+        if delta.shape != (self.out_features, self.in_features):
+            raise ValueError(f"delta shape {tuple(delta.shape)} does not match crossbar {self.out_features}x{self.in_features}")
+        delta = delta.detach().float().cpu()
+        if not torch.isfinite(delta).all():
+            raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
+        shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
+        moved = shift.abs() > self.device_config.tolerance_us
+        result = self.cells.program(self.cells.conductance() + shift, cells=moved)
+        self.adc_full_scale.zero_()  # as after programming: the next batch (or ``calibrate``) sets it anew
+        self._changed()  # every cached view of the cells (weights, ADC codes) is stale now
+        self._seen = None
+        self.drift_reference.copy_(self._reference_readout())  # the cells were written: a new reference
+        return result
+
+    @property
+    def write_threshold(self) -> float:
+        """Smallest weight change (per cell) that consolidation writes: the tolerance over the gain."""
+        return self.device_config.tolerance_us / self._gain()  # one cell of a pair carries the whole change
+
     # ----------------------------------------------------------------- state changes
+    def _changed(self) -> None:
+        self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = self._calibrated = None
+
+    def set_config(self, config: CrossbarConfig) -> None:
+        """Swap the periphery (noise, DAC, ADC, compensation); the mapping and tiling are fixed by the cells."""
+        old = self.config
+        if (config.mapping, config.tile_rows, config.tile_cols) != (old.mapping, old.tile_rows, old.tile_cols):
+            raise ValueError(
+                f"set_config can change the periphery only; mapping and tiles stay {old.mapping}, "
+                f"{old.tile_rows}x{old.tile_cols} (got {config.mapping}, {config.tile_rows}x{config.tile_cols})"
+            )
+        self.config = config
+        self._changed()
+
     def set_time(self, seconds: float) -> None:
         """Let the cells relax for ``seconds`` since programming (drift)."""
         self.cells.elapsed_s = seconds
-        self._weight_cache = None
+        self._changed()
 
     def inject_stuck(self, on_rate: float, off_rate: float) -> int:
         stuck = self.cells.inject_stuck(on_rate, off_rate)
-        self._weight_cache = None
+        self._changed()
         return stuck
 
     def add_write_noise(self, sigma_us: float) -> None:
         self.cells.add_write_noise(sigma_us)
-        self._weight_cache = None
+        self._changed()
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        super()._load_from_state_dict(*args, **kwargs)
-        self._weight_cache = None
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        # states saved before these buffers existed: the ADC recalibrates, the reference is rebuilt lazily
+        for name in ("adc_full_scale", "drift_reference"):
+            if prefix + name in missing_keys:
+                missing_keys.remove(prefix + name)
+                getattr(self, name).zero_()
+        self._changed()
 
     # ----------------------------------------------------------------- reading
     def weight(self) -> torch.Tensor:
@@ -171,18 +313,35 @@ class Crossbar(nn.Module):
             self._weight_cache = self.decode(self.cells.conductance())
         return self._weight_cache
 
-    def sample_weight(self) -> torch.Tensor:
-        """Effective weights as one noisy read of the array sees them.
+    def _summed_conductance(self) -> torch.Tensor:
+        """Conductance of all cells behind each weight (one cell, or both of a pair), for the read noise."""
+        if self._conductance_cache is None:
+            self._conductance_cache = self.cells.conductance().sum(dim=0)
+        return self._conductance_cache
 
-        Read noise N(0, σ) on each cell is drawn directly in weight units (σ/k per cell; a
-        differential pair reads two cells, so √2·σ/k), which equals decoding a noisy conductance read.
-        """
-        w = self.weight()
-        sigma = self.device_config.read_noise_us
-        if not self.config.read_noise or sigma == 0:
-            return w
-        per_weight = sigma / self._gain() * (math.sqrt(2.0) if self.config.mapping == "differential" else 1.0)
-        return w + per_weight * torch.randn(w.shape, generator=self.cells.generator)
+    def _reference_readout(self, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-column |output| summed over the fixed calibration input (noise-free: 64 vectors average it)."""
+        weight = self.weight() if weight is None else weight
+        generator = torch.Generator().manual_seed(_REFERENCE_SEED)
+        x = (torch.rand(_REFERENCE_VECTORS, self.in_features, generator=generator) < 0.5).to(weight)
+        return F.linear(x, weight).abs().sum(dim=0)
+
+    def compensation_gain(self) -> torch.Tensor | None:
+        """Drift-compensation gain (reference / now readout), global or per column; None when off."""
+        mode = self.config.drift_compensation
+        if mode == "none":
+            return None
+        if self._gain_cache is None:
+            if not self.drift_reference.any():  # loaded from an older state: the programmed cells' readout
+                self.drift_reference.copy_(self._reference_readout(self.decode(self.cells.programmed_us)))
+            now, ref = self._reference_readout(), self.drift_reference
+            if mode == "global":
+                gain = ref.sum() / now.sum().clamp_min(1e-12)
+            else:  # a column that reads (almost) nothing cannot be rescaled; leave it alone
+                alive = now > 1e-6 * float(now.max().clamp_min(1e-12))
+                gain = torch.where(alive, ref / now.clamp_min(1e-12), torch.ones_like(now))
+            self._gain_cache = gain
+        return self._gain_cache
 
     def count(self, vectors: int) -> None:
         """Record ``vectors`` input vectors pushed through the array."""
@@ -191,33 +350,180 @@ class Crossbar(nn.Module):
         self.counts.array_activations += vectors * self.n_tiles
         self.counts.macs += vectors * self.in_features * cols
         self.counts.adc_conversions += vectors * self.row_tiles * cols
+        if self.config.dac_bits is not None:
+            self.counts.dac_conversions += vectors * self.in_features * self.column_tiles
 
     def reset_counts(self) -> None:
         self.counts = OpCounts()
 
-    def matmul(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Analogue product ``x @ W^T`` (x: ..., in) with the configured read noise and ADC.
-
-        With an ADC, each row tile's column sums are quantised separately (a tile's currents are
-        digitised before tiles are added), with a full scale sized for inputs up to ``input_bound``.
-        """
-        w = self.sample_weight() if weight is None else weight
-        bits = self.config.adc_bits
+    def dac(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs as the row DACs apply them: signed levels of input_bound / 2^(bits−1), saturating."""
+        bits = self.config.dac_bits
         if bits is None:
-            return F.linear(x, w.to(x.dtype))
-        out = 0
-        step_rows = self.config.tile_rows
-        for r0 in range(0, self.in_features, step_rows):
-            w_tile = w[:, r0 : r0 + step_rows].to(x.dtype)
-            partial = F.linear(x[..., r0 : r0 + step_rows], w_tile)
-            full_scale = self.config.input_bound * float(w_tile.abs().sum(dim=1).max().clamp_min(1e-12))
-            lsb = 2 * full_scale / (2**bits - 1)
-            rounded = torch.round(partial.clamp(-full_scale, full_scale) / lsb) * lsb
-            out = out + _straight_through(partial, rounded)
-        return out
+            return x
+        step = self.config.input_bound / 2 ** (bits - 1)
+        levels = torch.round(x.detach() / step).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).mul_(step)
+        return _straight_through(x, levels) if x.requires_grad else levels
+
+    def _dac_passes_spikes(self) -> bool:
+        """Whether 0 and 1 are both DAC levels, so that spikes pass the DAC unchanged."""
+        bits = self.config.dac_bits
+        if bits is None:
+            return True
+        per_unit = 2 ** (bits - 1) / self.config.input_bound  # levels per unit input
+        return per_unit == round(per_unit) and per_unit <= 2 ** (bits - 1) - 1
+
+    def _arrange(self, w: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Weights (out, in) as the tiles hold them: full row tiles (tiles, rows, out) and the partly
+        filled last tile (out, rows); None where there is no such tile."""
+        rows, full = self.config.tile_rows, self.in_features // self.config.tile_rows
+        whole = w[:, : full * rows].reshape(-1, full, rows).permute(1, 2, 0) if full else None
+        rest = w[:, full * rows :] if full < self.row_tiles else None
+        return whole, rest
+
+    def _tile_parts(
+        self, x: torch.Tensor, whole_w: torch.Tensor | None, rest_w: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Column sums of the full row tiles, (tiles, vectors, out), from one batched product, and of the
+        partly filled last tile, (vectors, out), for weights arranged by ``_arrange``."""
+        full_rows = 0 if whole_w is None else whole_w.shape[0] * whole_w.shape[1]
+        whole = None if whole_w is None else torch.bmm(x[:, :full_rows].reshape(-1, whole_w.shape[0], whole_w.shape[1]).transpose(0, 1), whole_w)
+        rest = None if rest_w is None else F.linear(x[:, full_rows:], rest_w)
+        return whole, rest
+
+    def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Column sums of every row tile, (row_tiles, vectors, out)."""
+        parts = [p if p.dim() == 3 else p.unsqueeze(0) for p in self._tile_parts(x, *self._arrange(w)) if p is not None]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _noise_std(self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None) -> torch.Tensor:
+        """Std of each output's read noise, per input vector (output-referred).
+
+        Independent cell noise of variance s0 + s1·G gives a column sum of variance
+        Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
+        inputs (spikes, ``spike_rows`` = Σx) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output
+        ``y`` already holds it (digitised, to within an LSB per tile).
+        """
+        s0, s1 = self.device_config.read_variance_coefficients()
+        k2 = self._gain() ** 2
+        s0 *= self.cells.shape[0]  # a differential pair reads two cells
+        if spike_rows is not None and (s1 == 0 or self.config.mapping == "offset"):
+            scale = (s0 + s1 * self.device_config.g_mid_us) / k2
+            if not s1:  # one std per input vector, broadcast over the outputs
+                return (scale * spike_rows).clamp_(min=1e-30).sqrt_()
+            var = torch.add(scale * spike_rows, y, alpha=s1 / self._gain())
+        else:
+            x2 = x * x
+            var = (s0 / k2) * x2.sum(dim=-1, keepdim=True)
+            if not s1:
+                return var.clamp_(min=1e-30).sqrt_()
+            var = F.linear(x2, self._summed_conductance().to(x.dtype)).mul_(s1 / k2).add_(var)
+        return var.clamp_(min=1e-30).sqrt_()  # (sqrt is many times slower on exact zeros)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Fix each tile's ADC full scale from a calibration batch: the largest |column sum| seen (noise-free).
+
+        Calls accumulate until the next programming or ``start_calibration``.  A column that saw nothing
+        gets 1 % of its tile's largest full scale, or the worst case input_bound·Σ|w| when the whole tile
+        saw nothing.
+        """
+        x = self.dac(x.reshape(-1, self.in_features))
+        w = self.weight().to(x.dtype)
+        seen = self._tile_products(x, w).abs().amax(dim=1).float().cpu()
+        self._seen = seen if self._seen is None else torch.maximum(self._seen, seen)
+        padded = F.pad(w.abs(), (0, self.row_tiles * self.config.tile_rows - self.in_features))
+        worst = padded.reshape(self.out_features, self.row_tiles, -1).sum(-1).T.float().cpu()
+        tile_max = self._seen.amax(dim=1, keepdim=True)
+        floor = torch.where(tile_max > 0, 0.01 * tile_max, self.config.input_bound * worst)
+        self.adc_full_scale.copy_(torch.maximum(self._seen, floor).clamp_min(1e-12))
+        self._adc_cache = self._calibrated = None
+
+    def start_calibration(self) -> None:
+        """Forget the current full scale; every ``matmul`` until ``calibrating`` is reset calibrates."""
+        self._seen = None
+        self.calibrating = True
+
+    @property
+    def calibrated(self) -> bool:
+        if self._calibrated is None:
+            self._calibrated = bool(self.adc_full_scale.gt(0).all())
+        return self._calibrated
+
+    def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """The weights divided by each tile's and column's LSB, so that a product comes out in ADC codes,
+        arranged by tiles (contiguous, for the batched product), and the LSBs (tiles, 1, out)."""
+        if self._adc_cache is None or self._adc_cache[0] != dtype:
+            lsb = self.adc_full_scale / (2 ** (self.config.adc_bits - 1) - 1)  # (tiles, out)
+            per_row = lsb.repeat_interleave(self.config.tile_rows, dim=0)[: self.in_features].T  # (out, in)
+            whole, rest = self._arrange((self.weight() / per_row).to(dtype))
+            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb.to(dtype).unsqueeze(1))
+        return self._adc_cache[1:]
+
+    @torch.no_grad()
+    def _quantise(self, whole: torch.Tensor | None, rest: torch.Tensor | None, lsb: torch.Tensor) -> torch.Tensor:
+        """Tile column sums given in LSBs → rounded, saturating ADC codes, scaled back and added digitally
+        (in place on the codes)."""
+        levels = 2 ** (self.config.adc_bits - 1) - 1
+        y = None
+        if whole is not None:
+            y = whole.round_().clamp_(-levels, levels).mul_(lsb[: whole.shape[0]]).sum(dim=0)
+        if rest is not None:
+            rest = rest.round_().clamp_(-levels, levels).mul_(lsb[-1])
+            y = rest if y is None else y.add_(rest)
+        return y
+
+    def _digitise(self, x: torch.Tensor) -> torch.Tensor:
+        """Every row tile's column sums through its ADC.  Without gradients the product runs on the
+        LSB-scaled weights; with them it runs on the weights, and the ADC's rounding is passed straight through."""
+        whole_w, rest_w, lsb = self._adc_weights(x.dtype)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            with torch.no_grad():
+                return self._quantise(*self._tile_parts(x, whole_w, rest_w), lsb)
+        whole, rest = self._tile_parts(x, *self._arrange(self.weight().to(x.dtype)))
+        exact = sum(part if part.dim() == 2 else part.sum(dim=0) for part in (whole, rest) if part is not None)
+        full = 0 if whole is None else whole.shape[0]
+        codes = (None if whole is None else whole.detach() / lsb[:full], None if rest is None else rest.detach() / lsb[-1])
+        return _straight_through(exact, self._quantise(*codes, lsb))
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation.
+
+        With an ADC, every row tile's column sums are digitised separately (a tile's currents are
+        converted before tiles are added) against the calibrated full scale; an uncalibrated array
+        calibrates on its first batch.  Read noise is output-referred: one draw per output and input
+        vector with the std of the summed independent cell noises, added to the digitised sum.
+        Gradients pass straight through DAC and ADC.
+        """
+        cfg = self.config
+        if self.calibrating:
+            self.calibrate(x)
+        shape = x.shape
+        x = x.reshape(-1, self.in_features)
+        noisy = cfg.read_noise and self.device_config.read_noise_us > 0
+        spike_rows = _spike_rows(x.detach()) if noisy or cfg.dac_bits is not None else None
+        if spike_rows is None or not self._dac_passes_spikes():
+            x = self.dac(x)
+        if cfg.adc_bits is None or (not self.calibrated and not x.any()):  # all-zero input: nothing to digitise
+            y = F.linear(x, self.weight().to(x.dtype))
+        else:
+            if not self.calibrated:
+                self.calibrate(x)
+            y = self._digitise(x)
+        if noisy:
+            with torch.no_grad():
+                std = self._noise_std(x.detach(), y.detach(), spike_rows)
+                draws = standard_normals(y.shape, self.cells.generator, y.device)
+            y = y.addcmul_(draws, std) if not y.requires_grad else y + draws * std
+        gain = self.compensation_gain()
+        if gain is not None:
+            y = y * gain.to(y.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
+        c = self.config
         return (
-            f"{self.out_features}x{self.in_features}, mapping={self.config.mapping}, "
-            f"tiles={self.n_tiles}, adc_bits={self.config.adc_bits}"
+            f"{self.out_features}x{self.in_features}, mapping={c.mapping}, tiles={self.n_tiles}, "
+            f"read_noise={c.read_noise}, dac_bits={c.dac_bits}, adc_bits={c.adc_bits}, "
+            f"drift_compensation={c.drift_compensation}"
         )

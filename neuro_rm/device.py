@@ -40,10 +40,22 @@ class DeviceConfig:
     max_step_us: float = 20.0
     cycle_to_cycle: float = 0.35  # relative std of the conductance change of one pulse
     device_to_device: float = 0.15  # log-normal std of a cell's response strength
-    read_noise_us: float = 0.3  # std of one read (verify reads and, when enabled, inference reads)
+    read_noise_us: float = 0.3  # std of one read at mid-window (verify reads and inference reads)
+    # Share of the read-noise variance that grows in proportion to the conductance (thermal / shot noise of
+    # the cell current): sigma(G)^2 = read_noise_us^2 * ((1 - share) + share * G / g_mid).
+    read_noise_g_share: float = 1.0
+    # Spread left by write-verify and the relaxation in the first second after it, std sigma(G) = a + b*G
+    # (µS), drawn once per programming and kept: zero for the TaOx preset, whose loop models it directly.
+    program_sigma_us: float = 0.0
+    program_sigma_per_us: float = 0.0
     drift_t0_s: float = 1.0  # relaxation starts to show after about a second
     drift_pull: float = 0.015  # fraction of the distance to mid-window lost per decade of time
     drift_spread_us: float = 0.5  # std of the random relaxation per sqrt(decade)
+    # Log-time drift of published HfOx cells (L = ln(1 + t/t0)): a mean shift of drift_shift_us_per_ln * L
+    # and a relaxation spread of std drift_sigma_onset_us + drift_sigma_us_per_ln * L from t > 0 on.
+    drift_shift_us_per_ln: float = 0.0
+    drift_sigma_onset_us: float = 0.0
+    drift_sigma_us_per_ln: float = 0.0
     endurance_cycles: int = 30_000
     stuck_on_rate: float = 0.0  # share of cells stuck at g_max from fabrication
     stuck_off_rate: float = 0.0  # share of cells stuck at g_min from fabrication
@@ -60,8 +72,9 @@ class DeviceConfig:
             )
         if self.levels < 2:
             raise ValueError(f"DeviceConfig.levels must be at least 2, got {self.levels}")
-        if self.tolerance_us <= 0:
-            raise ValueError(f"DeviceConfig.tolerance_us must be > 0, got {self.tolerance_us}")
+        if not 0 < self.tolerance_us < (self.g_max_us - self.g_min_us) / 2:
+            raise ValueError(f"DeviceConfig.tolerance_us must be > 0 and below half the conductance window "
+                             f"({(self.g_max_us - self.g_min_us) / 2:g} µS; wider accepts any cell unwritten), got {self.tolerance_us}")
         if self.max_pulses < 1:
             raise ValueError(f"DeviceConfig.max_pulses must be >= 1, got {self.max_pulses}")
         if self.give_up_after < 1:
@@ -79,14 +92,49 @@ class DeviceConfig:
                 raise ValueError(f"DeviceConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.min_step_us > self.max_step_us:
             raise ValueError("DeviceConfig.min_step_us must not exceed max_step_us")
-        for name in ("cycle_to_cycle", "device_to_device", "read_noise_us", "drift_pull", "drift_spread_us"):
+        for name in ("cycle_to_cycle", "device_to_device", "read_noise_us", "drift_pull", "drift_spread_us",
+                     "program_sigma_us", "program_sigma_per_us", "drift_sigma_onset_us", "drift_sigma_us_per_ln"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DeviceConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.read_noise_g_share <= 1.0:
+            raise ValueError(f"DeviceConfig.read_noise_g_share must be in [0, 1], got {self.read_noise_g_share}")
 
     @classmethod
     def taox_1t1r(cls, **overrides: float) -> DeviceConfig:
-        """The paper's TiN/Ta2O5/TaOx/TiN cell, with any field overridden by keyword."""
+        """The paper's TiN/Ta2O5/TaOx/TiN cell, with any field overridden by keyword.
+
+        The paper (arXiv 2601.10037) reports the window, the ±2 µS write-verify tolerance, the endurance and
+        conductance "stable over 10^6 s"; the read noise (0.3 µS at mid-window, variance proportional to
+        G), the pulse statistics and the slow pull towards mid-window are our assumptions.
+        """
         return replace(cls(), **overrides)
+
+    @classmethod
+    def hfox_cmo(cls, **overrides: float) -> DeviceConfig:
+        """Conductive-metal-oxide / HfOx 1T1R cell of IBM Research Zurich, with published log-time drift.
+
+        Source: D. F. Falcone et al., "All-in-one analog AI hardware: on-chip training and inference with
+        conductive-metal-oxide/HfOx ReRAM devices", arXiv:2502.04524 (2025); the fitted constants are the
+        ones IBM publishes for that data in aihwkit 1.x (``ReRamCMONoiseModel``, 2 % acceptance range):
+
+        - window 9.0-88.19 µS (``g_min``/``g_max`` of that fit); 32 levels ("over 32 stable states").
+        - programming spread after write-verify at 2 % acceptance: sigma(G) = 0.01129 + 0.011219·G µS.
+        - drift, independent of G, with L = ln t (t in s): mean shift -0.089002·L µS and relaxation
+          spread 0.41183 + 0.042011·L µS (std over cells).
+
+        Our assumptions, not from the source: read noise 0.05 µS at mid-window (variance ∝ G; the source
+        characterises 1/f read noise separately, Lombardo et al., DRC 2024), a tight verify loop (0.1 µS
+        band, 0.02 µS smallest step) whose residual is small beside the published spread, and the TaOx
+        preset's endurance and pulse statistics.  We use L = ln(1 + t/1 s), equal to ln t within 1e-4 µS
+        beyond an hour.
+        """
+        preset = cls(
+            g_min_us=9.0, g_max_us=88.19, levels=32, tolerance_us=0.1, min_step_us=0.02,
+            read_noise_us=0.05, program_sigma_us=0.01129, program_sigma_per_us=0.011219,
+            drift_pull=0.0, drift_spread_us=0.0, drift_shift_us_per_ln=-0.089002,
+            drift_sigma_onset_us=0.41183, drift_sigma_us_per_ln=0.042011,
+        )
+        return replace(preset, **overrides)
 
     @property
     def g_mid_us(self) -> float:
@@ -102,10 +150,29 @@ class DeviceConfig:
     def level_step_us(self) -> float:
         return (self.g_max_us - self.g_min_us) / (self.levels - 1)
 
+    def read_variance_coefficients(self) -> tuple[float, float]:
+        """(s0, s1) with read-noise variance sigma(G)^2 = s0 + s1·G (µS^2): affine in G, so that the noise
+        of a whole column sum follows from two products of the inputs (see ``Crossbar``)."""
+        var_mid = self.read_noise_us**2
+        return var_mid * (1.0 - self.read_noise_g_share), var_mid * self.read_noise_g_share / self.g_mid_us
+
+    def read_sigma_us(self, g_us: torch.Tensor) -> torch.Tensor:
+        """Std of one read of cells at conductance ``g_us``."""
+        s0, s1 = self.read_variance_coefficients()
+        return (s0 + s1 * g_us.clamp_min(0.0)).sqrt()
+
+    def program_sigma(self, g_us: torch.Tensor) -> torch.Tensor:
+        """Std of the spread write-verify leaves around target ``g_us`` (zero unless the preset sets it)."""
+        return self.program_sigma_us + self.program_sigma_per_us * g_us
+
     def quantize(self, g_us: torch.Tensor) -> torch.Tensor:
         """Snap target conductances to the nearest programmable level inside the window."""
         g = g_us.clamp(self.g_min_us, self.g_max_us)
         return self.g_min_us + torch.round((g - self.g_min_us) / self.level_step_us) * self.level_step_us
+
+
+# Cited cell presets by name (for command lines and sweeps over devices).
+PRESETS = {"taox_1t1r": DeviceConfig.taox_1t1r, "hfox_cmo": DeviceConfig.hfox_cmo}
 
 
 @dataclass
@@ -210,49 +277,58 @@ class CellArray(nn.Module):
     def drifted(self, seconds: float) -> torch.Tensor:
         """Conductance ``seconds`` after programming.
 
-        Phenomenological relaxation: with d = log10(1 + t/t0) decades, each cell moves a share
-        ``drift_pull``·d of its distance towards mid-window and takes a random walk of std
-        ``drift_spread_us``·sqrt(d) along a per-cell direction fixed at programming time.  Being a
-        function of t (not of the path), the same t always gives the same conductances.
+        Phenomenological relaxation: with L = ln(1 + t/t0) and d = L / ln 10 decades, each cell moves a
+        share ``drift_pull``·d of its distance towards mid-window, shifts by ``drift_shift_us_per_ln``·L
+        (the systematic log-time drift of HfOx cells), and moves along a per-cell direction fixed at
+        programming time by std ``drift_spread_us``·sqrt(d) + ``drift_sigma_onset_us`` +
+        ``drift_sigma_us_per_ln``·L.  Being a function of t (not of the path), the same t always gives the
+        same conductances.
         """
         if seconds < 0 or not math.isfinite(seconds):
             raise ValueError(f"drift time must be a finite number of seconds >= 0, got {seconds}")
         cfg = self.config
         if seconds == 0:
             return self.programmed_us.clone()
-        decades = math.log10(1.0 + seconds / cfg.drift_t0_s)
+        ln_t = math.log1p(seconds / cfg.drift_t0_s)
+        decades = ln_t / math.log(10.0)
         pull = min(cfg.drift_pull * decades, 1.0)
-        g = self.programmed_us + pull * (cfg.g_mid_us - self.programmed_us)
-        g = g + cfg.drift_spread_us * math.sqrt(decades) * self.relax_direction
+        g = self.programmed_us + pull * (cfg.g_mid_us - self.programmed_us) + cfg.drift_shift_us_per_ln * ln_t
+        spread = cfg.drift_spread_us * math.sqrt(decades) + cfg.drift_sigma_onset_us + cfg.drift_sigma_us_per_ln * ln_t
+        g = g + spread * self.relax_direction
         g = g.clamp(cfg.g_min_us, cfg.g_max_us)
         return torch.where(self.stuck, self.programmed_us, g)
 
     def read(self, noisy: bool = True) -> torch.Tensor:
         g = self.conductance()
         if noisy and self.config.read_noise_us > 0:
-            g = g + self.config.read_noise_us * torch.randn(g.shape, generator=self.generator)
+            g = g + self.config.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator)
         return g
 
     # ----------------------------------------------------------------- programming
-    def program(self, targets_us: torch.Tensor) -> ProgramResult:
-        """Write-and-verify every cell towards its target, vectorised over cells.
+    def program(self, targets_us: torch.Tensor, cells: torch.Tensor | None = None) -> ProgramResult:
+        """Write-and-verify every cell (or only the ``cells`` mask) towards its target, vectorised.
 
         Loop: read (with read noise), compare with the tolerance, pulse the cells still outside it with
         a stochastic conductance change, repeat up to ``max_pulses``.  Each pulse is one write cycle of
         wear; cells at their endurance limit stick where they are and stop responding.  A cell that shows
-        no progress for ``give_up_after`` pulses is abandoned and reported in ``failed``.  Programming
+        no progress for ``give_up_after`` pulses is abandoned and reported in ``failed``.  A preset with a
+        published post-verify spread (``program_sigma``) then draws it once for every working cell.  Programming
         starts from the current (drifted) state, so cells already close to target need only a read.
+        Cells outside ``cells`` are neither read nor pulsed: they keep their (drifted) conductance.
         """
         cfg = self.config
         if targets_us.shape != self.shape:
             raise ValueError(f"targets shape {tuple(targets_us.shape)} does not match cells {tuple(self.shape)}")
         if not torch.isfinite(targets_us).all():
             raise ValueError("programming targets contain NaN or infinite values")
-        targets = cfg.quantize(targets_us.float())
+        if cells is not None and cells.shape != self.shape:
+            raise ValueError(f"cell mask shape {tuple(cells.shape)} does not match cells {tuple(self.shape)}")
         g = self.conductance()
+        selected = torch.ones(self.shape, dtype=torch.bool) if cells is None else cells.bool()
+        targets = torch.where(selected, cfg.quantize(targets_us.float()), g)
         pulses = torch.zeros(self.shape, dtype=torch.int32)
         frozen = self.stuck | self.worn_out
-        pending = torch.ones(self.shape, dtype=torch.bool)
+        pending = selected.clone()
         failed = torch.zeros(self.shape, dtype=torch.bool)
         best_error = torch.full(self.shape, float("inf"))
         stalled = torch.zeros(self.shape, dtype=torch.int32)  # pulses in a row without progress
@@ -260,7 +336,7 @@ class CellArray(nn.Module):
         iterations = 0
         for _ in range(cfg.max_pulses):
             reads += int(pending.sum())
-            observed = g + cfg.read_noise_us * torch.randn(g.shape, generator=self.generator)
+            observed = g + cfg.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator)
             error = targets - observed
             distance = error.abs()
             progress = distance < best_error - 3 * cfg.read_noise_us
@@ -283,6 +359,10 @@ class CellArray(nn.Module):
         else:
             reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
         self.stuck.logical_or_(self.worn_out)
+        if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
+            spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator)
+            settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)
+            g = torch.where(frozen | failed, g, settled)
         self.programmed_us = g
         self.elapsed_s = 0.0
         within = (g - targets).abs() <= cfg.tolerance_us

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,7 @@ class HybridLayer(nn.Module):
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
         self._fused: torch.Tensor | None = None
+        self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,10 @@ class HybridLayer(nn.Module):
             return y + self._dense_out(x, self._fused.to(x.dtype))
         for name in self.active:
             adapter = self.adapters[name]
-            y = y + self._adapter_out(x, adapter)
+            if name in self.write_aware:
+                y = y + self._dense_out(x, self.writable(adapter.delta_weight()).to(x.dtype))
+            else:
+                y = y + self._adapter_out(x, adapter)
             macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
@@ -154,6 +158,7 @@ class HybridLayer(nn.Module):
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
+        self.write_aware.discard(name)
         self.unfuse()
         self.emit("forget", adapter=name, delta_weight=delta)
 
@@ -172,11 +177,20 @@ class HybridLayer(nn.Module):
             delta = delta + self._require(name).delta_weight().detach().cpu()
         return delta.view(self.weight_shape)
 
+    def writable(self, delta: torch.Tensor) -> torch.Tensor:
+        """The part of a weight change that consolidation writes (entries beyond the write tolerance);
+        gradients pass straight through, so a branch can be trained for what the cells will hold."""
+        kept = delta * (delta.detach().abs() > self.crossbar.write_threshold)
+        return delta + (kept - delta).detach()
+
     def merge(self, name: str) -> ProgramResult:
-        """Consolidate: reprogram the cells with base + ΔW(name), then drop the adapter."""
+        """Consolidate: write ΔW(name) into the cells (only cells whose target moves beyond the write
+        tolerance are pulsed; costs go to the ledger), then erase the adapter."""
         delta = self.delta_weight([name])
-        result = self.program(self.effective_weight() + delta, note=f"merge {name}")
-        self.emit("consolidate", adapter=name, delta_weight=delta)
+        result = self.crossbar.consolidate(delta.reshape(self.crossbar.out_features, -1))
+        if self.ledger is not None:
+            self.ledger.post_programming(result.total_pulses, result.verify_reads, self.crossbar.n_tiles, f"merge {name}")
+        self.emit("consolidate", adapter=name, delta_weight=delta, conductance_us=result.conductance_us, pulses=result.pulses)
         self.remove_adapter(name)
         return result
 
@@ -275,9 +289,10 @@ class HybridConv2d(HybridLayer):
         return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
 
     def _base(self, x: torch.Tensor) -> torch.Tensor:
-        if self.crossbar.config.adc_bits is None:
-            y = self._conv(x, self.crossbar.sample_weight().view(self.weight_shape).to(x.dtype))
-        else:  # tile-wise ADC needs the explicit patch matrix
+        config = self.crossbar.config
+        if config.is_ideal and config.drift_compensation == "none":
+            y = self._conv(x, self.crossbar.weight().view(self.weight_shape).to(x.dtype))
+        else:  # the periphery (DAC, per-vector noise, tile-wise ADC) works on the explicit patch matrix
             cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
             h_out, w_out = self._out_hw(x)
             y = self.crossbar.matmul(cols.transpose(1, 2)).transpose(1, 2)
@@ -357,7 +372,48 @@ def analogize(
         new.program(old.weight.detach(), note=f"deploy {name}")
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, new)
+    if chosen and not getattr(model, "_calibrates_adc", False):
+        model.register_forward_pre_hook(_calibrate_on_first_batch, with_kwargs=True)
+        model._calibrates_adc = True
     return model
+
+
+def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] | None = None, **kwargs: object) -> None:
+    """Fix the ADC full scale of every crossbar (or of ``layers``) from one calibration batch.
+
+    The batch runs once through the whole model, so a recurrent layer sees every time step; each tile
+    keeps the largest noise-free column sum it saw.  Programming clears the calibration; a model that
+    ``analogize`` converted calibrates on its first batch by itself, so call this to choose the batch.
+    """
+    chosen = [layer for _, layer in _layers_or_fail(model)] if layers is None else list(layers)
+    counters = [(layer, replace(layer.crossbar.counts), dict(layer.digital_macs), layer.sram_bits_read)
+                for _, layer in hybrid_layers(model)]
+    for layer in chosen:
+        layer.crossbar.start_calibration()
+    try:
+        with torch.no_grad():
+            model(*inputs, **kwargs)
+    finally:
+        for layer in chosen:
+            layer.crossbar.calibrating = False
+        for layer, counts, digital, sram in counters:  # calibration is set-up, not inference: leave the counters
+            layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
+
+
+def set_readout(model: nn.Module, config: CrossbarConfig) -> None:
+    """Read the same programmed cells through another periphery (e.g. ``CrossbarConfig.ideal()``)."""
+    for _, layer in _layers_or_fail(model):
+        layer.crossbar.set_config(config)
+
+
+def _calibrate_on_first_batch(model: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: crossbars whose ADC has no full scale yet calibrate on this batch first."""
+    pending = [
+        layer for _, layer in hybrid_layers(model)
+        if layer.crossbar.config.adc_bits is not None and not layer.crossbar.calibrated
+    ]
+    if pending and not any(layer.crossbar.calibrating for layer in pending):
+        calibrate(model, *args, layers=pending, **kwargs)
 
 
 def set_ledger(model: nn.Module, ledger: Ledger | None) -> None:
@@ -440,8 +496,17 @@ def set_active(model: nn.Module, names: Iterable[str]) -> None:
 
 
 def merge(model: nn.Module, name: str) -> list[ProgramResult]:
-    """Consolidate adapter ``name`` into the crossbars (costed write-verify) and drop it."""
+    """Consolidate adapter ``name`` into the crossbars (costed write-verify of the cells it moves beyond
+    the write tolerance) and erase it."""
     return [layer.merge(name) for layer in _holding(model, name)]
+
+
+def set_write_aware(model: nn.Module, name: str, on: bool = True) -> None:
+    """Train adapter ``name`` for consolidation: while on, its forward applies only the entries of ΔW
+    that ``merge`` will write, so what the branch learns is what the cells will hold."""
+    for layer in _holding(model, name):
+        (layer.write_aware.add if on else layer.write_aware.discard)(name)
+        layer.unfuse()
 
 
 def commit_adapter(model: nn.Module, name: str, kind: str) -> int:

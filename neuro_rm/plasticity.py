@@ -65,9 +65,13 @@ class Recorder:
         self.events: list[PlasticityEvent] = []
 
     def __call__(self, event: PlasticityEvent) -> None:
+        if event.kind == "forget":  # an erased adapter leaves no copy of its ΔW behind, here either
+            for earlier in self.select(layer=event.layer, adapter=event.adapter):
+                earlier.data.pop("delta_weight", None)
         if event.kind not in self.kinds:
             return
-        data = {k: (v.detach().cpu().clone() if hasattr(v, "detach") else v) for k, v in event.data.items()}
+        kept = {k: v for k, v in event.data.items() if not (event.kind == "forget" and k == "delta_weight")}
+        data = {k: (v.detach().cpu().clone() if hasattr(v, "detach") else v) for k, v in kept.items()}
         self.events.append(PlasticityEvent(event.kind, event.layer, event.adapter, data))
 
     def select(self, kind: str | None = None, layer: str | None = None, adapter: str | None = None) -> list[PlasticityEvent]:

@@ -78,23 +78,30 @@ def fault_sweep(
     train: LabelledSet | None = None,
 ) -> dict[str, object]:
     """Accuracy on ``test`` under each fault, before and after restoring (the restore branch trained on
-    ``train``, default the replay buffer; selected on the holdout buffer).  ``auth`` is left untouched."""
+    ``train``, default the replay buffer; selected on the holdout buffer).  ``auth`` is left untouched.
+
+    The same restore run on the healthy array is the control: part of what a restore branch wins is plain
+    extra fine-tuning, so each row's ``repair`` is its restored accuracy less the control's."""
     if not auth.deployed:
         raise ValueError("fault_sweep needs a deployed authenticator")
     test = test.of_classes(auth.active_labels)
     clean = accuracy(predict_logits(auth.model, test.x), test.y)
+    control_trial = copy.deepcopy(auth)
+    control_trial.restore(restore, data=train)
+    control = accuracy(predict_logits(control_trial.model, test.x), test.y)
     rows = []
     for index, fault in enumerate(faults):
         trial = copy.deepcopy(auth)
         fault.apply(trial.model, seed + index)
         faulty = accuracy(predict_logits(trial.model, test.x), test.y)
         trial.restore(restore, data=train)
+        restored = accuracy(predict_logits(trial.model, test.x), test.y)
         row = {"fault": fault.kind, "level": fault.level, "label": fault.label, "accuracy": faulty,
-               "restored_accuracy": accuracy(predict_logits(trial.model, test.x), test.y)}
+               "restored_accuracy": restored, "repair": restored - control}
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    return {"clean_accuracy": clean, "rows": rows}
+    return {"clean_accuracy": clean, "control_accuracy": control, "rows": rows}
 
 
 def endurance_budget(results: list[ProgramResult], endurance_cycles: int) -> dict[str, float | None]:

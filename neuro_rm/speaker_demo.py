@@ -13,13 +13,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
 from neuro_rm import viz
-from neuro_rm.auth import REVOKED, SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, REVOKED, SpeakerAuthenticator
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
@@ -34,10 +36,10 @@ from neuro_rm.learning.metrics import (
     predict_logits,
     verification_trials,
 )
-from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc, reprogram_from
+from neuro_rm.learning.report import accuracy_on, inference_energy, reprogram_from
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
-from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
+from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.reliability import endurance_budget
 
 # Reference figures (public reference implementation, SSC top-5 speakers; see DESIGN.md) and the paper.
@@ -66,7 +68,14 @@ class DemoConfig:
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()
+    revoke_mode: str = "erase"
+    audit: AuditConfig = AuditConfig()
+    audit_cohort: int = 32  # other speakers' test samples per speaker the attacks may use
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.revoke_mode not in REVOKE_MODES:
+            raise ValueError(f"DemoConfig.revoke_mode must be one of {REVOKE_MODES}, got {self.revoke_mode!r}")
 
 
 @dataclass
@@ -88,6 +97,63 @@ def _accept_rate(auth: SpeakerAuthenticator, x: torch.Tensor) -> float:
     return _share_accepted(auth.scores(x)[:, auth.active_labels], auth.threshold)
 
 
+def train_speaker_model(
+    data: SpeakerData, classes: list[int], rsnn: RSNNConfig, pretrain: TrainConfig, seed: int,
+    device: DeviceConfig | None = None, description: str = "train",
+) -> SpeakerRSNN:
+    """A model of the pretraining recipe on ``classes``, written into crossbars of ``device`` if given
+    (the gold standard retrained without a speaker, shadow models of the membership attack)."""
+    torch.manual_seed(seed)
+    model = SpeakerRSNN(rsnn)
+    fit_classifier(model, data.train.of_classes(classes), data.val.of_classes(classes), replace(pretrain, seed=seed),
+                   description=description)
+    if device is not None:
+        hybrid.analogize(model, device, SYNAPSES, seed=seed)
+    model.eval()
+    return model
+
+
+def audit_revocation(
+    data: SpeakerData, targets: dict[str, nn.Module], gone: int, keep: list[int], rsnn: RSNNConfig,
+    voiceprint: tuple[torch.Tensor, torch.Tensor], pretrain: TrainConfig, device: DeviceConfig,
+    audit: AuditConfig = AuditConfig(), cohort: int = 32, seed: int = 0,
+) -> dict[str, float]:
+    """Every attack of ``learning.attacks`` on ``targets``, with shadow models of the pretraining recipe
+    of shape ``rsnn`` trained with and without speaker ``gone``.  The attacker holds the voice's training recordings, its
+    test samples as probes and ``cohort`` test samples of each other speaker; never the other training data."""
+    groups = (("with", sorted(keep + [gone]), 1000, audit.shadows), ("without", keep, 2000, audit.shadows),
+              ("reference", keep, 3000, audit.references))
+    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}")
+                     for i in range(count)] for name, classes, start, count in groups}
+    voice = VoiceData(gone, voiceprint, data.train.of_classes([gone]).x, data.test.of_classes([gone]).x,
+                      data.test.of_classes(keep).subsample(cohort, seed))
+    return audit_forgetting(targets, voice, models["with"], models["without"], models["reference"], audit)
+
+
+def _revocation(
+    auth: SpeakerAuthenticator, mode: str, data: SpeakerData, gone: int, keep: list[int], unseen: int, config: UnlearnConfig
+) -> dict[str, object]:
+    """Revoke speaker ``gone`` in ``mode``; accuracies, and acceptance at the holdout's equal-error
+    threshold of the revoked voice, of impostor trials and of a voice never enrolled (``unseen``)."""
+    forget_test = data.test.of_classes([gone])
+    revoked = auth.revoke(data.names[gone], data.train.of_classes([gone]).x, retain=data.train.of_classes(keep),
+                          config=config, mode=mode)
+    auth.calibrate()
+    figures = {
+        "forget_accuracy": accuracy_on(auth.model, forget_test),
+        "retain_accuracy": accuracy_on(auth.model, data.test.of_classes(keep)),
+        "trainable_params": revoked.trainable_params,
+        "write_energy_j": revoked.extra["write_energy_j"],
+        "revoked_accept_rate": _accept_rate(auth, forget_test.x),
+        "impostor_accept_rate": _share_accepted(auth.trial_scores(data.test.of_classes(keep))[1], auth.threshold),
+        "unseen_accept_rate": _accept_rate(auth, data.test.of_classes([unseen]).x),
+    }
+    if mode == "erase":
+        figures["write_pulses"] = revoked.extra["write_pulses"]
+        figures["cells_written"] = revoked.extra["cells_written"]
+    return figures
+
+
 def run_speaker_demo(
     data: SpeakerData,
     config: DemoConfig = DemoConfig(),
@@ -107,7 +173,7 @@ def run_speaker_demo(
     keep = [c for c in old if c != gone]
     n_inputs = data.train.x.shape[-1]
     report: dict[str, object] = {"speakers": data.names, "revoked_speaker": data.names[gone], "enrolled_speaker": data.names[new_label]}
-    stages = tqdm(total=6, desc="demo", disable=not progress)
+    stages = tqdm(total=7, desc="demo", disable=not progress)
     clock = {"name": None, "start": time.perf_counter()}
 
     def stage(name: str | None) -> None:
@@ -150,22 +216,21 @@ def run_speaker_demo(
     hybrid.set_time(auth.model, 0.0)
     snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
 
-    # 3. revoke speaker `gone` with a LoRA branch; baselines: full reprogramming, retrain from scratch
+    # 3. revoke speaker `gone` in the chosen mode (the other mode on a twin, side by side);
+    #    baselines: full fine-tune + reprogram, retrain from scratch + reprogram
     stage("revoke")
     forget_train, forget_test = data.train.of_classes([gone]), data.test.of_classes([gone])
     retain_train = data.train.of_classes(keep)
-    revoked = auth.revoke(data.names[gone], forget_train.x, retain=retain_train, config=config.unlearn)
-    report["revoke.forget_accuracy"] = accuracy_on(auth.model, forget_test)
-    report["revoke.retain_accuracy"] = accuracy_on(auth.model, data.test.of_classes(keep))
-    report["revoke.mia_auc"] = membership_auc(auth.model, forget_train, forget_test)
-    report["revoke.trainable_params"] = revoked.trainable_params
-    report["revoke.write_energy_j"] = revoked.extra["write_energy_j"]
-    report["pretrain.mia_auc"] = membership_auc(digital, forget_train, forget_test)
-    # acceptance at the equal-error threshold: the revoked voice vs a voice never enrolled (the held-back speaker)
-    auth.calibrate()
-    report["revoke.revoked_accept_rate"] = _accept_rate(auth, forget_test.x)
-    report["revoke.impostor_accept_rate"] = _share_accepted(auth.trial_scores(data.test.of_classes(keep))[1], auth.threshold)
-    report["revoke.unseen_accept_rate"] = _accept_rate(auth, data.test.of_classes([new_label]).x)
+    original = copy.deepcopy(auth.model)  # before revocation: the attacks' positive control
+    voiceprint = (auth.model.head.weight[gone].detach().clone(), auth.model.head.bias[gone].detach().clone())
+    other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
+    twin = copy.deepcopy(auth)
+    report["revoke.mode"] = config.revoke_mode
+    for mode, who in ((config.revoke_mode, auth), (other_mode, twin)):
+        for key, value in _revocation(who, mode, data, gone, keep, new_label, config.unlearn).items():
+            report[f"revoke.{mode}.{key}"] = value
+            if mode == config.revoke_mode:
+                report[f"revoke.{key}"] = value
 
     full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
     full_params = list(full.parameters())
@@ -176,25 +241,34 @@ def run_speaker_demo(
     full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
     report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, forget_test)
     report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, data.test.of_classes(keep))
-    report["baseline_full.mia_auc"] = membership_auc(snapshot, forget_train, forget_test)
     report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
     report["baseline_full.write_energy_j"] = full_ledger.joules("write")
     report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
     for key, value in endurance_budget(rewrites, config.device.endurance_cycles).items():
         report[f"endurance.{key}"] = value
 
-    torch.manual_seed(config.seed + 1)
-    retrained = SpeakerRSNN(RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1))
-    fit_classifier(retrained, retain_train, data.val.of_classes(keep), config.pretrain, description="baseline: retrain")
-    report["baseline_retrain.forget_accuracy"] = accuracy_on(retrained, forget_test)
-    report["baseline_retrain.retain_accuracy"] = accuracy_on(retrained, data.test.of_classes(keep))
-    report["revoke.retrain_mia_auc"] = membership_auc(retrained, forget_train, forget_test)
-    gold = SpeakerAuthenticator(retrained, data.names[:-1], auth.buffers)  # same holdout, revoked speaker dropped
+    retrained = train_speaker_model(data, keep, auth.model.config, config.pretrain, config.seed + 1, description="baseline: retrain")
+    retrain_ledger = Ledger(auth.ledger.energy)
+    gold_model = copy.deepcopy(original)  # the same array, rewritten with the retrained weights
+    reprogram_from(gold_model, retrained, retrain_ledger)
+    report["baseline_retrain.forget_accuracy"] = accuracy_on(gold_model, forget_test)
+    report["baseline_retrain.retain_accuracy"] = accuracy_on(gold_model, data.test.of_classes(keep))
+    report["baseline_retrain.write_pulses"] = retrain_ledger.count("write.rm_pulse")
+    report["baseline_retrain.write_energy_j"] = retrain_ledger.joules("write")
+    gold = SpeakerAuthenticator(gold_model, data.names[:-1], auth.buffers)  # same holdout, revoked speaker dropped
     gold.registry[data.names[gone]].status = REVOKED
     gold.calibrate()
     report["baseline_retrain.revoked_accept_rate"] = _accept_rate(gold, forget_test.x)
 
-    # 4. enroll the held-back speaker with a new branch and readout row
+    # 4. attacks on the revocation: original (positive control), retrained (gold standard), both modes
+    stage("audit")
+    targets = {"original": original, "retrain": gold_model, config.revoke_mode: auth.model, other_mode: twin.model}
+    audit = audit_revocation(data, targets, gone, keep, auth.model.config, voiceprint, config.pretrain, config.device, config.audit,
+                             config.audit_cohort, config.seed)
+    for key, value in audit.items():
+        report[f"revoke.{key}"] = value
+
+    # 5. enroll the held-back speaker with a new branch and readout row
     stage("enroll")
     before = per_class_accuracy(predict_logits(auth.model, data.test.of_classes(keep).x), data.test.of_classes(keep).y)
     enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
@@ -206,7 +280,7 @@ def run_speaker_demo(
     report["enroll.revoked_accuracy"] = accuracy_on(auth.model, forget_test)
     report["enroll.trainable_params"] = enrolled.trainable_params
 
-    # 5. restore: extra write noise on the cells, then a restore branch wins accuracy back
+    # 6. restore: extra write noise on the cells, then a restore branch wins accuracy back
     stage("restore")
     current = data.test.of_classes(auth.active_labels)
     report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
@@ -217,7 +291,7 @@ def run_speaker_demo(
     report["restore.accuracy"] = accuracy_on(auth.model, current)
     report["restore.trainable_params"] = restored.trainable_params
 
-    # 6. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
+    # 7. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
     stage("verify")
     calibration = auth.calibrate()
     trials = verification_trials(auth.scores(data.test.x), data.test.y, auth.active_labels)
@@ -233,8 +307,11 @@ def run_speaker_demo(
     stages.close()
 
     # energy, from the ledgers of this run
-    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
-    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
+    # the paper's measures compare a LoRA branch (suspend) with a full fine-tune + reprogram; erase is set beside them
+    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.suspend.trainable_params"]
+    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.suspend.write_energy_j"]
+    report["energy.erase_write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.erase.write_energy_j"]
+    report["energy.erase_write_pulse_ratio"] = report["baseline_full.write_pulses"] / max(report["revoke.erase.write_pulses"], 1)
     per_sample = inference_energy(auth.model, current.x, auth.model.head.n_classes * auth.model.config.n_hidden)
     report["energy.inference_j_per_sample"] = per_sample
     report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
@@ -244,10 +321,10 @@ def run_speaker_demo(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        auth.save(out / "state")
+        auth.save(out / "state", overwrite=True)  # the demo's own output folder: each run replaces it
         write_figures(report, full_ledger, out, det)
         (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
-        (out / "report.md").write_text(markdown_table(report))
+        (out / "report.md").write_text(markdown_table(report) + "\n" + audit_table(report))
     return report
 
 
@@ -259,12 +336,16 @@ TABLE_ROWS = (
     ("deploy.drift_accuracy.1e+06s", "deploy: accuracy after 10^6 s drift", "{:.2%}"),
     ("deploy.write_pulses", "deploy: write pulses", "{:,}"),
     ("deploy.write_energy_j", "deploy: write energy (J)", "{:.3g}"),
-    ("revoke.forget_accuracy", "revoke (LoRA): forgotten speaker accuracy", "{:.2%}"),
-    ("revoke.retain_accuracy", "revoke (LoRA): retained speakers accuracy", "{:.2%}"),
-    ("revoke.mia_auc", "revoke (LoRA): membership-inference AUC", "{:.3f}"),
-    ("revoke.retrain_mia_auc", "retrain from scratch: membership-inference AUC", "{:.3f}"),
+    ("revoke.forget_accuracy", "revoke (default mode): forgotten speaker accuracy", "{:.2%}"),
+    ("revoke.retain_accuracy", "revoke (default mode): retained speakers accuracy", "{:.2%}"),
+    ("revoke.suspend.retain_accuracy", "revoke, suspend: retained speakers accuracy", "{:.2%}"),
+    ("revoke.erase.retain_accuracy", "revoke, erase: retained speakers accuracy", "{:.2%}"),
+    ("revoke.erase.write_pulses", "revoke, erase: write pulses (cells beyond tolerance)", "{:,}"),
+    ("revoke.erase.write_energy_j", "revoke, erase: write energy (J)", "{:.3g}"),
     ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),
     ("baseline_full.write_pulses", "full fine-tune + reprogram: write pulses", "{:,}"),
+    ("baseline_full.write_energy_j", "full fine-tune + reprogram: write energy (J)", "{:.3g}"),
+    ("baseline_retrain.write_pulses", "retrain from scratch + reprogram: write pulses", "{:,}"),
     ("revoke.revoked_accept_rate", "revoked voice accepted as someone (after revoke)", "{:.2%}"),
     ("revoke.impostor_accept_rate", "impostor trials accepted (after revoke)", "{:.2%}"),
     ("revoke.unseen_accept_rate", "never-enrolled voice accepted as someone", "{:.2%}"),
@@ -280,10 +361,14 @@ TABLE_ROWS = (
     ("verify.revoked_accept_rate", "verify: revoked voice accepted (final threshold)", "{:.2%}"),
     ("verify.impostor_accept_rate", "verify: impostor trials accepted", "{:.2%}"),
     ("energy.training_cost_ratio", "training cost ratio (full / LoRA parameters)", "{:.2f}×"),
-    ("energy.write_energy_ratio", "write energy ratio (reprogram / LoRA SRAM)", "{:.1f}×"),
+    ("energy.write_energy_ratio", "write energy ratio (reprogram / LoRA SRAM, suspend)", "{:.1f}×"),
+    ("energy.erase_write_energy_ratio", "write energy ratio (reprogram / erase)", "{:.1f}×"),
     ("energy.inference_energy_ratio_vs_gpu", "inference energy ratio (GPU / hybrid)", "{:.2f}×"),
     ("seconds", "wall time of the whole demo (s)", "{:.0f}"),
 )
+
+
+AUDIT_TARGETS = ("original", "retrain", "suspend", "erase")
 
 
 def markdown_table(report: dict) -> str:
@@ -294,6 +379,19 @@ def markdown_table(report: dict) -> str:
         ref = reference.get(key)
         lines.append(f"| {label} | {fmt.format(report[key])} | {'' if ref is None else fmt.format(ref)} |")
     return "\n".join(lines) + "\n"
+
+
+def audit_table(report: dict) -> str:
+    """The attacks on the revocation, one row per model, as a Markdown table."""
+    ks = sorted({int(key.rsplit(".", 1)[1]) for key in report if key.startswith("revoke.original.relearn_steps.")})
+    head = ["model", "branch-off accuracy", "membership AUC"] + [f"relearn steps, k = {k}" for k in ks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for target in AUDIT_TARGETS:
+        cells = [target, f"{report[f'revoke.{target}.branch_off_accuracy']:.1%}", f"{report[f'revoke.{target}.membership_auc']:.3f}"]
+        cells += [f"{report[f'revoke.{target}.relearn_steps.{k}']:.1f} ± {report[f'revoke.{target}.relearn_steps_sd.{k}']:.1f}" for k in ks]
+        lines.append("| " + " | ".join(cells) + " |")
+    null = f"{report['revoke.membership.null_mean']:.3f} ± {report['revoke.membership.null_sd']:.3f}"
+    return "\n".join(lines) + f"\n\nMembership AUC of models that never heard the voice, against each other: {null}.\n"
 
 
 ACCURACY_KEYS = ("pretrain.accuracy", "revoke.forget_accuracy", "revoke.retain_accuracy", "baseline_full.retain_accuracy",
@@ -308,9 +406,11 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
     values = {k: float(report[k]) for k in ACCURACY_KEYS}
     figure = viz.plot_bars(values, "accuracy", "speaker lifecycle: measured vs reference", REFERENCE)
     figure.savefig(paths[0], dpi=120)
-    lora = {"write.sram": float(report["revoke.write_energy_j"])}
+    lora = {"write.sram": float(report["revoke.suspend.write_energy_j"])}
+    erase = {"write.erase (RM cells + readout rows)": float(report["revoke.erase.write_energy_j"])}
     rewrite = {c: v["joules"] for c, v in full_ledger.by_category().items() if c.startswith("write.")}
-    viz.plot_energy({"revoke: LoRA (SRAM)": lora, "revoke: reprogram RM": rewrite}, "write energy of one revoke").savefig(paths[1], dpi=120)
+    bars = {"suspend: LoRA (SRAM)": lora, "erase: cells beyond tolerance": erase, "full fine-tune: reprogram RM": rewrite}
+    viz.plot_energy(bars, "write energy of one revoke").savefig(paths[1], dpi=120)
     if det is not None:
         paths.append(out / "det.png")
         label = "after the lifecycle (revoked voice = impostor)"
@@ -322,5 +422,6 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
 def fast(config: DemoConfig) -> DemoConfig:
     """A few epochs of everything: for smoke tests, not for results."""
     short = lambda c: replace(c, epochs=min(c.epochs, 2))  # noqa: E731
-    return replace(config, pretrain=short(config.pretrain), enroll=short(config.enroll),
+    audit = AuditConfig(shadows=1, references=1, relearn=RelearnConfig(steps=3), relearn_seeds=1)
+    return replace(config, pretrain=short(config.pretrain), enroll=short(config.enroll), audit=audit,
                    restore=short(config.restore), unlearn=replace(config.unlearn, train=short(config.unlearn.train)))

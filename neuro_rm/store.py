@@ -1,15 +1,20 @@
-"""Crash-safe state folders: each save is a complete snapshot, switched in by one atomic rename.
+"""Crash-safe, signed state folders: each save is a complete snapshot, switched in by one atomic rename.
 
 Layout::
 
     state/
-      CURRENT                  JSON: {"snapshot": "000007", "files": {name: sha256}}
+      CURRENT                  JSON: {"snapshot": "000007", "files": {name: sha256}, "extra": {...}, "mac": hmac}
+      LOCK                     flock'ed by the one process allowed to write (``neuro_rm.statelock``)
       snapshots/000007/...     the files of the live snapshot
 
-A save writes a new snapshot folder, fsyncs it, then replaces ``CURRENT`` with ``os.replace`` (atomic
-on POSIX).  A crash at any point leaves the previous ``CURRENT`` and its snapshot intact.  Older
-snapshots are deleted after the switch, so data that a save dropped (a revoked speaker's adapter) does
-not linger on disk.  Nothing is ever unpickled: tensors go through safetensors, the rest is JSON.
+A save takes the folder's lock, checks that ``CURRENT`` still names the snapshot the caller loaded
+(compare-and-swap: an update made meanwhile is never overwritten), writes a new snapshot folder, fsyncs
+it, then replaces ``CURRENT`` with ``os.replace`` (atomic on POSIX).  A crash at any point leaves the
+previous ``CURRENT`` and its snapshot intact; a half-written snapshot is removed the next time the lock
+is taken.  Older snapshots are deleted after the switch, so data that a save dropped (a revoked
+speaker's adapter) does not linger on disk, and a deletion that fails is reported.  ``CURRENT`` carries
+an HMAC under a key kept outside the folder (``neuro_rm.statekey``), so re-hashing edited files is not
+enough to make them load.  Nothing is ever unpickled: tensors go through safetensors, the rest is JSON.
 """
 
 from __future__ import annotations
@@ -18,18 +23,45 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save as save_tensors_bytes
 
+from neuro_rm.statekey import read_key, sign, signature_matches
+from neuro_rm.statelock import state_lock
+
 CURRENT = "CURRENT"
 SNAPSHOTS = "snapshots"
+_UNREADABLE = "<unreadable>"
 
 
 class CorruptStateError(ValueError):
-    """A state folder is missing, incomplete or does not match its checksums."""
+    """A state folder is missing, incomplete, unsigned or does not match its checksums or signature."""
+
+
+class StateExistsError(ValueError):
+    """A save would replace a state it did not load, and was not told to."""
+
+
+class StateChangedError(ValueError):
+    """The state changed on disk after it was loaded; saving would lose that change."""
+
+
+class StaleSnapshotWarning(UserWarning):
+    """An old snapshot could not be deleted and may still hold data a later save dropped."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    files: dict[str, bytes]
+    extra: dict  # signed facts kept beside the checksums (the audit log's head)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -60,54 +92,136 @@ def _plain(name: str) -> bool:
     return "/" not in name and "\\" not in name and name not in ("", ".", "..") and not name.startswith(".")
 
 
-def save_snapshot(folder: Path | str, files: dict[str, bytes]) -> str:
-    """Write ``files`` (name → bytes) as a new snapshot and make it current; returns its name."""
+def _signed_bytes(pointer: dict) -> bytes:
+    body = {k: v for k, v in pointer.items() if k != "mac"}
+    return b"neuro_rm state\n" + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _parse_pointer(raw: bytes, path: Path) -> dict:
+    try:
+        pointer = json.loads(raw)
+        snapshot, expected = pointer["snapshot"], pointer["files"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise CorruptStateError(f"{path} is unreadable: {error}") from None
+    if not (isinstance(snapshot, str) and snapshot.isdigit() and snapshot.isascii() and isinstance(expected, dict)
+            and all(isinstance(k, str) and _plain(k) and isinstance(v, str) for k, v in expected.items())):
+        raise CorruptStateError(f"{path} is unreadable: it does not name a snapshot and its files' checksums")
+    if not isinstance(pointer.get("mac"), str) or not isinstance(pointer.get("extra", {}), dict):
+        raise CorruptStateError(f"{path} carries no signature (written before states were signed, or stripped); "
+                                "it cannot be trusted: train a new state")
+    return pointer
+
+
+def _current_name(folder: Path) -> str | None:
+    """The live snapshot's name as CURRENT states it, unverified; None when there is no state."""
+    path = folder / CURRENT
+    if not path.exists():
+        return None
+    try:
+        return _parse_pointer(path.read_bytes(), path)["snapshot"]
+    except CorruptStateError:
+        return _UNREADABLE
+
+
+def has_state(folder: Path | str) -> bool:
+    return (Path(folder) / CURRENT).exists()
+
+
+def _delete_snapshots(folder: Path, keep: str | None) -> None:
+    for path in sorted((folder / SNAPSHOTS).glob("[0-9]*")):
+        if path.name == keep or not path.name.isdigit():
+            continue
+        try:
+            shutil.rmtree(path)
+        except OSError as error:
+            warnings.warn(StaleSnapshotWarning(
+                f"could not delete old snapshot {path} ({error.strerror or error}); it may still hold data a later "
+                "save dropped, such as a revoked speaker's branch: delete it by hand"), stacklevel=3)
+
+
+@contextmanager
+def writing(folder: Path | str, wait: float = 0.0, create: bool = False,
+            on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold the state folder's lock (creating the folder when ``create``) and clear half-written snapshots."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    if not folder.exists():
+        if not create:
+            raise CorruptStateError(f"{folder} is not a neuro_rm state folder (no {CURRENT} file)")
+        folder.mkdir(parents=True)
+    with state_lock(folder, wait, on_wait):
+        current = _current_name(folder)
+        if current != _UNREADABLE and (folder / SNAPSHOTS).is_dir():  # never guess which snapshot is live
+            _delete_snapshots(folder, keep=current)
+        yield folder
+
+
+def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | None = None, overwrite: bool = False,
+                  extra: dict | None = None, key_file: Path | str | None = None) -> str:
+    """Write ``files`` (name → bytes) as a new, signed snapshot and make it current; returns its name.
+
+    ``expected`` is the snapshot the caller loaded (None: a new state).  The save is refused when
+    ``CURRENT`` names another one, unless ``overwrite``; the previous snapshot stays until the switch.
+    """
     folder = Path(folder)
     for name in files:
         if not _plain(name):
             raise ValueError(f"state file names must be plain names, got {name!r}")
-    (folder / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
-    existing = sorted(p.name for p in (folder / SNAPSHOTS).iterdir() if p.name.isdigit())
-    name = f"{int(existing[-1]) + 1 if existing else 1:06d}"
-    target = folder / SNAPSHOTS / name
-    target.mkdir()
-    for file_name, data in files.items():
-        _fsync_write(target / file_name, data)
-    _fsync_dir(target)
-    pointer = {"snapshot": name, "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}}
-    tmp = folder / f".{CURRENT}.tmp"
-    _fsync_write(tmp, encode_json(pointer))
-    os.replace(tmp, folder / CURRENT)
-    _fsync_dir(folder)
-    for old in existing:
-        shutil.rmtree(folder / SNAPSHOTS / old, ignore_errors=True)
+    key = read_key(key_file, create=True)
+    with writing(folder, create=True):
+        current = _current_name(folder)
+        if current != expected and not overwrite:
+            if expected is None:
+                raise StateExistsError(f"{folder} holds a state already; replacing it loses its registry, revocations "
+                                       "and audit log: pass --overwrite (overwrite=True) to replace it")
+            raise StateChangedError(f"{folder} changed since it was loaded (snapshot {expected}, now {current}); "
+                                    "nothing was saved: load it again and redo the change")
+        (folder / SNAPSHOTS).mkdir(exist_ok=True)
+        existing = [int(p.name) for p in (folder / SNAPSHOTS).iterdir() if p.name.isdigit()]
+        name = f"{max(existing, default=0) + 1:06d}"
+        target = folder / SNAPSHOTS / name
+        target.mkdir()
+        for file_name, data in files.items():
+            _fsync_write(target / file_name, data)
+        _fsync_dir(target)
+        pointer = {"snapshot": name, "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
+                   "extra": extra or {}}
+        pointer["mac"] = sign(key, _signed_bytes(pointer))
+        tmp = folder / f".{CURRENT}.tmp"
+        _fsync_write(tmp, encode_json(pointer))
+        os.replace(tmp, folder / CURRENT)
+        _fsync_dir(folder)
+        _delete_snapshots(folder, keep=name)
     return name
 
 
-def load_snapshot(folder: Path | str) -> dict[str, bytes]:
-    """Read and checksum-verify the current snapshot; raises ``CorruptStateError`` if anything is off."""
+def load_snapshot(folder: Path | str, key_file: Path | str | None = None) -> Snapshot:
+    """Read the current snapshot, verifying its signature and checksums; raises ``CorruptStateError``."""
     folder = Path(folder)
     pointer_path = folder / CURRENT
     if not pointer_path.is_file():
         raise CorruptStateError(f"{folder} is not a neuro_rm state folder (no {CURRENT} file)")
-    try:
-        pointer = json.loads(pointer_path.read_bytes())
-        snapshot, expected = pointer["snapshot"], pointer["files"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise CorruptStateError(f"{pointer_path} is unreadable: {error}") from None
-    if not (isinstance(snapshot, str) and snapshot.isdigit() and isinstance(expected, dict)
-            and all(isinstance(k, str) and _plain(k) and isinstance(v, str) for k, v in expected.items())):
-        raise CorruptStateError(f"{pointer_path} is unreadable: it does not name a snapshot and its files' checksums")
-    files = {}
-    for name, digest in expected.items():
-        path = folder / SNAPSHOTS / snapshot / name
-        if not path.is_file():
+    key = read_key(key_file)
+    while True:
+        raw = pointer_path.read_bytes()
+        pointer = _parse_pointer(raw, pointer_path)
+        if not signature_matches(key, _signed_bytes(pointer), pointer["mac"]):
+            raise CorruptStateError(f"{pointer_path} does not match its signature: the state was edited or copied "
+                                    "from elsewhere, or signed with another key (see --key-file)")
+        snapshot, files = pointer["snapshot"], {}
+        for name, digest in pointer["files"].items():
+            path = folder / SNAPSHOTS / snapshot / name
+            if not path.is_file():
+                break
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise CorruptStateError(f"state file {path} does not match its checksum (corrupted or tampered)")
+            files[name] = data
+        else:
+            return Snapshot(snapshot, files, pointer.get("extra", {}))
+        if pointer_path.read_bytes() == raw:  # not a save switching snapshots under us: really missing
             raise CorruptStateError(f"state file {path} is missing")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise CorruptStateError(f"state file {path} does not match its checksum (corrupted or tampered)")
-        files[name] = data
-    return files
 
 
 def decode_tensors(data: bytes, name: str) -> dict[str, torch.Tensor]:

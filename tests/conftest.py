@@ -1,9 +1,34 @@
+import hashlib
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from neuro_rm.data import write_spike_file
 from neuro_rm.learning.data import LabelledSet
+from neuro_rm.statekey import ENV, read_key, sign
+from neuro_rm.store import _signed_bytes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_key_outside_home(tmp_path_factory):
+    """Every test (and every CLI subprocess it starts) signs states with a throw-away key, never ~/.config."""
+    path = tmp_path_factory.mktemp("key") / "state.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, str(path))
+        yield path
+
+
+def resign(folder):
+    """Re-hash every file of a state folder's live snapshot and re-sign CURRENT with the test key: what
+    an attacker who holds the key could do, so that the checks behind the signature can be reached."""
+    pointer = json.loads((folder / "CURRENT").read_text())
+    snapshot = folder / "snapshots" / pointer["snapshot"]
+    pointer["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in snapshot.iterdir()}
+    pointer["mac"] = sign(read_key(os.environ[ENV]), _signed_bytes(pointer))
+    (folder / "CURRENT").write_text(json.dumps(pointer))
 
 
 def synthetic_speakers(n_speakers=4, per_speaker=60, n_inputs=20, steps=5, seed=0):

@@ -1,6 +1,7 @@
 """The speaker lifecycle through the ``neuro-rm`` command on a tiny SSC-layout file."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,8 +30,16 @@ def trained(tmp_path_factory):
 
 def test_lifecycle_commands(trained):
     data, state = trained
+    before = state.parent / "before_revoke"
+    shutil.copytree(state, before)  # what someone who once read the state folder still holds
     revoked = json.loads(_run("revoke", "spk1", "--state", state, "--data", data, "--epochs", "3", "--lr", "1e-2", "--json").stdout)
-    assert revoked["trainable_params"] > 0 and revoked["write_energy_j"] > 0
+    assert revoked["mode"] == "erase" and revoked["write_pulses"] > 0 and revoked["write_energy_j"] > 0
+    audit = json.loads(_run("audit-forgetting", "spk1", "--state", state, "--data", data, "--old-state", before,
+                            "--epochs", "4", "--shadows", "1", "--references", "2", "--relearn-seeds", "1", "--json").stdout)
+    assert audit["original.branch_off_accuracy"] >= 0.9  # the attack finds the voice where it is present ...
+    assert audit["state.branch_off_accuracy"] <= 1 / 3 + 0.05  # ... and not after erasure (chance among 3 rows)
+    for key in ("membership_auc", "relearn_steps.1", "relearn_steps.5", "relearn_steps.10"):
+        assert {f"{target}.{key}" for target in ("state", "original", "retrain")} <= set(audit)
     enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--epochs", "4", "--lr", "1e-2", "--json").stdout)
     assert enrolled["new_speaker_test_accuracy"] > 0.5
     verdict = json.loads(_run("verify", "test:0", "--claim", "spk1", "--state", state, "--json").stdout)

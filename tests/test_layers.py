@@ -5,7 +5,10 @@ from torch import nn
 
 import neuro_rm
 from neuro_rm import layers as L
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.plasticity import Recorder
+
+IDEAL = CrossbarConfig.ideal()
 
 
 def _cnn():
@@ -57,19 +60,19 @@ def test_analogize_by_name_and_unknown_name():
 
 def test_hybrid_output_equals_decoded_crossbar_product():
     lin = nn.Linear(12, 7)
-    hybrid = neuro_rm.HybridLinear.from_linear(lin)
+    hybrid = neuro_rm.HybridLinear.from_linear(lin, crossbar=IDEAL)  # the ideal readout: exactly the decoded product
     hybrid.program(lin.weight.detach())
     x = torch.randn(4, 12)
     expected = x @ hybrid.crossbar.weight().T + lin.bias.detach()
     assert torch.allclose(hybrid(x), expected, atol=1e-6)
-    conv = neuro_rm.HybridConv2d(2, 3, 3, padding=1)
+    conv = neuro_rm.HybridConv2d(2, 3, 3, padding=1, crossbar=IDEAL)
     img = torch.randn(1, 2, 5, 5)
     ref = nn.functional.conv2d(img, conv.effective_weight(), conv.bias, padding=1)
     assert torch.allclose(conv(img), ref, atol=1e-6)
 
 
 def test_add_then_remove_adapter_restores_outputs_bit_for_bit():
-    model = L.analogize(_cnn())
+    model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout, so outputs can match bit for bit
     x = torch.rand(2, 1, 8, 8)
     before = model(x)
     params = L.add_adapter(model, "alice", rank=2, alpha=4)
@@ -98,7 +101,7 @@ def test_only_adapters_learn_and_gradients_reach_the_input():
 
 
 def test_set_active_and_delta_weight():
-    layer = neuro_rm.HybridLinear(6, 4)
+    layer = neuro_rm.HybridLinear(6, 4, crossbar=IDEAL)
     a = layer.add_adapter("a", rank=2, alpha=2)
     layer.add_adapter("b", rank=2, alpha=2)
     with torch.no_grad():
@@ -128,15 +131,89 @@ def test_merge_reprograms_costs_and_drops_the_adapter():
     assert torch.corrcoef(torch.stack([model(x).flatten(), with_adapter.flatten()]))[0, 1] > 0.98
 
 
+def _layer_with_adapter(columns_moved: dict[int, float], crossbar: CrossbarConfig | None = None):
+    """A 16→8 crossbar layer (ideal readout unless told) with a rank-1 adapter whose ΔW has, in input
+    column 3, the given multiples of the write threshold on the given output rows, and nothing else."""
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 8)
+    with torch.no_grad():
+        linear.weight[:, 3] = 0.0  # column 3 sits mid-window, so every move stays inside it
+    model = L.analogize(nn.Sequential(linear), crossbar=crossbar or CrossbarConfig.ideal(), ledger=neuro_rm.Ledger())
+    layer = model[0]
+    adapter = layer.add_adapter("d", rank=1, alpha=1.0)
+    threshold = layer.crossbar.write_threshold
+    with torch.no_grad():
+        adapter.a.zero_()
+        adapter.a[0, 3] = 1.0
+        adapter.b.zero_()
+        for row, multiple in columns_moved.items():
+            adapter.b[row, 0] = multiple * threshold
+    return model, layer
+
+
+def test_merge_pulses_only_the_cells_whose_target_moves_beyond_the_tolerance():
+    model, layer = _layer_with_adapter({0: 3.0, 1: -2.5, 2: 0.4, 5: -0.6})  # rows 0, 1 beyond; 2, 5 below
+    before = layer.crossbar.cells.conductance().clone()
+    result = L.merge(model, "d")[0]
+    pulsed = result.pulses[0] > 0
+    assert pulsed[0, 3] and pulsed[1, 3] and int(pulsed.sum()) == 2  # exactly the two cells that had to move
+    untouched = torch.ones_like(pulsed)
+    untouched[0, 3] = untouched[1, 3] = False
+    assert torch.equal(layer.crossbar.cells.conductance()[0][untouched], before[0][untouched])  # not rewritten
+    moved = (layer.crossbar.cells.conductance() - before)[0]  # 1 threshold = the 2 µS tolerance
+    assert abs(float(moved[0, 3]) - 3.0 * 2.0) <= 2.0 + 1e-3 and abs(float(moved[1, 3]) + 2.5 * 2.0) <= 2.0 + 1e-3
+    assert L.adapter_names(model) == []
+
+
+def test_a_write_aware_branch_computes_what_its_merge_will_hold():
+    model, layer = _layer_with_adapter({0: 3.0, 1: -2.5, 2: 0.4, 5: -0.6, 6: 0.8, 7: -0.9})
+    x = torch.zeros(4, 16)
+    x[:, 3] = torch.tensor([1.0, 2.0, -1.0, 0.5])
+    plain = model(x)
+    L.set_write_aware(model, "d")
+    aware = model(x)
+    params = L.adapter_parameters(model, "d")
+    aware.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)  # still trainable (straight through)
+    L.merge(model, "d")
+    merged = model(x)
+    # rows whose change is below the tolerance are not written: the aware branch already left them out
+    for row in (2, 5, 6, 7):
+        assert not torch.allclose(plain[:, row], merged[:, row], atol=1e-6)
+        assert torch.allclose(aware[:, row], merged[:, row], atol=1e-5)
+    # rows written land within the write tolerance of their target
+    threshold = layer.crossbar.write_threshold
+    assert torch.allclose(aware[:, :2], merged[:, :2], atol=float(threshold * x.abs().max()) + 1e-5)
+
+
+def test_the_realistic_readout_computes_with_the_merged_cells():
+    periphery = CrossbarConfig(read_noise=False)  # DAC and a calibrated ADC; noise off to compare exactly
+    model, layer = _layer_with_adapter({0: 6.0, 1: -6.0}, periphery)
+    x = torch.zeros(4, 16)
+    x[:, 3] = 1.0
+    x[:, 5] = 1.0
+    L.set_active(model, [])
+    before = model(x)  # also calibrates the ADC
+    expected = before[:, :2] + torch.tensor([6.0, -6.0]) * layer.crossbar.write_threshold
+    L.merge(model, "d")
+    L.calibrate(model, x)  # writing cells clears the calibration, as programming does
+    after = model(x)
+    lsb = float(layer.crossbar.adc_full_scale.max()) / 127
+    tolerance = layer.crossbar.write_threshold + 2 * lsb  # the write lands within tolerance; codes round
+    assert torch.allclose(after[:, :2], expected, atol=tolerance)
+    assert torch.allclose(after[:, 2:], before[:, 2:], atol=2 * lsb)
+
+
 def test_recorder_sees_lifecycle_events():
     rec = Recorder()
     model = L.analogize(nn.Sequential(nn.Linear(4, 3)), hooks=[rec])
     L.add_adapter(model, "s", rank=1, alpha=1)
     L.commit_adapter(model, "s", "potentiate")
     L.set_time(model, 3600)
+    assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
     L.remove_adapter(model, "s")
     assert [e.kind for e in rec.events] == ["program", "potentiate", "drift", "forget"]
-    assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
+    assert all("delta_weight" not in e.data for e in rec.events)  # an erased branch leaves no recorded copy
     assert rec.latest("program", "0").data["conductance_us"].shape == (1, 3, 4)
 
 
@@ -189,7 +266,7 @@ def test_op_counts_and_inference_posting():
 
 
 def test_fused_adapters_match_separate_ones_at_inference():
-    model = L.analogize(_cnn())
+    model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout: the two passes compare exactly
     for name in ("a", "b", "c"):
         for p in L.add_adapter(model, name, rank=2, alpha=4)[1::2]:
             with torch.no_grad():

@@ -49,7 +49,9 @@ def test_restore_recovers_from_heavy_faults(deployed, tiny_speech):
     assert sweep["clean_accuracy"] == accuracy(predict_logits(deployed.model, test.x), test.y)  # auth untouched
     for row in sweep["rows"]:
         assert row["restored_accuracy"] >= row["accuracy"]
+        assert row["repair"] == pytest.approx(row["restored_accuracy"] - sweep["control_accuracy"])
     assert any(row["restored_accuracy"] > row["accuracy"] for row in sweep["rows"])
+    assert 0 <= sweep["control_accuracy"] <= 1
 
 
 def test_endurance_budget_from_recorded_wear(deployed):

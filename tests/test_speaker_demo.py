@@ -6,7 +6,10 @@ from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_dem
 
 KEYS = (
     "pretrain.accuracy", "deploy.accuracy", "deploy.write_pulses", "deploy.write_energy_j", "revoke.forget_accuracy",
-    "revoke.retain_accuracy", "revoke.mia_auc", "revoke.retrain_mia_auc", "enroll.new_accuracy", "enroll.old_accuracy",
+    "revoke.retain_accuracy", "enroll.new_accuracy", "enroll.old_accuracy", "revoke.erase.write_energy_j",
+    "revoke.erase.write_pulses", "baseline_retrain.write_pulses",
+    *(f"revoke.{target}.{measure}" for target in ("suspend", "erase", "original", "retrain")
+      for measure in ("branch_off_accuracy", "membership_auc", "relearn_steps.1", "relearn_steps.5", "relearn_steps.10")),
     "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
     "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds", "baseline_linear.accuracy",
     "pretrain.margin_over_linear", "verify.min_dcf",

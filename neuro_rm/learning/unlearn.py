@@ -12,6 +12,7 @@ samples), so a verifier that scores logits rejects the forgotten voice as it rej
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -82,12 +83,14 @@ def unlearn(
     keep: list[int],
     config: UnlearnConfig = UnlearnConfig(),
     description: str = "unlearn",
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train ``params`` so that ``model`` forgets the classes ``forget``.
 
     ``train`` holds the samples to forget and the retained samples available for the retain term;
     ``keep`` are the classes that stay (relabelling draws from them);
-    ``val`` (held-out, never trained on) selects the best epoch by ``forgetting_score``.
+    ``val`` (held-out, never trained on) selects the best epoch by ``forgetting_score``;
+    ``penalty()``, if given, is added to every batch's loss (e.g. the cost of writing the change).
     """
     if not forget:
         raise ValueError("unlearn needs at least one class to forget")
@@ -132,5 +135,6 @@ def unlearn(
             return retain - config.ascent_weight * ascend
 
     score = lambda: forgetting_score(model, val, forget)  # noqa: E731
-    return fit(model, params, batch_loss, len(train), cfg, score, description)
+    loss = batch_loss if penalty is None else (lambda idx: batch_loss(idx) + penalty())
+    return fit(model, params, loss, len(train), cfg, score, description)
 

@@ -81,5 +81,14 @@ class GrowableHead(nn.Module):
             self.weight[row].zero_()
             self.bias[row] = -1e4
 
+    def reset_rows(self, rows: list[int], seed: int = 0) -> None:
+        """Re-initialise ``rows`` as fresh rows (what they learnt before is overwritten, not kept)."""
+        generator = torch.Generator().manual_seed(seed)
+        bound = 1.0 / self.in_features**0.5
+        with torch.no_grad():
+            for row in rows:
+                self.weight[row] = (torch.rand(self.in_features, generator=generator) * 2 - 1) * bound
+                self.bias[row] = 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)

@@ -1,0 +1,158 @@
+"""Erasure: forgetting written into the crossbar, so that no change to the digital state can undo it.
+
+A digital branch that suppresses a class only masks it: switch the branch off and the cells still hold
+the class.  Erasure goes further, in three steps:
+
+1. a forget branch is trained *write-aware*: its forward shows only the entries of ΔW that consolidation
+   will write (changes beyond the write-verify tolerance), and a write-cost term keeps that set small;
+2. the branch is consolidated into the cells (write-and-verify of those cells alone) and erased;
+3. the forgotten class's readout row is erased and the rows of the retained classes are re-learnt from
+   fresh on retained data only, so the readout no longer carries "this voice is none of us" either (a
+   model that never heard the voice has no such knowledge, and a membership attack reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.device import ProgramResult
+from neuro_rm.learning.attacks import branch_off_accuracy
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import accuracy
+from neuro_rm.learning.train import FitResult, fit
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+
+
+@dataclass(frozen=True)
+class EraseConfig:
+    unlearn: UnlearnConfig = UnlearnConfig()
+    rank: int = 8
+    alpha: float = 16.0
+    layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
+    write_cost: float = 1.0  # weight, in the loss, of the share of cells the change would pulse
+    max_rounds: int = 4  # consolidation rounds; each next one may write more (write cost / 4)
+    readout: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, patience=6)
+
+    def __post_init__(self) -> None:
+        if not self.write_cost >= 0:
+            raise ValueError(f"EraseConfig.write_cost must be >= 0, got {self.write_cost}")
+        if self.max_rounds < 1:
+            raise ValueError(f"EraseConfig.max_rounds must be >= 1, got {self.max_rounds}")
+
+
+@dataclass
+class EraseResult:
+    fits: list[FitResult]  # one per consolidation round
+    programs: list[ProgramResult]
+    readout: FitResult
+    trainable_params: int
+    residual: float  # share of the forgotten samples the cells alone still give to their old readout rows
+
+    @property
+    def write_pulses(self) -> int:
+        return sum(p.total_pulses for p in self.programs)
+
+    @property
+    def cells_written(self) -> int:
+        return sum(int((p.pulses > 0).sum()) for p in self.programs)
+
+
+def write_cost(model: nn.Module, name: str, weight: float) -> Callable[[], torch.Tensor]:
+    """A soft count of the cells adapter ``name`` would pulse: each entry's |ΔW| over the write threshold,
+    capped at 1, averaged per layer and summed."""
+    held = [layer for _, layer in hybrid.hybrid_layers(model) if name in layer.adapters]
+
+    def cost() -> torch.Tensor:
+        shares = [
+            (layer.adapters[name].delta_weight().abs() / layer.crossbar.write_threshold).clamp(max=1.0).mean()
+            for layer in held
+        ]
+        return weight * torch.stack(shares).sum()
+
+    return cost
+
+
+def _readout_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """What the readout (``model.head``) sees for ``x``, computed once without gradients."""
+    captured: list[torch.Tensor] = []
+    handle = model.head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach()))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for chunk in x.split(batch_size):
+                model(chunk)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(captured)
+
+
+def relearn_readout(model: nn.Module, rows: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, seed: int = 0) -> FitResult:
+    """Re-initialise readout ``rows`` and learn them from ``train`` alone (epoch chosen on ``val``)."""
+    head = model.head
+    head.reset_rows(rows, seed)
+    features, val_features = _readout_inputs(model, train.x), _readout_inputs(model, val.x)
+    head.train_rows(rows)
+    try:
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(head(features[idx]), train.y[idx])
+
+        def score() -> float:
+            with torch.no_grad():
+                logits = head(val_features)
+            return accuracy(logits, val.y) - 1e-3 * float(F.cross_entropy(logits, val.y))
+
+        return fit(head, [head.weight, head.bias], batch_loss, len(train), config, score, "erase: readout")
+    finally:
+        head.train_rows(None)
+
+
+def erase_classes(
+    model: nn.Module,
+    forget: list[int],
+    train: LabelledSet,
+    val: LabelledSet,
+    keep: list[int],
+    retain_val: LabelledSet,
+    config: EraseConfig = EraseConfig(),
+    name: str = "erase",
+    description: str = "erase",
+) -> EraseResult:
+    """Erase the classes ``forget`` from the cells and the readout of a deployed ``model``.
+
+    ``train`` holds the samples to forget and retained samples; ``val`` (all current classes) selects
+    each forget branch's epoch; the retained part of ``train`` and ``retain_val`` re-learn the readout
+    rows of ``keep``.  Erasure checks itself: after each consolidation it switches every digital branch
+    off, puts the old readout rows back and measures how many forgotten samples still reach them; while
+    that share is above chance it runs another round, allowed to write more.  Write costs go to the
+    layers' ledger.
+    """
+    forgotten = train.of_classes(forget)
+    voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
+    chance = 1.0 / (len(keep) + len(forget))
+    fits, programs, trainable, cost, residual = [], [], 0, config.write_cost, 1.0
+    for round_ in range(config.max_rounds):
+        branch = f"{name}_{round_}"
+        params = hybrid.add_adapter(model, branch, config.rank, config.alpha, layers=config.layers)
+        hybrid.set_write_aware(model, branch)
+        fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
+                            penalty=write_cost(model, branch, cost)))
+        trainable = max(trainable, sum(p.numel() for p in params))
+        programs += hybrid.merge(model, branch)
+        hybrid.calibrate(model, train.of_classes(keep).x)  # the ADC full scale, set anew on retained samples
+        residual = max(branch_off_accuracy(model, row, voiceprints[row], forgotten.of_classes([row]).x) for row in forget)
+        if residual <= chance:
+            break
+        cost /= 4
+    for row in forget:
+        model.head.erase_row(row)
+    readout = relearn_readout(model, keep, train.of_classes(keep), retain_val.of_classes(keep), config.readout, config.readout.seed)
+    return EraseResult(fits, programs, readout, trainable + len(keep) * (model.head.in_features + 1), residual)

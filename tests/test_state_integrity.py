@@ -1,0 +1,450 @@
+"""A state cannot be lost or quietly rewritten: locking, no silent overwrite, keyed integrity, one-line errors.
+
+Every test here fails when the protection it names is removed (see the README's "State integrity").
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import resign, tiny_spike_file
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import neuro_rm.store as store
+from neuro_rm.audit import AuditLog
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.cli import main
+from neuro_rm.learning import TrainConfig, UnlearnConfig
+from neuro_rm.models import RSNNConfig
+from neuro_rm.statekey import ENV, KeyFileError, read_key
+from neuro_rm.statelock import StateBusyError, state_lock
+from neuro_rm.store import (
+    CorruptStateError,
+    StaleSnapshotWarning,
+    StateChangedError,
+    StateExistsError,
+    load_snapshot,
+    save_snapshot,
+)
+
+QUICK = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
+
+
+def _cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "neuro_rm.cli", *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def cli_state(tmp_path_factory):
+    """A state made the README's way: ``train`` then ``deploy`` on an SSC-layout file; copy before changing it."""
+    folder = tmp_path_factory.mktemp("integrity")
+    data, state = tiny_spike_file(folder / "tiny.h5", n_speakers=4, per_speaker=30, n_channels=24, events=40, n_bins=4), folder / "state"
+    for args in (("train", "--data", data, "--state", state, "--epochs", "2", "--lr", "5e-3", "--hidden", "16", "--json"),
+                 ("deploy", "--state", state, "--json")):
+        proc = _cli(*args)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return data, state
+
+
+@pytest.fixture()
+def state(cli_state, tmp_path):
+    copy = tmp_path / "state"
+    shutil.copytree(cli_state[1], copy)
+    return copy
+
+
+@pytest.fixture()
+def other_state(tiny_speech, tmp_path):
+    """A second, independent state signed with the same key."""
+    auth, _ = SpeakerAuthenticator.pretrain(["ann", "bob", "cy"], tiny_speech["train"].of_classes([0, 1, 2]),
+                                            tiny_speech["val"].of_classes([0, 1, 2]),
+                                            RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=3), QUICK)
+    folder = tmp_path / "other"
+    auth.save(folder)
+    return folder
+
+
+def _snapshot_dir(folder):
+    return folder / "snapshots" / json.loads((folder / "CURRENT").read_text())["snapshot"]
+
+
+def _rehash(folder):
+    """What anyone who can write the folder can do without the key: make every sha256 checksum match again."""
+    pointer = json.loads((folder / "CURRENT").read_text())
+    snapshot = folder / "snapshots" / pointer["snapshot"]
+    pointer["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in snapshot.iterdir()}
+    (folder / "CURRENT").write_text(json.dumps(pointer))
+
+
+def _edit_state_json(folder, change):
+    path = _snapshot_dir(folder) / "state.json"
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def _main(capsys, *args):
+    """Run ``neuro-rm`` in this process; returns (exit code, stderr lines)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse refusals
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err.strip().splitlines()
+
+
+# ---------------------------------------------------------------------- 1. one writer at a time
+def test_a_second_writer_is_refused_while_the_state_is_held(state):
+    before = (state / "CURRENT").read_bytes()
+    with state_lock(state):
+        proc = _cli("restore", "--state", state, "--epochs", "1")
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and "busy: another neuro-rm holds this state" in err[0], err
+    assert (state / "CURRENT").read_bytes() == before
+
+
+def test_two_processes_mutating_one_state_both_updates_survive_in_order(cli_state, state, tmp_path):
+    """revoke and enroll started together: the second waits for the first, and neither change is lost."""
+    data = cli_state[0]
+    logs = {op: tmp_path / f"{op}.err" for op in ("revoke", "enroll")}
+    args = {"revoke": ("revoke", "spk1", "--epochs", "2"), "enroll": ("enroll", "spk3", "--epochs", "2")}
+    with state_lock(state):  # hold the state so that both start while it is taken, as a slow command would
+        procs = {op: subprocess.Popen([sys.executable, "-m", "neuro_rm.cli", *args[op], "--state", str(state), "--data",
+                                       str(data), "--wait", "300", "--json"], stdout=subprocess.PIPE, stderr=logs[op].open("w"))
+                 for op in args}
+        deadline = time.monotonic() + 180
+        while not all("waiting for another neuro-rm" in logs[op].read_text() for op in logs):
+            assert all(p.poll() is None for p in procs.values()), {op: logs[op].read_text() for op in logs}
+            assert time.monotonic() < deadline, "the commands never waited for the held state"
+            time.sleep(0.1)
+    for op, proc in procs.items():
+        assert proc.wait(timeout=300) == 0, logs[op].read_text()[-2000:]
+    loaded = SpeakerAuthenticator.load(state)
+    assert loaded.registry["spk1"].status == "revoked" and loaded.registry["spk3"].status == "enrolled"
+    changes = [(e["action"], e["speaker"]) for e in loaded.audit.entries if e["action"] in ("revoke", "enroll")]
+    assert sorted(changes) == [("enroll", "spk3"), ("revoke", "spk1")]  # one after the other, each once
+
+
+def test_a_save_over_a_state_that_changed_since_loading_is_refused(state, tiny_speech):
+    first, second = SpeakerAuthenticator.load(state), SpeakerAuthenticator.load(state)
+    forget = first.buffers.replay.of_classes([first.registry["spk1"].label]).x
+    first.revoke("spk1", forget, config=UnlearnConfig(train=QUICK))
+    first.save(state)
+    second.calibrate()
+    with pytest.raises(StateChangedError, match="changed since it was loaded"):
+        second.save(state)
+    assert SpeakerAuthenticator.load(state).registry["spk1"].status == "revoked"  # the revocation was not lost
+
+
+LOCK_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from neuro_rm.statelock import state_lock
+    with state_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def test_a_lock_left_by_a_killed_process_is_recovered(state):
+    child = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(state)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "locked"
+    with pytest.raises(StateBusyError):
+        with state_lock(state):
+            pass
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with state_lock(state):  # the kernel dropped the dead holder's lock; the LOCK file itself is harmless
+        assert (state / "LOCK").exists()
+
+
+# ---------------------------------------------------------------------- 2. no silent overwrite
+def test_train_refuses_to_replace_a_state_without_overwrite(cli_state, state):
+    data = cli_state[0]
+    before = load_snapshot(state)
+    proc = _cli("train", "--data", data.parent / "missing.h5", "--state", state, "--epochs", "1", "--hidden", "8")
+    # refused before any data is read or any training is done
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert load_snapshot(state) == before
+    proc = _cli("train", "--data", data, "--state", state, "--epochs", "1", "--hidden", "8", "--overwrite", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh = SpeakerAuthenticator.load(state)
+    assert not fresh.deployed and [e["action"] for e in fresh.audit.entries] == ["pretrain"]
+    assert len(list((state / "snapshots").iterdir())) == 1
+
+
+def test_an_overwrite_keeps_the_previous_state_until_the_new_one_is_complete(state, other_state, monkeypatch):
+    before = load_snapshot(state)
+    fresh = SpeakerAuthenticator.load(other_state)
+    with pytest.raises(StateExistsError):
+        SpeakerAuthenticator(fresh.model, list(fresh.registry), fresh.buffers).save(state)
+
+    def crash(src, dst):
+        raise OSError("power cut before the switch")
+
+    monkeypatch.setattr(store.os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        fresh.save(state, overwrite=True)
+    monkeypatch.undo()
+    assert load_snapshot(state) == before  # the old state is whole; the half-written one is cleared next time
+    SpeakerAuthenticator.load(state).save(state)
+    assert len(list((state / "snapshots").iterdir())) == 1
+
+
+# ---------------------------------------------------------------------- 3. keyed integrity
+TAMPERS = {
+    "threshold": lambda folder, other: _edit_state_json(folder, lambda s: s.update(threshold=-1e9)),
+    "status_flip": lambda folder, other: _edit_state_json(
+        folder, lambda s: [r.update(status="enrolled") for r in s["speakers"] if r["status"] == "revoked"]),
+    "buffer_swap": lambda folder, other: shutil.copy(_snapshot_dir(other) / "buffers.safetensors",
+                                                     _snapshot_dir(folder) / "buffers.safetensors"),
+    "snapshot_swap": lambda folder, other: [shutil.copy(p, _snapshot_dir(folder) / p.name) for p in _snapshot_dir(other).iterdir()],
+    "truncated_audit": lambda folder, other: (_snapshot_dir(folder) / "audit.jsonl").write_text(
+        "".join((_snapshot_dir(folder) / "audit.jsonl").read_text().splitlines(keepends=True)[:-2])),
+}
+
+
+@pytest.fixture()
+def revoked_state(state):
+    auth = SpeakerAuthenticator.load(state)
+    auth.revoke("spk1", auth.buffers.replay.of_classes([auth.registry["spk1"].label]).x, config=UnlearnConfig(train=QUICK))
+    auth.calibrate()
+    auth.save(state)
+    return state
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_a_tampered_state_is_refused_even_after_rehashing(revoked_state, other_state, tamper, capsys):
+    TAMPERS[tamper](revoked_state, other_state)
+    _rehash(revoked_state)
+    with pytest.raises(CorruptStateError, match="does not match its signature"):
+        SpeakerAuthenticator.load(revoked_state)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk1", "--state", revoked_state)
+    assert code == 2 and len(err) == 1 and "signature" in err[0], err
+
+
+def test_a_whole_current_pointer_from_another_state_with_its_snapshot_is_refused(revoked_state, other_state):
+    """The other state's snapshot moved in under a CURRENT naming it: checksums fine, signature not."""
+    theirs = json.loads((other_state / "CURRENT").read_text())
+    ours = json.loads((revoked_state / "CURRENT").read_text())
+    shutil.copytree(_snapshot_dir(other_state), revoked_state / "snapshots" / "000777")
+    ours.update(snapshot="000777", files=theirs["files"])
+    (revoked_state / "CURRENT").write_text(json.dumps(ours))
+    with pytest.raises(CorruptStateError, match="does not match its signature"):
+        SpeakerAuthenticator.load(revoked_state)
+
+
+def test_a_registry_that_contradicts_the_audit_log_is_refused_even_when_signed(revoked_state):
+    """A holder of the key who flips a revoked speaker back is still caught by the audit log."""
+    _edit_state_json(revoked_state, lambda s: [r.update(status="enrolled") for r in s["speakers"] if r["name"] == "spk1"])
+    resign(revoked_state)
+    with pytest.raises(CorruptStateError, match="'spk1' is enrolled in the registry but last revoked in the audit log"):
+        SpeakerAuthenticator.load(revoked_state)
+
+
+def test_a_shortened_audit_log_is_refused_even_when_signed(revoked_state):
+    path = _snapshot_dir(revoked_state) / "audit.jsonl"
+    log = AuditLog.from_jsonl(path.read_bytes())
+    path.write_bytes(AuditLog(log.entries[:-1]).to_jsonl())  # a whole chain, one entry short
+    resign(revoked_state)  # re-signs the files, but not the audit head kept beside them
+    with pytest.raises(CorruptStateError, match="audit log .* does not end at its signed head"):
+        SpeakerAuthenticator.load(revoked_state)
+
+
+def test_the_key_lives_outside_the_state_and_another_key_is_refused(state, tmp_path, capsys, monkeypatch):
+    key = read_key()
+    assert not any(key in p.read_bytes() for p in state.rglob("*") if p.is_file())
+    other_key = tmp_path / "elsewhere" / "other.key"
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", state, "--key-file", other_key)
+    assert code == 2 and "no state key" in err[0] and not other_key.exists()  # loading never creates a key
+    read_key(other_key, create=True)
+    assert stat.S_IMODE(other_key.stat().st_mode) == 0o600
+    monkeypatch.setenv(ENV, str(other_key))
+    with pytest.raises(CorruptStateError, match="another key"):
+        SpeakerAuthenticator.load(state)
+    other_key.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        read_key(other_key)
+
+
+# ---------------------------------------------------------------------- 4. one line, exit 2, never a traceback
+def test_bad_paths_and_options_get_one_line(state, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    cases = [
+        (("deploy", "--state", a_file), "not a folder"),
+        (("train", "--state", a_file / "sub", "--epochs", "1"), "Not a directory"),
+        (("verify", "test:0", "--claim", "spk0", "--state", a_file / "sub"), "not a neuro_rm state folder"),
+        (("verify", "test:²", "--claim", "spk0", "--state", state), "SPLIT:INDEX"),
+        (("deploy", "--state", state, "--seed", "10^23"), "--seed"),
+        (("deploy", "--state", state, "--seed", str(10**23)), "--seed: must be from 0 to"),
+        (("restore", "--state", state, "--lr", "inf"), "--lr: must be > 0"),
+        (("restore", "--state", state, "--lr", "nan"), "--lr: must be > 0"),
+        (("restore", "--state", state, "--epochs", "0"), "--epochs: must be from 1"),
+        (("deploy", "--state", state, "--tolerance", "1e300"), "--tolerance: must be > 0"),
+        (("device", "--tolerance", "40"), "below half the conductance window"),
+        (("device", "--levels", str(10**9)), "--levels"),
+        (("restore", "--state", state, "--wait", "-1"), "--wait"),
+    ]
+    before = (state / "CURRENT").read_bytes()
+    for args, words in cases:
+        code, err = _main(capsys, *args)
+        assert code == 2 and err and words in err[-1], (args, err)
+        assert len(err) == 1 or err[0].startswith("usage:"), (args, err)  # argparse adds its usage line above
+    assert (state / "CURRENT").read_bytes() == before
+
+
+def test_a_non_object_audit_line_gets_one_line(state, capsys):
+    path = _snapshot_dir(state) / "audit.jsonl"
+    path.write_text(path.read_text() + "[1, 2, 3]\n")
+    resign(state)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", state)
+    assert code == 2 and len(err) == 1 and "not a JSON object" in err[0], err
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda s: s.update(threshold="high"), "threshold"),
+    (lambda s: s["metadata"].update(data=7), "metadata.data"),
+    (lambda s: s["speakers"][0].update(label="0"), "speakers[0].label"),
+    (lambda s: s["rsnn"].update(n_hidden=60_000), "rsnn"),  # 3.6e9 weights: refused before it is built
+])
+def test_a_signed_state_json_with_a_wrong_type_or_size_is_refused_by_name(state, capsys, change, field):
+    _edit_state_json(state, change)
+    resign(state)  # a writer that held the key but was wrong (an older version, a bug)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", state)
+    assert code == 2 and len(err) == 1 and f"state.json: {field} must be" in err[0], err
+
+
+def _paths(value, prefix=()):
+    """Every place in a JSON tree that a mutation can hit."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.integers(0, 10**6), value=JSON, delete=st.booleans())
+def test_any_mutation_of_state_json_gets_one_line_and_exit_2(cli_state, tmp_path_factory, capsys, where, value, delete):
+    """Any value anywhere in state.json replaced (or removed) and re-signed: refused in one line, or a verdict."""
+    folder = tmp_path_factory.mktemp("mutant") / "state"
+    shutil.copytree(cli_state[1], folder)
+    path = _snapshot_dir(folder) / "state.json"
+    state = json.loads(path.read_text())
+    paths = list(_paths(state))
+    target = paths[where % len(paths)]
+    if not target:
+        state = value
+    else:
+        parent = state
+        for step in target[:-1]:
+            parent = parent[step]
+        if delete:
+            del parent[target[-1]]
+        else:
+            parent[target[-1]] = value
+    path.write_text(json.dumps(state))
+    resign(folder)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", folder, "--json")
+    assert code == 0 or (code == 2 and len(err) == 1 and err[0].startswith("neuro-rm verify: error: ")), (target, value, err)
+
+
+# ---------------------------------------------------------------------- 4b. paths and leftovers
+def test_a_relative_data_path_is_stored_absolute(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny_spike_file(Path("tiny.h5"), n_speakers=3, per_speaker=30, n_channels=24, events=40, n_bins=4)
+    assert _main(capsys, "train", "--data", "tiny.h5", "--state", "st", "--epochs", "1", "--hidden", "8", "--hold-out", "0")[0] == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    stored = SpeakerAuthenticator.load(tmp_path / "st").metadata["data"]
+    assert stored == str(tmp_path / "tiny.h5")
+    assert _main(capsys, "deploy", "--state", tmp_path / "st")[0] == 0
+    assert _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", tmp_path / "st", "--json")[0] == 0
+
+
+def test_a_half_written_snapshot_is_removed_when_the_next_writer_starts(state, capsys):
+    live = _snapshot_dir(state)
+    half = state / "snapshots" / "999999"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"half of a revoked speaker's branch")
+    assert _main(capsys, "deploy", "--state", state)[0] == 2  # refused (deployed already), but it held the lock
+    assert not half.exists() and live.exists()
+
+
+def test_an_old_snapshot_that_cannot_be_deleted_is_reported(state, monkeypatch):
+    old = _snapshot_dir(state)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(store.shutil, "rmtree", refuse)
+    with pytest.warns(StaleSnapshotWarning, match=f"could not delete old snapshot {old}"):
+        SpeakerAuthenticator.load(state).save(state)
+    assert old.exists()
+
+
+def test_the_cli_reports_an_old_snapshot_it_could_not_delete(state, monkeypatch, capsys):
+    monkeypatch.setattr(store.shutil, "rmtree", lambda path, *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    code, err = _main(capsys, "restore", "--state", state, "--epochs", "1", "--json")
+    assert code == 0 and any("warning: could not delete old snapshot" in line for line in err), err
+
+
+def test_a_load_racing_a_save_reads_the_new_snapshot_whole(tmp_path, monkeypatch):
+    """A reader that read CURRENT just before a writer switched snapshots and deleted the old one."""
+    save_snapshot(tmp_path, {"a.json": b"old"})
+    parse, raced = store._parse_pointer, []
+
+    def parse_then_save(raw, path):
+        pointer = parse(raw, path)
+        if not raced:
+            raced.append(1)
+            save_snapshot(tmp_path, {"a.json": b"new"}, expected=pointer["snapshot"])  # switches, deletes the old
+        return pointer
+
+    monkeypatch.setattr(store, "_parse_pointer", parse_then_save)
+    assert load_snapshot(tmp_path).files == {"a.json": b"new"}
+
+
+def test_snapshot_saves_without_a_loaded_snapshot_are_refused_at_the_store(tmp_path):
+    save_snapshot(tmp_path, {"a.json": b"{}"})
+    with pytest.raises(StateExistsError):
+        save_snapshot(tmp_path, {"a.json": b"[]"})
+    first = load_snapshot(tmp_path).name
+    save_snapshot(tmp_path, {"a.json": b"[1]"}, expected=first)
+    with pytest.raises(StateChangedError):
+        save_snapshot(tmp_path, {"a.json": b"[2]"}, expected=first)
+    assert load_snapshot(tmp_path).files == {"a.json": b"[1]"}
+
+
+def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
+    """The demo's output folder is its own: a second run replaces the state there instead of being refused."""
+    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=2, lr=5e-3, batch_size=32)))
+    for _ in range(2):
+        run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
+    assert [e["action"] for e in SpeakerAuthenticator.load(tmp_path / "state").audit.entries].count("pretrain") == 1
