@@ -180,8 +180,8 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         row = old.record(args.speaker).label
         voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
         targets["original"] = old.model
-    else:
-        voiceprint = (auth.model.head.weight[rec.label].detach().clone(), auth.model.head.bias[rec.label].detach().clone())
+    else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
+        voiceprint = None
     pretrain = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, patience=6)
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
@@ -193,7 +193,8 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
     report = audit_revocation(data, targets, rec.label, keep, rsnn, voiceprint, pretrain, auth.device_config,
                               audit, seed=args.seed)
     _emit({"speaker": args.speaker, "status": rec.status,
-           "voiceprint": "old state" if args.old_state is not None else "current state", **report}, args.json)
+           "voiceprint": "old state" if args.old_state is not None else "none (give --old-state for branch-off)",
+           **report}, args.json)
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -441,7 +442,7 @@ def _error_lines(error: BaseException) -> list[str]:
         return [str(error.args[0])]
     if isinstance(error, OSError) and error.strerror:
         return [f"{error.strerror}: {error.filename}" if error.filename else error.strerror]
-    return str(error).splitlines() or [type(error).__name__]
+    return str(error).split("\n") if str(error) else [type(error).__name__]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

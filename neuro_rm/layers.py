@@ -501,6 +501,14 @@ def merge(model: nn.Module, name: str) -> list[ProgramResult]:
     return [layer.merge(name) for layer in _holding(model, name)]
 
 
+def forget_cell_history(model: nn.Module, names: Iterable[str]) -> None:
+    """Say that the cells of layers ``names`` were rewritten to erase something, so that hooks keeping
+    snapshots of those cells (a ``Recorder``) drop the older ones."""
+    layers = dict(_layers_or_fail(model))
+    for name in names:
+        layers[name].emit("forget", cells=True)
+
+
 def set_write_aware(model: nn.Module, name: str, on: bool = True) -> None:
     """Train adapter ``name`` for consolidation: while on, its forward applies only the entries of ΔW
     that ``merge`` will write, so what the branch learns is what the cells will hold."""

@@ -4,6 +4,7 @@ Kinds of event, in the complementary-learning-systems picture:
 ``program`` (cortex written), ``potentiate`` (an adapter learnt something new: enrolment),
 ``depress`` (an adapter trained to suppress: unlearning), ``forget`` (an adapter erased),
 ``consolidate`` (an adapter merged into the crossbar), ``drift`` (cells relaxed), ``fault`` (cells stuck).
+A ``forget`` event with ``cells=True`` says the cells themselves were rewritten to erase something.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class Recorder:
         if event.kind == "forget":  # an erased adapter leaves no copy of its ΔW behind, here either
             for earlier in self.select(layer=event.layer, adapter=event.adapter):
                 earlier.data.pop("delta_weight", None)
+            if event.data.get("cells"):  # cells rewritten to erase something: older snapshots of them go too
+                for earlier in self.select(layer=event.layer):
+                    earlier.data.pop("conductance_us", None)
+                    earlier.data.pop("delta_weight", None)
         if event.kind not in self.kinds:
             return
         kept = {k: v for k, v in event.data.items() if not (event.kind == "forget" and k == "delta_weight")}

@@ -115,7 +115,7 @@ def train_speaker_model(
 
 def audit_revocation(
     data: SpeakerData, targets: dict[str, nn.Module], gone: int, keep: list[int], rsnn: RSNNConfig,
-    voiceprint: tuple[torch.Tensor, torch.Tensor], pretrain: TrainConfig, device: DeviceConfig,
+    voiceprint: tuple[torch.Tensor, torch.Tensor] | None, pretrain: TrainConfig, device: DeviceConfig,
     audit: AuditConfig = AuditConfig(), cohort: int = 32, seed: int = 0,
 ) -> dict[str, float]:
     """Every attack of ``learning.attacks`` on ``targets``, with shadow models of the pretraining recipe

@@ -37,7 +37,8 @@ def _strings(value: object) -> bool:
 
 def _require(ok: bool, where: str, what: str) -> None:
     if not ok:
-        raise CorruptStateError(f"state.json: {where} must be {what}")
+        shown = where.encode("unicode_escape").decode("ascii")  # names from the file may hold line breaks
+        raise CorruptStateError(f"state.json: {shown} must be {what}")
 
 
 def _config(value: object, cls: type, where: str, limits: dict[str, int]) -> None:

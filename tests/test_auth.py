@@ -70,8 +70,17 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     suspended = copy.deepcopy(deployed)
     suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert branch_off_accuracy(suspended.model, 1, voiceprint, bob) >= 0.9  # suspend only masks: reversible by design
+    recorder = Recorder()  # someone keeping snapshots of the cells from before the erasure
+    hybrid.add_hook(deployed.model, recorder)
+    hybrid.set_time(deployed.model, 3600.0)
+    hybrid.set_time(deployed.model, 0.0)
+    assert any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))
+    kept_rows = deployed.model.head.weight[[0, 2]].detach().clone()
     pulses_before = deployed.ledger.count("write.rm_pulse")
     report = deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="erase")
+    assert not any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))  # no old snapshot is left
+    assert not torch.equal(deployed.model.head.weight[[0, 2]].detach(), kept_rows)  # the others' rows are re-learnt
+    assert _acc(deployed, tiny_speech["test"].of_classes([0, 2])) >= 0.9
     assert hybrid.adapter_names(deployed.model) == []  # no digital branch is left to switch off
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) <= 1 / 3 + 0.05  # chance among 3 rows + 5 points
     assert report.extra["write_pulses"] == deployed.ledger.count("write.rm_pulse") - pulses_before > 0
@@ -94,6 +103,13 @@ def _revoked_vs_impostors(auth, test, revoked_label):
 def revoked_bob(deployed, tiny_speech):
     deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     return deployed
+
+
+def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech, tmp_path):
+    deployed.save(tmp_path)
+    loaded = SpeakerAuthenticator.load(tmp_path)
+    report = loaded.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="erase")
+    assert report.extra["write_pulses"] == loaded.ledger.count("write.rm_pulse") > 0
 
 
 def test_a_suspended_voice_is_rejected_like_an_impostor(revoked_bob, tiny_speech):

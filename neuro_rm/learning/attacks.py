@@ -202,7 +202,7 @@ class VoiceData:
     """What the attacker holds of the revoked voice and of the others (never the training samples)."""
 
     row: int  # the voice's readout row
-    voiceprint: tuple[torch.Tensor, torch.Tensor]  # a copy of that row (weight, bias) from before revocation
+    voiceprint: tuple[torch.Tensor, torch.Tensor] | None  # a copy of that row from before revocation, if held
     recordings: torch.Tensor  # the attacker's recordings of the voice (relearning draws k of them)
     probe: torch.Tensor  # held-out samples of the voice: branch-off, relearning success, membership probes
     others: LabelledSet  # other speakers' samples: relearning negatives and the membership cohort
@@ -227,7 +227,8 @@ def audit_forgetting(
     report: dict[str, float] = {}
     report["membership.null_mean"], report["membership.null_sd"] = attack.null_spread(references)
     for name, model in targets.items():
-        report[f"{name}.branch_off_accuracy"] = branch_off_accuracy(model, voice.row, voice.voiceprint, voice.probe)
+        if voice.voiceprint is not None:  # without an old copy of the row there is nothing to put back
+            report[f"{name}.branch_off_accuracy"] = branch_off_accuracy(model, voice.row, voice.voiceprint, voice.probe)
         report[f"{name}.membership_auc"] = attack.auc(model, references)
         for k in config.relearn_k:
             if k > len(voice.recordings):

@@ -152,6 +152,8 @@ def erase_classes(
         if residual <= chance:
             break
         cost /= 4
+    # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
+    hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     for row in forget:
         model.head.erase_row(row)
     readout = relearn_readout(model, keep, train.of_classes(keep), retain_val.of_classes(keep), config.readout, config.readout.seed)
