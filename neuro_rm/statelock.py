@@ -46,7 +46,7 @@ def state_lock(folder: Path | str, wait: float = 0.0, on_wait: Callable[[str], N
     if key in held:  # re-entry from the same thread
         yield
         return
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never write through a link
     try:
         deadline = time.monotonic() + wait
         while True:

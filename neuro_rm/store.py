@@ -34,7 +34,7 @@ from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save as save_tensors_bytes
 
 from neuro_rm.statekey import read_key, sign, signature_matches
-from neuro_rm.statelock import state_lock
+from neuro_rm.statelock import LOCK, state_lock
 
 CURRENT = "CURRENT"
 SNAPSHOTS = "snapshots"
@@ -101,8 +101,8 @@ def _parse_pointer(raw: bytes, path: Path) -> dict:
     try:
         pointer = json.loads(raw)
         snapshot, expected = pointer["snapshot"], pointer["files"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise CorruptStateError(f"{path} is unreadable: {error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, RecursionError) as error:
+        raise CorruptStateError(f"{path} is unreadable: {type(error).__name__ if isinstance(error, RecursionError) else error}") from None
     if not (isinstance(snapshot, str) and snapshot.isdigit() and snapshot.isascii() and isinstance(expected, dict)
             and all(isinstance(k, str) and _plain(k) and isinstance(v, str) for k, v in expected.items())):
         raise CorruptStateError(f"{path} is unreadable: it does not name a snapshot and its files' checksums")
@@ -127,9 +127,24 @@ def has_state(folder: Path | str) -> bool:
     return (Path(folder) / CURRENT).exists()
 
 
-def _delete_snapshots(folder: Path, keep: str | None) -> None:
+def _refuse_links(folder: Path) -> None:
+    """A state folder holds plain files and folders only: a link (or a FIFO) planted by someone who can write
+    the folder would make a writer write, or delete, outside it."""
+    for name in (CURRENT, SNAPSHOTS, LOCK, f".{CURRENT}.tmp"):
+        path = folder / name
+        if path.is_symlink():
+            raise CorruptStateError(f"{path} is a symbolic link; a state folder holds plain files only: refused")
+    current = folder / CURRENT
+    if current.exists() and not current.is_file():
+        raise CorruptStateError(f"{current} is not a plain file: refused")
+
+
+def _delete_snapshots(folder: Path, keep: str | None, newer_only: bool = False) -> None:
+    """Delete every snapshot but ``keep`` (or, with ``newer_only``, the half-written ones after it)."""
     for path in sorted((folder / SNAPSHOTS).glob("[0-9]*")):
-        if path.name == keep or not path.name.isdigit():
+        if path.name == keep or not path.name.isdigit() or path.is_symlink():
+            continue
+        if newer_only and (keep is None or int(path.name) < int(keep)):
             continue
         try:
             shutil.rmtree(path)
@@ -150,10 +165,12 @@ def writing(folder: Path | str, wait: float = 0.0, create: bool = False,
         if not create:
             raise CorruptStateError(f"{folder} is not a neuro_rm state folder (no {CURRENT} file)")
         folder.mkdir(parents=True)
+    _refuse_links(folder)
     with state_lock(folder, wait, on_wait):
+        _refuse_links(folder)
         current = _current_name(folder)
-        if current != _UNREADABLE and (folder / SNAPSHOTS).is_dir():  # never guess which snapshot is live
-            _delete_snapshots(folder, keep=current)
+        if current not in (_UNREADABLE, None) and (folder / SNAPSHOTS).is_dir():  # never guess which one is live
+            _delete_snapshots(folder, keep=current, newer_only=True)  # CURRENT is not verified yet: older stay
         yield folder
 
 
@@ -189,6 +206,7 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
                    "extra": extra or {}}
         pointer["mac"] = sign(key, _signed_bytes(pointer))
         tmp = folder / f".{CURRENT}.tmp"
+        tmp.unlink(missing_ok=True)  # never write through whatever was left there
         _fsync_write(tmp, encode_json(pointer))
         os.replace(tmp, folder / CURRENT)
         _fsync_dir(folder)
@@ -236,3 +254,5 @@ def decode_json(data: bytes, name: str) -> object:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorruptStateError(f"{name} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise CorruptStateError(f"{name} is nested too deeply to be a state file") from None

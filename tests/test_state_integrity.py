@@ -448,3 +448,25 @@ def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
     for _ in range(2):
         run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
     assert [e["action"] for e in SpeakerAuthenticator.load(tmp_path / "state").audit.entries].count("pretrain") == 1
+
+
+@pytest.mark.parametrize("planted", ["LOCK", ".CURRENT.tmp", "snapshots"])
+def test_a_link_planted_in_the_state_folder_is_refused_and_nothing_outside_is_touched(state, tmp_path, capsys, planted):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("keep me")
+    (victim / "2021").mkdir()  # a digit-named folder, as snapshots are
+    target = victim if planted == "snapshots" else victim / "notes.txt"
+    if planted == "snapshots":
+        shutil.rmtree(state / "snapshots")
+    (state / planted).unlink(missing_ok=True)
+    (state / planted).symlink_to(target)
+    code, err = _main(capsys, "deploy", "--state", str(state))
+    assert code == 2 and len(err) == 1 and "symbolic link" in err[0]
+    assert (victim / "notes.txt").read_text() == "keep me" and (victim / "2021").is_dir()
+
+
+def test_a_deeply_nested_current_pointer_gets_one_line(state, capsys):
+    (state / "CURRENT").write_text("[" * 200_000)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", str(state))
+    assert code == 2 and len(err) == 1
