@@ -409,7 +409,7 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
     lora = {"write.sram": float(report["revoke.suspend.write_energy_j"])}
     erase = {"write.erase (RM cells + readout rows)": float(report["revoke.erase.write_energy_j"])}
     rewrite = {c: v["joules"] for c, v in full_ledger.by_category().items() if c.startswith("write.")}
-    bars = {"suspend: LoRA (SRAM)": lora, "erase: cells beyond tolerance": erase, "full fine-tune: reprogram RM": rewrite}
+    bars = {"suspend\nLoRA (SRAM)": lora, "erase\ncells beyond tolerance": erase, "full fine-tune\nreprogram RM": rewrite}
     viz.plot_energy(bars, "write energy of one revoke").savefig(paths[1], dpi=120)
     if det is not None:
         paths.append(out / "det.png")
