@@ -37,7 +37,7 @@ DEFAULT_STATE = Path("neuro_rm_state")
 WRITERS = ("train", "deploy", "revoke", "enroll", "restore")  # commands that change a state: they take its lock
 # Numeric options, wherever they appear: (lowest, highest); POSITIVE ones must also be > 0.
 NUMBER_RANGES = {
-    "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 1 << 16),
+    "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 8192),
     "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
     "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
 }
@@ -406,7 +406,8 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         value = getattr(args, name, None)
         if value is not None and not (math.isfinite(value) and low <= value <= high and (value > 0 or name not in POSITIVE)):
             bound = f"> 0 and <= {high:g}" if name in POSITIVE else f"from {low:g} to {high:g}"
-            parser.error(f"argument --{name.replace('_', '-')}: must be {bound}, got {value}")
+            print(f"neuro-rm {args.command}: error: --{name.replace('_', '-')}: must be {bound}, got {value}", file=sys.stderr)
+            raise SystemExit(2)
 
 
 @contextmanager
