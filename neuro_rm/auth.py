@@ -251,7 +251,7 @@ class SpeakerAuthenticator:
                                   method=config.method, mode=mode)
         else:
             erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
-            before = (self.ledger.count("write.rm_pulse"), self.ledger.joules("write"))
+            joules_before = self.ledger.joules("write")
             erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{rec.label}", f"erase {name}")
             self._forget_record(rec)
@@ -259,11 +259,10 @@ class SpeakerAuthenticator:
             self.ledger.post_sram_write(head_bits, note=f"erase {name}: readout rows")
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
-            pulses = self.ledger.count("write.rm_pulse") - before[0]
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                "method": erase.unlearn.method, "mode": mode, "write_pulses": pulses, "cells_written": erased.cells_written,
-                "rounds": len(erased.fits), "residual": erased.residual,
-                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - before[1]})
+                "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
+                "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
+                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
             self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
                               holdout_accuracy=report.holdout_accuracy, **report.extra)
         return report

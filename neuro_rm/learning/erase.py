@@ -135,7 +135,7 @@ def erase_classes(
     that share is above chance it runs another round, allowed to write more.  Write costs go to the
     layers' ledger.
     """
-    forgotten = train.of_classes(forget)
+    forgotten, retained = train.of_classes(forget), train.of_classes(keep)
     voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, trainable, cost, residual = [], [], 0, config.write_cost, 1.0
@@ -147,7 +147,7 @@ def erase_classes(
                             penalty=write_cost(model, branch, cost)))
         trainable = max(trainable, sum(p.numel() for p in params))
         programs += hybrid.merge(model, branch)
-        hybrid.calibrate(model, train.of_classes(keep).x)  # the ADC full scale, set anew on retained samples
+        hybrid.calibrate(model, retained.x)  # the ADC full scale, set anew on retained samples
         residual = max(branch_off_accuracy(model, row, voiceprints[row], forgotten.of_classes([row]).x) for row in forget)
         if residual <= chance:
             break
@@ -156,5 +156,5 @@ def erase_classes(
     hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     for row in forget:
         model.head.erase_row(row)
-    readout = relearn_readout(model, keep, train.of_classes(keep), retain_val.of_classes(keep), config.readout, config.readout.seed)
+    readout = relearn_readout(model, keep, retained, retain_val.of_classes(keep), config.readout, config.readout.seed)
     return EraseResult(fits, programs, readout, trainable + len(keep) * (model.head.in_features + 1), residual)
