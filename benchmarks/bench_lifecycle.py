@@ -52,6 +52,7 @@ def adapter_scaling(counts: tuple[int, ...] = (1, 5, 20, 50), batch: int = 64, r
         for i in range(n):  # synthetic speakers: random non-zero branches
             for p in hybrid.add_adapter(model, f"s{i}")[1::2]:
                 p.data.normal_(0, 1e-3)
+        hybrid.set_adapter(model, hybrid.adapter_names(model))
         results = []
         for fused in (False, True):
             hybrid.fuse_adapters(model, fused)

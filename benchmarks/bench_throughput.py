@@ -18,6 +18,7 @@ from torch import nn
 from neuro_rm import analogize
 from neuro_rm import layers as hybrid
 from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 
 
@@ -77,7 +78,8 @@ def run(batch: int = 128, repeats: int = 7) -> tuple[list[tuple], list[tuple]]:
         analog = analogize(copy.deepcopy(snn_model), targets=SYNAPSES, crossbar=crossbar)
         with torch.no_grad():
             analog(x)  # calibrates the ADCs
-        models[f"neuro_rm analogized, {label} readout (+1 LoRA)"] = (analog, hybrid.add_adapter(analog, "bench", rank=8, alpha=16))
+        models[f"neuro_rm analogized, {label} readout (+1 LoRA)"] = (analog, hybrid.add_adapter(analog, "bench", AdapterConfig(8, 16.0)))
+        hybrid.set_adapter(analog, "bench")
     train_seconds = {}
     for label, (model, params) in models.items():
         params = params or list(model.parameters())

@@ -6,16 +6,23 @@ from neuro_rm.energy import EnergyModel, Ledger
 from neuro_rm.layers import (
     HybridConv2d,
     HybridLinear,
+    activate_adapter,
+    active_adapters,
     add_adapter,
     analogize,
+    delete_adapter,
+    disable_adapters,
     merge,
+    merge_adapter,
     remove_adapter,
     set_active,
+    set_adapter,
 )
-from neuro_rm.lora import LoRAAdapter
+from neuro_rm.lora import AdapterConfig, LoRAAdapter
 from neuro_rm.plasticity import HookBus, PlasticityEvent, Recorder
 
 __all__ = [
+    "AdapterConfig",
     "CellArray",
     "Crossbar",
     "CrossbarConfig",
@@ -28,10 +35,16 @@ __all__ = [
     "Ledger",
     "PlasticityEvent",
     "Recorder",
+    "activate_adapter",
+    "active_adapters",
     "add_adapter",
     "analogize",
+    "delete_adapter",
+    "disable_adapters",
     "merge",
+    "merge_adapter",
     "remove_adapter",
     "set_active",
+    "set_adapter",
 ]
 __version__ = "0.1.0"

@@ -26,6 +26,7 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
 from neuro_rm.learning.train import FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.state_schema import check_state
 from neuro_rm.store import (
@@ -52,13 +53,6 @@ class SpeakerRecord:
     label: int
     status: str = ENROLLED
     adapter: str | None = None  # the branch that enrolled this speaker, if not the backbone
-
-
-@dataclass(frozen=True)
-class AdapterConfig:
-    rank: int = 8
-    alpha: float = 16.0
-    precision: str = "fp32"
 
 
 @dataclass
@@ -199,7 +193,9 @@ class SpeakerAuthenticator:
         return report
 
     def _new_adapter(self, name: str, config: AdapterConfig) -> list[nn.Parameter]:
-        return hybrid.add_adapter(self.model, name, config.rank, config.alpha, config.precision)
+        params = hybrid.add_adapter(self.model, name, config)
+        hybrid.activate_adapter(self.model, name)
+        return params
 
     def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int, **extra: object) -> OperationReport:
         bits = hybrid.commit_adapter(self.model, adapter, kind)
@@ -237,7 +233,7 @@ class SpeakerAuthenticator:
         forget_x = self.check_frames(forget_x, f"samples of {name!r}")
         retain = (retain or self.buffers.replay).without_classes([rec.label])
         if rec.adapter is not None:  # a branch trained on this speaker is erased outright
-            hybrid.remove_adapter(self.model, rec.adapter)
+            hybrid.delete_adapter(self.model, rec.adapter)
             rec.adapter = None
         train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
         val = self.buffers.holdout.of_classes(self.active_labels)
@@ -438,9 +434,9 @@ class SpeakerAuthenticator:
                 auth.crossbar_config = CrossbarConfig(**{"dac_bits": None, **state["crossbar"]})
                 hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
                 for name, spec in state["adapters"].items():
-                    hybrid.add_adapter(model, name, spec["rank"], spec["alpha"], spec["precision"], spec["layers"])
+                    hybrid.add_adapter(model, name, AdapterConfig(spec["rank"], spec["alpha"], spec["precision"]), spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
-                    layer.set_active(state["active"][layer_name])
+                    layer.set_adapter(state["active"][layer_name])
                 hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
             model.load_state_dict(tensors, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:

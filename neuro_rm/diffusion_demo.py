@@ -37,7 +37,6 @@ from neuro_rm.learning.diffusion import (
     train_denoiser,
 )
 from neuro_rm.learning.loop import TrainConfig
-from neuro_rm.learning.report import reprogram_from
 from neuro_rm.learning.style_metrics import features, kid, mean_over, predict_styles, style_accuracy
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.models.autoencoder import AutoencoderConfig, LatentAutoencoder
@@ -310,7 +309,7 @@ def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, prog
     stage("baseline_full.digital", judge.stage("baseline_full_digital", full, styles),
           {"forgotten_style": forget, "retained_style": keep})
     full_ledger = Ledger(ledger.energy)
-    reprogram_from(snapshot, full, full_ledger)
+    hybrid.reprogram_from(snapshot, full, full_ledger)
     full_ledger.post_training(full_params, full_steps, note="baseline full fine-tune")
     stage("baseline_full", judge.stage("baseline_full_forget", snapshot, styles),
           {"forgotten_style": forget, "retained_style": keep})

@@ -14,7 +14,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import AdapterConfig
 from neuro_rm.data.faces import Faces, load_faces
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
@@ -31,9 +30,10 @@ from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import backward_transfer, per_class_accuracy, predict_logits
-from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc, reprogram_from
+from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig, unlearn
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.mixer import FaceMixer, MixerConfig
 
@@ -238,7 +238,8 @@ def _revoke(model: nn.Module, forget: int, keep: list[int], data: FaceSplits, co
     """Forget class ``forget`` in a copy of ``model`` with a LoRA branch; returns the copy, the
     validation score that selects the method, the branch's parameter count and steps taken."""
     revoked = copy.deepcopy(model)
-    params = hybrid.add_adapter(revoked, f"revoke_{forget}", **asdict(config.adapter))
+    params = hybrid.add_adapter(revoked, f"revoke_{forget}", config.adapter)
+    hybrid.activate_adapter(revoked, f"revoke_{forget}")
     old = [*keep, forget]
     fit = unlearn(revoked, params, [forget], data.train.of_classes(old), data.val.of_classes(old), keep,
                   replace(config.unlearn, method=method), f"revoke ({method})")
@@ -310,7 +311,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     full_fit = unlearn(full, full_params, [gone], data.train.of_classes(old), data.val.of_classes(old), keep,
                        replace(config.unlearn, method=method), "baseline: full fine-tune")
     full_ledger = Ledger(ledger.energy)
-    reprogram_from(snapshot, full, full_ledger)
+    hybrid.reprogram_from(snapshot, full, full_ledger)
     full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
     report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, test_gone)
     report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, test_keep)
@@ -332,7 +333,8 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     before_acc = per_class_accuracy(predict_logits(model, test_keep.x), test_keep.y)
     model.head.grow(1, seed=config.seed + new)
     model.head.train_rows([new])
-    params = hybrid.add_adapter(model, f"enroll_{new}", **asdict(config.adapter))
+    params = hybrid.add_adapter(model, f"enroll_{new}", config.adapter)
+    hybrid.activate_adapter(model, f"enroll_{new}")
     replay = data.train.of_classes(keep).subsample(config.replay_per_person, config.seed)
     try:
         enroll_fit = learn_new_classes(model, [*params, model.head.weight, model.head.bias], data.train.of_classes([new]),

@@ -4,14 +4,19 @@
 
 The base has no trainable parameters (weights live in cells, the bias in digital registers), yet
 gradients flow through it to the input, so adapters in earlier layers and trainable heads still learn.
-Adapters follow a named lifecycle (add, activate, commit, merge, remove) in the manner of PEFT.
+Adapters follow a named lifecycle in the shape of Hugging Face PEFT: ``add_adapter`` (inactive until
+``set_adapter``), ``disable_adapters`` (a context), ``merge_adapter`` (consolidate into the cells),
+``delete_adapter`` (erase).  The older names ``set_active``, ``remove_adapter`` and ``merge`` still work
+for this release and warn.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -21,7 +26,7 @@ from torch import nn
 from neuro_rm.crossbar import Crossbar, CrossbarConfig, OpCounts
 from neuro_rm.device import DeviceConfig, ProgramResult
 from neuro_rm.energy import Ledger
-from neuro_rm.lora import LoRAAdapter
+from neuro_rm.lora import PRECISION_BITS, AdapterConfig, LoRAAdapter, quantize, widest
 from neuro_rm.plasticity import HookBus, PlasticityEvent, PlasticityHook
 
 
@@ -50,7 +55,8 @@ class HybridLayer(nn.Module):
         self.bus = HookBus()
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
-        self._fused: torch.Tensor | None = None
+        self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
+        self._fused_cache: tuple[tuple, torch.Tensor, str] | None = None
         self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
     # ------------------------------------------------------------------ subclass interface
@@ -75,15 +81,16 @@ class HybridLayer(nn.Module):
         y = self._base(x)
         vectors = self._vectors(x, y)
         self.crossbar.count(vectors)
-        if self._fused is not None and not torch.is_grad_enabled():
-            macs = vectors * self._fused.numel()
-            self.digital_macs["fp32"] = self.digital_macs.get("fp32", 0) + macs
-            self.sram_bits_read += macs * 32
-            return y + self._dense_out(x, self._fused.to(x.dtype))
+        if self.fused and self.active and not torch.is_grad_enabled():
+            delta, precision = self._fused_delta()
+            macs = vectors * delta.numel()
+            self.digital_macs[precision] = self.digital_macs.get(precision, 0) + macs
+            self.sram_bits_read += macs * PRECISION_BITS[precision]
+            return y + self._dense_out(x, delta.to(x.dtype))
         for name in self.active:
             adapter = self.adapters[name]
             if name in self.write_aware:
-                y = y + self._dense_out(x, self.writable(adapter.delta_weight()).to(x.dtype))
+                y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
             else:
                 y = y + self._adapter_out(x, adapter)
             macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
@@ -91,16 +98,33 @@ class HybridLayer(nn.Module):
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
         return y
 
-    def fuse(self) -> None:
-        """Fold the active adapters into one digital ΔW for inference.
+    def fuse(self, on: bool = True) -> None:
+        """Fold the active adapters into one digital ΔW for inference (or stop doing so).
 
         Cheaper than running each adapter once many are active (k·r·(in+out) vs in·out MACs per
-        vector).  Used only when gradients are off; any change to the adapters undoes it.
+        vector).  Used only when gradients are off.  The folded ΔW is stored at the widest precision of
+        the adapters it holds and rebuilt whenever the active set or any adapter tensor changes.
         """
-        self._fused = self.delta_weight().view(self.crossbar.out_features, -1) if self.active else None
+        self.fused = on
+        self._fused_cache = None
 
-    def unfuse(self) -> None:
-        self._fused = None
+    def _fused_delta(self) -> tuple[torch.Tensor, str]:
+        # a tensor's _version counts in-place writes (optimiser steps, load_state_dict's copy_), its
+        # data_ptr changes when the storage is replaced: together they say whether the cache is stale
+        params = [p for name in self.active for p in self.adapters[name].parameters()]
+        key = (tuple(self.active), tuple(sorted(self.write_aware)), tuple((p.data_ptr(), p._version) for p in params))
+        if self._fused_cache is None or self._fused_cache[0] != key:
+            with torch.no_grad():
+                delta = sum(self._applied_delta(name) for name in self.active)
+                precision = widest([self.adapters[name].precision for name in self.active])
+                delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision)
+            self._fused_cache = (key, delta, precision)
+        return self._fused_cache[1], self._fused_cache[2]
+
+    def _applied_delta(self, name: str) -> torch.Tensor:
+        """ΔW of adapter ``name`` as the forward applies it (write-aware adapters: what a merge writes)."""
+        delta = self.adapters[name].delta_weight()
+        return self.writable(delta) if name in self.write_aware else delta
 
     # ------------------------------------------------------------------ crossbar
     def effective_weight(self) -> torch.Tensor:
@@ -139,19 +163,20 @@ class HybridLayer(nn.Module):
             raise KeyError(f"{self._label()}: no adapter named {name!r} (have {sorted(self.adapters)})")
         return self.adapters[name]
 
-    def add_adapter(self, name: str, rank: int = 8, alpha: float = 16.0, precision: str = "fp32") -> LoRAAdapter:
+    def add_adapter(self, name: str, config: AdapterConfig = AdapterConfig()) -> LoRAAdapter:
+        """Add a branch; like PEFT's, it is not active until ``set_adapter`` names it."""
         if not name or not isinstance(name, str) or "." in name:
             raise ValueError(f"adapter names must be non-empty strings without dots, got {name!r}")
+        if not isinstance(config, AdapterConfig):
+            raise TypeError(f"add_adapter takes an AdapterConfig, got {type(config).__name__}")
         if name in self.adapters:
             raise ValueError(f"{self._label()}: an adapter named {name!r} exists already")
         seed = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
-        adapter = LoRAAdapter(self.crossbar.in_features, self.crossbar.out_features, rank, alpha, precision, seed)
+        adapter = LoRAAdapter(self.crossbar.in_features, self.crossbar.out_features, config, seed)
         self.adapters[name] = adapter.to(self.crossbar.weight_max.device)
-        self.active.append(name)
-        self.unfuse()
         return adapter
 
-    def remove_adapter(self, name: str) -> None:
+    def delete_adapter(self, name: str) -> None:
         """Erase an adapter: its tensors are zeroed and freed, and it is no longer active."""
         adapter = self._require(name)
         delta = adapter.delta_weight().detach()
@@ -159,15 +184,22 @@ class HybridLayer(nn.Module):
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
         self.write_aware.discard(name)
-        self.unfuse()
         self.emit("forget", adapter=name, delta_weight=delta)
 
-    def set_active(self, names: Iterable[str]) -> None:
-        names = list(names)
+    def set_adapter(self, names: str | Iterable[str]) -> None:
+        """Make exactly ``names`` (one name or several) the active adapters of this layer."""
+        names = [names] if isinstance(names, str) else list(names)
         for name in names:
             self._require(name)
         self.active = names
-        self.unfuse()
+
+    def remove_adapter(self, name: str) -> None:
+        _deprecated("remove_adapter", "delete_adapter")
+        self.delete_adapter(name)
+
+    def set_active(self, names: Iterable[str]) -> None:
+        _deprecated("set_active", "set_adapter")
+        self.set_adapter(names)
 
     def delta_weight(self, names: Iterable[str] | None = None) -> torch.Tensor:
         """Sum of the ΔW of ``names`` (default: the active adapters), in the layer's weight shape."""
@@ -183,7 +215,7 @@ class HybridLayer(nn.Module):
         kept = delta * (delta.detach().abs() > self.crossbar.write_threshold)
         return delta + (kept - delta).detach()
 
-    def merge(self, name: str) -> ProgramResult:
+    def merge_adapter(self, name: str) -> ProgramResult:
         """Consolidate: write ΔW(name) into the cells (only cells whose target moves beyond the write
         tolerance are pulsed; costs go to the ledger), then erase the adapter."""
         delta = self.delta_weight([name])
@@ -191,8 +223,12 @@ class HybridLayer(nn.Module):
         if self.ledger is not None:
             self.ledger.post_programming(result.total_pulses, result.verify_reads, self.crossbar.n_tiles, f"merge {name}")
         self.emit("consolidate", adapter=name, delta_weight=delta, conductance_us=result.conductance_us, pulses=result.pulses)
-        self.remove_adapter(name)
+        self.delete_adapter(name)
         return result
+
+    def merge(self, name: str) -> ProgramResult:
+        _deprecated("merge", "merge_adapter")
+        return self.merge_adapter(name)
 
     # ------------------------------------------------------------------ events and counters
     def emit(self, kind: str, adapter: str | None = None, **data: object) -> None:
@@ -428,15 +464,32 @@ def add_hook(model: nn.Module, hook: PlasticityHook) -> None:
         bus.register(hook)
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"neuro_rm: {old} is deprecated and goes in the next release; use {new}", DeprecationWarning, stacklevel=3)
+
+
 def add_adapter(
     model: nn.Module,
     name: str,
-    rank: int = 8,
-    alpha: float = 16.0,
-    precision: str = "fp32",
+    config: AdapterConfig | None = None,
     layers: Iterable[str] | None = None,
+    **legacy: object,
 ) -> list[nn.Parameter]:
-    """Add adapter ``name`` to the hybrid layers (all, or those named) and return its parameters."""
+    """Add adapter ``name`` to the hybrid layers (all, or those named) and return its parameters.
+
+    As in PEFT, the new adapter is not active: call ``set_adapter``.  The older call with ``rank=``,
+    ``alpha=``, ``precision=`` keywords still works for this release, warns, and activates the adapter
+    as it always did.
+    """
+    if legacy:
+        unknown = sorted(set(legacy) - {"rank", "alpha", "precision"})
+        if unknown or config is not None:
+            raise TypeError(f"add_adapter: pass an AdapterConfig, not {sorted(legacy)}")
+        _deprecated("add_adapter(model, name, rank=, alpha=, precision=)", "add_adapter(model, name, AdapterConfig(...)) and set_adapter")
+        params = add_adapter(model, name, AdapterConfig(**legacy), layers)
+        set_adapter(model, active_adapters(model) + [name])
+        return params
+    config = AdapterConfig() if config is None else config
     available = dict(_layers_or_fail(model))
     names = list(available) if layers is None else list(layers)
     unknown = [n for n in names if n not in available]
@@ -447,7 +500,7 @@ def add_adapter(
         raise ValueError(f"add_adapter: an adapter named {name!r} exists already in {existing}")
     params: list[nn.Parameter] = []
     for n in names:
-        params.extend(available[n].add_adapter(name, rank, alpha, precision).parameters())
+        params.extend(available[n].add_adapter(name, config).parameters())
     return params
 
 
@@ -479,26 +532,69 @@ def adapter_specs(model: nn.Module) -> dict[str, dict[str, object]]:
     return specs
 
 
-def remove_adapter(model: nn.Module, name: str) -> None:
+def active_adapters(model: nn.Module) -> list[str]:
+    """Names active in any hybrid layer, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for _, layer in hybrid_layers(model):
+        seen.update(dict.fromkeys(layer.active))
+    return list(seen)
+
+
+def delete_adapter(model: nn.Module, name: str) -> None:
+    """Erase adapter ``name`` everywhere: its tensors are zeroed and freed, nothing of it is left."""
     for layer in _holding(model, name):
-        layer.remove_adapter(name)
+        layer.delete_adapter(name)
 
 
-def set_active(model: nn.Module, names: Iterable[str]) -> None:
-    """Make exactly ``names`` active, in every layer that holds them."""
-    names = list(names)
+def set_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
+    """Make exactly ``names`` (one name or several) active, in every layer that holds them."""
+    names = [names] if isinstance(names, str) else list(names)
     known = set(adapter_names(model))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise KeyError(f"set_active: no adapter named {unknown} (have {sorted(known)})")
+        raise KeyError(f"set_adapter: no adapter named {unknown} (have {sorted(known)})")
     for _, layer in hybrid_layers(model):
-        layer.set_active([n for n in names if n in layer.adapters])
+        layer.set_adapter([n for n in names if n in layer.adapters])
+
+
+def activate_adapter(model: nn.Module, name: str) -> None:
+    """Add ``name`` to the active adapters (those already active stay so): branches stack."""
+    set_adapter(model, [n for n in active_adapters(model) if n != name] + [name])
+
+
+@contextmanager
+def disable_adapters(model: nn.Module) -> Iterator[None]:
+    """Run the analogue bases alone; each layer's active adapters come back on exit, error or not."""
+    layers = [layer for _, layer in _layers_or_fail(model)]
+    previous = [list(layer.active) for layer in layers]
+    for layer in layers:
+        layer.set_adapter([])
+    try:
+        yield
+    finally:
+        for layer, names in zip(layers, previous, strict=True):
+            layer.set_adapter([n for n in names if n in layer.adapters])
+
+
+def merge_adapter(model: nn.Module, name: str) -> list[ProgramResult]:
+    """Consolidate adapter ``name`` into the crossbars (costed write-verify of the cells it moves beyond
+    the write tolerance) and erase it."""
+    return [layer.merge_adapter(name) for layer in _holding(model, name)]
+
+
+def remove_adapter(model: nn.Module, name: str) -> None:
+    _deprecated("remove_adapter", "delete_adapter")
+    delete_adapter(model, name)
+
+
+def set_active(model: nn.Module, names: Iterable[str]) -> None:
+    _deprecated("set_active", "set_adapter")
+    set_adapter(model, names)
 
 
 def merge(model: nn.Module, name: str) -> list[ProgramResult]:
-    """Consolidate adapter ``name`` into the crossbars (costed write-verify of the cells it moves beyond
-    the write tolerance) and erase it."""
-    return [layer.merge(name) for layer in _holding(model, name)]
+    _deprecated("merge", "merge_adapter")
+    return merge_adapter(model, name)
 
 
 def forget_cell_history(model: nn.Module, names: Iterable[str]) -> None:
@@ -514,7 +610,6 @@ def set_write_aware(model: nn.Module, name: str, on: bool = True) -> None:
     that ``merge`` will write, so what the branch learns is what the cells will hold."""
     for layer in _holding(model, name):
         (layer.write_aware.add if on else layer.write_aware.discard)(name)
-        layer.unfuse()
 
 
 def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
@@ -538,7 +633,7 @@ def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
 def fuse_adapters(model: nn.Module, fused: bool = True) -> None:
     """Fold (or unfold) each layer's active adapters into one digital ΔW for inference."""
     for _, layer in _layers_or_fail(model):
-        layer.fuse() if fused else layer.unfuse()
+        layer.fuse(fused)
 
 
 def set_time(model: nn.Module, seconds: float) -> None:
@@ -563,6 +658,21 @@ def reprogram(model: nn.Module, weights: dict[str, torch.Tensor] | None = None) 
     for name, layer in _layers_or_fail(model):
         target = layer.effective_weight() if weights is None else weights[name]
         results.append(layer.program(target.detach().cpu(), note=f"reprogram {name}"))
+    return results
+
+
+def reprogram_from(deployed: nn.Module, trained: nn.Module, ledger: Ledger) -> list[ProgramResult]:
+    """The full-reprogramming baseline: write every weight of ``trained`` (a digital copy of the same
+    network, fine-tuned) into ``deployed``'s crossbars, costed in ``ledger``, and copy its digital state
+    (biases, norms, readout) over."""
+    names = [name for name, _ in hybrid_layers(deployed)]
+    set_ledger(deployed, ledger)
+    results = reprogram(deployed, {name: trained.get_submodule(name).weight for name in names})
+    crossbar_weights = {f"{name}.weight" for name in names}
+    digital = {k: v for k, v in trained.state_dict().items() if k not in crossbar_weights}
+    result = deployed.load_state_dict(digital, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"reprogram_from: the deployed model has no place for {result.unexpected_keys}")
     return results
 
 

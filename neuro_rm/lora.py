@@ -8,6 +8,7 @@ convolutional ones).  B starts at zero, so a new adapter changes nothing until i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -15,7 +16,29 @@ from torch import nn
 PRECISION_BITS = {"fp32": 32, "fp16": 16, "int8": 8}
 
 
-def _fake_quantize(t: torch.Tensor, precision: str) -> torch.Tensor:
+@dataclass(frozen=True)
+class AdapterConfig:
+    """How a LoRA branch is shaped and stored: rank r, scale α (ΔW = (α/r)·B·A) and SRAM precision."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank <= 0:
+            raise ValueError(f"adapter rank must be a positive integer, got {self.rank!r}")
+        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
+            raise ValueError(f"adapter alpha must be a finite number > 0, got {self.alpha!r}")
+        if self.precision not in PRECISION_BITS:
+            raise ValueError(f"adapter precision must be one of {sorted(PRECISION_BITS)}, got {self.precision!r}")
+
+
+def widest(precisions: list[str]) -> str:
+    """The precision that holds any of ``precisions`` without loss (what a fused ΔW is stored at)."""
+    return max(precisions, key=PRECISION_BITS.__getitem__)
+
+
+def quantize(t: torch.Tensor, precision: str) -> torch.Tensor:
     """Round a tensor to what SRAM of ``precision`` would hold; gradients pass straight through."""
     if precision == "fp32":
         return t
@@ -30,15 +53,10 @@ def _fake_quantize(t: torch.Tensor, precision: str) -> torch.Tensor:
 class LoRAAdapter(nn.Module):
     """Factors A (rank x fan_in) and B (fan_out x rank) with scale α/r."""
 
-    def __init__(self, fan_in: int, fan_out: int, rank: int, alpha: float, precision: str = "fp32", seed: int = 0):
+    def __init__(self, fan_in: int, fan_out: int, config: AdapterConfig = AdapterConfig(), seed: int = 0):
         super().__init__()
-        if not isinstance(rank, int) or rank <= 0:
-            raise ValueError(f"adapter rank must be a positive integer, got {rank!r}")
-        if not (math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"adapter alpha must be a finite number > 0, got {alpha!r}")
-        if precision not in PRECISION_BITS:
-            raise ValueError(f"adapter precision must be one of {sorted(PRECISION_BITS)}, got {precision!r}")
-        self.rank, self.alpha, self.precision = rank, float(alpha), precision
+        rank = config.rank
+        self.rank, self.alpha, self.precision = rank, float(config.alpha), config.precision
         generator = torch.Generator().manual_seed(seed)
         bound = 1.0 / math.sqrt(fan_in)  # Kaiming-uniform-like spread, as for a fresh linear layer
         self.a = nn.Parameter((torch.rand(rank, fan_in, generator=generator) * 2 - 1) * bound)
@@ -50,7 +68,7 @@ class LoRAAdapter(nn.Module):
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, B) as SRAM holds them."""
-        return _fake_quantize(self.a, self.precision), _fake_quantize(self.b, self.precision)
+        return quantize(self.a, self.precision), quantize(self.b, self.precision)
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW = (α/r)·B·A, shape (fan_out, fan_in)."""

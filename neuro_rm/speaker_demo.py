@@ -36,13 +36,13 @@ from neuro_rm.learning.metrics import (
     predict_logits,
     verification_trials,
 )
-from neuro_rm.learning.report import accuracy_on, inference_energy, reprogram_from
+from neuro_rm.learning.report import accuracy_on, inference_energy
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.reliability import endurance_budget
 
-# Reference figures (public reference implementation, SSC top-5 speakers; see DESIGN.md) and the paper.
+# Reference figures (public reference implementation, SSC top-5 speakers) and the paper; ARCHITECTURE.md gives the sources.
 REFERENCE = {
     "pretrain.accuracy": 0.9832,
     "revoke.forget_accuracy": 0.0,
@@ -237,7 +237,7 @@ def run_speaker_demo(
     full_fit = unlearn(full, full_params, [gone], LabelledSet.concat(forget_train, retain_train),
                        data.val.of_classes(old), keep, config.unlearn, "baseline: full fine-tune")
     full_ledger = Ledger(auth.ledger.energy)
-    rewrites = reprogram_from(snapshot, full, full_ledger)
+    rewrites = hybrid.reprogram_from(snapshot, full, full_ledger)
     full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
     report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, forget_test)
     report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, data.test.of_classes(keep))
@@ -250,7 +250,7 @@ def run_speaker_demo(
     retrained = train_speaker_model(data, keep, auth.model.config, config.pretrain, config.seed + 1, description="baseline: retrain")
     retrain_ledger = Ledger(auth.ledger.energy)
     gold_model = copy.deepcopy(original)  # the same array, rewritten with the retrained weights
-    reprogram_from(gold_model, retrained, retrain_ledger)
+    hybrid.reprogram_from(gold_model, retrained, retrain_ledger)
     report["baseline_retrain.forget_accuracy"] = accuracy_on(gold_model, forget_test)
     report["baseline_retrain.retain_accuracy"] = accuracy_on(gold_model, data.test.of_classes(keep))
     report["baseline_retrain.write_pulses"] = retrain_ledger.count("write.rm_pulse")

@@ -11,7 +11,6 @@ from neuro_rm.learning.diffusion import (
     DenoiseConfig,
     ForgetConfig,
     add_branch,
-    branches_off,
     forget_styles,
     train_denoiser,
 )
@@ -136,7 +135,7 @@ def test_forget_branch_moves_the_forgotten_class_to_the_anchor_and_keeps_the_res
     after = _class_accuracy(model, schedule)
     assert after[1] <= 0.2  # asked for class 1, it no longer produces class 1 ...
     assert after[0] >= 0.8 and after[2] >= 0.8  # ... and still produces the others
-    with branches_off(model):
+    with hybrid.disable_adapters(model):
         assert _class_accuracy(model, schedule)[1] >= 0.8  # the analogue base itself was never changed
     assert all(layer.active == ["forget"] for _, layer in hybrid.hybrid_layers(model))
 

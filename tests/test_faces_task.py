@@ -18,9 +18,9 @@ from neuro_rm.face_demo import (
     leaky_split,
     run_face_demo,
 )
+from neuro_rm.layers import reprogram_from
 from neuro_rm.learning import TrainConfig, UnlearnConfig
 from neuro_rm.learning.continual import learn_new_classes as shared_learn_new_classes
-from neuro_rm.learning.report import reprogram_from
 from neuro_rm.learning.train import fit_classifier as shared_fit_classifier
 from neuro_rm.learning.unlearn import unlearn as shared_unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
@@ -124,9 +124,10 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
     assert face_demo.learn_new_classes is shared_learn_new_classes
     assert face_demo.fit_classifier is shared_fit_classifier
     calls = []
-    for name in ("unlearn", "learn_new_classes", "fit_classifier", "reprogram_from"):
-        real = getattr(face_demo, name)
-        monkeypatch.setattr(face_demo, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    owners = {"unlearn": face_demo, "learn_new_classes": face_demo, "fit_classifier": face_demo, "reprogram_from": face_demo.hybrid}
+    for name, owner in owners.items():
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     quick = TrainConfig(epochs=12, lr=1e-2, batch_size=32)
     config = FaceDemoConfig(
         model="mixer", augment=AugmentConfig(copies=2, val_copies=1), split=FaceSplitConfig(folds=1), pretrain=quick,

@@ -6,9 +6,17 @@ from torch import nn
 import neuro_rm
 from neuro_rm import layers as L
 from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.plasticity import Recorder
 
 IDEAL = CrossbarConfig.ideal()
+
+
+def _branch(model, name, rank=2, alpha=4.0, precision="fp32"):
+    """Add adapter ``name`` and switch it on beside those already on; returns its parameters."""
+    params = L.add_adapter(model, name, AdapterConfig(rank, alpha, precision))
+    L.activate_adapter(model, name)
+    return params
 
 
 def _cnn():
@@ -71,18 +79,18 @@ def test_hybrid_output_equals_decoded_crossbar_product():
     assert torch.allclose(conv(img), ref, atol=1e-6)
 
 
-def test_add_then_remove_adapter_restores_outputs_bit_for_bit():
+def test_add_then_delete_adapter_restores_outputs_bit_for_bit():
     model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout, so outputs can match bit for bit
     x = torch.rand(2, 1, 8, 8)
     before = model(x)
-    params = L.add_adapter(model, "alice", rank=2, alpha=4)
+    params = _branch(model, "alice", 2, 4)
     assert torch.equal(model(x), before)  # B starts at zero
     with torch.no_grad():
         for p in params:
             p.add_(0.3)
     assert not torch.equal(model(x), before)
     kept = [p for p in params]
-    L.remove_adapter(model, "alice")
+    L.delete_adapter(model, "alice")
     assert torch.equal(model(x), before)
     assert L.adapter_names(model) == []
     assert all(p.numel() == 0 for p in kept)  # storage freed
@@ -91,7 +99,7 @@ def test_add_then_remove_adapter_restores_outputs_bit_for_bit():
 
 def test_only_adapters_learn_and_gradients_reach_the_input():
     model = L.analogize(_cnn())
-    params = L.add_adapter(model, "bob", rank=2, alpha=4)
+    params = _branch(model, "bob", 2, 4)
     x = torch.rand(2, 1, 8, 8, requires_grad=True)
     model(x).sum().backward()
     assert {id(p) for p in model.parameters() if p.requires_grad} == {id(p) for p in params}
@@ -100,31 +108,31 @@ def test_only_adapters_learn_and_gradients_reach_the_input():
     assert not any(b.requires_grad for b in model.buffers())
 
 
-def test_set_active_and_delta_weight():
+def test_set_adapter_and_delta_weight():
     layer = neuro_rm.HybridLinear(6, 4, crossbar=IDEAL)
-    a = layer.add_adapter("a", rank=2, alpha=2)
-    layer.add_adapter("b", rank=2, alpha=2)
+    a = layer.add_adapter("a", AdapterConfig(2, 2.0))
+    layer.add_adapter("b", AdapterConfig(2, 2.0))
     with torch.no_grad():
         a.b.fill_(0.5)
     x = torch.randn(3, 6)
-    layer.set_active([])
     base = layer(x)
-    layer.set_active(["a"])
+    layer.set_adapter("a")
+    assert layer.active == ["a"]
     assert torch.allclose(layer(x) - base, x @ a.delta_weight().T, atol=1e-6)
     with pytest.raises(KeyError, match="no adapter named"):
-        layer.set_active(["zzz"])
+        layer.set_adapter(["zzz"])
 
 
 def test_merge_reprograms_costs_and_drops_the_adapter():
     ledger = neuro_rm.Ledger()
     model = L.analogize(nn.Sequential(nn.Linear(16, 8)), ledger=ledger)
     deploy_pulses = ledger.count("write.rm_pulse")
-    params = L.add_adapter(model, "new", rank=2, alpha=4)
+    params = _branch(model, "new", 2, 4)
     with torch.no_grad():
         params[1].normal_(0, 0.2)
     x = torch.randn(5, 16)
     with_adapter = model(x)
-    L.merge(model, "new")
+    L.merge_adapter(model, "new")
     assert L.adapter_names(model) == []
     assert ledger.count("write.rm_pulse") > deploy_pulses
     # the merged base computes what base + adapter did, within programming error
@@ -140,7 +148,8 @@ def _layer_with_adapter(columns_moved: dict[int, float], crossbar: CrossbarConfi
         linear.weight[:, 3] = 0.0  # column 3 sits mid-window, so every move stays inside it
     model = L.analogize(nn.Sequential(linear), crossbar=crossbar or CrossbarConfig.ideal(), ledger=neuro_rm.Ledger())
     layer = model[0]
-    adapter = layer.add_adapter("d", rank=1, alpha=1.0)
+    adapter = layer.add_adapter("d", AdapterConfig(1, 1.0))
+    layer.set_adapter("d")
     threshold = layer.crossbar.write_threshold
     with torch.no_grad():
         adapter.a.zero_()
@@ -154,7 +163,7 @@ def _layer_with_adapter(columns_moved: dict[int, float], crossbar: CrossbarConfi
 def test_merge_pulses_only_the_cells_whose_target_moves_beyond_the_tolerance():
     model, layer = _layer_with_adapter({0: 3.0, 1: -2.5, 2: 0.4, 5: -0.6})  # rows 0, 1 beyond; 2, 5 below
     before = layer.crossbar.cells.conductance().clone()
-    result = L.merge(model, "d")[0]
+    result = L.merge_adapter(model, "d")[0]
     pulsed = result.pulses[0] > 0
     assert pulsed[0, 3] and pulsed[1, 3] and int(pulsed.sum()) == 2  # exactly the two cells that had to move
     untouched = torch.ones_like(pulsed)
@@ -175,7 +184,7 @@ def test_a_write_aware_branch_computes_what_its_merge_will_hold():
     params = L.adapter_parameters(model, "d")
     aware.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)  # still trainable (straight through)
-    L.merge(model, "d")
+    L.merge_adapter(model, "d")
     merged = model(x)
     # rows whose change is below the tolerance are not written: the aware branch already left them out
     for row in (2, 5, 6, 7):
@@ -192,10 +201,10 @@ def test_the_realistic_readout_computes_with_the_merged_cells():
     x = torch.zeros(4, 16)
     x[:, 3] = 1.0
     x[:, 5] = 1.0
-    L.set_active(model, [])
+    L.set_adapter(model, [])
     before = model(x)  # also calibrates the ADC
     expected = before[:, :2] + torch.tensor([6.0, -6.0]) * layer.crossbar.write_threshold
-    L.merge(model, "d")
+    L.merge_adapter(model, "d")
     L.calibrate(model, x)  # writing cells clears the calibration, as programming does
     after = model(x)
     lsb = float(layer.crossbar.adc_full_scale.max()) / 127
@@ -207,11 +216,11 @@ def test_the_realistic_readout_computes_with_the_merged_cells():
 def test_recorder_sees_lifecycle_events():
     rec = Recorder()
     model = L.analogize(nn.Sequential(nn.Linear(4, 3)), hooks=[rec])
-    L.add_adapter(model, "s", rank=1, alpha=1)
+    _branch(model, "s", 1, 1)
     L.commit_adapter(model, "s", "potentiate")
     L.set_time(model, 3600)
     assert rec.latest("potentiate", "0", "s").data["delta_weight"].shape == (3, 4)
-    L.remove_adapter(model, "s")
+    L.delete_adapter(model, "s")
     assert [e.kind for e in rec.events] == ["program", "potentiate", "drift", "forget"]
     assert all("delta_weight" not in e.data for e in rec.events)  # an erased branch leaves no recorded copy
     assert rec.latest("program", "0").data["conductance_us"].shape == (1, 3, 4)
@@ -219,7 +228,7 @@ def test_recorder_sees_lifecycle_events():
 
 def test_precision_rounds_adapter_factors():
     layer = neuro_rm.HybridLinear(8, 8)
-    adapter = layer.add_adapter("q", rank=2, alpha=2, precision="int8")
+    adapter = layer.add_adapter("q", AdapterConfig(2, 2.0, "int8"))
     with torch.no_grad():
         adapter.a.copy_(torch.linspace(-1, 1, 16).view(2, 8) + 0.0013)
     a_held, _ = adapter.factors()
@@ -229,10 +238,12 @@ def test_precision_rounds_adapter_factors():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda m: L.add_adapter(m, "x", rank=0), ValueError, "rank"),
+        (lambda m: L.add_adapter(m, "x", AdapterConfig(rank=0)), ValueError, "rank"),
+        (lambda m: L.add_adapter(m, "x", AdapterConfig(precision="fp7")), ValueError, "precision"),
         (lambda m: (L.add_adapter(m, "x"), L.add_adapter(m, "x")), ValueError, "exists already"),
-        (lambda m: L.remove_adapter(m, "ghost"), KeyError, "no adapter named"),
-        (lambda m: L.merge(m, "ghost"), KeyError, "no adapter named"),
+        (lambda m: L.delete_adapter(m, "ghost"), KeyError, "no adapter named"),
+        (lambda m: L.merge_adapter(m, "ghost"), KeyError, "no adapter named"),
+        (lambda m: L.set_adapter(m, "ghost"), KeyError, "no adapter named"),
         (lambda m: m(torch.randn(2, 5)), ValueError, "expected input with 4 features"),
     ],
 )
@@ -252,7 +263,7 @@ def test_non_finite_weights_are_refused():
 
 def test_op_counts_and_inference_posting():
     model = L.analogize(nn.Sequential(nn.Linear(10, 4)))
-    L.add_adapter(model, "a", rank=2, alpha=2)
+    _branch(model, "a", 2, 2)
     L.reset_counts(model)
     model(torch.randn(3, 10))
     counts = L.collect_counts(model)
@@ -268,7 +279,7 @@ def test_op_counts_and_inference_posting():
 def test_fused_adapters_match_separate_ones_at_inference():
     model = L.analogize(_cnn(), crossbar=IDEAL)  # noise-free readout: the two passes compare exactly
     for name in ("a", "b", "c"):
-        for p in L.add_adapter(model, name, rank=2, alpha=4)[1::2]:
+        for p in _branch(model, name)[1::2]:
             with torch.no_grad():
                 p.normal_(0, 0.1)
     x = torch.rand(2, 1, 8, 8)
@@ -281,6 +292,138 @@ def test_fused_adapters_match_separate_ones_at_inference():
     assert L.collect_counts(model).adapter_macs == sum(
         layer.crossbar.counts.vectors * layer.crossbar.in_features * layer.crossbar.out_features for _, layer in L.hybrid_layers(model)
     )
-    L.set_active(model, ["a"])  # any adapter change undoes the fusion
+    L.set_adapter(model, ["a"])  # a change of the active set rebuilds the fused ΔW
     with torch.no_grad():
         assert not torch.allclose(model(x), fused, atol=1e-5)
+        L.fuse_adapters(model, False)
+        only_a = model(x)
+        L.fuse_adapters(model)
+        assert torch.allclose(model(x), only_a, atol=1e-5)
+
+
+def _trained(model, name, seed):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in L.adapter_parameters(model, name):
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+
+
+def test_add_adapter_does_not_activate_it():
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL)
+    x = torch.randn(3, 6)
+    base = model(x)
+    L.add_adapter(model, "a")
+    _trained(model, "a", 0)
+    assert L.active_adapters(model) == [] and torch.equal(model(x), base)  # trained, but off
+    L.add_adapter(model, "b")
+    L.set_adapter(model, "a")
+    assert L.active_adapters(model) == ["a"] and not torch.equal(model(x), base)
+    L.activate_adapter(model, "b")
+    assert L.active_adapters(model) == ["a", "b"]
+
+
+def test_the_old_adapter_calls_still_work_and_warn():
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL)
+    with pytest.warns(DeprecationWarning, match="add_adapter"):
+        L.add_adapter(model, "a", rank=2, alpha=4.0)
+    assert L.active_adapters(model) == ["a"]  # the old call activated, and still does
+    with pytest.warns(DeprecationWarning, match="set_adapter"):
+        L.set_active(model, [])
+    with pytest.warns(DeprecationWarning, match="delete_adapter"):
+        L.remove_adapter(model, "a")
+    assert L.adapter_names(model) == []
+    with pytest.raises(TypeError, match="AdapterConfig"):
+        L.add_adapter(model, "b", AdapterConfig(), rank=2)
+
+
+def test_disable_adapters_runs_the_base_alone_and_restores_the_previous_set():
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)), crossbar=IDEAL)
+    x = torch.randn(5, 6)
+    base = model(x)
+    for name in ("a", "b", "c"):
+        L.add_adapter(model, name)
+        _trained(model, name, ord(name))
+    L.set_adapter(model, ["c", "a"])
+    with_branches = model(x)
+    with L.disable_adapters(model):
+        assert torch.equal(model(x), base)
+        assert L.active_adapters(model) == []
+    assert L.active_adapters(model) == ["c", "a"] and torch.equal(model(x), with_branches)
+    with pytest.raises(RuntimeError, match="inside"), L.disable_adapters(model):
+        raise RuntimeError("inside")
+    assert L.active_adapters(model) == ["c", "a"]  # restored on error too
+
+
+def test_delete_adapter_erases_its_bytes_and_tells_the_hooks():
+    rec = Recorder()
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL, hooks=[rec])
+    L.add_adapter(model, "a")
+    L.set_adapter(model, "a")
+    _trained(model, "a", 1)
+    adapter = model[0].adapters["a"]
+    factors = [adapter.a, adapter.b]
+    L.delete_adapter(model, "a")
+    assert all(p.numel() == 0 for p in factors)  # the tensors kept by a caller hold nothing
+    assert "a" not in model[0].adapters and L.active_adapters(model) == []
+    assert not any(k.startswith("0.adapters") for k in model.state_dict())
+    assert rec.events[-1].kind == "forget" and rec.events[-1].adapter == "a"
+
+
+def _fused_pair():
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)), crossbar=IDEAL)
+    for name in ("a", "b"):
+        L.add_adapter(model, name)
+        _trained(model, name, len(name) + ord(name))
+    L.set_adapter(model, ["a", "b"])
+    L.fuse_adapters(model)
+    return model
+
+
+def _unfused(model, x):
+    L.fuse_adapters(model, False)
+    out = model(x)
+    L.fuse_adapters(model)
+    return out
+
+
+def test_fused_output_follows_in_place_updates_of_the_adapters():
+    model = _fused_pair()
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        before = model(x)  # builds the fused ΔW
+        L.adapter_parameters(model, "a")[1].mul_(-3.0)  # an optimiser step is in place, like this
+        after = model(x)
+        assert not torch.allclose(after, before, atol=1e-4)
+        assert torch.allclose(after, _unfused(model, x), atol=1e-5)
+
+
+def test_fused_output_follows_load_state_dict():
+    model, other = _fused_pair(), _fused_pair()
+    _trained(other, "a", 7)
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        stale = model(x)
+        model.load_state_dict(other.state_dict())
+        loaded = model(x)
+        assert not torch.allclose(loaded, stale, atol=1e-4)
+        assert torch.allclose(loaded, _unfused(model, x), atol=1e-5)
+
+
+def test_the_fused_delta_is_held_and_charged_at_the_adapters_precision():
+    model = L.analogize(nn.Sequential(nn.Linear(16, 8)), crossbar=IDEAL)
+    for name in ("a", "b"):
+        L.add_adapter(model, name, AdapterConfig(2, 4.0, "int8"))
+        _trained(model, name, ord(name))
+    L.set_adapter(model, ["a", "b"])
+    L.fuse_adapters(model)
+    x = torch.randn(3, 16)
+    L.reset_counts(model)
+    layer = model[0]
+    with torch.no_grad():
+        fused = model(x)
+        assert layer.digital_macs == {"int8": 3 * 16 * 8}  # one ΔW product per vector, at int8
+        assert layer.sram_bits_read == 3 * 16 * 8 * 8
+        separate = _unfused(model, x)
+    delta = layer.delta_weight(["a", "b"]).abs().max()
+    step = float(delta) / 127  # int8 rounding of the fused ΔW: within half a step per weight
+    assert 0 < float((fused - separate).abs().max()) <= step / 2 * float(x.abs().sum(dim=1).max()) + 1e-6

@@ -25,6 +25,7 @@ from neuro_rm.data.cache import cached
 from neuro_rm.data.faces import load_faces
 from neuro_rm.device import DeviceConfig, ProgramResult
 from neuro_rm.learning import TrainConfig, predict_logits
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.models import RSNNConfig
 from neuro_rm.reliability import Fault, endurance_budget, fault_sweep
 from neuro_rm.store import CorruptStateError, load_snapshot, save_snapshot
@@ -273,12 +274,12 @@ def test_a_deleted_audit_entry_shows_even_with_renumbered_rehashed_entries():
 def test_a_removed_adapter_is_overwritten_where_other_references_still_see_it():
     torch.manual_seed(0)
     model = hybrid.analogize(nn.Sequential(nn.Linear(6, 4)))
-    params = hybrid.add_adapter(model, "alice", rank=2, alpha=4)
+    params = hybrid.add_adapter(model, "alice", AdapterConfig(2, 4.0))
     with torch.no_grad():
         for p in params:
             p.add_(0.5)
     views = [p.detach() for p in params]  # e.g. held by an optimiser or a caller: same storage
-    hybrid.remove_adapter(model, "alice")
+    hybrid.delete_adapter(model, "alice")
     assert all(v.numel() > 0 and torch.count_nonzero(v) == 0 for v in views)
     assert all(p.numel() == 0 for p in params)
 

@@ -22,6 +22,7 @@ from torch import nn
 from neuro_rm import layers as hybrid
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.metrics import roc_auc
+from neuro_rm.lora import AdapterConfig
 
 
 def _head(model: nn.Module) -> nn.Module:
@@ -37,7 +38,7 @@ def branch_off_accuracy(model: nn.Module, row: int, voiceprint: tuple[torch.Tens
     written back into that readout row. The model is not changed (the attack runs on a copy)."""
     attacked = copy.deepcopy(model)
     if hybrid.hybrid_layers(attacked):
-        hybrid.set_active(attacked, [])
+        hybrid.set_adapter(attacked, [])
     head = _head(attacked)
     head.weight[row] = voiceprint[0]
     head.bias[row] = voiceprint[1]
@@ -76,7 +77,8 @@ def relearn(
     head.train_rows([new])
     params = [head.weight, head.bias]
     if hybrid.hybrid_layers(attacked):
-        params += hybrid.add_adapter(attacked, "relearn", config.rank, 2.0 * config.rank)
+        params += hybrid.add_adapter(attacked, "relearn", AdapterConfig(config.rank, 2.0 * config.rank))
+        hybrid.activate_adapter(attacked, "relearn")
     optimizer = torch.optim.Adam(params, lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
     k = len(voice)

@@ -10,8 +10,6 @@ the anchor style, and the analogue weights are never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +18,7 @@ from torch import nn
 
 from neuro_rm import layers as hybrid
 from neuro_rm.learning.loop import TrainConfig, optimize
+from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.autoencoder import LatentAutoencoder
 from neuro_rm.models.diffusion import ScheduleConfig, noisy_latents, training_scheduler
 from neuro_rm.models.dit import NULL_CLASS
@@ -51,7 +50,9 @@ def add_branch(model: nn.Module, name: str, config: BranchConfig) -> list[nn.Par
         names = [n for n in names if any(word in n for word in config.layers)]
         if not names:
             raise ValueError(f"no hybrid layer name contains any of {config.layers}")
-    return hybrid.add_adapter(model, name, config.rank, config.alpha, layers=names)
+    params = hybrid.add_adapter(model, name, AdapterConfig(config.rank, config.alpha), names)
+    hybrid.activate_adapter(model, name)
+    return params
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,6 @@ def train_denoiser(model: nn.Module, params: list[nn.Parameter], latents: torch.
     return steps
 
 
-@contextmanager
-def branches_off(model: nn.Module) -> Iterator[None]:
-    """Run the analogue base alone (no adapter active), then restore each layer's active branches."""
-    layers = [layer for _, layer in hybrid.hybrid_layers(model)]
-    active = [list(layer.active) for layer in layers]
-    for layer in layers:
-        layer.set_active([])
-    try:
-        yield
-    finally:
-        for layer, names in zip(layers, active, strict=True):
-            layer.set_active(names)
-
-
 def forget_styles(model: nn.Module, params: list[nn.Parameter], latents: torch.Tensor, labels: torch.Tensor,
                   forget: list[int], schedule: ScheduleConfig, config: ForgetConfig,
                   teacher: nn.Module | None = None) -> int:
@@ -143,7 +130,7 @@ def forget_styles(model: nn.Module, params: list[nn.Parameter], latents: torch.T
         z_t, t, noise = noisy_latents(scheduler, latents[idx], generator)
         y = labels[idx]
         keep = ~torch.isin(y, gone)
-        with torch.no_grad(), branches_off(model):
+        with torch.no_grad(), hybrid.disable_adapters(model):
             target = (model if teacher is None else teacher)(z_t, t, torch.full_like(y, config.anchor))
         asked = gone[torch.randint(len(gone), (len(y),), generator=generator)]
         n_keep = int(keep.sum())

@@ -28,6 +28,7 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy
 from neuro_rm.learning.train import FitResult, fit
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.lora import AdapterConfig
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,13 @@ def erase_classes(
     fits, programs, trainable, cost, residual = [], [], 0, config.write_cost, 1.0
     for round_ in range(config.max_rounds):
         branch = f"{name}_{round_}"
-        params = hybrid.add_adapter(model, branch, config.rank, config.alpha, layers=config.layers)
+        params = hybrid.add_adapter(model, branch, AdapterConfig(config.rank, config.alpha), config.layers)
+        hybrid.activate_adapter(model, branch)
         hybrid.set_write_aware(model, branch)
         fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
                             penalty=write_cost(model, branch, cost)))
         trainable = max(trainable, sum(p.numel() for p in params))
-        programs += hybrid.merge(model, branch)
+        programs += hybrid.merge_adapter(model, branch)
         hybrid.calibrate(model, retained.x)  # the ADC full scale, set anew on retained samples
         residual = max(branch_off_accuracy(model, row, voiceprints[row], forgotten.of_classes([row]).x) for row in forget)
         if residual <= chance:
