@@ -564,8 +564,9 @@ def activate_adapter(model: nn.Module, name: str) -> None:
 
 @contextmanager
 def disable_adapters(model: nn.Module) -> Iterator[None]:
-    """Run the analogue bases alone; each layer's active adapters come back on exit, error or not."""
-    layers = [layer for _, layer in _layers_or_fail(model)]
+    """Run the analogue bases alone (a digital model runs as it is); each layer's active adapters come
+    back on exit, error or not."""
+    layers = [layer for _, layer in hybrid_layers(model)]
     previous = [list(layer.active) for layer in layers]
     for layer in layers:
         layer.set_adapter([])
