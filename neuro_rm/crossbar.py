@@ -255,7 +255,7 @@ class Crossbar(nn.Module):
         if not torch.isfinite(delta).all():
             raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
         shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
-        moved = shift.abs() > self.device_config.tolerance_us
+        moved = shift.abs() > self._write_resolution_us()
         result = self.cells.program(self.cells.conductance() + shift, cells=moved)
         self.adc_full_scale.zero_()  # as after programming: the next batch (or ``calibrate``) sets it anew
         self._changed()  # every cached view of the cells (weights, ADC codes) is stale now
@@ -263,10 +263,16 @@ class Crossbar(nn.Module):
         self.drift_reference.copy_(self._reference_readout())  # the cells were written: a new reference
         return result
 
+    def _write_resolution_us(self) -> float:
+        """Smallest conductance change a write can place: the verify tolerance, or half a level step
+        where levels are coarser (a smaller change would land on a neighbouring level at random)."""
+        cfg = self.device_config
+        return max(cfg.tolerance_us, cfg.level_step_us / 2)
+
     @property
     def write_threshold(self) -> float:
-        """Smallest weight change (per cell) that consolidation writes: the tolerance over the gain."""
-        return self.device_config.tolerance_us / self._gain()  # one cell of a pair carries the whole change
+        """Smallest weight change (per cell) that consolidation writes: the write resolution over the gain."""
+        return self._write_resolution_us() / self._gain()  # one cell of a pair carries the whole change
 
     # ----------------------------------------------------------------- state changes
     def _changed(self) -> None:

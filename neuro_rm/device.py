@@ -186,6 +186,7 @@ class ProgramResult:
     iterations: int = 0
     targets_us: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     failed: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))  # given up on: no response
+    clipped: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))  # asked beyond the window
 
     @property
     def total_pulses(self) -> int:
@@ -199,9 +200,10 @@ class ProgramResult:
 class CellArray(nn.Module):
     """A population of cells of one ``DeviceConfig``, holding their physical state.
 
-    State (buffers, so it travels with ``state_dict``): programmed conductance, the time since
-    programming (drift is a function of it), cumulative write cycles (wear), a response-strength factor
-    per cell (device-to-device spread) and a stuck mask.
+    State (buffers, so it travels with ``state_dict``): programmed conductance, the time since the last
+    programming run and each cell's age at that run (a cell left out of a partial write keeps drifting
+    from when it was written; drift is a function of the cell's age), cumulative write cycles (wear), a
+    response-strength factor per cell (device-to-device spread) and a stuck mask.
     """
 
     def __init__(self, shape: tuple[int, ...], config: DeviceConfig, seed: int = 0) -> None:
@@ -221,7 +223,14 @@ class CellArray(nn.Module):
         self.register_buffer("cycles", torch.zeros(shape, dtype=torch.int32))
         self.register_buffer("stuck", torch.zeros(shape, dtype=torch.bool))
         self.register_buffer("elapsed", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("age_offset_s", torch.zeros(shape))  # age at the last programming run
         self._stick(config.stuck_on_rate, config.stuck_off_rate, g)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if prefix + "age_offset_s" in missing_keys:  # saved before partial writes kept ages: all written at once
+            missing_keys.remove(prefix + "age_offset_s")
+            self.age_offset_s.zero_()
 
     @property
     def elapsed_s(self) -> float:
@@ -275,7 +284,7 @@ class CellArray(nn.Module):
         return self.drifted(self.elapsed_s)
 
     def drifted(self, seconds: float) -> torch.Tensor:
-        """Conductance ``seconds`` after programming.
+        """Conductance ``seconds`` after the last programming run (cells it left out are older).
 
         Phenomenological relaxation: with L = ln(1 + t/t0) and d = L / ln 10 decades, each cell moves a
         share ``drift_pull``·d of its distance towards mid-window, shifts by ``drift_shift_us_per_ln``·L
@@ -287,14 +296,16 @@ class CellArray(nn.Module):
         if seconds < 0 or not math.isfinite(seconds):
             raise ValueError(f"drift time must be a finite number of seconds >= 0, got {seconds}")
         cfg = self.config
-        if seconds == 0:
+        age = self.age_offset_s.double() + seconds
+        if not age.any():
             return self.programmed_us.clone()
-        ln_t = math.log1p(seconds / cfg.drift_t0_s)
+        ln_t = torch.log1p(age / cfg.drift_t0_s)
         decades = ln_t / math.log(10.0)
-        pull = min(cfg.drift_pull * decades, 1.0)
+        pull = (cfg.drift_pull * decades).clamp(max=1.0)
         g = self.programmed_us + pull * (cfg.g_mid_us - self.programmed_us) + cfg.drift_shift_us_per_ln * ln_t
-        spread = cfg.drift_spread_us * math.sqrt(decades) + cfg.drift_sigma_onset_us + cfg.drift_sigma_us_per_ln * ln_t
-        g = g + spread * self.relax_direction
+        onset = cfg.drift_sigma_onset_us * (age > 0)
+        spread = cfg.drift_spread_us * decades.sqrt() + onset + cfg.drift_sigma_us_per_ln * ln_t
+        g = (g + spread * self.relax_direction).float()
         g = g.clamp(cfg.g_min_us, cfg.g_max_us)
         return torch.where(self.stuck, self.programmed_us, g)
 
@@ -314,7 +325,9 @@ class CellArray(nn.Module):
         no progress for ``give_up_after`` pulses is abandoned and reported in ``failed``.  A preset with a
         published post-verify spread (``program_sigma``) then draws it once for every working cell.  Programming
         starts from the current (drifted) state, so cells already close to target need only a read.
-        Cells outside ``cells`` are neither read nor pulsed: they keep their (drifted) conductance.
+        Cells outside ``cells`` are neither read nor pulsed: they keep their state and go on drifting
+        from when they were written.  A target beyond the conductance window is written to its edge and
+        reported in ``clipped``.
         """
         cfg = self.config
         if targets_us.shape != self.shape:
@@ -362,8 +375,11 @@ class CellArray(nn.Module):
         if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
             spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator)
             settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)
-            g = torch.where(frozen | failed, g, settled)
-        self.programmed_us = g
+            g = torch.where(frozen | failed | ~selected, g, settled)
+        # cells left out keep what they were programmed to and their age; the written ones start anew
+        self.programmed_us = torch.where(selected, g, self.programmed_us)
+        self.age_offset_s = torch.where(selected, 0.0, self.age_offset_s + self.elapsed_s).float()
         self.elapsed_s = 0.0
-        within = (g - targets).abs() <= cfg.tolerance_us
-        return ProgramResult(g.clone(), pulses, reads, within, iterations, targets, failed)
+        clipped = selected & ((targets_us < cfg.g_min_us - cfg.tolerance_us) | (targets_us > cfg.g_max_us + cfg.tolerance_us))
+        within = ((g - targets).abs() <= cfg.tolerance_us) & ~clipped
+        return ProgramResult(g.clone(), pulses, reads, within, iterations, targets, failed, clipped)

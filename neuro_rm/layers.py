@@ -56,7 +56,8 @@ class HybridLayer(nn.Module):
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
         self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
-        self._fused_cache: tuple[tuple, torch.Tensor, str] | None = None
+        self._fused_cache: tuple[tuple, list[torch.Tensor], torch.Tensor, str] | None = None
+        self.disabled = 0  # depth of ``disable_adapters`` contexts: while > 0 the base runs alone
         self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
     # ------------------------------------------------------------------ subclass interface
@@ -81,6 +82,8 @@ class HybridLayer(nn.Module):
         y = self._base(x)
         vectors = self._vectors(x, y)
         self.crossbar.count(vectors)
+        if self.disabled:
+            return y
         if self.fused and self.active and not torch.is_grad_enabled():
             delta, precision = self._fused_delta()
             macs = vectors * delta.numel()
@@ -101,25 +104,41 @@ class HybridLayer(nn.Module):
     def fuse(self, on: bool = True) -> None:
         """Fold the active adapters into one digital ΔW for inference (or stop doing so).
 
-        Cheaper than running each adapter once many are active (k·r·(in+out) vs in·out MACs per
-        vector).  Used only when gradients are off.  The folded ΔW is stored at the widest precision of
-        the adapters it holds and rebuilt whenever the active set or any adapter tensor changes.
+        Pays once Σ r·(in+out) over the active adapters exceeds in·out MACs per vector (many branches);
+        used only when gradients are off.  The folded ΔW is held at the widest precision of the adapters
+        it sums (int8 with a scale per output row, so the sum is rounded once more); building it is
+        charged (its MACs, and an SRAM write of in·out words), and it is rebuilt whenever the active set,
+        an adapter's settings, the write tolerance or any factor value differs from what it was built from.
         """
+        if not isinstance(on, bool):
+            raise TypeError(f"fuse takes True or False, got {on!r}")
         self.fused = on
         self._fused_cache = None
 
+    def unfuse(self) -> None:
+        _deprecated("unfuse", "fuse(False)")
+        self.fuse(False)
+
     def _fused_delta(self) -> tuple[torch.Tensor, str]:
-        # a tensor's _version counts in-place writes (optimiser steps, load_state_dict's copy_), its
-        # data_ptr changes when the storage is replaced: together they say whether the cache is stale
-        params = [p for name in self.active for p in self.adapters[name].parameters()]
-        key = (tuple(self.active), tuple(sorted(self.write_aware)), tuple((p.data_ptr(), p._version) for p in params))
-        if self._fused_cache is None or self._fused_cache[0] != key:
+        # compare values, not version counters: writes through .data, numpy views or fused optimisers
+        # do not bump a tensor's version; comparing r·(in+out) numbers costs little beside in·out·vectors
+        adapters = [self.adapters[name] for name in self.active]
+        aware = sorted(self.write_aware & set(self.active))
+        key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
+               tuple((a.rank, a.alpha, a.precision) for a in adapters))
+        factors = [p for a in adapters for p in a.parameters()]
+        cache = self._fused_cache
+        if cache is None or cache[0] != key or not all(torch.equal(p, q) for p, q in zip(factors, cache[1], strict=True)):
             with torch.no_grad():
                 delta = sum(self._applied_delta(name) for name in self.active)
-                precision = widest([self.adapters[name].precision for name in self.active])
-                delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision)
-            self._fused_cache = (key, delta, precision)
-        return self._fused_cache[1], self._fused_cache[2]
+                precision = widest([a.precision for a in adapters])
+                delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision, per_row=True)
+            self._fused_cache = cache = (key, [p.detach().clone() for p in factors], delta, precision)
+            fold_macs = sum(a.rank for a in adapters) * delta.numel()
+            self.digital_macs[precision] = self.digital_macs.get(precision, 0) + fold_macs
+            if self.ledger is not None:
+                self.ledger.post_sram_write(delta.numel() * PRECISION_BITS[precision], note="fused ΔW")
+        return cache[2], cache[3]
 
     def _applied_delta(self, name: str) -> torch.Tensor:
         """ΔW of adapter ``name`` as the forward applies it (write-aware adapters: what a merge writes)."""
@@ -177,18 +196,20 @@ class HybridLayer(nn.Module):
         return adapter
 
     def delete_adapter(self, name: str) -> None:
-        """Erase an adapter: its tensors are zeroed and freed, and it is no longer active."""
+        """Erase an adapter: its tensors (and gradients) are zeroed and freed, it is no longer active,
+        and no fused ΔW holding it survives.  An optimiser's state for it belongs to the caller: drop it."""
         adapter = self._require(name)
         delta = adapter.delta_weight().detach()
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
         self.write_aware.discard(name)
+        self._fused_cache = None
         self.emit("forget", adapter=name, delta_weight=delta)
 
     def set_adapter(self, names: str | Iterable[str]) -> None:
         """Make exactly ``names`` (one name or several) the active adapters of this layer."""
-        names = [names] if isinstance(names, str) else list(names)
+        names = _names(names, "set_adapter")
         for name in names:
             self._require(name)
         self.active = names
@@ -223,6 +244,10 @@ class HybridLayer(nn.Module):
         if self.ledger is not None:
             self.ledger.post_programming(result.total_pulses, result.verify_reads, self.crossbar.n_tiles, f"merge {name}")
         self.emit("consolidate", adapter=name, delta_weight=delta, conductance_us=result.conductance_us, pulses=result.pulses)
+        clipped = int(result.clipped.sum())
+        if clipped:
+            warnings.warn(f"{self._label()}: merging {name!r} asked {clipped} cells for a conductance beyond the window; "
+                          "they were written to its edge", RuntimeWarning, stacklevel=3)
         self.delete_adapter(name)
         return result
 
@@ -468,6 +493,22 @@ def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"neuro_rm: {old} is deprecated and goes in the next release; use {new}", DeprecationWarning, stacklevel=3)
 
 
+def _names(names: str | Iterable[str], caller: str) -> list[str]:
+    """One adapter name or several, as a list without repeats (a repeat would apply a branch twice)."""
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, Iterable):
+        raise TypeError(f"{caller}: give an adapter name or a list of names, got {type(names).__name__}")
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{caller}: adapter names are strings, got {bad}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{caller}: {repeated} named more than once")
+    return names
+
+
 def add_adapter(
     model: nn.Module,
     name: str,
@@ -487,9 +528,13 @@ def add_adapter(
             raise TypeError(f"add_adapter: pass an AdapterConfig, not {sorted(legacy)}")
         _deprecated("add_adapter(model, name, rank=, alpha=, precision=)", "add_adapter(model, name, AdapterConfig(...)) and set_adapter")
         params = add_adapter(model, name, AdapterConfig(**legacy), layers)
-        set_adapter(model, active_adapters(model) + [name])
+        activate_adapter(model, name)
         return params
     config = AdapterConfig() if config is None else config
+    if not isinstance(config, AdapterConfig):
+        raise TypeError(f"add_adapter: config must be an AdapterConfig(rank, alpha, precision), got {config!r}")
+    if isinstance(layers, str):
+        raise TypeError(f"add_adapter: layers is a list of layer names, got the string {layers!r}")
     available = dict(_layers_or_fail(model))
     names = list(available) if layers is None else list(layers)
     unknown = [n for n in names if n not in available]
@@ -548,7 +593,7 @@ def delete_adapter(model: nn.Module, name: str) -> None:
 
 def set_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
     """Make exactly ``names`` (one name or several) active, in every layer that holds them."""
-    names = [names] if isinstance(names, str) else list(names)
+    names = _names(names, "set_adapter")
     known = set(adapter_names(model))
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -558,23 +603,25 @@ def set_adapter(model: nn.Module, names: str | Iterable[str]) -> None:
 
 
 def activate_adapter(model: nn.Module, name: str) -> None:
-    """Add ``name`` to the active adapters (those already active stay so): branches stack."""
-    set_adapter(model, [n for n in active_adapters(model) if n != name] + [name])
+    """Switch ``name`` on in every layer that holds it, beside the adapters already on there."""
+    for layer in _holding(model, name):
+        if name not in layer.active:
+            layer.set_adapter([*layer.active, name])
 
 
 @contextmanager
 def disable_adapters(model: nn.Module) -> Iterator[None]:
-    """Run the analogue bases alone (a digital model runs as it is); each layer's active adapters come
-    back on exit, error or not."""
+    """Run the analogue bases alone (a digital model runs as it is) while inside, whatever adapters are
+    added or activated meanwhile; the active sets are left as they are, so on exit, error or not, the
+    model computes with them again.  Contexts nest."""
     layers = [layer for _, layer in hybrid_layers(model)]
-    previous = [list(layer.active) for layer in layers]
     for layer in layers:
-        layer.set_adapter([])
+        layer.disabled += 1
     try:
         yield
     finally:
-        for layer, names in zip(layers, previous, strict=True):
-            layer.set_adapter([n for n in names if n in layer.adapters])
+        for layer in layers:
+            layer.disabled -= 1
 
 
 def merge_adapter(model: nn.Module, name: str) -> list[ProgramResult]:
@@ -633,6 +680,8 @@ def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
 
 def fuse_adapters(model: nn.Module, fused: bool = True) -> None:
     """Fold (or unfold) each layer's active adapters into one digital ΔW for inference."""
+    if not isinstance(fused, bool):
+        raise TypeError(f"fuse_adapters takes fused=True or False, got {fused!r}")
     for _, layer in _layers_or_fail(model):
         layer.fuse(fused)
 

@@ -34,18 +34,23 @@ class AdapterConfig:
 
 
 def widest(precisions: list[str]) -> str:
-    """The precision that holds any of ``precisions`` without loss (what a fused ΔW is stored at)."""
+    """The widest of ``precisions``: what a fused ΔW of adapters held at them is stored at."""
     return max(precisions, key=PRECISION_BITS.__getitem__)
 
 
-def quantize(t: torch.Tensor, precision: str) -> torch.Tensor:
-    """Round a tensor to what SRAM of ``precision`` would hold; gradients pass straight through."""
+def quantize(t: torch.Tensor, precision: str, per_row: bool = False) -> torch.Tensor:
+    """Round a tensor to what SRAM of ``precision`` would hold; gradients pass straight through.
+
+    int8 uses one scale for the tensor, or one per row (``per_row``: a weight matrix's output rows, so a
+    row of small entries is not rounded away beside a row of large ones).
+    """
     if precision == "fp32":
         return t
     if precision == "fp16":
         held = t.to(torch.float16).to(t.dtype)
     else:
-        scale = t.detach().abs().max().clamp_min(1e-12) / 127.0
+        peak = t.detach().abs().amax(dim=1, keepdim=True) if per_row else t.detach().abs().max()
+        scale = peak.clamp_min(1e-12) / 127.0
         held = torch.round(t / scale).clamp(-127, 127) * scale
     return t + (held - t).detach()
 
@@ -55,6 +60,8 @@ class LoRAAdapter(nn.Module):
 
     def __init__(self, fan_in: int, fan_out: int, config: AdapterConfig = AdapterConfig(), seed: int = 0):
         super().__init__()
+        if not isinstance(config, AdapterConfig):
+            raise TypeError(f"LoRAAdapter takes an AdapterConfig (rank, alpha, precision), got {type(config).__name__}")
         rank = config.rank
         self.rank, self.alpha, self.precision = rank, float(config.alpha), config.precision
         generator = torch.Generator().manual_seed(seed)
@@ -89,6 +96,7 @@ class LoRAAdapter(nn.Module):
             for p in (self.a, self.b):
                 p.zero_()
                 if p.grad is not None:
+                    p.grad.zero_()  # a caller may hold the gradient too
                     p.grad = None
                 p.data = torch.empty(0)
 

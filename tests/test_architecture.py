@@ -24,14 +24,28 @@ def _unit(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
+def _absolute(path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module of ``from ... import``, relative forms (``from .x``, ``from ..y``) resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _imported_units(path: Path) -> set[str]:
     units = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "neuro_rm":
-            parts = node.module.split(".")
-            units.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
+        if isinstance(node, ast.ImportFrom):
+            parts = _absolute(path, node).split(".")
+            if parts[0] == "neuro_rm":
+                units.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
         elif isinstance(node, ast.Import):
             units.update(a.name.split(".")[1] for a in node.names if a.name.startswith("neuro_rm."))
+            if any(a.name == "neuro_rm" for a in node.names):
+                units.add("neuro_rm (the whole package: import the module you need)")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("import_module", "__import__"):
+            units.add("a dynamic import (import the module by name)")
     return units
 
 
@@ -65,3 +79,16 @@ def test_the_check_catches_an_import_that_points_up(swap):
     upper, lower = swap
     ranks[upper], ranks[lower] = ranks[lower], ranks[upper]
     assert any(f"imports {lower} " in v for v in _violations(ranks))
+
+
+def test_relative_and_dynamic_imports_are_seen(tmp_path):
+    """Positive control for the parser: each form of import a module could sneak upwards with is found."""
+    source = "from .auth import x\nfrom . import cli\nfrom ..layers import y\nimport neuro_rm\nimportlib.import_module('m')\n"
+    probe = PACKAGE / "learning" / "_probe_.py"
+    try:
+        probe.write_text(source)
+        units = _imported_units(probe)
+    finally:
+        probe.unlink()
+    assert {"layers"} <= units and any("whole package" in u for u in units) and any("dynamic" in u for u in units)
+    assert "learning" in units  # `from .auth` inside learning/ is learning.auth: a sibling, allowed

@@ -80,3 +80,18 @@ def test_bad_inputs():
         xbar.program(torch.tensor([[1.0, float("inf")], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="shape"):
         xbar.program(torch.zeros(3, 2))
+
+
+def test_consolidation_writes_no_change_finer_than_the_cells_can_hold():
+    """On a cell with 32 coarse levels (HfOx), a change above the verify tolerance but below half a level
+    step would land on a neighbouring level at random: it is not written, a change beyond it is."""
+    config = DeviceConfig.hfox_cmo()
+    assert config.level_step_us / 2 > config.tolerance_us  # the case this test is about
+    xbar = Crossbar(4, 6, config, CrossbarConfig.ideal(), seed=0)
+    xbar.program(torch.zeros(4, 6))
+    delta = torch.zeros(4, 6)
+    delta[0, 0] = 0.6 * xbar.write_threshold  # several tolerances, under half a level
+    delta[1, 1] = 1.5 * xbar.write_threshold
+    pulses = xbar.consolidate(delta).pulses.reshape(-1, 4, 6).sum(0)
+    assert pulses[0, 0] == 0 and pulses[1, 1] > 0 and int((pulses > 0).sum()) == 1
+    assert xbar.write_threshold * xbar._gain() == pytest.approx(config.level_step_us / 2)

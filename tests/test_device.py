@@ -127,3 +127,33 @@ def test_non_finite_targets_are_rejected():
         cells.program(torch.tensor([[30.0, float("nan")], [40.0, 50.0]]))
     with pytest.raises(ValueError, match="shape"):
         cells.program(torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize("preset", ["taox_1t1r", "hfox_cmo"])
+def test_a_partial_write_leaves_the_other_cells_and_their_drift_alone(preset):
+    """Cells a write does not select keep their conductance, their post-verify spread and their age:
+    later drift is what it would have been without the write."""
+    config = getattr(DeviceConfig, preset)()
+    cells = CellArray((16, 16), config, seed=1)
+    cells.program(_targets((16, 16), config=config))
+    cells.elapsed_s = 3600.0
+    expected_later = cells.drifted(1e6)  # the array untouched until 10^6 s after programming
+    now = cells.conductance()
+    chosen = torch.zeros(16, 16, dtype=torch.bool)
+    chosen[0, 0] = True
+    cells.program(now.clone().fill_(config.g_mid_us), cells=chosen)
+    others = ~chosen
+    assert torch.equal(cells.conductance()[others], now[others])  # not rewritten, no spread redrawn
+    cells.elapsed_s = 1e6 - 3600.0
+    assert torch.allclose(cells.conductance()[others], expected_later[others], atol=1e-4)
+    assert cells.age_offset_s[0, 0] == 0 and (cells.age_offset_s[others] == 3600.0).all()
+
+
+def test_a_target_beyond_the_window_is_reported_as_clipped():
+    config = DeviceConfig()
+    cells = CellArray((4, 4), config, seed=0)
+    targets = torch.full((4, 4), config.g_mid_us)
+    targets[1, 2] = config.g_max_us + 50.0
+    result = cells.program(targets)
+    assert result.clipped[1, 2] and int(result.clipped.sum()) == 1
+    assert not result.within_tolerance[1, 2] and result.within_tolerance.sum() == 15
