@@ -176,7 +176,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
                              f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
     targets = {"state": auth.model}
     if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
-        old = SpeakerAuthenticator.load(args.old_state)
+        old = SpeakerAuthenticator.load(args.old_state, anchored=False)  # older than its folder's latest, by design
         row = old.record(args.speaker).label
         voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
         targets["original"] = old.model

@@ -422,7 +422,7 @@ def test_a_load_racing_a_save_reads_the_new_snapshot_whole(tmp_path, monkeypatch
         pointer = parse(raw, path)
         if not raced:
             raced.append(1)
-            save_snapshot(tmp_path, {"a.json": b"new"}, expected=pointer["snapshot"])  # switches, deletes the old
+            save_snapshot(tmp_path, {"a.json": b"new"}, expected=pointer["nonce"])  # switches, deletes the old
         return pointer
 
     monkeypatch.setattr(store, "_parse_pointer", parse_then_save)
@@ -433,7 +433,7 @@ def test_snapshot_saves_without_a_loaded_snapshot_are_refused_at_the_store(tmp_p
     save_snapshot(tmp_path, {"a.json": b"{}"})
     with pytest.raises(StateExistsError):
         save_snapshot(tmp_path, {"a.json": b"[]"})
-    first = load_snapshot(tmp_path).name
+    first = load_snapshot(tmp_path).version.nonce
     save_snapshot(tmp_path, {"a.json": b"[1]"}, expected=first)
     with pytest.raises(StateChangedError):
         save_snapshot(tmp_path, {"a.json": b"[2]"}, expected=first)
