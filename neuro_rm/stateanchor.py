@@ -148,7 +148,7 @@ def problem(folder: Path, version: Version, key: bytes, key_file: Path | str | N
     seq, entries = newest.get("seq", 0), newest.get("audit", {}).get("entries", 0)
     if version.seq < seq or version.audit.get("entries", 0) < entries:
         return (f"{folder} holds snapshot {version.seq} of its state with an audit log of "
-                f"{version.audit.get('entries', 0)} entries, but neuro-rm last wrote snapshot {seq} with {entries} "
+                f"{version.audit.get('entries', 0)} entries, but neuro-rm last wrote snapshot {seq} with {entries} entries "
                 "there: an older copy was put back or the audit log was cut (rollback refused)")
     return f"{folder} holds snapshot {version.seq} of its state, which diverges from snapshot {seq} neuro-rm last wrote there"
 
