@@ -485,12 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 _run(args)
             finally:
-                told = set()
                 for warning in caught:
                     if issubclass(warning.category, StaleSnapshotWarning):
-                        if str(warning.message) not in told:  # each cleanup pass meets the same snapshot again
-                            told.add(str(warning.message))
-                            print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
+                        print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
                     else:
                         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     except (ValueError, KeyError, OSError, StateBusyError, CorruptStateError) as error:
