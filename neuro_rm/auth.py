@@ -94,7 +94,7 @@ class SpeakerAuthenticator:
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
-        self._snapshots: dict[str, str] = {}  # state folder → the snapshot this object loaded or saved there
+        self._snapshots: dict[str, str] = {}  # state folder → nonce of the snapshot this object loaded or saved there
 
     # ------------------------------------------------------------------ registry
     @staticmethod
@@ -401,13 +401,16 @@ class SpeakerAuthenticator:
             "model.safetensors": encode_tensors(self.model.state_dict()),
             "buffers.safetensors": encode_tensors(buffers),
             "audit.jsonl": self.audit.to_jsonl(),
-        }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head}, key_file=key_file)
+        }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head},
+            key_file=key_file).nonce
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: Path | str, key_file: Path | str | None = None) -> SpeakerAuthenticator:
-        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree."""
-        snapshot = load_snapshot(folder, key_file)
+    def load(cls, folder: Path | str, key_file: Path | str | None = None, anchored: bool = True) -> SpeakerAuthenticator:
+        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree,
+        and (``anchored``) any that is not the state and snapshot last saved in this folder (a swap or rollback);
+        ``anchored=False`` loads an old copy as it is, for an audit."""
+        snapshot = load_snapshot(folder, key_file, anchored)
         files = snapshot.files
         missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
         if missing:
@@ -449,7 +452,7 @@ class SpeakerAuthenticator:
         if snapshot.extra.get("audit") != auth.audit.head:
             raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
         _check_registry_against_audit(auth.registry, auth.audit)
-        auth._snapshots[str(Path(folder).resolve())] = snapshot.name
+        auth._snapshots[str(Path(folder).resolve())] = snapshot.version.nonce
         return auth
 
 

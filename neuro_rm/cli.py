@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
@@ -30,6 +31,7 @@ from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
+from neuro_rm.statekey import refuse_inside
 from neuro_rm.statelock import StateBusyError
 from neuro_rm.store import CorruptStateError, StaleSnapshotWarning, has_state, writing
 
@@ -176,7 +178,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
                              f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
     targets = {"state": auth.model}
     if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
-        old = SpeakerAuthenticator.load(args.old_state)
+        old = SpeakerAuthenticator.load(args.old_state, anchored=False)  # older than its folder's latest, by design
         row = old.record(args.speaker).label
         voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
         targets["original"] = old.model
@@ -232,9 +234,24 @@ def cmd_verify(args: argparse.Namespace) -> None:
     _emit(auth.verify(frames.x[int(index)], args.claim), args.json)
 
 
+def _demo_may_replace(state: Path, overwrite: bool) -> None:
+    """The demo replaces a state it wrote itself (``metadata.origin``); any other only with ``--overwrite``."""
+    if overwrite or not has_state(state):
+        return
+    try:
+        origin = SpeakerAuthenticator.load(state).metadata.get("origin")
+    except ValueError as error:
+        origin = f"unreadable ({str(error).splitlines()[0]})"
+    if origin != "demo":
+        raise ValueError(f"{state} holds a state the demo did not write ({origin or 'made by train'}); running the demo "
+                         "would replace its registry, revocations and audit log: pass --overwrite, or another --out")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
 
+    if args.out is not None:
+        _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
     splits = _splits(args.data, args.speakers)
     data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
     config = DemoConfig(seed=args.seed)
@@ -304,8 +321,15 @@ def cmd_faults(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse's own refusals (``--epochs abc``, an unknown option) as one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuro-rm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="neuro-rm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Callable, help: str, state: bool = False, data: bool = False) -> argparse.ArgumentParser:
@@ -338,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for plots and the final state")
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
+    p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
 
     p = command("face-demo", cmd_face_demo,
                 "faces: learn 5 Olivetti persons, forget one, add one, on a CNN or MLP-Mixer, with energy")
@@ -427,6 +452,8 @@ def _key_file(path: Path | None) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> None:
     """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
+    if hasattr(args, "state"):  # before any work: a key inside the folder would travel with every copy of it
+        refuse_inside(args.state, args.key_file)
     locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
     lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
     with _key_file(getattr(args, "key_file", None)), lock:
@@ -448,7 +475,9 @@ def _error_lines(error: BaseException) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named after the command, as its other refusals are
+        parser.exit(2, f"neuro-rm {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
     check_numbers(parser, args)
     try:
         with warnings.catch_warnings(record=True) as caught:

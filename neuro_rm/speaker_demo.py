@@ -321,6 +321,7 @@ def run_speaker_demo(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        auth.metadata = {**auth.metadata, "origin": "demo"}  # what `neuro-rm demo` may replace without --overwrite
         auth.save(out / "state", overwrite=True)  # the demo's own output folder: each run replaces it
         write_figures(report, full_ledger, out, det)
         (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))

@@ -12,6 +12,7 @@ from dataclasses import fields
 
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
+from neuro_rm.lora import PRECISION_BITS
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.store import CorruptStateError
 
@@ -88,17 +89,20 @@ def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
         _require(isinstance(record["name"], str), f"{at}.name", "a string")
         _require(_int(record["label"], 0, head - 1), f"{at}.label", f"an integer from 0 to {head - 1}")
         _require(record["status"] in STATUSES, f"{at}.status", f"one of {STATUSES}")
-        _require(record["adapter"] is None or isinstance(record["adapter"], str), f"{at}.adapter", "null or a string")
     _require(len({r["label"] for r in speakers}) == len(speakers), "speakers", "records with distinct labels")
     adapters = state.get("adapters")
     _require(isinstance(adapters, dict), "adapters", "an object")
+    for i, record in enumerate(speakers):
+        _require(record["adapter"] is None or (isinstance(record["adapter"], str) and record["adapter"] in adapters),
+                 f"speakers[{i}].adapter", "null or the name of one of the state's adapters")
     for name, spec in adapters.items():
         at = f"adapters.{name}"
         _require(isinstance(spec, dict) and set(spec) == {"rank", "alpha", "precision", "layers"}, at,
                  "an object with keys alpha, layers, precision, rank")
         _require(_int(spec["rank"], 1, MAX_RANK), f"{at}.rank", f"an integer from 1 to {MAX_RANK}")
         _require(_number(spec["alpha"]), f"{at}.alpha", "a finite number")
-        _require(isinstance(spec["precision"], str) and _strings(spec["layers"]), at, "a precision and a list of layer names")
+        _require(isinstance(spec["precision"], str) and spec["precision"] in PRECISION_BITS, f"{at}.precision", f"one of {sorted(PRECISION_BITS)}")
+        _require(_strings(spec["layers"]), f"{at}.layers", "a list of layer names")
     active = state.get("active")
     _require(isinstance(active, dict) and all(_strings(v) for v in active.values()), "active", "an object of name lists")
     threshold = state.get("threshold")

@@ -63,6 +63,12 @@ def read_key(key_file: Path | str | None = None, create: bool = False) -> bytes:
         raise KeyFileError(f"state key {path} is not a regular file")
     if info.st_mode & 0o077:
         raise KeyFileError(f"state key {path} is readable or writable by others; run: chmod 600 {path}")
+    if info.st_uid != os.getuid():
+        raise KeyFileError(f"state key {path} belongs to another user (uid {info.st_uid}); use a key of your own")
+    for directory in {path.parent, path.resolve().parent}:  # whoever can write there can swap the key
+        if directory.stat().st_mode & 0o022:
+            raise KeyFileError(f"state key {path} sits in {directory}, which others can write (they could replace "
+                               f"the key or its anchors); move it, or run: chmod go-w {directory}")
     key = path.read_bytes().strip()
     if len(key) < MIN_KEY_BYTES:
         raise KeyFileError(f"state key {path} holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}; {hint}")
@@ -75,3 +81,11 @@ def sign(key: bytes, payload: bytes) -> str:
 
 def signature_matches(key: bytes, payload: bytes, mac: str) -> bool:
     return hmac.compare_digest(sign(key, payload), mac)
+
+
+def refuse_inside(folder: Path | str, key_file: Path | str | None = None) -> None:
+    """A key inside the state folder it signs travels with every copy of the folder: refused."""
+    path, root = key_path(key_file).resolve(), Path(folder).resolve()
+    if path == root or root in path.parents:
+        raise KeyFileError(f"state key {key_path(key_file)} lies inside the state folder {folder}; every copy of the "
+                           "folder would carry it: keep the key elsewhere (--key-file)")

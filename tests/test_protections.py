@@ -130,7 +130,8 @@ def test_a_rewrite_that_needed_no_pulses_sets_no_limit():
 
 # ---------------------------------------------------------------------- 3. crash safety
 def test_a_missing_snapshot_file_is_reported_as_corrupt_state(tmp_path):
-    name = save_snapshot(tmp_path, {"a.json": b"{}", "b.bin": b"xyz"})
+    save_snapshot(tmp_path, {"a.json": b"{}", "b.bin": b"xyz"})
+    name = load_snapshot(tmp_path).name
     (tmp_path / "snapshots" / name / "b.bin").unlink()
     with pytest.raises(CorruptStateError, match="b.bin is missing"):
         load_snapshot(tmp_path)

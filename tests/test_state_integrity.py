@@ -128,12 +128,18 @@ def test_two_processes_mutating_one_state_both_updates_survive_in_order(cli_stat
             assert all(p.poll() is None for p in procs.values()), {op: logs[op].read_text() for op in logs}
             assert time.monotonic() < deadline, "the commands never waited for the held state"
             time.sleep(0.1)
+    finished = []  # the one that took the lock first finishes first: the other waits for the lock, then works
+    deadline = time.monotonic() + 300
+    while len(finished) < len(procs):
+        finished += [op for op, proc in procs.items() if op not in finished and proc.poll() is not None]
+        assert time.monotonic() < deadline, "the commands did not finish"
+        time.sleep(0.05)
     for op, proc in procs.items():
-        assert proc.wait(timeout=300) == 0, logs[op].read_text()[-2000:]
+        assert proc.returncode == 0, logs[op].read_text()[-2000:]
     loaded = SpeakerAuthenticator.load(state)
     assert loaded.registry["spk1"].status == "revoked" and loaded.registry["spk3"].status == "enrolled"
-    changes = [(e["action"], e["speaker"]) for e in loaded.audit.entries if e["action"] in ("revoke", "enroll")]
-    assert sorted(changes) == [("enroll", "spk3"), ("revoke", "spk1")]  # one after the other, each once
+    changes = [e["action"] for e in loaded.audit.entries if e["action"] in ("revoke", "enroll")]
+    assert changes == finished  # each once, in the order they held the state: the second built on the first
 
 
 def test_a_save_over_a_state_that_changed_since_loading_is_refused(state, tiny_speech):
@@ -173,6 +179,7 @@ def test_a_lock_left_by_a_killed_process_is_recovered(state):
 # ---------------------------------------------------------------------- 2. no silent overwrite
 def test_train_refuses_to_replace_a_state_without_overwrite(cli_state, state):
     data = cli_state[0]
+    SpeakerAuthenticator.load(state).save(state)  # anchored here: the folder is recorded as holding this state
     before = load_snapshot(state)
     proc = _cli("train", "--data", data.parent / "missing.h5", "--state", state, "--epochs", "1", "--hidden", "8")
     # refused before any data is read or any training is done
@@ -180,8 +187,9 @@ def test_train_refuses_to_replace_a_state_without_overwrite(cli_state, state):
     assert load_snapshot(state) == before
     proc = _cli("train", "--data", data, "--state", state, "--epochs", "1", "--hidden", "8", "--overwrite", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    fresh = SpeakerAuthenticator.load(state)
+    fresh = SpeakerAuthenticator.load(state)  # --overwrite moved the folder's anchor to the new state
     assert not fresh.deployed and [e["action"] for e in fresh.audit.entries] == ["pretrain"]
+    assert load_snapshot(state).version.state_id != before.version.state_id
     assert len(list((state / "snapshots").iterdir())) == 1
 
 
@@ -235,8 +243,9 @@ def test_a_tampered_state_is_refused_even_after_rehashing(revoked_state, other_s
     assert code == 2 and len(err) == 1 and "signature" in err[0], err
 
 
-def test_a_whole_current_pointer_from_another_state_with_its_snapshot_is_refused(revoked_state, other_state):
-    """The other state's snapshot moved in under a CURRENT naming it: checksums fine, signature not."""
+def test_another_states_snapshot_under_this_states_signed_current_is_refused(revoked_state, other_state):
+    """The other state's snapshot moved in, and this CURRENT's checksums rewritten to fit it: the signature
+    (over this state's CURRENT) no longer matches.  Its whole CURRENT moved in too: see the anchor tests."""
     theirs = json.loads((other_state / "CURRENT").read_text())
     ours = json.loads((revoked_state / "CURRENT").read_text())
     shutil.copytree(_snapshot_dir(other_state), revoked_state / "snapshots" / "000777")
@@ -261,6 +270,125 @@ def test_a_shortened_audit_log_is_refused_even_when_signed(revoked_state):
     resign(revoked_state)  # re-signs the files, but not the audit head kept beside them
     with pytest.raises(CorruptStateError, match="audit log .* does not end at its signed head"):
         SpeakerAuthenticator.load(revoked_state)
+
+
+def _put_back(folder, source):
+    """What anyone who can write ``folder`` can do without the key: replace its CURRENT and snapshots by
+    those of ``source`` (an older copy of it, or another state), as ``cp -a`` would."""
+    shutil.rmtree(folder / "snapshots")
+    shutil.copytree(source / "snapshots", folder / "snapshots")
+    shutil.copy2(source / "CURRENT", folder / "CURRENT")
+
+
+def _revoke(folder, name="spk1"):
+    auth = SpeakerAuthenticator.load(folder)
+    auth.revoke(name, auth.buffers.replay.of_classes([auth.registry[name].label]).x, config=UnlearnConfig(train=QUICK))
+    auth.calibrate()
+    auth.save(folder)
+
+
+def test_an_older_genuine_copy_put_back_is_refused(state, tmp_path, capsys):
+    """Rollback: a copy from before a revocation, signed with the same key, put back over the folder."""
+    SpeakerAuthenticator.load(state).save(state)  # anchored here
+    backup = tmp_path / "backup"
+    shutil.copytree(state, backup)
+    _revoke(state)
+    _put_back(state, backup)
+    with pytest.raises(CorruptStateError, match="older copy was put back.*rollback refused"):
+        SpeakerAuthenticator.load(state)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk1", "--state", state)
+    assert code == 2 and len(err) == 1 and "rollback refused" in err[0], err
+    assert SpeakerAuthenticator.load(backup).registry["spk1"].status == "enrolled"  # the copy itself is genuine
+
+
+def test_another_state_swapped_in_whole_is_refused(revoked_state, other_state, capsys):
+    """Another state's CURRENT and snapshot, both genuine and signed with the same key, put in this folder."""
+    _put_back(revoked_state, other_state)
+    load_snapshot(revoked_state, anchored=False)  # signature and checksums pass: only the anchor can tell
+    with pytest.raises(CorruptStateError, match="replaced by another state"):
+        SpeakerAuthenticator.load(revoked_state)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk1", "--state", revoked_state)
+    assert code == 2 and len(err) == 1 and "replaced by another state" in err[0], err
+
+
+def test_an_audit_log_cut_and_signed_with_the_key_is_refused_by_the_anchor(revoked_state):
+    """Even a holder of the key who cuts the log and signs a head to match cannot go behind the anchor."""
+    path = _snapshot_dir(revoked_state) / "audit.jsonl"
+    cut = AuditLog(AuditLog.from_jsonl(path.read_bytes()).entries[:-1])  # the last calibration: registry still agrees
+    path.write_bytes(cut.to_jsonl())
+    pointer = json.loads((revoked_state / "CURRENT").read_text())
+    pointer["extra"]["audit"] = cut.head
+    (revoked_state / "CURRENT").write_text(json.dumps(pointer))
+    resign(revoked_state)
+    with pytest.raises(CorruptStateError, match="audit log was cut"):
+        SpeakerAuthenticator.load(revoked_state)
+
+
+def test_a_copy_elsewhere_loads_and_its_saves_leave_the_original_anchored(state, tmp_path):
+    SpeakerAuthenticator.load(state).save(state)
+    copy = tmp_path / "copy"
+    shutil.copytree(state, copy)
+    auth = SpeakerAuthenticator.load(copy)  # never written there: trusted on the key alone
+    auth.calibrate()
+    auth.save(copy)  # a new state id for the copy, so the original's record does not move
+    assert load_snapshot(copy).version.state_id != load_snapshot(state).version.state_id
+    assert SpeakerAuthenticator.load(state).audit.head != auth.audit.head
+
+
+def test_a_crash_between_the_switch_and_the_anchor_update_still_loads(state, monkeypatch):
+    auth = SpeakerAuthenticator.load(state)
+    auth.save(state)
+    auth.calibrate()
+
+    def crash(*args, **kwargs):
+        raise OSError("power cut after the switch")
+
+    monkeypatch.setattr(store.stateanchor, "commit", crash)
+    with pytest.raises(OSError, match="power cut"):
+        auth.save(state)
+    monkeypatch.undo()
+    loaded = SpeakerAuthenticator.load(state)  # the switched-in snapshot was recorded as pending first
+    assert loaded.audit.head == auth.audit.head
+    loaded.save(state)
+    assert SpeakerAuthenticator.load(state).audit.head == auth.audit.head
+
+
+def test_a_stale_object_cannot_overwrite_a_folder_deleted_and_made_anew(state, tiny_speech):
+    """ABA: the new state reuses the old one's snapshot name; the nonce tells them apart."""
+    stale = SpeakerAuthenticator.load(state)
+    name = load_snapshot(state).name
+    shutil.rmtree(state)
+    fresh, _ = SpeakerAuthenticator.pretrain(["ann", "bob", "cy"], tiny_speech["train"].of_classes([0, 1, 2]),
+                                             tiny_speech["val"].of_classes([0, 1, 2]),
+                                             RSNNConfig(n_inputs=20, n_hidden=8, n_outputs=3), QUICK)
+    for _ in range(int(name)):
+        fresh.save(state)
+    assert load_snapshot(state).name == name  # the name the stale object loaded, now another state's
+    with pytest.raises(StateChangedError, match="changed since it was loaded"):
+        stale.save(state)
+    assert SpeakerAuthenticator.load(state).registry.keys() == {"ann", "bob", "cy"}
+
+
+def test_a_fifo_in_place_of_current_gets_one_line_without_hanging(state):
+    (state / "CURRENT").unlink()
+    os.mkfifo(state / "CURRENT")
+    for args in (("verify", "test:0", "--claim", "spk0"), ("deploy",)):
+        proc = _cli(*args, "--state", state, timeout=60)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and "not a plain file" in err[0], err
+
+
+def test_a_key_inside_the_state_folder_or_in_a_folder_others_can_write_is_refused(state, tmp_path, capsys):
+    inside = tmp_path / "new_state" / "state.key"
+    code, err = _main(capsys, "train", "--state", inside.parent, "--key-file", inside, "--epochs", "1")
+    assert code == 2 and len(err) == 1 and "inside the state folder" in err[0], err
+    assert not inside.parent.exists()  # refused before anything was made
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(os.environ[ENV], shared / "state.key")
+    shared.chmod(0o777)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", state, "--key-file", shared / "state.key")
+    assert code == 2 and len(err) == 1 and "which others can write" in err[0], err
 
 
 def test_the_key_lives_outside_the_state_and_another_key_is_refused(state, tmp_path, capsys, monkeypatch):
@@ -297,13 +425,16 @@ def test_bad_paths_and_options_get_one_line(state, tmp_path, capsys):
         (("device", "--tolerance", "40"), "below half the conductance window"),
         (("device", "--levels", str(10**9)), "--levels"),
         (("restore", "--state", state, "--wait", "-1"), "--wait"),
+        (("train", "--state", state, "--epochs", "abc"), "argument --epochs: invalid int value"),
+        (("verify", "test:0", "--state", state), "required: --claim"),
+        (("revoke", "spk1", "--state", state, "--mode", "bogus"), "invalid choice"),
+        (("deploy", "--state", state, "--no-such-option"), "unrecognized arguments"),
     ]
     before = (state / "CURRENT").read_bytes()
     for args, words in cases:
         code, err = _main(capsys, *args)
-        assert code == 2 and err and words in err[-1], (args, err)
-        assert len(err) == 1 or (err[0].startswith("usage:") and "must be" not in err[-1]), (args, err)  # argparse's own
-        # type errors come with its usage line above; a value out of range is one line
+        assert code == 2 and len(err) == 1 and words in err[0], (args, err)
+        assert err[0].startswith(f"neuro-rm {args[0]}: error: "), (args, err)
     assert (state / "CURRENT").read_bytes() == before
 
 
@@ -320,6 +451,8 @@ def test_a_non_object_audit_line_gets_one_line(state, capsys):
     (lambda s: s["metadata"].update(data=7), "metadata.data"),
     (lambda s: s["speakers"][0].update(label="0"), "speakers[0].label"),
     (lambda s: s["rsnn"].update(n_hidden=60_000), "rsnn"),  # 3.6e9 weights: refused before it is built
+    (lambda s: s["adapters"].update(x={"rank": 1, "alpha": 1.0, "precision": "fp7", "layers": []}), "adapters.x.precision"),
+    (lambda s: s["speakers"][0].update(adapter="ghost"), "speakers[0].adapter"),
 ])
 def test_a_signed_state_json_with_a_wrong_type_or_size_is_refused_by_name(state, capsys, change, field):
     _edit_state_json(state, change)
@@ -346,30 +479,59 @@ JSON = st.recursive(
 )
 
 
+def _mutate(tree, where, value, delete):
+    """``tree`` with the node at position ``where`` (of all its nodes) replaced by ``value``, or removed."""
+    paths = list(_paths(tree))
+    target = paths[where % len(paths)]
+    if not target:
+        return value, target
+    parent = tree
+    for step in target[:-1]:
+        parent = parent[step]
+    if delete:
+        del parent[target[-1]]
+    else:
+        parent[target[-1]] = value
+    return tree, target
+
+
+def _verdict_or_one_line(capsys, folder):
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", folder, "--json")
+    return code == 0 or (code == 2 and len(err) == 1 and err[0].startswith("neuro-rm verify: error: ")), err
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.integers(0, 10**6), value=JSON, delete=st.booleans())
-def test_any_mutation_of_state_json_gets_one_line_and_exit_2(cli_state, tmp_path_factory, capsys, where, value, delete):
-    """Any value anywhere in state.json replaced (or removed) and re-signed: refused in one line, or a verdict."""
+def test_random_mutations_of_state_json_get_one_line_or_a_verdict(cli_state, tmp_path_factory, capsys, where, value, delete):
+    """A value anywhere in state.json replaced (or removed) and re-signed: refused in one line (exit 2), or a verdict."""
     folder = tmp_path_factory.mktemp("mutant") / "state"
     shutil.copytree(cli_state[1], folder)
     path = _snapshot_dir(folder) / "state.json"
-    state = json.loads(path.read_text())
-    paths = list(_paths(state))
-    target = paths[where % len(paths)]
-    if not target:
-        state = value
-    else:
-        parent = state
-        for step in target[:-1]:
-            parent = parent[step]
-        if delete:
-            del parent[target[-1]]
-        else:
-            parent[target[-1]] = value
+    state, target = _mutate(json.loads(path.read_text()), where, value, delete)
     path.write_text(json.dumps(state))
     resign(folder)
-    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", folder, "--json")
-    assert code == 0 or (code == 2 and len(err) == 1 and err[0].startswith("neuro-rm verify: error: ")), (target, value, err)
+    ok, err = _verdict_or_one_line(capsys, folder)
+    assert ok, (target, value, err)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["CURRENT", "audit.jsonl"]), where=st.integers(0, 10**6), value=JSON, delete=st.booleans())
+def test_random_mutations_of_current_and_the_audit_log_get_one_line_or_a_verdict(cli_state, tmp_path_factory, capsys,
+                                                                                  which, where, value, delete):
+    """CURRENT edited without the key, or the audit log edited and re-signed by a key holder: one line or a verdict."""
+    folder = tmp_path_factory.mktemp("mutant") / "state"
+    shutil.copytree(cli_state[1], folder)
+    if which == "CURRENT":
+        pointer, target = _mutate(json.loads((folder / "CURRENT").read_text()), where, value, delete)
+        (folder / "CURRENT").write_text(json.dumps(pointer))
+    else:
+        path = _snapshot_dir(folder) / "audit.jsonl"
+        entries, target = _mutate([json.loads(line) for line in path.read_text().splitlines()], where, value, delete)
+        lines = entries if isinstance(entries, list) else [entries]
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        resign(folder)
+    ok, err = _verdict_or_one_line(capsys, folder)
+    assert ok, (which, target, value, err)
 
 
 # ---------------------------------------------------------------------- 4b. paths and leftovers
@@ -409,8 +571,13 @@ def test_an_old_snapshot_that_cannot_be_deleted_is_reported(state, monkeypatch):
 
 def test_the_cli_reports_an_old_snapshot_it_could_not_delete(state, monkeypatch, capsys):
     monkeypatch.setattr(store.shutil, "rmtree", lambda path, *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    live = _snapshot_dir(state)
+    older = state / "snapshots" / "000001"  # left over from an earlier command that could not delete it either
+    shutil.copytree(live, older)
     code, err = _main(capsys, "restore", "--state", state, "--epochs", "1", "--json")
-    assert code == 0 and any("warning: could not delete old snapshot" in line for line in err), err
+    warned = [line for line in err if "warning: could not delete old snapshot" in line]
+    assert code == 0 and len(warned) == 2, err  # each once: the cleanup before loading leaves older snapshots alone
+    assert any(f"{older} " in line for line in warned) and any(f"{live} " in line for line in warned), err
 
 
 def test_a_load_racing_a_save_reads_the_new_snapshot_whole(tmp_path, monkeypatch):
@@ -422,7 +589,7 @@ def test_a_load_racing_a_save_reads_the_new_snapshot_whole(tmp_path, monkeypatch
         pointer = parse(raw, path)
         if not raced:
             raced.append(1)
-            save_snapshot(tmp_path, {"a.json": b"new"}, expected=pointer["snapshot"])  # switches, deletes the old
+            save_snapshot(tmp_path, {"a.json": b"new"}, expected=pointer["nonce"])  # switches, deletes the old
         return pointer
 
     monkeypatch.setattr(store, "_parse_pointer", parse_then_save)
@@ -433,11 +600,27 @@ def test_snapshot_saves_without_a_loaded_snapshot_are_refused_at_the_store(tmp_p
     save_snapshot(tmp_path, {"a.json": b"{}"})
     with pytest.raises(StateExistsError):
         save_snapshot(tmp_path, {"a.json": b"[]"})
-    first = load_snapshot(tmp_path).name
+    first = load_snapshot(tmp_path).version.nonce
     save_snapshot(tmp_path, {"a.json": b"[1]"}, expected=first)
     with pytest.raises(StateChangedError):
         save_snapshot(tmp_path, {"a.json": b"[2]"}, expected=first)
     assert load_snapshot(tmp_path).files == {"a.json": b"[1]"}
+
+
+def test_the_demo_refuses_to_replace_a_state_it_did_not_write(cli_state, state, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.move(state, out / "state")
+    before = load_snapshot(out / "state", anchored=False)
+    code, err = _main(capsys, "demo", "--fast", "--data", cli_state[0], "--out", out)
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0], err  # refused before any work
+    assert load_snapshot(out / "state", anchored=False) == before
+    from neuro_rm.cli import _demo_may_replace
+
+    auth = SpeakerAuthenticator.load(out / "state")
+    auth.metadata["origin"] = "demo"
+    auth.save(out / "state")
+    _demo_may_replace(out / "state", overwrite=False)  # a state the demo wrote is its own to replace
 
 
 def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
