@@ -56,8 +56,8 @@ def _violations(ranks: dict[str, int]) -> list[str]:
             continue
         own = _unit(path)
         for unit in _imported_units(path) - {own}:
-            if unit not in ranks or ranks[unit] >= ranks[own]:
-                found.append(f"{path.relative_to(ROOT)} (layer {ranks[own]}) imports {unit} (layer {ranks.get(unit)})")
+            if own not in ranks or unit not in ranks or ranks[unit] >= ranks[own]:
+                found.append(f"{path.relative_to(ROOT)} (layer {ranks.get(own)}) imports {unit} (layer {ranks.get(unit)})")
     return found
 
 
