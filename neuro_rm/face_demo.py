@@ -469,7 +469,9 @@ def run_face_demo(
 def run_face_demos(model: str = "cnn", out_dir: Path | str | None = None, fast: bool = False, seed: int = 0,
                    progress: bool = True, ideal: bool = False, device: DeviceConfig | None = None) -> dict[str, object]:
     """``model`` is one of ``MODELS`` (its flat report) or ``both`` (reports keyed by model name)."""
-    run = lambda name: run_face_demo(name, out_dir, fast, seed, progress, ideal=ideal, device=device)  # noqa: E731
+    def run(name: str) -> dict[str, object]:
+        return run_face_demo(name, out_dir, fast, seed, progress, ideal=ideal, device=device)
+
     return run(model) if model != "both" else {name: run(name) for name in MODELS}
 
 
