@@ -23,7 +23,8 @@ from typing import NoReturn
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
-from neuro_rm.device import PRESETS, DeviceConfig
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import PRESETS, DeviceConfig, preset_name
 from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
@@ -254,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
     splits = _splits(args.data, args.speakers)
     data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
-    config = DemoConfig(seed=args.seed)
+    config = DemoConfig(seed=args.seed, device=PRESETS[args.preset](), crossbar=_readout(args))
     report = run_speaker_demo(data, fast(config) if args.fast else config, args.out, progress=not args.json)
     _emit(report, args.json, render_demo)
 
@@ -262,8 +263,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_face_demo(args: argparse.Namespace) -> None:
     from neuro_rm.face_demo import format_result, run_face_demos
 
-    result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json)
+    result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json, ideal=args.ideal,
+                            device=PRESETS[args.preset]())
     _emit(result, args.json, format_result)
+
+
+def _readout(args: argparse.Namespace) -> CrossbarConfig:
+    return CrossbarConfig.ideal() if args.ideal else CrossbarConfig()
 
 
 def cmd_diffusion_demo(args: argparse.Namespace) -> None:
@@ -286,12 +292,12 @@ def render_demo(report: dict) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def _build_state(args: argparse.Namespace) -> None:
+def _build_state(args: argparse.Namespace, deploy: bool = True) -> None:
     """What a user running ``faults`` on a fresh clone wants: train and deploy a model with the defaults first
     (saying so), rather than an error.  Their reports go to stderr, so stdout stays the one JSON object."""
     data = [] if args.data is None else ["--data", str(args.data)]
     steps = [["train", "--state", str(args.state), "--seed", str(args.seed), *data],
-             ["deploy", "--state", str(args.state), "--seed", str(args.seed)]]
+             ["deploy", "--state", str(args.state), "--seed", str(args.seed)]][: 2 if deploy else 1]
     print(f"neuro-rm {args.command}: no state folder at {args.state}; building one first with the defaults: "
           + " && ".join(f"neuro-rm {' '.join(step)}" for step in steps), file=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):
@@ -301,10 +307,11 @@ def _build_state(args: argparse.Namespace) -> None:
 
 
 def cmd_faults(args: argparse.Namespace) -> None:
-    from neuro_rm.reliability import fault_sweep
+    from neuro_rm.reliability import fault_sweep, preset_sweeps
 
+    presets = None if args.preset is None else sorted(PRESETS) if args.preset == "both" else [args.preset]
     if not args.state.exists():
-        _build_state(args)
+        _build_state(args, deploy=presets is None)  # with --preset each preset is deployed in memory
     auth = SpeakerAuthenticator.load(args.state)
     splits = _state_data(auth, args.data)
 
@@ -312,12 +319,19 @@ def cmd_faults(args: argparse.Namespace) -> None:
         print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} "
               f"(repair net of control {row['repair']:+.3f})", file=sys.stderr)
 
-    result = fault_sweep(auth, _labelled(splits.test), restore=TrainConfig(epochs=args.epochs, lr=2e-3, patience=4),
-                         on_row=None if args.json else progress, train=_labelled(splits.train))
-    _emit(result, args.json, lambda r: render_table(
-        {"clean_accuracy": r["clean_accuracy"], "control (restore on the healthy array)": r["control_accuracy"]}
-        | {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} (repair {row['repair']:+.3f})"
-           for row in r["rows"]}))
+    sweep = {"restore": TrainConfig(epochs=args.epochs, lr=2e-3, patience=4), "on_row": None if args.json else progress,
+             "train": _labelled(splits.train)}
+    if presets is None:
+        results = {preset_name(auth.device_config) if auth.deployed else "none": fault_sweep(auth, _labelled(splits.test), **sweep)}
+    else:
+        results = preset_sweeps(auth, _labelled(splits.test), presets, seed=args.seed, **sweep)
+    result = {"preset": next(iter(results)), **next(iter(results.values()))} if len(results) == 1 else {"presets": results}
+    _emit(result, args.json, lambda r: "\n\n".join(
+        f"preset {name}\n" + render_table(
+            {"clean_accuracy": one["clean_accuracy"], "control (restore on the healthy array)": one["control_accuracy"]}
+            | {row["label"]: f"{row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} (repair {row['repair']:+.3f})"
+               for row in one["rows"]})
+        for name, one in results.items()))
 
 
 # ---------------------------------------------------------------------- parser
@@ -363,12 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for plots and the final state")
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
+    _readout_options(p)
 
     p = command("face-demo", cmd_face_demo,
                 "faces: learn 5 Olivetti persons, forget one, add one, on a CNN or MLP-Mixer, with energy")
     p.add_argument("--model", choices=["cnn", "mixer", "both"], default="cnn", help="network to run the lifecycle on")
     p.add_argument("--out", type=Path, default=None, help="folder for face_demo_<model>.json")
     p.add_argument("--fast", action="store_true", help="one fold, few epochs: a smoke run, not results")
+    _readout_options(p)
 
     p = command("diffusion-demo", cmd_diffusion_demo,
                 "stylized generation: learn 6 styles, forget 2 and learn 4 new ones with LoRA on a crossbar DiT")
@@ -422,7 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("faults", cmd_faults, "accuracy under device faults, with and without a restore branch", state=True, data=True)
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--preset", choices=[*sorted(PRESETS), "both"], default=None,
+                   help="sweep on this cell preset (or both), deployed in memory from a trained, undeployed state "
+                   "(default: the state's own array)")
     return parser
+
+
+def _readout_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ideal", action="store_true", help="read the crossbars without read noise, DAC or ADC "
+                   "(the report still gives each stage's accuracy under both readouts)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: %(default)s)")
 
 
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

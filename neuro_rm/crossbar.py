@@ -173,6 +173,7 @@ class Crossbar(nn.Module):
         self._gain_cache: torch.Tensor | None = None
         self._adc_cache: tuple | None = None
         self._calibrated: bool | None = None
+        self._tile_sums: torch.Tensor | None = None  # reused output of the batched tile product (no grad)
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -393,9 +394,21 @@ class Crossbar(nn.Module):
         """Column sums of the full row tiles, (tiles, vectors, out), from one batched product, and of the
         partly filled last tile, (vectors, out), for weights arranged by ``_arrange``."""
         full_rows = 0 if whole_w is None else whole_w.shape[0] * whole_w.shape[1]
-        whole = None if whole_w is None else torch.bmm(x[:, :full_rows].reshape(-1, whole_w.shape[0], whole_w.shape[1]).transpose(0, 1), whole_w)
+        whole = None
+        if whole_w is not None:
+            tiles = x[:, :full_rows].reshape(-1, whole_w.shape[0], whole_w.shape[1]).transpose(0, 1)
+            whole = torch.bmm(tiles, whole_w, out=self._tile_buffer(tiles, whole_w)) if not torch.is_grad_enabled() else torch.bmm(tiles, whole_w)
         rest = None if rest_w is None else F.linear(x[:, full_rows:], rest_w)
         return whole, rest
+
+    def _tile_buffer(self, tiles: torch.Tensor, whole_w: torch.Tensor) -> torch.Tensor:
+        """A reused buffer for the tile sums of a no-grad product (they are consumed in place at once by
+        ``_quantise``): a fresh 10⁶-element allocation per call costs as much as a pass over it."""
+        shape = (tiles.shape[0], tiles.shape[1], whole_w.shape[2])
+        buffer = self._tile_sums
+        if buffer is None or buffer.shape != shape or buffer.dtype != tiles.dtype or buffer.device != tiles.device:
+            buffer = self._tile_sums = torch.empty(shape, dtype=tiles.dtype, device=tiles.device)
+        return buffer
 
     def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Column sums of every row tile, (row_tiles, vectors, out)."""
@@ -471,12 +484,13 @@ class Crossbar(nn.Module):
         """Tile column sums given in LSBs → rounded, saturating ADC codes, scaled back and added digitally
         (in place on the codes)."""
         levels = 2 ** (self.config.adc_bits - 1) - 1
-        y = None
-        if whole is not None:
-            y = whole.round_().clamp_(-levels, levels).mul_(lsb[: whole.shape[0]]).sum(dim=0)
+        codes = [] if whole is None else list(whole.round_().clamp_(-levels, levels).unbind(0))
         if rest is not None:
-            rest = rest.round_().clamp_(-levels, levels).mul_(lsb[-1])
-            y = rest if y is None else y.add_(rest)
+            codes.append(rest.round_().clamp_(-levels, levels))
+        # tile by tile into one sum (lsb[t] is tile t's): a sum over the leading dimension is slow on CPU
+        y = torch.mul(codes[0], lsb[0])
+        for tile in range(1, len(codes)):
+            y.addcmul_(codes[tile], lsb[tile])
         return y
 
     def _digitise(self, x: torch.Tensor) -> torch.Tensor:

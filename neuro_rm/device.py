@@ -175,6 +175,11 @@ class DeviceConfig:
 PRESETS = {"taox_1t1r": DeviceConfig.taox_1t1r, "hfox_cmo": DeviceConfig.hfox_cmo}
 
 
+def preset_name(config: DeviceConfig) -> str:
+    """The preset ``config`` equals, or ``custom`` (a preset with any setting changed)."""
+    return next((name for name, make in PRESETS.items() if make() == config), "custom")
+
+
 @dataclass
 class ProgramResult:
     """What one write-and-verify run did, cell by cell."""

@@ -23,8 +23,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.data.faces import Faces, load_faces
-from neuro_rm.device import DeviceConfig
+from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
@@ -36,6 +37,7 @@ from neuro_rm.learning.unlearn import METHODS, UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.mixer import FaceMixer, MixerConfig
+from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
 
 MODELS = ("cnn", "mixer")
 PAPER = {"paper.write_energy_ratio": 92.91, "paper.inference_energy_ratio": 25.43}
@@ -190,6 +192,8 @@ class FaceDemoConfig:
     adapter: AdapterConfig = AdapterConfig(rank=4, alpha=8.0, precision="int8")  # int8: as accurate on validation, cheaper
     replay_per_person: int = 22
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    crossbar: CrossbarConfig = CrossbarConfig()  # the periphery: realistic by default, CrossbarConfig.ideal() for none
+    schedule: Schedule = Schedule()  # the array's age at each step (the face lifecycle has no restore step)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -276,9 +280,15 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     # 2. deploy: every conv/linear layer is written into crossbars once
     ledger = Ledger()
     ledger.post_training(fit.trainable_params, fit.steps, note="pretrain")
-    hybrid.analogize(model, config.device, ledger=ledger, seed=config.seed)
+    hybrid.analogize(model, config.device, crossbar=config.crossbar, ledger=ledger, seed=config.seed)
     model.eval()
+    calibration = data.train.of_classes(old).x
+    hybrid.calibrate(model, calibration)  # the ADC full scale from training images, not from the first test batch
     report["deploy.accuracy"] = accuracy_on(model, test_old)
+    report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(model)
+    report["schedule"] = {k: v for k, v in config.schedule.as_dict().items() if k != "restore_s"}  # no restore step here
+    clock = ArrayClock(config.schedule)
+    stage_readouts(report, "deploy", model, test_old, calibration)
     report["deploy.write_pulses"] = ledger.count("write.rm_pulse")
     report["deploy.write_energy_j"] = ledger.joules("write")
     report["deploy.programming_seconds"] = ledger.seconds("write")
@@ -286,6 +296,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     snapshot = copy.deepcopy(model)  # the array as deployed, for the reprogramming baseline
 
     # 3. forget person `gone` with a LoRA branch; every candidate method, chosen on validation
+    clock.advance(model, "revoke")
     candidates = {m: _revoke(model, gone, keep, data, config, m) for m in config.unlearn_methods}
     for m, (candidate, score, _, _) in candidates.items():
         report[f"revoke.{m}.val_score"] = score
@@ -304,6 +315,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     for key in ("forget_accuracy", "retain_accuracy", "mia_auc"):
         report[f"revoke.{key}"] = report[f"revoke.{method}.{key}"]
     report["revoke.trainable_params"] = lora_params
+    stage_readouts(report, "revoke", model, test_keep, calibration)
 
     # baseline: fine-tune every weight digitally with the same method, then rewrite the crossbars
     full = copy.deepcopy(digital)
@@ -330,6 +342,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     report["revoke.retrain_mia_auc"] = membership_auc(retrained, members_gone, heldout_gone)
 
     # 4. add the new person: a new LoRA branch and a new, trained readout row, with replay
+    clock.advance(model, "enroll")
     before_acc = per_class_accuracy(predict_logits(model, test_keep.x), test_keep.y)
     model.head.grow(1, seed=config.seed + new)
     model.head.train_rows([new])
@@ -355,6 +368,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     report["enroll.trainable_params"] = enroll_params
     report["enroll.write_bits"] = bits + row_bits
     report["enroll.write_energy_j"] = ledger.joules("write") - before
+    stage_readouts(report, "enroll", model, data.test.of_classes([*keep, new]), calibration)
 
     # energy, from the ledgers of this run
     report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
@@ -409,18 +423,25 @@ def run_face_demo(
     progress: bool = True,
     config: FaceDemoConfig | None = None,
     faces: Faces | None = None,
+    ideal: bool = False,
+    device: DeviceConfig | None = None,
 ) -> dict[str, object]:
     """Run the face lifecycle for one model on every fold and return a flat, JSON-ready report.
 
     Figures are means over the folds (``per_fold.*`` lists the headline ones), so every photo of the
     six persons is a test photo once.  ``config`` replaces the model's preset (``seed`` still
-    applies); ``faces`` replaces the bundled Olivetti set.  With ``out_dir`` the report is also
+    applies); ``faces`` replaces the bundled Olivetti set; ``ideal`` reads the crossbars through the ideal
+    periphery and ``device`` replaces the cell preset.  With ``out_dir`` the report is also
     written there as ``face_demo_<model>.json``.
     """
     start = time.perf_counter()
     if model_name not in PRESETS:
         raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
     config = replace(config or PRESETS[model_name], model=model_name, seed=seed)
+    if ideal:
+        config = replace(config, crossbar=CrossbarConfig.ideal())
+    if device is not None:
+        config = replace(config, device=device)
     if fast:
         config = fast_config(config)
     faces = faces if faces is not None else load_faces()
@@ -448,11 +469,12 @@ def run_face_demo(
 
 
 def run_face_demos(model: str = "cnn", out_dir: Path | str | None = None, fast: bool = False, seed: int = 0,
-                   progress: bool = True) -> dict[str, object]:
+                   progress: bool = True, ideal: bool = False, device: DeviceConfig | None = None) -> dict[str, object]:
     """``model`` is one of ``MODELS`` (its flat report) or ``both`` (reports keyed by model name)."""
-    if model != "both":
-        return run_face_demo(model, out_dir, fast, seed, progress)
-    return {name: run_face_demo(name, out_dir, fast, seed, progress) for name in MODELS}
+    def run(name: str) -> dict[str, object]:
+        return run_face_demo(name, out_dir, fast, seed, progress, ideal=ideal, device=device)
+
+    return run(model) if model != "both" else {name: run(name) for name in MODELS}
 
 
 def _cell(value: object) -> str:

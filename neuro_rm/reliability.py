@@ -12,7 +12,7 @@ import torch
 
 from neuro_rm import layers as hybrid
 from neuro_rm.auth import SpeakerAuthenticator
-from neuro_rm.device import ProgramResult
+from neuro_rm.device import PRESETS, ProgramResult, preset_name
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
@@ -102,6 +102,28 @@ def fault_sweep(
         if on_row is not None:
             on_row(row)
     return {"clean_accuracy": clean, "control_accuracy": control, "rows": rows}
+
+
+def preset_sweeps(auth: SpeakerAuthenticator, test: LabelledSet, presets: list[str] | tuple[str, ...], seed: int = 0,
+                  **sweep: object) -> dict[str, dict[str, object]]:
+    """``fault_sweep`` on each device preset, keyed by preset name.  A trained, undeployed ``auth`` is
+    deployed on a copy for each preset (``auth`` stays as it is); a deployed one can only be swept on
+    the preset its cells already are."""
+    unknown = [name for name in presets if name not in PRESETS]
+    if unknown or not presets:
+        raise ValueError(f"unknown device preset(s) {unknown}; choose from {sorted(PRESETS)}")
+    if auth.deployed:
+        own = preset_name(auth.device_config)
+        if list(presets) != [own]:
+            raise ValueError(f"the state is deployed on {own}; sweeping {', '.join(presets)} needs a trained, "
+                             "undeployed state (neuro-rm train), deployed on each preset in memory")
+        return {own: fault_sweep(auth, test, seed=seed, **sweep)}
+    results = {}
+    for name in presets:
+        trial = copy.deepcopy(auth)
+        trial.deploy(PRESETS[name](), seed=seed)
+        results[name] = fault_sweep(trial, test, seed=seed, **sweep)
+    return results
 
 
 def endurance_budget(results: list[ProgramResult], endurance_cycles: int) -> dict[str, float | None]:

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from neuro_rm import layers as hybrid
 from neuro_rm import viz
 from neuro_rm.auth import REVOKE_MODES, REVOKED, SpeakerAuthenticator
-from neuro_rm.device import DeviceConfig
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
@@ -40,6 +41,7 @@ from neuro_rm.learning.report import accuracy_on, inference_energy
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
 from neuro_rm.reliability import endurance_budget
 
 # Reference figures (public reference implementation, SSC top-5 speakers) and the paper; ARCHITECTURE.md gives the sources.
@@ -68,6 +70,8 @@ class DemoConfig:
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()
+    crossbar: CrossbarConfig = CrossbarConfig()  # the periphery: realistic by default, CrossbarConfig.ideal() for none
+    schedule: Schedule = Schedule()  # the array's age at each step
     revoke_mode: str = "erase"
     audit: AuditConfig = AuditConfig()
     audit_cohort: int = 32  # other speakers' test samples per speaker the attacks may use
@@ -204,8 +208,11 @@ def run_speaker_demo(
 
     # 2. deploy: write-verify the synapses once; accuracy after programming and after drift
     stage("deploy")
-    deployed = auth.deploy(config.device, seed=config.seed)
+    deployed = auth.deploy(config.device, config.crossbar, seed=config.seed)
     report["deploy.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
+    report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(auth.model)
+    report["schedule"], aging = config.schedule.as_dict(), ArrayClock(config.schedule)
+    stage_readouts(report, "deploy", auth.model, data.test.of_classes(old), auth.buffers.replay.x)
     report["deploy.write_pulses"] = deployed["write_pulses"]
     report["deploy.write_energy_j"] = deployed["write_energy_j"]
     report["deploy.programming_seconds"] = deployed["programming_seconds"]
@@ -221,6 +228,7 @@ def run_speaker_demo(
     stage("revoke")
     forget_train, forget_test = data.train.of_classes([gone]), data.test.of_classes([gone])
     retain_train = data.train.of_classes(keep)
+    aging.advance(auth.model, "revoke")
     original = copy.deepcopy(auth.model)  # before revocation: the attacks' positive control
     voiceprint = (auth.model.head.weight[gone].detach().clone(), auth.model.head.bias[gone].detach().clone())
     other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
@@ -231,6 +239,7 @@ def run_speaker_demo(
             report[f"revoke.{mode}.{key}"] = value
             if mode == config.revoke_mode:
                 report[f"revoke.{key}"] = value
+    stage_readouts(report, "revoke", auth.model, data.test.of_classes(keep), auth.buffers.replay.x)
 
     full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
     full_params = list(full.parameters())
@@ -270,6 +279,7 @@ def run_speaker_demo(
 
     # 5. enroll the held-back speaker with a new branch and readout row
     stage("enroll")
+    aging.advance(auth.model, "enroll")
     before = per_class_accuracy(predict_logits(auth.model, data.test.of_classes(keep).x), data.test.of_classes(keep).y)
     enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
                            data.val.of_classes([new_label]).x, config.enroll)
@@ -279,16 +289,24 @@ def run_speaker_demo(
     report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, data.test.of_classes(keep).y))
     report["enroll.revoked_accuracy"] = accuracy_on(auth.model, forget_test)
     report["enroll.trainable_params"] = enrolled.trainable_params
+    stage_readouts(report, "enroll", auth.model, data.test.of_classes(auth.active_labels), auth.buffers.replay.x)
 
     # 6. restore: extra write noise on the cells, then a restore branch wins accuracy back
     stage("restore")
+    aging.advance(auth.model, "restore")
     current = data.test.of_classes(auth.active_labels)
     report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
+    control = copy.deepcopy(auth)  # the same restore on the healthy array: what extra fine-tuning alone wins
+    control.restore(config.restore, data=data.train.of_classes(auth.active_labels))
+    report["restore.control_accuracy"] = accuracy_on(control.model, current)
+    del control
     hybrid.add_write_noise(auth.model, config.write_noise_us)
     report["restore.write_noise_us"] = config.write_noise_us
     report["restore.noisy_accuracy"] = accuracy_on(auth.model, current)
     restored = auth.restore(config.restore, data=data.train.of_classes(auth.active_labels))
     report["restore.accuracy"] = accuracy_on(auth.model, current)
+    report["restore.repair"] = report["restore.accuracy"] - report["restore.control_accuracy"]
+    stage_readouts(report, "restore", auth.model, current, auth.buffers.replay.x)
     report["restore.trainable_params"] = restored.trainable_params
 
     # 7. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
@@ -356,6 +374,8 @@ TABLE_ROWS = (
     ("enroll.revoked_accuracy", "enroll: revoked speaker stays forgotten", "{:.2%}"),
     ("restore.noisy_accuracy", "restore: accuracy after σ = 1 µS write noise", "{:.2%}"),
     ("restore.accuracy", "restore: accuracy with restore branch", "{:.2%}"),
+    ("restore.control_accuracy", "restore: the same restore on the healthy array (control)", "{:.2%}"),
+    ("restore.repair", "restore: repair net of the control (points)", "{:+.2%}"),
     ("verify.eer", "verify: equal-error rate (revoked = impostor)", "{:.2%}"),
     ("verify.eer_ci", "verify: EER 95% interval (bootstrap over test utterances)", "{0[0]:.2%} – {0[1]:.2%}"),
     ("verify.min_dcf", "verify: minDCF (p_target = 0.01)", "{:.3f}"),

@@ -82,3 +82,16 @@ def test_faults_without_a_state_folder_builds_one_and_says_so(tmp_path):
     not_a_state.mkdir()  # a folder that exists is never built over
     proc = _run("faults", "--data", data, "--state", not_a_state, "--json", ok=False)
     assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr and not any(not_a_state.iterdir())
+
+
+def test_faults_on_each_preset_deploys_copies_of_a_trained_state(tmp_path):
+    data, state = tiny_spike_file(tmp_path / "tiny.h5"), tmp_path / "fresh"
+    proc = _run("faults", "--data", data, "--state", state, "--epochs", "1", "--preset", "both", "--json")
+    result = json.loads(proc.stdout)
+    assert sorted(result["presets"]) == ["hfox_cmo", "taox_1t1r"]
+    for sweep in result["presets"].values():
+        assert 0 <= sweep["control_accuracy"] <= 1 and len(sweep["rows"]) > 0
+        assert all(row["repair"] == pytest.approx(row["restored_accuracy"] - sweep["control_accuracy"]) for row in sweep["rows"])
+    assert "neuro-rm deploy" not in proc.stderr  # the state stays trained, not deployed: each preset deploys a copy
+    proc = _run("faults", "--data", data, "--state", state, "--epochs", "1", "--preset", "taox_1t1r", "--json")
+    assert json.loads(proc.stdout)["preset"] == "taox_1t1r"

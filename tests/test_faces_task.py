@@ -144,6 +144,13 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
                 "revoke.retrain_mia_auc", "split.leaky_test_accuracy", "split.clean_test_accuracy", "seconds"):
         assert not math.isnan(report[key]), key
     assert report["paper.write_energy_ratio"] == 92.91 and report["paper.inference_energy_ratio"] == 25.43
+    # realistic by default; each stage read through both peripheries and with drift compensation, on an aged array
+    assert not report["readout"]["is_ideal"] and report["readout"]["dac_bits"] == 8 and report["device_preset"] == "taox_1t1r"
+    assert report["schedule"] == {"deploy_s": 0.0, "revoke_s": 86400.0, "enroll_s": 604800.0}
+    for stage in ("deploy", "revoke", "enroll"):
+        for readout in ("ideal", "realistic", "compensated_global", "compensated_column"):
+            assert 0 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)
+    assert report["deploy.readout.ideal"] >= 0.5 and report["deploy.readout.realistic"] >= 0.5
 
 
 def test_average_reports_means_numbers_and_counts_choices():

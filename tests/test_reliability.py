@@ -8,7 +8,7 @@ from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.device import DeviceConfig
 from neuro_rm.learning import TrainConfig, accuracy, predict_logits
 from neuro_rm.models import RSNNConfig
-from neuro_rm.reliability import Fault, endurance_budget, fault_sweep
+from neuro_rm.reliability import Fault, endurance_budget, fault_sweep, preset_sweeps
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,25 @@ def test_restore_recovers_from_heavy_faults(deployed, tiny_speech):
         assert row["repair"] == pytest.approx(row["restored_accuracy"] - sweep["control_accuracy"])
     assert any(row["restored_accuracy"] > row["accuracy"] for row in sweep["rows"])
     assert 0 <= sweep["control_accuracy"] <= 1
+
+
+def test_the_sweep_runs_on_each_preset_from_a_trained_state_with_its_control(deployed, tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    undeployed, _ = SpeakerAuthenticator.pretrain(
+        ["ann", "bob", "cy", "dee"], train, val, RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=4),
+        TrainConfig(epochs=4, lr=5e-3, batch_size=32),
+    )
+    quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    sweeps = preset_sweeps(undeployed, tiny_speech["test"], ["taox_1t1r", "hfox_cmo"], faults=[Fault("drift", 1e6)],
+                           restore=quick)
+    assert list(sweeps) == ["taox_1t1r", "hfox_cmo"] and not undeployed.deployed  # deployed on copies only
+    for sweep in sweeps.values():
+        row = sweep["rows"][0]
+        assert 0 <= sweep["control_accuracy"] <= 1 and row["repair"] == row["restored_accuracy"] - sweep["control_accuracy"]
+    with pytest.raises(ValueError, match="deployed on taox_1t1r"):
+        preset_sweeps(deployed, tiny_speech["test"], ["hfox_cmo"], faults=[], restore=quick)
+    with pytest.raises(ValueError, match="unknown device preset"):
+        preset_sweeps(undeployed, tiny_speech["test"], ["nope"])
 
 
 def test_endurance_budget_from_recorded_wear(deployed):

@@ -1,6 +1,7 @@
 import json
 import math
 
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
 from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
 
@@ -32,3 +33,30 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()
+
+
+STAGES = ("deploy", "revoke", "enroll", "restore")
+READOUTS = ("ideal", "realistic", "compensated_global", "compensated_column")
+
+
+def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tiny_speech, tmp_path):
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
+    report = run_speaker_demo(data, config, progress=False)
+    assert report["readout"]["read_noise"] and report["readout"]["adc_bits"] == 8 and not report["readout"]["is_ideal"]
+    assert report["device_preset"] == "taox_1t1r"
+    assert report["schedule"] == {"deploy_s": 0.0, "revoke_s": 86400.0, "enroll_s": 604800.0, "restore_s": 2592000.0}
+    for stage in STAGES:
+        for readout in READOUTS:
+            assert 0.5 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)  # 4 easy speakers: far above chance
+    assert report["restore.repair"] == report["restore.accuracy"] - report["restore.control_accuracy"]
+    assert 0.5 <= report["restore.control_accuracy"] <= 1
+
+
+def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(tiny_speech):
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32), crossbar=CrossbarConfig.ideal()))
+    report = run_speaker_demo(data, config, progress=False)
+    assert report["readout"]["is_ideal"] and report["readout"]["adc_bits"] is None
+    assert report["deploy.readout.ideal"] == report["deploy.accuracy"]  # the ideal readout is noise-free: the same pass
+    assert 0.5 <= report["deploy.readout.realistic"] <= 1

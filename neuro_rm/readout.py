@@ -1,0 +1,104 @@
+"""What the demos report about the chip at each lifecycle stage: the array's age on a stated schedule,
+and the same programmed cells read through the ideal periphery, the realistic one and with drift
+compensation (switching the periphery reads the cells again; nothing is retrained or rewritten)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.report import accuracy_on
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Age of the array (seconds since deployment) when each lifecycle step runs.  The demos age the
+    array between steps instead of resetting its clock, so every step runs on a drifted array."""
+
+    revoke_s: float = DAY_S  # one day
+    enroll_s: float = 7 * DAY_S  # one week
+    restore_s: float = 30 * DAY_S  # one month
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.revoke_s <= self.enroll_s <= self.restore_s < float("inf"):
+            raise ValueError(f"Schedule needs 0 <= revoke_s <= enroll_s <= restore_s (finite), got {self}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {"deploy_s": 0.0, **asdict(self)}
+
+
+class ArrayClock:
+    """Lifecycle time since deployment; ``advance`` ages a model's cells to the age of a stage."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.now_s = 0.0
+
+    def advance(self, model: nn.Module, stage: str) -> float:
+        """Age every crossbar of ``model`` by the time between the last stage and ``stage``; each keeps
+        counting from its own last write (a step that wrote cells restarted that array's clock)."""
+        target = getattr(self.schedule, f"{stage}_s")
+        if target < self.now_s:
+            raise ValueError(f"stage {stage!r} at {target:g} s comes before the clock's {self.now_s:g} s")
+        for _, layer in hybrid.hybrid_layers(model):
+            layer.set_time(layer.crossbar.cells.elapsed_s + target - self.now_s)
+        self.now_s = target
+        return target
+
+
+def readout_of(model: nn.Module) -> CrossbarConfig:
+    """The periphery the model's crossbars are read through (all share one)."""
+    configs = {layer.crossbar.config for _, layer in hybrid.hybrid_layers(model)}
+    if len(configs) != 1:
+        raise ValueError(f"the model's crossbars are read through {len(configs)} different peripheries; expected one")
+    return configs.pop()
+
+
+def readout_settings(model: nn.Module) -> dict[str, object]:
+    """The periphery's settings, JSON-ready, with the device preset's read noise."""
+    layer = hybrid.hybrid_layers(model)[0][1]
+    return {**asdict(readout_of(model)), "is_ideal": readout_of(model).is_ideal,
+            "read_noise_us": layer.crossbar.device_config.read_noise_us}
+
+
+def peripheries(config: CrossbarConfig) -> dict[str, CrossbarConfig]:
+    """The readouts compared at each stage, on the cells' own mapping and tiling: ``ideal``, ``realistic``
+    (``config`` itself unless it is ideal, then the realistic default) and ``realistic`` with global and
+    per-column drift compensation."""
+    geometry = {"mapping": config.mapping, "tile_rows": config.tile_rows, "tile_cols": config.tile_cols}
+    realistic = config if not config.is_ideal else CrossbarConfig(**geometry)
+    return {"ideal": CrossbarConfig.ideal(**geometry), "realistic": replace(realistic, drift_compensation="none"),
+            "compensated_global": replace(realistic, drift_compensation="global"),
+            "compensated_column": replace(realistic, drift_compensation="column")}
+
+
+def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object) -> dict[str, float]:
+    """Accuracy on ``test`` of the same cells under each of ``peripheries``; the model's own periphery is
+    put back afterwards.  An ADC without a full scale (after a write, or in an ideal run) is calibrated
+    on ``calibration`` inputs (training data), never on the test inputs."""
+    own = readout_of(model)
+    out = {}
+    try:
+        for name, config in peripheries(own).items():
+            hybrid.set_readout(model, config)
+            pending = [layer for _, layer in hybrid.hybrid_layers(model)
+                       if config.adc_bits is not None and not layer.crossbar.calibrated]
+            if pending:
+                hybrid.calibrate(model, calibration, layers=pending)
+            out[name] = accuracy_on(model, test)
+    finally:
+        hybrid.set_readout(model, own)
+    return out
+
+
+def stage_readouts(report: dict[str, object], stage: str, model: nn.Module, test: LabelledSet,
+                   calibration: object) -> None:
+    """Put ``<stage>.readout.<periphery>`` accuracies into a demo's flat ``report``."""
+    for name, value in readout_accuracies(model, test, calibration).items():
+        report[f"{stage}.readout.{name}"] = value

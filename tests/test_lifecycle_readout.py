@@ -1,0 +1,85 @@
+"""What the demos report per stage: the array ages on a schedule; each stage is read through several peripheries."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuro_rm import layers as L
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig, preset_name
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.readout import (
+    DAY_S,
+    ArrayClock,
+    Schedule,
+    peripheries,
+    readout_accuracies,
+    readout_of,
+    readout_settings,
+)
+
+
+def _model(device=None, crossbar=None, seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 3))
+    return L.analogize(model, device or DeviceConfig(), crossbar=crossbar, seed=seed).eval()
+
+
+def _elapsed(model):
+    return [layer.crossbar.cells.elapsed_s for _, layer in L.hybrid_layers(model)]
+
+
+def test_the_clock_ages_the_array_through_the_schedule_and_a_write_restarts_one_array():
+    model = _model()
+    clock = ArrayClock(Schedule())
+    assert clock.advance(model, "revoke") == DAY_S and _elapsed(model) == [DAY_S, DAY_S]
+    first = L.hybrid_layers(model)[0][1]
+    first.program(first.effective_weight())  # a step that writes one array restarts its clock
+    clock.advance(model, "enroll")
+    assert _elapsed(model) == [6 * DAY_S, 7 * DAY_S]
+    clock.advance(model, "restore")
+    assert _elapsed(model) == [29 * DAY_S, 30 * DAY_S]
+    with pytest.raises(ValueError, match="comes before"):
+        clock.advance(model, "revoke")
+
+
+def test_a_schedule_out_of_order_is_refused():
+    with pytest.raises(ValueError, match="revoke_s <= enroll_s"):
+        Schedule(revoke_s=10.0, enroll_s=5.0)
+
+
+def test_each_periphery_reads_the_same_cells_and_the_own_one_is_put_back():
+    model = _model(device=DeviceConfig.hfox_cmo())
+    own = readout_of(model)
+    assert not own.is_ideal and readout_settings(model)["read_noise"]
+    names = peripheries(own)
+    assert names["ideal"].is_ideal and names["compensated_column"].drift_compensation == "column"
+    assert peripheries(CrossbarConfig.ideal())["realistic"] == CrossbarConfig()  # an ideal run still compares realistic
+    x = torch.rand(64, 24)
+    test = LabelledSet(x, model(x).argmax(1))  # labels: the model's own answers right after programming
+    L.set_time(model, 1e6)  # HfOx drifts
+    cells = {k: v.clone() for k, v in model.state_dict().items()}
+    got = readout_accuracies(model, test, calibration=torch.rand(32, 24))
+    assert set(got) == {"ideal", "realistic", "compensated_global", "compensated_column"}
+    assert all(0 <= v <= 1 for v in got.values())
+    assert readout_of(model) == own  # the model's own periphery is back
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in cells.items())  # nothing written or recalibrated
+    L.set_readout(model, CrossbarConfig.ideal())  # the ideal figure is the noise-free readout of these cells
+    with torch.no_grad():
+        assert got["ideal"] == (model(x).argmax(1) == test.y).float().mean().item()
+
+
+def test_an_ideal_run_calibrates_the_realistic_adc_on_the_calibration_inputs_not_on_the_test():
+    model = _model(crossbar=CrossbarConfig.ideal())
+    calibration = torch.randint(0, 9, (32, 24)) / 8.0  # on the DAC grid (steps of 1/8)
+    test_x = 5 * torch.rand(64, 24)  # test inputs drive far larger column sums
+    readout_accuracies(model, LabelledSet(test_x, torch.zeros(64, dtype=torch.long)), calibration)
+    first = L.hybrid_layers(model)[0][1].crossbar
+    expected = first.weight().clone()
+    seen = (calibration @ expected.T).abs().amax(dim=0)  # one row tile: the full scale is the largest column sum
+    assert torch.allclose(first.adc_full_scale[0], seen, rtol=1e-5)
+
+
+def test_presets_are_named_and_a_changed_one_is_custom():
+    assert preset_name(DeviceConfig()) == "taox_1t1r" and preset_name(DeviceConfig.hfox_cmo()) == "hfox_cmo"
+    assert preset_name(DeviceConfig.hfox_cmo(tolerance_us=0.5)) == "custom"
