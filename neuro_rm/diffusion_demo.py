@@ -332,8 +332,8 @@ def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, prog
     learn_params = sum(p.numel() for p in params) + rows.numel()
     before = ledger.joules("write")
     bits = hybrid.commit_adapter(model, "learn", "potentiate")
-    ledger.post_sram_write(rows.numel() * 32, note="class-embedding rows")
-    report["learn.write_bits"] = bits + rows.numel() * 32
+    row_bits = ledger.post_row_write(rows.shape[0], rows[0].numel(), note="class-embedding rows")
+    report["learn.write_bits"] = bits + row_bits
     report["learn.write_energy_j"] = ledger.joules("write") - before
     ledger.post_training(learn_params, learn_steps, note="learn")
     samples = judge.stage("4_learn", model, classes)

@@ -339,10 +339,9 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
                                        replay, data.val.of_classes([*keep, new]), config.enroll)
     finally:
         model.head.train_rows(None)
-    row_bits = (model.head.in_features + 1) * 32
     before = ledger.joules("write")
     bits = hybrid.commit_adapter(model, f"enroll_{new}", "potentiate")
-    ledger.post_sram_write(row_bits, note="readout row")
+    row_bits = ledger.post_row_write(1, model.head.in_features + 1, note="readout row")
     enroll_params = sum(p.numel() for p in params) + model.head.in_features + 1
     ledger.post_training(enroll_params, enroll_fit.steps, note="enroll")
     after_logits = predict_logits(model, test_keep.x)
