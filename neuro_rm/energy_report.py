@@ -18,6 +18,7 @@ from torch import nn
 from neuro_rm import layers as hybrid
 from neuro_rm import work
 from neuro_rm.energy import ADAM_MACS, DEFAULT_NODE, NODES, EnergyModel, Ledger
+from neuro_rm.gpu_energy import GpuUnavailable, measure_inference
 from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.work import PassWork, TrainingWork, backward_of
 
@@ -64,6 +65,22 @@ GPU_ASSUMPTIONS = {
 }
 
 
+def nvml_assumptions(model: nn.Module | None, x: torch.Tensor, batches: tuple[int, ...] = (1, 128)) -> tuple[dict[str, GpuAssumption], str]:
+    """GPU assumptions measured here through NVML (``gpu_nvml_b<batch>``), and a status line; none, with
+    the reason, on a machine without a CUDA GPU."""
+    if model is None:
+        return {}, "skipped: no digital model to run on the GPU"
+    try:
+        runs = [measure_inference(model, x, batch) for batch in batches]
+    except GpuUnavailable as error:
+        return {}, f"skipped: {error}"
+    found = {f"gpu_nvml_b{m.batch}": GpuAssumption(
+        f"gpu_nvml_b{m.batch}", f"GPU as measured here, batch {m.batch} (NVML)",
+        f"NVML energy counter, {m.device}, {m.date}: {m.j_per_inference:.3g} J per inference (dynamic)",
+        j_per_inference=m.j_per_inference, batch=m.batch) for m in runs}
+    return found, "measured: " + "; ".join(g.source for g in found.values())
+
+
 def chip_training_j(record: TrainingWork, energy: EnergyModel) -> float:
     """Joules of one training record on the hybrid chip at ``energy``'s node: forward and backward passes
     (arrays, DAC/ADC, adapters and digital layers), validation passes, Adam's state traffic in SRAM."""
@@ -94,6 +111,26 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else math.nan
 
 
+def inference_keys(inference: PassWork, gpus: dict[str, GpuAssumption] | None = None) -> dict[str, object]:
+    """Joules per sample of one measured pass, on the chip at every node (hybrid, branches merged) and on
+    every GPU assumption, and their ratios: ``energy.<node>.<gpu>.inference_energy_ratio`` (GPU / hybrid)."""
+    if inference.samples < 1:
+        raise ValueError("the energy figures need a measured inference pass over at least one sample")
+    gpus = GPU_ASSUMPTIONS if gpus is None else gpus
+    out: dict[str, object] = {"energy.node": DEFAULT_NODE, "energy.gpu_assumptions": {g.name: g.source for g in gpus.values()}}
+    for gpu in gpus.values():
+        out[f"energy.gpu.{gpu.name}.inference_j_per_sample"] = gpu.inference_j(inference, EnergyModel()) / inference.samples
+    for node in NODES:
+        energy, prefix = EnergyModel.for_node(node), f"energy.{node}"
+        hybrid_j = inference_j(inference, energy, "hybrid") / inference.samples
+        analog_j = inference_j(inference, energy, "analog") / inference.samples
+        out[f"{prefix}.inference_j_per_sample.hybrid"], out[f"{prefix}.inference_j_per_sample.analog"] = hybrid_j, analog_j
+        for gpu in gpus.values():
+            out[f"{prefix}.{gpu.name}.inference_energy_ratio"] = _ratio(out[f"energy.gpu.{gpu.name}.inference_j_per_sample"], hybrid_j)
+            out[f"{prefix}.{gpu.name}.inference_energy_ratio_vs_analog"] = _ratio(analog_j, hybrid_j)
+    return out
+
+
 def task_energy(
     records: list[TrainingWork],
     stages: dict[str, str],
@@ -108,41 +145,30 @@ def task_energy(
 
     ``lora_stage`` / ``full_stage`` name the stages the paper compares: a LoRA step (its branch written
     to SRAM, ``lora_write``) against a full fine-tune whose weights are then reprogrammed (``full_write``).
+    The full fine-tune runs on the chip's digital unit (``training_energy_ratio_on_chip``) or on the GPU
+    (``<gpu>.training_energy_ratio``); the LoRA step always on the chip.
     """
-    if inference.samples < 1:
-        raise ValueError("task_energy needs a measured inference pass over at least one sample")
     gpus = GPU_ASSUMPTIONS if gpus is None else gpus
     grouped = stage_records(records, stages)
     for stage in (lora_stage, full_stage):
         if not grouped.get(stage):
-            raise ValueError(f"task_energy: no training record of stage {stage!r}; recorded: {[r.description for r in records]}")
-    out: dict[str, object] = {"energy.node": DEFAULT_NODE, "energy.gpu_assumptions": {g.name: g.source for g in gpus.values()}}
+            raise ValueError(f"no training record of stage {stage!r}; recorded: {[r.description for r in records]}")
+    out = inference_keys(inference, gpus)
+    default = EnergyModel()
+    for gpu in gpus.values():
+        for stage, rs in grouped.items():
+            out[f"energy.gpu.{gpu.name}.training_j.{stage}"] = math.fsum(gpu.training_j(r, default) for r in rs)
     for node in NODES:
-        energy = EnergyModel.for_node(node)
+        energy, prefix = EnergyModel.for_node(node), f"energy.{node}"
         train = {stage: math.fsum(chip_training_j(r, energy) for r in rs) for stage, rs in grouped.items()}
-        hybrid_j = inference_j(inference, energy, "hybrid") / inference.samples
-        analog_j = inference_j(inference, energy, "analog") / inference.samples
         lora_w, full_w = lora_write.write_joules(energy), full_write.write_joules(energy)
-        prefix = f"energy.{node}"
         out |= {f"{prefix}.training_j.{stage}": joules for stage, joules in train.items()}
-        out[f"{prefix}.inference_j_per_sample.hybrid"] = hybrid_j
-        out[f"{prefix}.inference_j_per_sample.analog"] = analog_j
         out[f"{prefix}.write_j.lora"], out[f"{prefix}.write_j.full_reprogram"] = lora_w, full_w
         out[f"{prefix}.training_energy_ratio_on_chip"] = _ratio(train[full_stage] + full_w, train[lora_stage] + lora_w)
         for gpu in gpus.values():
-            gpu_infer = gpu.inference_j(inference, energy) / inference.samples
-            gpu_full = math.fsum(gpu.training_j(r, energy) for r in grouped[full_stage])
-            keys = {
-                "write_energy_ratio": _ratio(full_w, lora_w),
-                "inference_energy_ratio": _ratio(gpu_infer, hybrid_j),
-                "inference_energy_ratio_vs_analog": _ratio(analog_j, hybrid_j),
-                "training_energy_ratio": _ratio(gpu_full + full_w, train[lora_stage] + lora_w),
-            }
-            out |= {f"{prefix}.{gpu.name}.{key}": value for key, value in keys.items()}
-            if node == DEFAULT_NODE:
-                out[f"energy.gpu.{gpu.name}.inference_j_per_sample"] = gpu_infer
-                for stage, rs in grouped.items():
-                    out[f"energy.gpu.{gpu.name}.training_j.{stage}"] = math.fsum(gpu.training_j(r, energy) for r in rs)
+            gpu_full = out[f"energy.gpu.{gpu.name}.training_j.{full_stage}"]
+            out[f"{prefix}.{gpu.name}.write_energy_ratio"] = _ratio(full_w, lora_w)
+            out[f"{prefix}.{gpu.name}.training_energy_ratio"] = _ratio(gpu_full + full_w, train[lora_stage] + lora_w)
         if node == DEFAULT_NODE:
             out |= {f"energy.training_j.{stage}": joules for stage, joules in train.items()}
     out |= {f"energy.training_steps.{stage}": sum(r.steps for r in rs) for stage, rs in grouped.items()}
@@ -158,17 +184,22 @@ def demo_energy(
     full_write: Ledger,
     lora_stage: str,
     full_stage: str,
+    gpu_model: nn.Module | None = None,
 ) -> dict[str, object]:
     """What every demo calls at its end, under its ``work.metered`` run: ``task_energy`` of the stages
     recorded so far, one inference pass over ``x`` measured on ``model``, and the headline keys the
-    demos reported before (default node, peak-FLOP GPU)."""
+    demos reported before (default node, peak-FLOP GPU).  ``gpu_model`` (the digital network) is run
+    on a GPU through NVML when there is one."""
     meter = work.active_meter()
     if meter is None:
         raise RuntimeError("demo_energy needs the demo to run under work.metered (no training was recorded)")
     inference = work.measure(lambda: predict_logits(model, x))
     lora = Ledger()
     lora.post_sram_write(lora_write_bits, note=lora_stage)
-    keys = task_energy(meter.records, stages, inference, lora, full_write, lora_stage, full_stage)
+    measured, status = nvml_assumptions(gpu_model, x)
+    keys = task_energy(meter.records, stages, inference, lora, full_write, lora_stage, full_stage,
+                       GPU_ASSUMPTIONS | measured)
+    keys["energy.gpu_nvml"] = status
     node = f"energy.{DEFAULT_NODE}"
     keys["energy.inference_j_per_sample"] = {"hybrid": keys[f"{node}.inference_j_per_sample.hybrid"],
                                              "analog": keys[f"{node}.inference_j_per_sample.analog"],
@@ -181,20 +212,31 @@ def demo_energy(
 # ---------------------------------------------------------------------- README table
 # What explains a gap between the paper's ratio and ours, per ratio (named in the table).
 EXPLAINS = {
-    "write_energy_ratio": "node of the SRAM vs device-set RM pulse energy (SRAM scales with the node, RM pulses do not)",
-    "inference_energy_ratio": "GPU assumption (peak FLOP vs measured per-inference energy) and the node of the digital branches",
-    "training_energy_ratio": "joules of training counted (forward+backward through arrays, Adam in SRAM) vs the paper's parameter count",
+    "training_cost_ratio": "none: the same measure (trainable parameters, full / LoRA), node- and GPU-independent",
+    "training_energy_ratio": "joules counted (forward + backward through arrays and branches, Adam in SRAM; the full "
+                             "fine-tune on the GPU) where the paper counts parameters; the GPU assumption dominates",
+    "write_energy_ratio": "the node: SRAM writes scale with it (C·V²), RM pulses (V·I·t) do not",
+    "inference_energy_ratio": "the GPU assumption (peak FLOP vs measured per inference) and the node of the "
+                              "digital branches and ADCs",
 }
 
 
-def readme_table(report: dict[str, object], paper: dict[str, float], task: str) -> str:
-    """A markdown table: each ratio under each node × GPU assumption, the paper's beside it."""
-    gpus = sorted({key.split(".")[2] for key in report if key.startswith(f"energy.{DEFAULT_NODE}.gpu_")})
+def readme_table(tasks: dict[str, tuple[dict[str, object], dict[str, float]]]) -> str:
+    """A markdown table: each task's ratios under each node × GPU assumption, the paper's beside them.
+
+    ``tasks`` maps a task name to (its report's keys, the paper's ratios by ratio name)."""
+    gpus = sorted({key.split(".")[2] for report, _ in tasks.values() for key in report
+                   if key.startswith(f"energy.{DEFAULT_NODE}.gpu_")})
     head = ["ratio", "paper", *[f"{node} · {gpu}" for node in NODES for gpu in gpus], "what explains the difference"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for ratio, why in EXPLAINS.items():
-        cells = [_cell(report.get(f"energy.{node}.{gpu}.{ratio}")) for node in NODES for gpu in gpus]
-        rows.append("| " + " | ".join([f"{task}: `{ratio}`", _cell(paper.get(ratio)), *cells, why]) + " |")
+    for task, (report, paper) in tasks.items():
+        for ratio, why in EXPLAINS.items():
+            if ratio == "training_cost_ratio":
+                cells = [_cell(report.get("energy.training_cost_ratio"))] * (len(NODES) * len(gpus))
+            else:
+                cells = [_cell(report.get(f"energy.{node}.{gpu}.{ratio}")) for node in NODES for gpu in gpus]
+            if any(c != "—" for c in cells):
+                rows.append("| " + " | ".join([f"{task}: `{ratio}`", _cell(paper.get(ratio)), *cells, why]) + " |")
     return "\n".join(rows)
 
 

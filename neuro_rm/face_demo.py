@@ -23,15 +23,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
+from neuro_rm import work
 from neuro_rm.auth import AdapterConfig
 from neuro_rm.data.faces import Faces, load_faces
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import backward_transfer, per_class_accuracy, predict_logits
-from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc, reprogram_from
+from neuro_rm.learning.report import accuracy_on, membership_auc, reprogram_from
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig, unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
@@ -245,6 +247,7 @@ def _revoke(model: nn.Module, forget: int, keep: list[int], data: FaceSplits, co
     return revoked, fit.best_score, sum(p.numel() for p in params), fit.steps
 
 
+@work.metered
 def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]:
     """Pretrain → deploy → forget → add, with both baselines, on ready-made splits; a flat report.
 
@@ -357,11 +360,11 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
     current = data.test.of_classes([*keep, new])
-    per_sample = inference_energy(model, current.x, model.head.in_features * model.head.n_classes, ledger.energy)
-    report["energy.inference_j_per_sample"] = per_sample
-    report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
+    stages = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
+              "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
+    report |= demo_energy(stages, model, current.x, report["revoke.write_bits"], full_ledger, "revoke", "baseline_full",
+                          gpu_model=digital)
     report["energy.inference_energy_ratio"] = report["energy.inference_energy_ratio_vs_gpu"]
-    report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
     report["energy.rm_write_cycles_lora"] = 0
     return report
 

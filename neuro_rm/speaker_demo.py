@@ -319,7 +319,7 @@ def run_speaker_demo(
     report["energy.erase_write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.erase.write_energy_j"]
     report["energy.erase_write_pulse_ratio"] = report["baseline_full.write_pulses"] / max(report["revoke.erase.write_pulses"], 1)
     report |= demo_energy(STAGES, auth.model, current.x, report["revoke.suspend.write_bits"], full_ledger,
-                          "revoke_suspend", "baseline_full")
+                          "revoke_suspend", "baseline_full", gpu_model=digital)
     report["seconds"] = time.perf_counter() - start
     report["reference"] = REFERENCE
     if out_dir is not None:

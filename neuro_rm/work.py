@@ -142,7 +142,7 @@ class WorkMeter:
             return
         if self._depth == 1 and args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0:
             self._target().samples += args[0].shape[0]
-        if isinstance(module, HybridLayer):
+        if isinstance(module, HybridLayer) and not module.crossbar.calibrating:  # calibration is set-up, as in layers
             x = args[0].detach()
             binary = bool(((x == 0) | (x == 1)).all())
             self._before[id(module)] = (module.crossbar.counts.as_tuple(), dict(module.digital_macs), module.sram_bits_read, binary)
@@ -193,14 +193,20 @@ def active_meter() -> WorkMeter | None:
 
 
 def metered(run: Callable[P, R]) -> Callable[P, R]:
-    """Run ``run`` under a WorkMeter (its own, unless one is active), so its training stages are counted."""
+    """Run ``run`` under a WorkMeter (its own, unless one is active); while it runs, the meter's
+    ``records`` are the training records of this call only (a lifecycle run once per fold sees its own)."""
 
     @functools.wraps(run)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if _ACTIVE.get() is not None:
+        meter = _ACTIVE.get()
+        if meter is None:
+            with WorkMeter():
+                return run(*args, **kwargs)
+        outer, meter.records = meter.records, []
+        try:
             return run(*args, **kwargs)
-        with WorkMeter():
-            return run(*args, **kwargs)
+        finally:
+            meter.records = outer + meter.records
 
     return wrapper
 
