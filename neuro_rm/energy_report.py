@@ -215,7 +215,8 @@ EXPLAINS = {
     "training_cost_ratio": "none: the same measure (trainable parameters, full / LoRA), node- and GPU-independent",
     "training_energy_ratio": "joules counted (forward + backward through arrays and branches, Adam in SRAM; the full "
                              "fine-tune on the GPU) where the paper counts parameters; the GPU assumption dominates",
-    "write_energy_ratio": "the node: SRAM writes scale with it (C·V²), RM pulses (V·I·t) do not",
+    "write_energy_ratio": "the node (SRAM writes and the verify reads' ADC scale with C·V², RM pulses V·I·t do not) "
+                          "and the verify reads of every cell that reprogramming pays",
     "inference_energy_ratio": "the GPU assumption (peak FLOP vs measured per inference) and the node of the "
                               "digital branches and ADCs",
 }
@@ -225,8 +226,8 @@ def readme_table(tasks: dict[str, tuple[dict[str, object], dict[str, float]]]) -
     """A markdown table: each task's ratios under each node × GPU assumption, the paper's beside them.
 
     ``tasks`` maps a task name to (its report's keys, the paper's ratios by ratio name)."""
-    gpus = sorted({key.split(".")[2] for report, _ in tasks.values() for key in report
-                   if key.startswith(f"energy.{DEFAULT_NODE}.gpu_")})
+    found = {key.split(".")[2] for report, _ in tasks.values() for key in report if key.startswith(f"energy.{DEFAULT_NODE}.gpu_")}
+    gpus = [g for g in GPU_ASSUMPTIONS if g in found] + sorted(found - set(GPU_ASSUMPTIONS))
     head = ["ratio", "paper", *[f"{node} · {gpu}" for node in NODES for gpu in gpus], "what explains the difference"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task, (report, paper) in tasks.items():
