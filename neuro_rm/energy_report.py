@@ -241,6 +241,19 @@ def readme_table(tasks: dict[str, tuple[dict[str, object], dict[str, float]]]) -
     return "\n".join(rows)
 
 
+def stage_table(report: dict[str, object]) -> str:
+    """A markdown table of one task's training joules per stage: on the chip at each node, on each GPU."""
+    stages = [key.removeprefix("energy.training_j.") for key in report if key.startswith("energy.training_j.")]
+    gpus = sorted({key.split(".")[2] for key in report if key.startswith("energy.gpu.") and ".training_j." in key})
+    head = ["stage", "steps", *[f"chip {node}" for node in NODES], *gpus]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage in stages:
+        cells = [f"{report[f'energy.{node}.training_j.{stage}']:.3g} J" for node in NODES]
+        cells += [f"{report[f'energy.gpu.{gpu}.training_j.{stage}']:.3g} J" for gpu in gpus]
+        rows.append("| " + " | ".join([f"`{stage}`", str(report.get(f"energy.training_steps.{stage}", "")), *cells]) + " |")
+    return "\n".join(rows)
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "—"

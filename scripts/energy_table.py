@@ -1,4 +1,4 @@
-"""Print the README's energy table from the demos' JSON: the paper's ratios beside ours, per node × GPU assumption.
+"""Print the README's energy tables from the demos' JSON: ratios beside the paper's, joules per stage.
 
     neuro-rm energy --json > speaker.json                     # or a speaker demo's report.json
     neuro-rm face-demo --model cnn --json --out FOLDER        # FOLDER/face_demo_cnn.json
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from neuro_rm.energy_report import readme_table
+from neuro_rm.energy_report import readme_table, stage_table
 from neuro_rm.face_demo import PAPER as FACE_PAPER
 from neuro_rm.speaker_demo import REFERENCE as SPEAKER_REFERENCE
 
@@ -36,6 +36,9 @@ def main() -> None:
     if not tasks:
         parser.error("give --speaker and/or --face")
     print(readme_table(tasks))
+    for task, (report, _) in tasks.items():
+        print(f"\nTraining joules per stage, {task} task:\n")
+        print(stage_table(report))
 
 
 if __name__ == "__main__":
