@@ -134,7 +134,7 @@ def inference_keys(inference: PassWork, gpus: dict[str, GpuAssumption] | None = 
 def task_energy(
     records: list[TrainingWork],
     stages: dict[str, str],
-    inference: PassWork,
+    inference: PassWork | None,
     lora_write: Ledger,
     full_write: Ledger,
     lora_stage: str,
@@ -146,14 +146,18 @@ def task_energy(
     ``lora_stage`` / ``full_stage`` name the stages the paper compares: a LoRA step (its branch written
     to SRAM, ``lora_write``) against a full fine-tune whose weights are then reprogrammed (``full_write``).
     The full fine-tune runs on the chip's digital unit (``training_energy_ratio_on_chip``) or on the GPU
-    (``<gpu>.training_energy_ratio``); the LoRA step always on the chip.
+    (``<gpu>.training_energy_ratio``); the LoRA step always on the chip.  Without an ``inference`` pass
+    (a task with no per-sample inference to measure) the inference keys are left out.
     """
     gpus = GPU_ASSUMPTIONS if gpus is None else gpus
     grouped = stage_records(records, stages)
     for stage in (lora_stage, full_stage):
         if not grouped.get(stage):
             raise ValueError(f"no training record of stage {stage!r}; recorded: {[r.description for r in records]}")
-    out = inference_keys(inference, gpus)
+    if inference is not None:
+        out = inference_keys(inference, gpus)
+    else:
+        out = {"energy.node": DEFAULT_NODE, "energy.gpu_assumptions": {g.name: g.source for g in gpus.values()}}
     default = EnergyModel()
     for gpu in gpus.values():
         for stage, rs in grouped.items():
@@ -178,8 +182,8 @@ def task_energy(
 
 def demo_energy(
     stages: dict[str, str],
-    model: nn.Module,
-    x: torch.Tensor,
+    model: nn.Module | None,
+    x: torch.Tensor | None,
     lora_write_bits: int,
     full_write: Ledger,
     lora_stage: str,
@@ -189,13 +193,15 @@ def demo_energy(
     """What every demo calls at its end, under its ``work.metered`` run: ``task_energy`` of the stages
     recorded so far, one inference pass over ``x`` measured on ``model``, and the headline keys the
     demos reported before (default node, peak-FLOP GPU).  ``gpu_model`` (the digital network) is run
-    on a GPU through NVML when there is one."""
+    on a GPU through NVML when there is one.  ``model=None``: no inference pass (training and writes only)."""
     meter = work.active_meter()
     if meter is None:
         raise RuntimeError("demo_energy needs the demo to run under work.metered (no training was recorded)")
-    inference = work.measure(lambda: predict_logits(model, x))
     lora = Ledger()
     lora.post_sram_write(lora_write_bits, note=lora_stage)
+    if model is None:
+        return task_energy(meter.records, stages, None, lora, full_write, lora_stage, full_stage)
+    inference = work.measure(lambda: predict_logits(model, x))
     measured, status = nvml_assumptions(gpu_model, x)
     keys = task_energy(meter.records, stages, inference, lora, full_write, lora_stage, full_stage,
                        GPU_ASSUMPTIONS | measured)
