@@ -41,7 +41,6 @@ class PassWork:
     trained_adapter_macs: dict[str, int] = field(default_factory=dict)  # of hybrid.digital_macs: adapters that train
     digital_macs: int = 0  # plain digital layers (fp32)
     trained_digital_macs: int = 0  # of those: layers whose weights train (backward adds weight gradients)
-    frozen_base_logical_macs: int = 0  # of hybrid.logical_macs: all of them (cells never train in place)
     digital_sram_bits: int = 0  # plain digital layers' weights read once per call
     samples: int = 0  # inputs of the outermost module calls
 
@@ -49,23 +48,6 @@ class PassWork:
     def gpu_macs(self) -> int:
         """Every MAC as a digital processor (a GPU) would do it."""
         return self.hybrid.logical_macs + self.hybrid.adapter_macs + self.digital_macs
-
-    def add(self, other: PassWork) -> None:
-        h, o = self.hybrid, other.hybrid
-        h.analog = h.analog + o.analog
-        h.logical_macs += o.logical_macs
-        h.sram_bits_read += o.sram_bits_read
-        for key, value in o.digital_macs.items():
-            _add(h.digital_macs, key, value)
-        for key, value in o.dac_by_bits.items():
-            _add(h.dac_by_bits, key, value)
-        for key, value in other.trained_adapter_macs.items():
-            _add(self.trained_adapter_macs, key, value)
-        self.digital_macs += other.digital_macs
-        self.trained_digital_macs += other.trained_digital_macs
-        self.frozen_base_logical_macs += other.frozen_base_logical_macs
-        self.digital_sram_bits += other.digital_sram_bits
-        self.samples += other.samples
 
 
 def backward_of(forward: PassWork, error_bits: int = 8) -> PassWork:
@@ -85,7 +67,7 @@ def backward_of(forward: PassWork, error_bits: int = 8) -> PassWork:
     _add(back.dac_by_bits, error_bits, h.analog.adc_conversions)
     for precision, macs in h.digital_macs.items():
         _add(back.digital_macs, precision, macs + f.trained_adapter_macs.get(precision, 0))
-    return PassWork(back, {}, f.digital_macs + f.trained_digital_macs, 0, h.logical_macs, f.digital_sram_bits, 0)
+    return PassWork(back, {}, f.digital_macs + f.trained_digital_macs, 0, f.digital_sram_bits, 0)
 
 
 @dataclass
@@ -170,9 +152,7 @@ class WorkMeter:
         delta = OpCounts(*(a - b for a, b in zip(layer.crossbar.counts.as_tuple(), counts, strict=True)))
         h = target.hybrid
         h.analog = h.analog + delta
-        logical = delta.vectors * layer.crossbar.in_features * layer.crossbar.out_features
-        h.logical_macs += logical
-        target.frozen_base_logical_macs += logical
+        h.logical_macs += delta.vectors * layer.crossbar.in_features * layer.crossbar.out_features
         h.sram_bits_read += layer.sram_bits_read - sram
         bits = 1 if binary else (layer.crossbar.config.dac_bits or 1)
         _add(h.dac_by_bits, bits, delta.dac_conversions)
