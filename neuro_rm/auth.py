@@ -197,8 +197,10 @@ class SpeakerAuthenticator:
         hybrid.activate_adapter(self.model, name)
         return params
 
-    def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int, **extra: object) -> OperationReport:
-        bits = hybrid.commit_adapter(self.model, adapter, kind)
+    def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int,
+                row_bits: int = 0, **extra: object) -> OperationReport:
+        """Commit the branch (its bits at its precision) beside ``row_bits`` of readout rows already posted."""
+        bits = hybrid.commit_adapter(self.model, adapter, kind) + row_bits
         extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_j_per_bit, **extra}
         self.ledger.post_training(trainable, result.steps, note=f"{action} {speaker or ''}".strip())
         report = OperationReport(action, speaker, result, trainable, self.holdout_accuracy(), dict(extra))
@@ -251,8 +253,7 @@ class SpeakerAuthenticator:
             erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{rec.label}", f"erase {name}")
             self._forget_record(rec)
-            head_bits = len(keep) * (self.model.head.in_features + 1) * 32
-            self.ledger.post_sram_write(head_bits, note=f"erase {name}: readout rows")
+            head_bits = self.ledger.post_row_write(len(keep), self.model.head.in_features + 1, note=f"erase {name}: readout rows")
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
@@ -302,7 +303,8 @@ class SpeakerAuthenticator:
         self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
         self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
         trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
-        return self._finish("enroll", name, branch, "potentiate", result, trainable)
+        row_bits = self.ledger.post_row_write(1, self.model.head.in_features + 1, note=f"enroll {name}: readout row")
+        return self._finish("enroll", name, branch, "potentiate", result, trainable, row_bits)
 
     def restore(
         self,

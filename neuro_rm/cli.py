@@ -279,6 +279,27 @@ def cmd_diffusion_demo(args: argparse.Namespace) -> None:
     _emit(report, args.json, render_report)
 
 
+def cmd_energy(args: argparse.Namespace) -> None:
+    from neuro_rm import energy_report, work
+
+    if args.state is not None:  # a saved state: its inference, counted on its holdout buffer, priced every way
+        with _key_file(args.key_file):
+            auth = SpeakerAuthenticator.load(args.state)
+        if not auth.deployed:
+            raise ValueError(f"{args.state} is not deployed yet: run neuro-rm deploy --state {args.state} first")
+        holdout = auth.buffers.holdout.of_classes(auth.active_labels)
+        result = energy_report.inference_keys(work.measure(lambda: predict_logits(auth.model, holdout.x)))
+    else:  # the speaker lifecycle, run here: every stage's training joules, writes and inference
+        from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+        splits = _splits(args.data, args.speakers)
+        data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
+        config = DemoConfig(seed=args.seed)
+        report = run_speaker_demo(data, fast(config) if args.fast else config, args.out, progress=not args.json)
+        result = {key: value for key, value in report.items() if key.startswith("energy.")}
+    _emit(result, args.json)
+
+
 def render_demo(report: dict) -> str:
     reference = report.get("reference", {})
     rows = [("step", "metric", "measured", "reference")]
@@ -390,6 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "stylized generation: learn 6 styles, forget 2 and learn 4 new ones with LoRA on a crossbar DiT")
     p.add_argument("--out", type=Path, default=Path("runs/diffusion"), help="folder for sample grids and diffusion_demo.json")
     p.add_argument("--fast", action="store_true", help="tiny sizes, a few steps: a smoke run, not results")
+
+    p = command("energy", cmd_energy, "energy ratios of the speaker task under every technology node and GPU "
+                "assumption, and the joules of every training stage", data=True)
+    p.add_argument("--state", type=Path, default=None,
+                   help="price a saved, deployed state's inference instead of running the lifecycle")
+    p.add_argument("--key-file", type=Path, default=None, help=f"key that signs the state (default: ${KEY_ENV})")
+    p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
+    p.add_argument("--out", type=Path, default=None, help="folder for the lifecycle's plots, report and state")
+    p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
 
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)

@@ -14,18 +14,54 @@ from dataclasses import asdict, dataclass, fields, replace
 
 PJ = 1e-12
 
-# Scaling of digital energies from 45 nm / 0.9 V to 180 nm / 1.8 V under constant-field rules:
-# switched capacitance grows with feature size (x4) and energy with V^2 (x4).  An estimate, stated as such.
-SCALE_45NM_TO_180NM = (180 / 45) * (1.8 / 0.9) ** 2
+
+@dataclass(frozen=True)
+class TechNode:
+    """A CMOS technology node: feature size and supply, for scaling every CMOS energy of the chip.
+
+    Scaling rule (dynamic energy E = C·V²): switched capacitance grows in proportion to feature size,
+    so E(node) = E(45 nm) · (L / 45 nm) · (V / 0.9 V)².  It applies to every CMOS constant of the hybrid
+    chip alike (digital MACs, SRAM, ADC, DAC), never to the resistive cells (device physics) nor to the
+    GPU (its own datasheet).  A first-order estimate, stated as such: leakage and wire energy are left out.
+    """
+
+    name: str
+    feature_nm: float
+    vdd: float
+    source: str
+
+    def scale(self) -> float:
+        """Energy factor from the 45 nm / 0.9 V reference (Horowitz's node) to this node."""
+        return (self.feature_nm / 45.0) * (self.vdd / 0.9) ** 2
+
+
+NODES = {
+    # Horowitz ISSCC 2014 measured his table at 45 nm, 0.9 V: the reference, factor 1.
+    "45nm": TechNode("45nm", 45, 0.9, "Horowitz, ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V)"),
+    # 180 nm at 1.8 V: the mature CMOS of 1T1R TaOx test chips such as the paper's periphery.
+    "180nm": TechNode("180nm", 180, 1.8, "nominal supply of 180 nm CMOS (1.8 V core devices)"),
+    # 22 nm at 0.8 V: a current embedded-RRAM logic node (e.g. 22FFL eRRAM, Intel ISSCC 2019 / TSMC 22ULL).
+    "22nm": TechNode("22nm", 22, 0.8, "nominal supply of 22 nm embedded-RRAM logic processes (0.8 V)"),
+}
+DEFAULT_NODE = "45nm"
+# Adam's update per parameter: m ← β1·m + (1−β1)·g (2 mul, 1 add), v ← β2·v + (1−β2)·g² (3 mul, 1 add),
+# w ← w − lr·m̂ / (√v̂ + ε) (sqrt, add, divide, multiply-subtract); counted as 8 multiply-accumulates.
+ADAM_MACS = 8
+# Kept for callers of the 180 nm preset: (180/45)·(1.8/0.9)² = 16.
+SCALE_45NM_TO_180NM = NODES["180nm"].scale()
+# The CMOS constants of EnergyModel, all given at 45 nm and scaled together by TechNode.scale().
+CMOS_FIELDS = ("adc_fom_j_per_step", "dac_unit_j", "mac_fp32_j", "mac_fp16_j", "mac_int8_j",
+               "sram_read_j_per_bit", "sram_write_j_per_bit")
 
 
 @dataclass(frozen=True)
 class EnergyModel:
     """Per-operation energies and times.  Every default names its source; override any of them.
 
-    Digital defaults are Horowitz's 45 nm figures (M. Horowitz, "Computing's energy problem (and what
-    we can do about it)", ISSCC 2014, Fig. 1.1.9); ``cmos_180nm()`` scales them to the 180 nm node
-    the paper's periphery would use.
+    Every CMOS constant (``CMOS_FIELDS``) is given at 45 nm, Horowitz's node (M. Horowitz, "Computing's
+    energy problem (and what we can do about it)", ISSCC 2014, Fig. 1.1.9); ``for_node`` scales them all
+    by one ``TechNode`` so that the whole hybrid chip (RM periphery, SRAM, digital MACs) sits at one node.
+    ``node`` names the node the constants are at.
     """
 
     # --- resistive memory (the paper does not publish per-pulse figures; these are derived estimates)
@@ -37,10 +73,15 @@ class EnergyModel:
     # t = 10 ns.  Used for both verify reads and in-array multiply-accumulates.
     rm_cell_read_j: float = 0.2**2 * 50e-6 * 10e-9
     rm_read_s: float = 10e-9
-    # ADC: Walden figure of merit 50 fJ per conversion step, a mid-range value for SAR ADCs in mature
-    # CMOS in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.
+    # ADC: Walden figure of merit 50 fJ per conversion step, a mid-range (not frontier) value for SAR
+    # ADCs in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.  Taken at 45 nm.
     adc_fom_j_per_step: float = 50e-15
     adc_bits: int = 8
+    # DAC: a binary-weighted capacitive DAC switches on average ∝ 2^bits·C_u·V² per conversion (Saberi et
+    # al., "Analysis of power consumption and linearity in capacitive DACs used in SAR ADCs", IEEE TCAS-I
+    # 58(8), 2011); C_u = 1 fF (a matching-limited unit capacitor, an assumption) at V = 0.9 V (45 nm).
+    # A binary (spike) input needs one level: a 1-bit row driver, 2·C_u·V².
+    dac_unit_j: float = 1e-15 * 0.9**2
     # --- digital (Horowitz ISSCC 2014, 45 nm): fp32 multiply 3.7 pJ + add 0.9 pJ; fp16 1.1 + 0.4 pJ;
     # int8 multiply 0.2 pJ + int32 add 0.1 pJ (accumulating in 32 bits).
     mac_fp32_j: float = (3.7 + 0.9) * PJ
@@ -52,9 +93,14 @@ class EnergyModel:
     # --- GPU: NVIDIA A100 SXM datasheet, 312 TFLOP/s dense FP16 tensor at 400 W → 400 / 156e12 J per
     # MAC.  Peak utilisation, so this favours the GPU.
     gpu_mac_j: float = 400 / 156e12
+    node: str = DEFAULT_NODE
 
     def __post_init__(self) -> None:
+        if self.node not in NODES:
+            raise ValueError(f"EnergyModel.node must be one of {sorted(NODES)}, got {self.node!r}")
         for f in fields(self):
+            if f.name == "node":
+                continue
             value = getattr(self, f.name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"EnergyModel.{f.name} must be a finite number >= 0, got {value}")
@@ -62,18 +108,28 @@ class EnergyModel:
             raise ValueError(f"EnergyModel.adc_bits must be >= 1, got {self.adc_bits}")
 
     @classmethod
+    def for_node(cls, node: str = DEFAULT_NODE, **overrides: float) -> EnergyModel:
+        """The default constants with every CMOS one (``CMOS_FIELDS``) scaled to ``node`` (see ``TechNode``)."""
+        if node not in NODES:
+            raise ValueError(f"unknown technology node {node!r}; presets: {sorted(NODES)}")
+        base, factor = cls(), NODES[node].scale()
+        scaled = {name: getattr(base, name) * factor for name in CMOS_FIELDS}
+        return replace(base, **{**scaled, "node": node, **overrides})
+
+    @classmethod
     def cmos_180nm(cls, **overrides: float) -> EnergyModel:
-        """Digital and SRAM energies scaled from 45 nm to 180 nm by ``SCALE_45NM_TO_180NM`` (=16)."""
-        base = cls()
-        scaled = {
-            name: getattr(base, name) * SCALE_45NM_TO_180NM
-            for name in ("mac_fp32_j", "mac_fp16_j", "mac_int8_j", "sram_read_j_per_bit", "sram_write_j_per_bit")
-        }
-        return replace(base, **{**scaled, **overrides})
+        """The whole chip at 180 nm (``SCALE_45NM_TO_180NM`` = 16 on every CMOS constant)."""
+        return cls.for_node("180nm", **overrides)
 
     @property
     def adc_conversion_j(self) -> float:
         return self.adc_fom_j_per_step * 2**self.adc_bits
+
+    def dac_conversion_j(self, bits: int) -> float:
+        """One DAC conversion of a ``bits``-bit input (1: a binary row driver)."""
+        if bits < 1:
+            raise ValueError(f"DAC bits must be >= 1, got {bits}")
+        return self.dac_unit_j * 2**bits
 
     def mac_j(self, precision: str) -> float:
         """Digital MAC energy for an SRAM precision name (fp32, fp16, int8)."""
@@ -132,6 +188,25 @@ class Ledger:
     def post_sram_write(self, bits: int, note: str = "") -> None:
         self.post("write.sram", bits * self.energy.sram_write_j_per_bit, bits, note=note)
 
+    def post_row_write(self, rows: int, width: int, bits: int = 32, note: str = "") -> int:
+        """Rows of a digital table (readout rows with their bias, embedding rows) written to SRAM; every
+        task charges its row writes through here.  Returns the bits written."""
+        written = rows * width * bits
+        self.post_sram_write(written, note=note)
+        return written
+
+    def post_optimizer(self, updates: int, note: str = "") -> None:
+        """Adam's state traffic for ``updates`` parameter updates (trainable parameters × steps).
+
+        Per update: read weight, gradient, m and v, write weight, gradient, m and v, all fp32 in SRAM
+        (master weights stay fp32 whatever the adapters' storage precision), and ``ADAM_MACS`` fp32
+        operations of the update rule.
+        """
+        e = self.energy
+        self.post("train.sram_read", updates * 4 * 32 * e.sram_read_j_per_bit, updates * 4 * 32, note=note)
+        self.post("train.sram_write", updates * 4 * 32 * e.sram_write_j_per_bit, updates * 4 * 32, note=note)
+        self.post("train.digital_mac", updates * ADAM_MACS * e.mac_fp32_j, updates * ADAM_MACS, note=note)
+
     def post_inference(
         self,
         analog_macs: int = 0,
@@ -140,19 +215,30 @@ class Ledger:
         digital_precision: str = "fp32",
         sram_bits_read: int = 0,
         note: str = "",
+        dac_conversions: dict[int, int] | None = None,
+        phase: str = "infer",
     ) -> None:
+        """Compute work priced on the hybrid chip; ``phase`` is ``infer`` or ``train`` (its passes).
+
+        ``dac_conversions`` maps input bits to conversions (1 = binary inputs through a row driver).
+        """
+        if phase not in ("infer", "train"):
+            raise ValueError(f"compute phase must be 'infer' or 'train', got {phase!r}")
         e = self.energy
         if analog_macs:
-            self.post("infer.rm_mac", analog_macs * e.rm_cell_read_j, analog_macs, note=note)
+            self.post(f"{phase}.rm_mac", analog_macs * e.rm_cell_read_j, analog_macs, note=note)
         if adc_conversions:
-            self.post("infer.adc", adc_conversions * e.adc_conversion_j, adc_conversions, note=note)
+            self.post(f"{phase}.adc", adc_conversions * e.adc_conversion_j, adc_conversions, note=note)
+        for bits, conversions in sorted((dac_conversions or {}).items()):
+            if conversions:
+                self.post(f"{phase}.dac", conversions * e.dac_conversion_j(bits), conversions, note=f"{note} {bits}-bit".strip())
         if digital_macs:
-            self.post("infer.digital_mac", digital_macs * e.mac_j(digital_precision), digital_macs, note=note)
+            self.post(f"{phase}.digital_mac", digital_macs * e.mac_j(digital_precision), digital_macs, note=note)
         if sram_bits_read:
-            self.post("infer.sram_read", sram_bits_read * e.sram_read_j_per_bit, sram_bits_read, note=note)
+            self.post(f"{phase}.sram_read", sram_bits_read * e.sram_read_j_per_bit, sram_bits_read, note=note)
 
-    def post_gpu_inference(self, macs: int, note: str = "") -> None:
-        self.post("infer.gpu_mac", macs * self.energy.gpu_mac_j, macs, note=note)
+    def post_gpu_inference(self, macs: int, note: str = "", phase: str = "infer") -> None:
+        self.post(f"{phase}.gpu_mac", macs * self.energy.gpu_mac_j, macs, note=note)
 
     def post_training(self, trainable_params: int, steps: int, note: str = "") -> None:
         """Training cost as the paper counts it: trainable parameters, and parameter updates made."""
@@ -190,10 +276,20 @@ class Ledger:
             "write_pulses": self.count("write.rm_pulse"),
             "programming_seconds": self.seconds("write"),
             "inference_energy_j": self.joules("infer"),
+            "training_energy_j": self.joules("train"),
             "trainable_params": self.count("train.params"),
             "parameter_updates": self.count("train.updates"),
             "categories": self.by_category(),
         }
+
+    def write_joules(self, energy: EnergyModel) -> float:
+        """The write events re-priced under ``energy`` (another node): their counts times its unit prices."""
+        unit = {"write.rm_pulse": energy.rm_write_pulse_j, "write.rm_verify": energy.rm_cell_read_j + energy.adc_conversion_j,
+                "write.sram": energy.sram_write_j_per_bit}
+        unknown = {ev.category for ev in self._select("write")} - set(unit)
+        if unknown:
+            raise ValueError(f"cannot re-price write events {sorted(unknown)}")
+        return math.fsum(ev.count * unit[ev.category] for ev in self._select("write"))
 
     def ratio(self, other: Ledger, prefix: str, quantity: str = "joules") -> float:
         """How many times more ``other`` spent than this ledger on ``prefix`` (other / self)."""

@@ -23,15 +23,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
+from neuro_rm import work
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.data.faces import Faces, load_faces
 from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
+from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import backward_transfer, per_class_accuracy, predict_logits
-from neuro_rm.learning.report import accuracy_on, inference_energy, membership_auc
+from neuro_rm.learning.report import accuracy_on, membership_auc
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
@@ -250,6 +252,7 @@ def _revoke(model: nn.Module, forget: int, keep: list[int], data: FaceSplits, co
     return revoked, fit.best_score, sum(p.numel() for p in params), fit.steps
 
 
+@work.metered
 def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]:
     """Pretrain → deploy → forget → add, with both baselines, on ready-made splits; a flat report.
 
@@ -354,10 +357,9 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
                                        replay, data.val.of_classes([*keep, new]), config.enroll)
     finally:
         model.head.train_rows(None)
-    row_bits = (model.head.in_features + 1) * 32
     before = ledger.joules("write")
     bits = hybrid.commit_adapter(model, f"enroll_{new}", "potentiate")
-    ledger.post_sram_write(row_bits, note="readout row")
+    row_bits = ledger.post_row_write(1, model.head.in_features + 1, note="readout row")
     enroll_params = sum(p.numel() for p in params) + model.head.in_features + 1
     ledger.post_training(enroll_params, enroll_fit.steps, note="enroll")
     after_logits = predict_logits(model, test_keep.x)
@@ -374,11 +376,11 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
     current = data.test.of_classes([*keep, new])
-    per_sample = inference_energy(model, current.x, model.head.in_features * model.head.n_classes, ledger.energy)
-    report["energy.inference_j_per_sample"] = per_sample
-    report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
+    stages = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
+              "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
+    report |= demo_energy(stages, model, current.x, report["revoke.write_bits"], full_ledger, "revoke", "baseline_full",
+                          gpu_model=digital)
     report["energy.inference_energy_ratio"] = report["energy.inference_energy_ratio_vs_gpu"]
-    report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
     report["energy.rm_write_cycles_lora"] = 0
     return report
 

@@ -734,6 +734,7 @@ class ModelCounts:
     logical_macs: int = 0  # weight-level MACs of the bases (what a digital processor would do)
     digital_macs: dict[str, int] = field(default_factory=dict)
     sram_bits_read: int = 0
+    dac_by_bits: dict[int, int] = field(default_factory=dict)  # input bits → DAC conversions
 
     @property
     def adapter_macs(self) -> int:
@@ -749,6 +750,9 @@ def collect_counts(model: nn.Module) -> ModelCounts:
         for precision, macs in layer.digital_macs.items():
             counts.digital_macs[precision] = counts.digital_macs.get(precision, 0) + macs
         counts.sram_bits_read += layer.sram_bits_read
+        if c.dac_conversions:
+            bits = layer.crossbar.config.dac_bits or 1
+            counts.dac_by_bits[bits] = counts.dac_by_bits.get(bits, 0) + c.dac_conversions
     return counts
 
 
@@ -757,22 +761,28 @@ def reset_counts(model: nn.Module) -> None:
         layer.reset_counts()
 
 
-def post_inference(ledger: Ledger, counts: ModelCounts, mode: str = "hybrid", extra_digital_macs: int = 0) -> None:
-    """Post the inference work of ``counts`` as it would cost on one kind of hardware.
+def post_inference(
+    ledger: Ledger, counts: ModelCounts, mode: str = "hybrid", extra_digital_macs: int = 0, phase: str = "infer"
+) -> None:
+    """Post the work of ``counts`` as it would cost on one kind of hardware.
 
-    ``hybrid``: bases in the crossbars, adapters digital from SRAM (as measured).  ``analog``: the
-    same network with its adapters merged into the crossbars (no digital branch).  ``gpu``: every MAC
-    on a GPU.  ``extra_digital_macs`` covers digital layers outside the crossbars (heads), fp32.
+    ``hybrid``: bases in the crossbars (DAC, array, ADC), adapters digital from SRAM (as measured).
+    ``analog``: the same network with its adapters merged into the crossbars (no digital branch).
+    ``gpu``: every MAC on a GPU.  ``extra_digital_macs`` covers digital layers outside the crossbars
+    (heads), fp32.  ``phase="train"`` posts a training pass's work under ``train.*``.
     """
     if mode == "hybrid":
-        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, note="bases")
+        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, note="bases",
+                              dac_conversions=counts.dac_by_bits, phase=phase)
         for precision, macs in counts.digital_macs.items():
-            ledger.post_inference(digital_macs=macs, digital_precision=precision, note="adapters")
-        ledger.post_inference(sram_bits_read=counts.sram_bits_read, digital_macs=extra_digital_macs, note="adapters+heads")
+            ledger.post_inference(digital_macs=macs, digital_precision=precision, note="adapters", phase=phase)
+        ledger.post_inference(sram_bits_read=counts.sram_bits_read, digital_macs=extra_digital_macs,
+                              note="adapters+heads", phase=phase)
     elif mode == "analog":
-        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, extra_digital_macs, note="merged")
+        ledger.post_inference(counts.analog.macs, counts.analog.adc_conversions, extra_digital_macs, note="merged",
+                              dac_conversions=counts.dac_by_bits, phase=phase)
     elif mode == "gpu":
-        ledger.post_gpu_inference(counts.logical_macs + counts.adapter_macs + extra_digital_macs)
+        ledger.post_gpu_inference(counts.logical_macs + counts.adapter_macs + extra_digital_macs, phase=phase)
     else:
         raise ValueError(f"post_inference mode must be 'hybrid', 'analog' or 'gpu', got {mode!r}")
 

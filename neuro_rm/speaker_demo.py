@@ -17,11 +17,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
-from neuro_rm import viz
+from neuro_rm import viz, work
 from neuro_rm.auth import REVOKE_MODES, REVOKED, SpeakerAuthenticator
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
+from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.data import LabelledSet
@@ -37,7 +38,7 @@ from neuro_rm.learning.metrics import (
     predict_logits,
     verification_trials,
 )
-from neuro_rm.learning.report import accuracy_on, inference_energy
+from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
@@ -59,6 +60,9 @@ REFERENCE = {
     "energy.inference_energy_ratio_vs_gpu": 12.03,
 }
 DRIFT_TIMES_S = (3600.0, 86400.0, 1e6)
+# Training stages for the energy figures: stage → description prefix of its optimisation loops.
+STAGES = {"pretrain": "pretrain", "revoke_suspend": "revoke ", "revoke_erase": "erase ", "baseline_full": "baseline: full",
+          "baseline_retrain": "baseline: retrain", "enroll": "enroll ", "restore": "restore"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ def _revocation(
         "retain_accuracy": accuracy_on(auth.model, data.test.of_classes(keep)),
         "trainable_params": revoked.trainable_params,
         "write_energy_j": revoked.extra["write_energy_j"],
+        "write_bits": revoked.extra["write_bits"],
         "revoked_accept_rate": _accept_rate(auth, forget_test.x),
         "impostor_accept_rate": _share_accepted(auth.trial_scores(data.test.of_classes(keep))[1], auth.threshold),
         "unseen_accept_rate": _accept_rate(auth, data.test.of_classes([unseen]).x),
@@ -158,6 +163,7 @@ def _revocation(
     return figures
 
 
+@work.metered
 def run_speaker_demo(
     data: SpeakerData,
     config: DemoConfig = DemoConfig(),
@@ -330,10 +336,8 @@ def run_speaker_demo(
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.suspend.write_energy_j"]
     report["energy.erase_write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.erase.write_energy_j"]
     report["energy.erase_write_pulse_ratio"] = report["baseline_full.write_pulses"] / max(report["revoke.erase.write_pulses"], 1)
-    per_sample = inference_energy(auth.model, current.x, auth.model.head.n_classes * auth.model.config.n_hidden)
-    report["energy.inference_j_per_sample"] = per_sample
-    report["energy.inference_energy_ratio_vs_gpu"] = per_sample["gpu"] / per_sample["hybrid"]
-    report["energy.inference_energy_ratio_vs_analog"] = per_sample["analog"] / per_sample["hybrid"]
+    report |= demo_energy(STAGES, auth.model, current.x, report["revoke.suspend.write_bits"], full_ledger,
+                          "revoke_suspend", "baseline_full", gpu_model=digital)
     report["seconds"] = time.perf_counter() - start
     report["reference"] = REFERENCE
     if out_dir is not None:

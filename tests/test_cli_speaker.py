@@ -95,3 +95,19 @@ def test_faults_on_each_preset_deploys_copies_of_a_trained_state(tmp_path):
     assert "neuro-rm deploy" not in proc.stderr  # the state stays trained, not deployed: each preset deploys a copy
     proc = _run("faults", "--data", data, "--state", state, "--epochs", "1", "--preset", "taox_1t1r", "--json")
     assert json.loads(proc.stdout)["preset"] == "taox_1t1r"
+
+
+def test_energy_command_prices_a_state_and_a_lifecycle_every_way(trained, tmp_path):
+    data, state = trained
+    priced = json.loads(_run("energy", "--state", state, "--json").stdout)
+    for node in ("45nm", "180nm", "22nm"):
+        for gpu in ("gpu_peak", "gpu_measured_b1"):
+            assert priced[f"energy.{node}.{gpu}.inference_energy_ratio"] > 0
+    assert priced["energy.180nm.inference_j_per_sample.hybrid"] > priced["energy.45nm.inference_j_per_sample.hybrid"]
+    run = json.loads(_run("energy", "--data", data, "--fast", "--json").stdout)
+    stages = ("pretrain", "revoke_suspend", "revoke_erase", "baseline_full", "baseline_retrain", "enroll", "restore")
+    assert all(run[f"energy.training_j.{stage}"] > 0 for stage in stages)
+    assert all(key.startswith("energy.") for key in run)
+    assert run["energy.gpu_nvml"].startswith(("skipped", "measured"))
+    proc = _run("energy", "--state", tmp_path / "missing", ok=False)
+    assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr

@@ -110,7 +110,7 @@ def train_denoiser(model: nn.Module, params: list[nn.Parameter], latents: torch.
 
 def forget_styles(model: nn.Module, params: list[nn.Parameter], latents: torch.Tensor, labels: torch.Tensor,
                   forget: list[int], schedule: ScheduleConfig, config: ForgetConfig,
-                  teacher: nn.Module | None = None) -> int:
+                  teacher: nn.Module | None = None, description: str = "forget styles") -> int:
     """Train ``params`` (a LoRA branch) so that asking for a style in ``forget`` paints ``config.anchor``.
 
     ``latents``/``labels`` hold the forgotten and the retained styles' training images.  Each step
@@ -141,6 +141,6 @@ def forget_styles(model: nn.Module, params: list[nn.Parameter], latents: torch.T
         return retain_term + config.forget_weight * forget_term
 
     model.train()
-    steps = optimize(params, batch_loss, len(latents), dn.train, description="forget styles")
+    steps = optimize(params, batch_loss, len(latents), dn.train, description=description)
     model.eval()
     return steps

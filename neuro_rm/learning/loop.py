@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from neuro_rm import work
 from neuro_rm.learning import distributed
 
 
@@ -63,18 +64,20 @@ def optimize(
     generator = torch.Generator().manual_seed(config.seed)
     steps = 0
     show = config.progress and distributed.rank() == 0
-    for epoch in tqdm(range(config.epochs), desc=description, disable=not show, leave=False):
-        for indices in minibatches(n_samples, config.batch_size, generator):
-            local = distributed.shard(indices)
-            optimizer.zero_grad(set_to_none=True)
-            if len(local):  # a rank with an empty slice still joins the gradient average
-                loss = batch_loss(local)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
-                loss.backward()
-            distributed.average_gradients(params)
-            optimizer.step()
-            steps += 1
-        if after_epoch is not None and after_epoch(epoch):
-            break
+    with work.training(description, params) as record:  # counted when a WorkMeter is active
+        for epoch in tqdm(range(config.epochs), desc=description, disable=not show, leave=False):
+            for indices in minibatches(n_samples, config.batch_size, generator):
+                local = distributed.shard(indices)
+                optimizer.zero_grad(set_to_none=True)
+                if len(local):  # a rank with an empty slice still joins the gradient average
+                    loss = batch_loss(local)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
+                    loss.backward()
+                distributed.average_gradients(params)
+                optimizer.step()
+                steps += 1
+                record.steps = steps
+            if after_epoch is not None and after_epoch(epoch):
+                break
     return steps

@@ -1,0 +1,267 @@
+"""A task's energy figures under every technology node and GPU assumption, from counted work.
+
+Each demo calls ``task_energy`` once with what it counted (the training records of its stages, one
+measured inference pass, the write ledgers of its LoRA step and of the full-reprogramming baseline) and
+gets flat JSON keys: ``energy.<node>.<gpu>.*`` ratios, ``energy.<node>.*`` joules and
+``energy.training_j.<stage>`` (the default node).  ``readme_table`` turns those keys into the README
+table, the paper's ratios beside ours with the assumption that explains each difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm import work
+from neuro_rm.energy import ADAM_MACS, DEFAULT_NODE, NODES, EnergyModel, Ledger
+from neuro_rm.gpu_energy import GpuUnavailable, measure_inference
+from neuro_rm.learning.metrics import predict_logits
+from neuro_rm.work import PassWork, TrainingWork, backward_of
+
+# A training sample costs a forward and a backward pass, the backward about twice the forward's
+# arithmetic (Kaplan et al., "Scaling laws for neural language models", arXiv 2001.08361: C ≈ 6N per
+# token against 2N for inference): 3 inference-equivalents.
+TRAIN_SAMPLE_INFERENCES = 3
+
+
+@dataclass(frozen=True)
+class GpuAssumption:
+    """How a GPU is charged: per MAC at its peak efficiency, or per sample as measured."""
+
+    name: str
+    label: str
+    source: str
+    j_per_inference: float | None = None  # measured: joules per inference (None: priced per MAC, peak)
+    batch: int | None = None
+
+    def inference_j(self, work: PassWork, energy: EnergyModel) -> float:
+        if self.j_per_inference is None:
+            return work.gpu_macs * energy.gpu_mac_j
+        return work.samples * self.j_per_inference
+
+    def training_j(self, record: TrainingWork, energy: EnergyModel) -> float:
+        if self.j_per_inference is None:
+            backward = backward_of(record.forward)
+            macs = record.forward.gpu_macs + backward.gpu_macs + record.evaluation.gpu_macs
+            return (macs + record.optimizer_updates * ADAM_MACS) * energy.gpu_mac_j
+        samples = TRAIN_SAMPLE_INFERENCES * record.forward.samples + record.evaluation.samples
+        return samples * self.j_per_inference
+
+
+GPU_ASSUMPTIONS = {
+    "gpu_peak": GpuAssumption(
+        "gpu_peak", "GPU at peak FLOP efficiency (A100 SXM, dense FP16 tensor cores, 400 W)",
+        "NVIDIA A100 datasheet: 312 TFLOP/s dense FP16 tensor at 400 W (EnergyModel.gpu_mac_j)"),
+    "gpu_measured_b1": GpuAssumption(
+        "gpu_measured_b1", "GPU as measured, batch 1 (cited: 29.8 mJ dynamic energy per inference)",
+        "Blouw et al. 2019, arXiv 1812.01739, Table 1: GPU dynamic energy 0.0298 J per inference of a "
+        "two-hidden-layer keyword spotter, one input at a time; taken as independent of network size for "
+        "networks this small (the cost is launch and memory overhead, not arithmetic)",
+        j_per_inference=0.0298, batch=1),
+}
+
+
+def nvml_assumptions(model: nn.Module | None, x: torch.Tensor, batches: tuple[int, ...] = (1, 128)) -> tuple[dict[str, GpuAssumption], str]:
+    """GPU assumptions measured here through NVML (``gpu_nvml_b<batch>``), and a status line; none, with
+    the reason, on a machine without a CUDA GPU."""
+    if model is None:
+        return {}, "skipped: no digital model to run on the GPU"
+    try:
+        runs = [measure_inference(model, x, batch) for batch in batches]
+    except GpuUnavailable as error:
+        return {}, f"skipped: {error}"
+    found = {f"gpu_nvml_b{m.batch}": GpuAssumption(
+        f"gpu_nvml_b{m.batch}", f"GPU as measured here, batch {m.batch} (NVML)",
+        f"NVML energy counter, {m.device}, {m.date}: {m.j_per_inference:.3g} J per inference (dynamic)",
+        j_per_inference=m.j_per_inference, batch=m.batch) for m in runs}
+    return found, "measured: " + "; ".join(g.source for g in found.values())
+
+
+def chip_training_j(record: TrainingWork, energy: EnergyModel) -> float:
+    """Joules of one training record on the hybrid chip at ``energy``'s node: forward and backward passes
+    (arrays, DAC/ADC, adapters and digital layers), validation passes, Adam's state traffic in SRAM."""
+    ledger = Ledger(energy)
+    backward = backward_of(record.forward, error_bits=energy.adc_bits)
+    for part in (record.forward, backward, record.evaluation):
+        hybrid.post_inference(ledger, part.hybrid, "hybrid", extra_digital_macs=part.digital_macs, phase="train")
+        ledger.post_inference(sram_bits_read=part.digital_sram_bits, phase="train", note="digital layers' weights")
+    ledger.post_optimizer(record.optimizer_updates, note=record.description)
+    return ledger.joules("train")
+
+
+def inference_j(work: PassWork, energy: EnergyModel, mode: str) -> float:
+    """Joules of a measured pass on the hybrid chip (``hybrid``) or with its branches merged (``analog``)."""
+    ledger = Ledger(energy)
+    hybrid.post_inference(ledger, work.hybrid, mode, extra_digital_macs=work.digital_macs)
+    if mode == "hybrid":
+        ledger.post_inference(sram_bits_read=work.digital_sram_bits, note="digital layers' weights")
+    return ledger.joules("infer")
+
+
+def stage_records(records: list[TrainingWork], stages: dict[str, str]) -> dict[str, list[TrainingWork]]:
+    """Training records grouped by stage: ``stages`` maps a stage name to the description prefix of its loops."""
+    return {stage: [r for r in records if r.description.startswith(prefix)] for stage, prefix in stages.items()}
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def inference_keys(inference: PassWork, gpus: dict[str, GpuAssumption] | None = None) -> dict[str, object]:
+    """Joules per sample of one measured pass, on the chip at every node (hybrid, branches merged) and on
+    every GPU assumption, and their ratios: ``energy.<node>.<gpu>.inference_energy_ratio`` (GPU / hybrid)."""
+    if inference.samples < 1:
+        raise ValueError("the energy figures need a measured inference pass over at least one sample")
+    gpus = GPU_ASSUMPTIONS if gpus is None else gpus
+    out: dict[str, object] = {"energy.node": DEFAULT_NODE, "energy.gpu_assumptions": {g.name: g.source for g in gpus.values()}}
+    for gpu in gpus.values():
+        out[f"energy.gpu.{gpu.name}.inference_j_per_sample"] = gpu.inference_j(inference, EnergyModel()) / inference.samples
+    for node in NODES:
+        energy, prefix = EnergyModel.for_node(node), f"energy.{node}"
+        hybrid_j = inference_j(inference, energy, "hybrid") / inference.samples
+        analog_j = inference_j(inference, energy, "analog") / inference.samples
+        out[f"{prefix}.inference_j_per_sample.hybrid"], out[f"{prefix}.inference_j_per_sample.analog"] = hybrid_j, analog_j
+        for gpu in gpus.values():
+            out[f"{prefix}.{gpu.name}.inference_energy_ratio"] = _ratio(out[f"energy.gpu.{gpu.name}.inference_j_per_sample"], hybrid_j)
+            out[f"{prefix}.{gpu.name}.inference_energy_ratio_vs_analog"] = _ratio(analog_j, hybrid_j)
+    return out
+
+
+def task_energy(
+    records: list[TrainingWork],
+    stages: dict[str, str],
+    inference: PassWork | None,
+    lora_write: Ledger,
+    full_write: Ledger,
+    lora_stage: str,
+    full_stage: str,
+    gpus: dict[str, GpuAssumption] | None = None,
+) -> dict[str, object]:
+    """Every energy key of a task, under every node preset and GPU assumption.
+
+    ``lora_stage`` / ``full_stage`` name the stages the paper compares: a LoRA step (its branch written
+    to SRAM, ``lora_write``) against a full fine-tune whose weights are then reprogrammed (``full_write``).
+    The full fine-tune runs on the chip's digital unit (``training_energy_ratio_on_chip``) or on the GPU
+    (``<gpu>.training_energy_ratio``); the LoRA step always on the chip.  Without an ``inference`` pass
+    (a task with no per-sample inference to measure) the inference keys are left out.
+    """
+    gpus = GPU_ASSUMPTIONS if gpus is None else gpus
+    grouped = stage_records(records, stages)
+    for stage in (lora_stage, full_stage):
+        if not grouped.get(stage):
+            raise ValueError(f"no training record of stage {stage!r}; recorded: {[r.description for r in records]}")
+    if inference is not None:
+        out = inference_keys(inference, gpus)
+    else:
+        out = {"energy.node": DEFAULT_NODE, "energy.gpu_assumptions": {g.name: g.source for g in gpus.values()}}
+    default = EnergyModel()
+    for gpu in gpus.values():
+        for stage, rs in grouped.items():
+            out[f"energy.gpu.{gpu.name}.training_j.{stage}"] = math.fsum(gpu.training_j(r, default) for r in rs)
+    for node in NODES:
+        energy, prefix = EnergyModel.for_node(node), f"energy.{node}"
+        train = {stage: math.fsum(chip_training_j(r, energy) for r in rs) for stage, rs in grouped.items()}
+        lora_w, full_w = lora_write.write_joules(energy), full_write.write_joules(energy)
+        out |= {f"{prefix}.training_j.{stage}": joules for stage, joules in train.items()}
+        out[f"{prefix}.write_j.lora"], out[f"{prefix}.write_j.full_reprogram"] = lora_w, full_w
+        out[f"{prefix}.training_energy_ratio_on_chip"] = _ratio(train[full_stage] + full_w, train[lora_stage] + lora_w)
+        for gpu in gpus.values():
+            gpu_full = out[f"energy.gpu.{gpu.name}.training_j.{full_stage}"]
+            out[f"{prefix}.{gpu.name}.write_energy_ratio"] = _ratio(full_w, lora_w)
+            out[f"{prefix}.{gpu.name}.training_energy_ratio"] = _ratio(gpu_full + full_w, train[lora_stage] + lora_w)
+        if node == DEFAULT_NODE:
+            out |= {f"energy.training_j.{stage}": joules for stage, joules in train.items()}
+    out |= {f"energy.training_steps.{stage}": sum(r.steps for r in rs) for stage, rs in grouped.items()}
+    out |= {f"energy.training_samples.{stage}": sum(r.forward.samples for r in rs) for stage, rs in grouped.items()}
+    return out
+
+
+def demo_energy(
+    stages: dict[str, str],
+    model: nn.Module | None,
+    x: torch.Tensor | None,
+    lora_write_bits: int,
+    full_write: Ledger,
+    lora_stage: str,
+    full_stage: str,
+    gpu_model: nn.Module | None = None,
+) -> dict[str, object]:
+    """What every demo calls at its end, under its ``work.metered`` run: ``task_energy`` of the stages
+    recorded so far, one inference pass over ``x`` measured on ``model``, and the headline keys the
+    demos reported before (default node, peak-FLOP GPU).  ``gpu_model`` (the digital network) is run
+    on a GPU through NVML when there is one.  ``model=None``: no inference pass (training and writes only)."""
+    meter = work.active_meter()
+    if meter is None:
+        raise RuntimeError("demo_energy needs the demo to run under work.metered (no training was recorded)")
+    lora = Ledger()
+    lora.post_sram_write(lora_write_bits, note=lora_stage)
+    if model is None:
+        return task_energy(meter.records, stages, None, lora, full_write, lora_stage, full_stage)
+    inference = work.measure(lambda: predict_logits(model, x))
+    measured, status = nvml_assumptions(gpu_model, x)
+    keys = task_energy(meter.records, stages, inference, lora, full_write, lora_stage, full_stage,
+                       GPU_ASSUMPTIONS | measured)
+    keys["energy.gpu_nvml"] = status
+    node = f"energy.{DEFAULT_NODE}"
+    keys["energy.inference_j_per_sample"] = {"hybrid": keys[f"{node}.inference_j_per_sample.hybrid"],
+                                             "analog": keys[f"{node}.inference_j_per_sample.analog"],
+                                             "gpu": keys["energy.gpu.gpu_peak.inference_j_per_sample"]}
+    keys["energy.inference_energy_ratio_vs_gpu"] = keys[f"{node}.gpu_peak.inference_energy_ratio"]
+    keys["energy.inference_energy_ratio_vs_analog"] = keys[f"{node}.gpu_peak.inference_energy_ratio_vs_analog"]
+    return keys
+
+
+# ---------------------------------------------------------------------- README table
+# What explains a gap between the paper's ratio and ours, per ratio (named in the table).
+EXPLAINS = {
+    "training_cost_ratio": "none: the same measure (trainable parameters, full / LoRA), node- and GPU-independent",
+    "training_energy_ratio": "joules counted (forward + backward through arrays and branches, Adam in SRAM; the full "
+                             "fine-tune on the GPU) where the paper counts parameters; the GPU assumption dominates",
+    "write_energy_ratio": "the node (SRAM writes and the verify reads' ADC scale with C·V², RM pulses V·I·t do not) "
+                          "and the verify reads of every cell that reprogramming pays",
+    "inference_energy_ratio": "the GPU assumption (peak FLOP vs measured per inference) and the node of the "
+                              "digital branches and ADCs",
+}
+
+
+def readme_table(tasks: dict[str, tuple[dict[str, object], dict[str, float]]]) -> str:
+    """A markdown table: each task's ratios under each node × GPU assumption, the paper's beside them.
+
+    ``tasks`` maps a task name to (its report's keys, the paper's ratios by ratio name)."""
+    found = {key.split(".")[2] for report, _ in tasks.values() for key in report if key.startswith(f"energy.{DEFAULT_NODE}.gpu_")}
+    gpus = [g for g in GPU_ASSUMPTIONS if g in found] + sorted(found - set(GPU_ASSUMPTIONS))
+    head = ["ratio", "paper", *[f"{node} · {gpu}" for node in NODES for gpu in gpus], "what explains the difference"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, (report, paper) in tasks.items():
+        for ratio, why in EXPLAINS.items():
+            if ratio == "training_cost_ratio":
+                cells = [_cell(report.get("energy.training_cost_ratio"))] * (len(NODES) * len(gpus))
+            else:
+                cells = [_cell(report.get(f"energy.{node}.{gpu}.{ratio}")) for node in NODES for gpu in gpus]
+            if any(c != "—" for c in cells):
+                rows.append("| " + " | ".join([f"{task}: `{ratio}`", _cell(paper.get(ratio)), *cells, why]) + " |")
+    return "\n".join(rows)
+
+
+def stage_table(report: dict[str, object]) -> str:
+    """A markdown table of one task's training joules per stage: on the chip at each node, on each GPU."""
+    stages = [key.removeprefix("energy.training_j.") for key in report if key.startswith("energy.training_j.")]
+    gpus = sorted({key.split(".")[2] for key in report if key.startswith("energy.gpu.") and ".training_j." in key})
+    head = ["stage", "steps", *[f"chip {node}" for node in NODES], *gpus]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage in stages:
+        cells = [f"{report[f'energy.{node}.training_j.{stage}']:.3g} J" for node in NODES]
+        cells += [f"{report[f'energy.gpu.{gpu}.training_j.{stage}']:.3g} J" for gpu in gpus]
+        rows.append("| " + " | ".join([f"`{stage}`", str(report.get(f"energy.training_steps.{stage}", "")), *cells]) + " |")
+    return "\n".join(rows)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    return "—" if math.isnan(value) else f"{value:.3g}×"

@@ -1,0 +1,204 @@
+"""Energy figures from counted work: node presets, training joules, DAC and row charges, GPU baselines."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from neuro_rm import energy_report, work
+from neuro_rm import layers as L
+from neuro_rm.auth import AdapterConfig
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.energy import CMOS_FIELDS, NODES, EnergyModel, Ledger
+from neuro_rm.learning.loop import TrainConfig, optimize
+
+# Constants set by device physics or a datasheet, not by the chip's CMOS node.
+NOT_CMOS = {"rm_write_pulse_j", "rm_write_pulse_s", "rm_cell_read_j", "rm_read_s", "adc_bits", "gpu_mac_j", "node"}
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return L.analogize(nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3)))
+
+
+def _train(model, params, n_samples, batch, epochs=1):
+    x, y = torch.rand(n_samples, 12), torch.randint(0, 3, (n_samples,))
+    loss = lambda idx: nn.functional.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
+    with work.WorkMeter() as meter:
+        optimize(params, loss, n_samples, TrainConfig(epochs=epochs, batch_size=batch), description="stage")
+    (record,) = meter.records
+    return record
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_a_node_preset_scales_every_cmos_constant_by_one_factor(node):
+    base, scaled = EnergyModel(), EnergyModel.for_node(node)
+    factor = NODES[node].scale()
+    cmos = {f.name for f in dataclasses.fields(EnergyModel)} - NOT_CMOS
+    assert cmos == set(CMOS_FIELDS)  # a new CMOS constant must join the scaled set
+    for name in cmos:
+        assert math.isclose(getattr(scaled, name), getattr(base, name) * factor), name
+    for name in NOT_CMOS - {"node"}:
+        assert getattr(scaled, name) == getattr(base, name), name
+    assert scaled.node == node
+    assert math.isclose(scaled.adc_conversion_j, base.adc_conversion_j * factor)
+
+
+def test_the_180nm_preset_is_cv2_scaling():
+    assert math.isclose(NODES["180nm"].scale(), (180 / 45) * (1.8 / 0.9) ** 2)
+    with pytest.raises(ValueError, match="node"):
+        EnergyModel.for_node("7nm")
+
+
+def test_write_events_reprice_under_another_node():
+    ledger = Ledger()
+    ledger.post_programming(pulses=10, verify_reads=30)
+    ledger.post_sram_write(640)
+    old = EnergyModel.for_node("180nm")
+    expected = 10 * old.rm_write_pulse_j + 30 * (old.rm_cell_read_j + old.adc_conversion_j) + 640 * old.sram_write_j_per_bit
+    assert math.isclose(ledger.write_joules(old), expected)
+    assert math.isclose(ledger.write_joules(EnergyModel()), ledger.joules("write"))
+
+
+def test_training_joules_grow_with_steps():
+    model = _model()
+    params = L.add_adapter(model, "a", rank=2)
+    one, two = _train(model, params, 32, 8, epochs=1), _train(model, params, 32, 8, epochs=2)
+    assert (one.steps, two.steps) == (4, 8)
+    energy = EnergyModel()
+    assert energy_report.chip_training_j(two, energy) > 1.9 * energy_report.chip_training_j(one, energy)
+    assert two.optimizer_updates == 2 * one.optimizer_updates > 0
+
+
+def test_training_joules_grow_with_batch_at_equal_steps():
+    model = _model()
+    params = L.add_adapter(model, "a", rank=2)
+    small, large = _train(model, params, 32, 8), _train(model, params, 64, 16)
+    assert small.steps == large.steps == 4
+    assert large.forward.samples == 2 * small.forward.samples
+    assert large.forward.hybrid.analog.macs == 2 * small.forward.hybrid.analog.macs
+    energy = EnergyModel()
+    assert energy_report.chip_training_j(large, energy) > energy_report.chip_training_j(small, energy)
+
+
+def test_no_training_posts_nothing():
+    model = _model()
+    with work.WorkMeter() as meter, torch.no_grad():
+        model(torch.rand(5, 12))
+    assert meter.records == []
+    assert energy_report.chip_training_j(work.TrainingWork("idle", 0), EnergyModel()) == 0
+    grouped = energy_report.stage_records(meter.records, {"revoke": "revoke"})
+    assert grouped == {"revoke": []}
+
+
+def test_backward_reads_the_arrays_once_more_and_trains_the_branches_twice():
+    model = _model()
+    params = L.add_adapter(model, "a", rank=2)
+    record = _train(model, params, 16, 8)
+    forward, backward = record.forward, work.backward_of(record.forward)
+    assert backward.hybrid.analog.macs == forward.hybrid.analog.macs
+    assert backward.hybrid.analog.adc_conversions == forward.hybrid.analog.dac_conversions
+    assert backward.hybrid.digital_macs["fp32"] == 2 * forward.hybrid.digital_macs["fp32"]  # input + weight gradient
+    frozen = nn.Sequential(_model(), nn.Linear(3, 3))  # a digital head trains, the branch does not
+    for p in L.add_adapter(frozen, "b", rank=2):
+        p.requires_grad_(False)
+    still = _train(frozen, list(frozen[1].parameters()), 16, 8)
+    back = work.backward_of(still.forward)
+    assert back.hybrid.digital_macs["fp32"] == still.forward.hybrid.digital_macs["fp32"]  # input gradient only
+    assert still.forward.trained_digital_macs == still.forward.digital_macs == 16 * 3 * 3
+    assert back.digital_macs == 2 * still.forward.digital_macs
+
+
+def test_dac_energy_depends_on_input_bits():
+    model = L.analogize(nn.Sequential(nn.Linear(16, 4)), crossbar=CrossbarConfig(dac_bits=8))
+    spikes = (torch.rand(6, 16) > 0.5).float()
+    graded = torch.rand(6, 16) * 3
+    with torch.no_grad():
+        binary = work.measure(lambda: model(spikes))
+        multi = work.measure(lambda: model(graded))
+    assert set(binary.hybrid.dac_by_bits) == {1} and set(multi.hybrid.dac_by_bits) == {8}
+    energy = EnergyModel()
+    assert energy_report.inference_j(multi, energy, "hybrid") > energy_report.inference_j(binary, energy, "hybrid")
+    ledger = Ledger(energy)
+    ledger.post_inference(dac_conversions={8: 10})
+    assert math.isclose(ledger.joules("infer.dac"), 10 * energy.dac_unit_j * 2**8)
+
+
+def test_fused_delta_w_is_charged_at_the_adapters_precision():
+    for precision, bits in (("int8", 8), ("fp32", 32)):
+        model = L.analogize(nn.Sequential(nn.Linear(10, 4)))
+        L.add_adapter(model, "a", rank=2, precision=precision)
+        L.fuse_adapters(model)
+        L.reset_counts(model)
+        with torch.no_grad():
+            model(torch.rand(3, 10))
+        counts = L.collect_counts(model)
+        assert counts.digital_macs == {precision: 3 * 40}
+        assert counts.sram_bits_read == 3 * 40 * bits
+
+
+def test_row_writes_and_adapter_bits_are_charged_the_same_way_in_every_task(tiny_speech):
+    from neuro_rm.auth import SpeakerAuthenticator
+    from neuro_rm.models.rsnn import RSNNConfig
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    auth, _ = SpeakerAuthenticator.pretrain(["ann", "bob", "cy"], train.of_classes([0, 1, 2]), val.of_classes([0, 1, 2]),
+                                            RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=3), quick)
+    auth.deploy()
+    sram_before = auth.ledger.count("write.sram")
+    report = auth.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, quick, AdapterConfig(rank=2, precision="int8"))
+    adapter_bits = sum(p.numel() for p in L.adapter_parameters(auth.model, "enroll_3")) * 8  # int8: 8 bits per value
+    row_bits = (auth.model.head.in_features + 1) * 32  # one readout row with its bias, fp32
+    assert report.extra["write_bits"] == adapter_bits + row_bits
+    assert auth.ledger.count("write.sram") - sram_before == adapter_bits + row_bits
+    assert Ledger().post_row_write(1, auth.model.head.in_features + 1) == row_bits  # what face and diffusion call
+
+
+def test_task_energy_keys_cover_every_node_gpu_and_stage():
+    model = _model()
+    params = L.add_adapter(model, "a", rank=2)
+    x, y = torch.rand(16, 12), torch.randint(0, 3, (16,))
+    digital = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    with work.WorkMeter() as meter:
+        optimize(params, lambda i: nn.functional.cross_entropy(model(x[i]), y[i]), 16, TrainConfig(epochs=1, batch_size=8),
+                 description="revoke x")
+        optimize(list(digital.parameters()), lambda i: nn.functional.cross_entropy(digital(x[i]), y[i]), 16,
+                 TrainConfig(epochs=1, batch_size=8), description="baseline: full")
+    with torch.no_grad():
+        inference = work.measure(lambda: model(x))
+    lora, full = Ledger(), Ledger()
+    lora.post_sram_write(100)
+    full.post_programming(pulses=1000, verify_reads=3000)
+    keys = energy_report.task_energy(meter.records, {"revoke": "revoke", "baseline_full": "baseline"}, inference,
+                                     lora, full, "revoke", "baseline_full")
+    for node in NODES:
+        for gpu in energy_report.GPU_ASSUMPTIONS:
+            for ratio in ("write_energy_ratio", "inference_energy_ratio", "training_energy_ratio"):
+                assert keys[f"energy.{node}.{gpu}.{ratio}"] > 0
+    assert keys["energy.training_j.revoke"] > 0 and keys["energy.training_j.baseline_full"] > 0
+    # the full fine-tune is all-digital: no array work; the LoRA stage reads the arrays
+    full_record = meter.records[1]
+    assert full_record.forward.hybrid.analog.macs == 0 and full_record.forward.trained_digital_macs > 0
+    assert keys["energy.gpu.gpu_measured_b1.inference_j_per_sample"] == 0.0298
+    table = energy_report.readme_table({"speaker": (keys, {"write_energy_ratio": 63.74})})
+    assert "63.7×" in table and "45nm · gpu_peak" in table
+    with pytest.raises(ValueError, match="no training record"):
+        energy_report.task_energy([], {"revoke": "revoke", "baseline_full": "b"}, inference, lora, full, "revoke", "baseline_full")
+
+
+def test_the_measured_gpu_path_is_skipped_cleanly_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: test_the_measured_gpu_path_measures_on_a_gpu covers it")
+    found, status = energy_report.nvml_assumptions(nn.Linear(4, 2), torch.rand(3, 4))
+    assert found == {} and status.startswith("skipped: ")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_measured_gpu_path_measures_on_a_gpu():
+    pytest.importorskip("pynvml")
+    found, status = energy_report.nvml_assumptions(nn.Linear(64, 8), torch.rand(128, 64), batches=(1, 128))
+    assert set(found) == {"gpu_nvml_b1", "gpu_nvml_b128"} and status.startswith("measured")
+    assert all(g.j_per_inference >= 0 for g in found.values())
