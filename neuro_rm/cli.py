@@ -40,6 +40,7 @@ NUMBER_RANGES = {
     "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 8192),
     "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
     "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
+    "seeds": (2, 100),
 }
 POSITIVE = ("lr", "tolerance")
 
@@ -233,12 +234,16 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
 
     splits = _splits(args.data, args.speakers)
     data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
     config = DemoConfig(seed=args.seed)
-    report = run_speaker_demo(data, fast(config) if args.fast else config, args.out, progress=not args.json)
+    config = fast(config) if args.fast else config
+    if args.seeds is None:
+        report = run_speaker_demo(data, config, args.out, progress=not args.json)
+    else:
+        report = run_speaker_demo_seeds(data, config, args.seeds, args.out, progress=not args.json)
     _emit(report, args.json, render_demo)
 
 
@@ -338,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for plots and the final state")
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="run the lifecycle with seeds --seed .. --seed+N-1; every figure as mean, sd and 95%% t-interval")
 
     p = command("face-demo", cmd_face_demo,
                 "faces: learn 5 Olivetti persons, forget one, add one, on a CNN or MLP-Mixer, with energy")

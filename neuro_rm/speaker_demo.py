@@ -37,6 +37,8 @@ from neuro_rm.learning.metrics import (
     verification_trials,
 )
 from neuro_rm.learning.report import accuracy_on, inference_energy
+from neuro_rm.learning.seeds import markdown_table as seeds_table
+from neuro_rm.learning.seeds import over_seeds
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
@@ -325,6 +327,22 @@ def run_speaker_demo(
         write_figures(report, full_ledger, out, det)
         (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
         (out / "report.md").write_text(markdown_table(report) + "\n" + audit_table(report))
+    return report
+
+
+def run_speaker_demo_seeds(
+    data: SpeakerData, config: DemoConfig, seeds: int, out_dir: Path | None = None, progress: bool = True,
+) -> dict[str, object]:
+    """The lifecycle once per seed ``config.seed`` .. ``config.seed + seeds - 1`` (each run in its own folder
+    ``seed_<k>``), every figure as ``<key>.mean``/``.sd``/``.ci95`` over them; ``report.md`` shows mean ± sd."""
+    def one(seed: int) -> dict[str, object]:
+        where = None if out_dir is None else Path(out_dir) / f"seed_{seed}"
+        return run_speaker_demo(data, replace(config, seed=seed), where, progress)
+
+    report = over_seeds(one, list(range(config.seed, config.seed + seeds)))
+    if out_dir is not None:
+        (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        (Path(out_dir) / "report.md").write_text(seeds_table(report, TABLE_ROWS, REFERENCE))
     return report
 
 
