@@ -27,6 +27,7 @@ from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.train import PRETRAIN
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
@@ -123,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
-        config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
+        config=replace(PRETRAIN, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json),
+        seed=args.seed,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
@@ -183,7 +185,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         targets["original"] = old.model
     else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
         voiceprint = None
-    pretrain = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, patience=6)
+    pretrain = replace(PRETRAIN, epochs=args.epochs)
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
         targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,

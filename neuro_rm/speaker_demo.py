@@ -39,7 +39,7 @@ from neuro_rm.learning.metrics import (
 from neuro_rm.learning.report import accuracy_on, inference_energy
 from neuro_rm.learning.seeds import markdown_table as seeds_table
 from neuro_rm.learning.seeds import over_seeds
-from neuro_rm.learning.train import fit_classifier
+from neuro_rm.learning.train import PRETRAIN, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.reliability import endurance_budget
@@ -64,9 +64,9 @@ DRIFT_TIMES_S = (3600.0, 86400.0, 1e6)
 @dataclass(frozen=True)
 class DemoConfig:
     revoke_label: int = 1  # as the reference: forget speaker 1
-    pretrain: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64, patience=6)
+    pretrain: TrainConfig = PRETRAIN
     unlearn: UnlearnConfig = UnlearnConfig()
-    enroll: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64)
+    enroll: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()

@@ -40,8 +40,7 @@ def learn_new_classes(
     data = LabelledSet.concat(new, replay)
     new_classes = sorted(int(c) for c in torch.unique(new.y))
     n_classes = int(data.y.max()) + 1
-    counts = torch.bincount(data.y, minlength=n_classes).float()
-    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros_like(counts))
+    weights = data.class_weights(n_classes)
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(data.x[idx]), data.y[idx], weight=weights)
