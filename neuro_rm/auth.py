@@ -19,7 +19,7 @@ from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
-from neuro_rm.learning.continual import learn_new_classes
+from neuro_rm.learning.continual import ENROLL, learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
@@ -274,7 +274,7 @@ class SpeakerAuthenticator:
         name: str,
         train_x: torch.Tensor,
         val_x: torch.Tensor,
-        config: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400),
+        config: TrainConfig = ENROLL,
         adapter: AdapterConfig = AdapterConfig(),
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,

@@ -24,6 +24,7 @@ from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
 from neuro_rm.device import PRESETS, DeviceConfig
 from neuro_rm.learning.attacks import AuditConfig
+from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
@@ -124,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
-        config=replace(PRETRAIN, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json),
+        config=replace(_budget(PRETRAIN, args.epochs), lr=args.lr, batch_size=args.batch_size, progress=not args.json),
         seed=args.seed,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
@@ -155,7 +156,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
-    config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs, lr=args.lr))
+    config = UnlearnConfig(method=args.method, train=replace(_budget(UnlearnConfig().train, args.epochs), lr=args.lr))
     report = auth.revoke(args.speaker, forget.x, config=config, mode=args.mode)
     auth.calibrate()
     auth.save(args.state)
@@ -185,7 +186,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         targets["original"] = old.model
     else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
         voiceprint = None
-    pretrain = replace(PRETRAIN, epochs=args.epochs)
+    pretrain = _budget(PRETRAIN, args.epochs)
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
         targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
@@ -207,7 +208,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     report = auth.enroll(args.speaker, splits.train.select([label]).x, splits.val.select([label]).x,
-                         TrainConfig(epochs=args.epochs, lr=args.lr))
+                         replace(_budget(ENROLL, args.epochs), lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
     test = splits.test.select([label])
@@ -310,6 +311,14 @@ def cmd_faults(args: argparse.Namespace) -> None:
            for row in r["rows"]}))
 
 
+RECIPE = "the recipe's, with more epochs on small data sets"
+
+
+def _budget(config: TrainConfig, epochs: int | None) -> TrainConfig:
+    """The recipe, whose step budget grows on small sets, or exactly ``epochs`` epochs when the user says so."""
+    return config if epochs is None else replace(config, epochs=epochs, min_steps=0)
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuro-rm", description=__doc__.splitlines()[0])
@@ -364,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
     p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
 
@@ -378,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="erase: no change to the digital state brings the voice back (costs RM writes); "
                    "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
-    p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
 
     p = command("audit-forgetting", cmd_audit_forgetting, "attack a revocation: branch-off with an old voiceprint, "
@@ -386,14 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("speaker")
     p.add_argument("--old-state", type=Path, default=None,
                    help="a copy of the state from before the revocation (the attacker's old voiceprint)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of each shadow and control model")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs of each shadow and control model (default: {RECIPE})")
     p.add_argument("--shadows", type=int, default=AuditConfig.shadows)
     p.add_argument("--references", type=int, default=AuditConfig.references)
     p.add_argument("--relearn-seeds", type=int, default=AuditConfig.relearn_seeds)
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=3e-3)
 
     p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)

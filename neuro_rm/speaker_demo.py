@@ -23,6 +23,7 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
+from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import (
@@ -66,7 +67,7 @@ class DemoConfig:
     revoke_label: int = 1  # as the reference: forget speaker 1
     pretrain: TrainConfig = PRETRAIN
     unlearn: UnlearnConfig = UnlearnConfig()
-    enroll: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
+    enroll: TrainConfig = ENROLL
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()
@@ -228,11 +229,13 @@ def run_speaker_demo(
     other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
     twin = copy.deepcopy(auth)
     report["revoke.mode"] = config.revoke_mode
+    report["revoke.retain_before"] = accuracy_on(auth.model, data.test.of_classes(keep))  # the same speakers, deployed
     for mode, who in ((config.revoke_mode, auth), (other_mode, twin)):
         for key, value in _revocation(who, mode, data, gone, keep, new_label, config.unlearn).items():
             report[f"revoke.{mode}.{key}"] = value
             if mode == config.revoke_mode:
                 report[f"revoke.{key}"] = value
+        report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
 
     full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
     full_params = list(full.parameters())
@@ -358,6 +361,8 @@ TABLE_ROWS = (
     ("revoke.retain_accuracy", "revoke (default mode): retained speakers accuracy", "{:.2%}"),
     ("revoke.suspend.retain_accuracy", "revoke, suspend: retained speakers accuracy", "{:.2%}"),
     ("revoke.erase.retain_accuracy", "revoke, erase: retained speakers accuracy", "{:.2%}"),
+    ("revoke.erase.retain_change", "revoke, erase: retained accuracy change from deployed (points)", "{:+.2%}"),
+    ("revoke.suspend.retain_change", "revoke, suspend: retained accuracy change from deployed (points)", "{:+.2%}"),
     ("revoke.erase.write_pulses", "revoke, erase: write pulses (cells beyond tolerance)", "{:,}"),
     ("revoke.erase.write_energy_j", "revoke, erase: write energy (J)", "{:.3g}"),
     ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),

@@ -12,7 +12,8 @@ KEYS = (
       for measure in ("branch_off_accuracy", "membership_auc", "relearn_steps.1", "relearn_steps.5", "relearn_steps.10")),
     "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
     "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds", "baseline_linear.accuracy",
-    "pretrain.margin_over_linear", "verify.min_dcf",
+    "pretrain.margin_over_linear", "verify.min_dcf", "revoke.retain_before", "revoke.erase.retain_change",
+    "revoke.suspend.retain_change",
 )
 
 
@@ -29,6 +30,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert (tmp_path / "state" / "CURRENT").is_file()
     assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
     assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
+    assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()
