@@ -8,7 +8,7 @@ recorded in a hash-chained audit log; state is saved as crash-safe snapshots wit
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -19,12 +19,12 @@ from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
-from neuro_rm.learning.continual import learn_new_classes
+from neuro_rm.learning.continual import ENROLL, learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
-from neuro_rm.learning.train import FitResult, fit_classifier
+from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
@@ -156,7 +156,7 @@ class SpeakerAuthenticator:
         train: LabelledSet,
         val: LabelledSet,
         rsnn: RSNNConfig | None = None,
-        config: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64),
+        config: TrainConfig = PRETRAIN,
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,
         seed: int = 0,
@@ -168,7 +168,7 @@ class SpeakerAuthenticator:
         buffers = Buffers(train.subsample(replay_per_speaker, seed), val.subsample(holdout_per_speaker, seed))
         auth = cls(model, speakers, buffers)
         auth.check_frames(train.x, "training frames")
-        result = fit_classifier(model, train, val, config)
+        result = fit_classifier(model, train, val, replace(config, seed=seed))  # the seed shuffles and augments too
         auth.ledger.post_training(result.trainable_params, result.steps, note="pretrain")
         auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps)
         return auth, result
@@ -275,7 +275,7 @@ class SpeakerAuthenticator:
         name: str,
         train_x: torch.Tensor,
         val_x: torch.Tensor,
-        config: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64),
+        config: TrainConfig = ENROLL,
         adapter: AdapterConfig = AdapterConfig(),
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,

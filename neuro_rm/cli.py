@@ -26,9 +26,11 @@ from neuro_rm.characterize import characterize_device
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
 from neuro_rm.learning.attacks import AuditConfig
+from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.train import PRETRAIN
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
@@ -43,6 +45,7 @@ NUMBER_RANGES = {
     "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 8192),
     "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
     "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
+    "seeds": (2, 100),
 }
 POSITIVE = ("lr", "tolerance")
 
@@ -125,7 +128,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
-        config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
+        config=replace(_budget(PRETRAIN, args.epochs), lr=args.lr, batch_size=args.batch_size, progress=not args.json),
+        seed=args.seed,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
@@ -155,7 +159,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
-    config = UnlearnConfig(method=args.method, train=replace(UnlearnConfig().train, epochs=args.epochs, lr=args.lr))
+    config = UnlearnConfig(method=args.method, train=replace(_budget(UnlearnConfig().train, args.epochs), lr=args.lr))
     report = auth.revoke(args.speaker, forget.x, config=config, mode=args.mode)
     auth.calibrate()
     auth.save(args.state)
@@ -185,7 +189,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         targets["original"] = old.model
     else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
         voiceprint = None
-    pretrain = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, patience=6)
+    pretrain = _budget(PRETRAIN, args.epochs)
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
         targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
@@ -207,7 +211,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     report = auth.enroll(args.speaker, splits.train.select([label]).x, splits.val.select([label]).x,
-                         TrainConfig(epochs=args.epochs, lr=args.lr))
+                         replace(_budget(ENROLL, args.epochs), lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
     test = splits.test.select([label])
@@ -249,14 +253,18 @@ def _demo_may_replace(state: Path, overwrite: bool) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
 
     if args.out is not None:
         _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
     splits = _splits(args.data, args.speakers)
     data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
     config = DemoConfig(seed=args.seed, device=PRESETS[args.preset](), crossbar=_readout(args))
-    report = run_speaker_demo(data, fast(config) if args.fast else config, args.out, progress=not args.json)
+    config = fast(config) if args.fast else config
+    if args.seeds is None:
+        report = run_speaker_demo(data, config, args.out, progress=not args.json)
+    else:
+        report = run_speaker_demo_seeds(data, config, args.seeds, args.out, progress=not args.json)
     _emit(report, args.json, render_demo)
 
 
@@ -355,6 +363,14 @@ def cmd_faults(args: argparse.Namespace) -> None:
         for name, one in results.items()))
 
 
+RECIPE = "the recipe's, with more epochs on small data sets"
+
+
+def _budget(config: TrainConfig, epochs: int | None) -> TrainConfig:
+    """The recipe, whose step budget grows on small sets, or exactly ``epochs`` epochs when the user says so."""
+    return config if epochs is None else replace(config, epochs=epochs, min_steps=0)
+
+
 # ---------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     """argparse's own refusals (``--epochs abc``, an unknown option) as one line, like every other error."""
@@ -399,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
     _readout_options(p)
+    p.add_argument("--seeds", type=int, default=None,
+                   help="run the lifecycle with seeds --seed .. --seed+N-1; every figure as mean, sd and 95%% t-interval")
 
     p = command("face-demo", cmd_face_demo,
                 "faces: learn 5 Olivetti persons, forget one, add one, on a CNN or MLP-Mixer, with energy")
@@ -426,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
     p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
 
@@ -440,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="erase: no change to the digital state brings the voice back (costs RM writes); "
                    "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method)
-    p.add_argument("--epochs", type=int, default=UnlearnConfig().train.epochs)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
 
     p = command("audit-forgetting", cmd_audit_forgetting, "attack a revocation: branch-off with an old voiceprint, "
@@ -448,14 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("speaker")
     p.add_argument("--old-state", type=Path, default=None,
                    help="a copy of the state from before the revocation (the attacker's old voiceprint)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of each shadow and control model")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs of each shadow and control model (default: {RECIPE})")
     p.add_argument("--shadows", type=int, default=AuditConfig.shadows)
     p.add_argument("--references", type=int, default=AuditConfig.references)
     p.add_argument("--relearn-seeds", type=int, default=AuditConfig.relearn_seeds)
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=3e-3)
 
     p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)

@@ -25,6 +25,7 @@ from neuro_rm.energy import Ledger
 from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
+from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import (
@@ -39,7 +40,9 @@ from neuro_rm.learning.metrics import (
     verification_trials,
 )
 from neuro_rm.learning.report import accuracy_on
-from neuro_rm.learning.train import fit_classifier
+from neuro_rm.learning.seeds import markdown_table as seeds_table
+from neuro_rm.learning.seeds import over_seeds
+from neuro_rm.learning.train import PRETRAIN, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
@@ -68,9 +71,9 @@ STAGES = {"pretrain": "pretrain", "revoke_suspend": "revoke ", "revoke_erase": "
 @dataclass(frozen=True)
 class DemoConfig:
     revoke_label: int = 1  # as the reference: forget speaker 1
-    pretrain: TrainConfig = TrainConfig(epochs=30, lr=1e-3, batch_size=64, patience=6)
+    pretrain: TrainConfig = PRETRAIN
     unlearn: UnlearnConfig = UnlearnConfig()
-    enroll: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64)
+    enroll: TrainConfig = ENROLL
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
     write_noise_us: float = 1.0
     device: DeviceConfig = DeviceConfig()
@@ -240,11 +243,13 @@ def run_speaker_demo(
     other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
     twin = copy.deepcopy(auth)
     report["revoke.mode"] = config.revoke_mode
+    report["revoke.retain_before"] = accuracy_on(auth.model, data.test.of_classes(keep))  # the same speakers, deployed
     for mode, who in ((config.revoke_mode, auth), (other_mode, twin)):
         for key, value in _revocation(who, mode, data, gone, keep, new_label, config.unlearn).items():
             report[f"revoke.{mode}.{key}"] = value
             if mode == config.revoke_mode:
                 report[f"revoke.{key}"] = value
+        report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
     stage_readouts(report, "revoke", auth.model, data.test.of_classes(keep), auth.buffers.replay.x)
 
     full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
@@ -351,6 +356,22 @@ def run_speaker_demo(
     return report
 
 
+def run_speaker_demo_seeds(
+    data: SpeakerData, config: DemoConfig, seeds: int, out_dir: Path | None = None, progress: bool = True,
+) -> dict[str, object]:
+    """The lifecycle once per seed ``config.seed`` .. ``config.seed + seeds - 1`` (each run in its own folder
+    ``seed_<k>``), every figure as ``<key>.mean``/``.sd``/``.ci95`` over them; ``report.md`` shows mean ± sd."""
+    def one(seed: int) -> dict[str, object]:
+        where = None if out_dir is None else Path(out_dir) / f"seed_{seed}"
+        return run_speaker_demo(data, replace(config, seed=seed), where, progress)
+
+    report = over_seeds(one, list(range(config.seed, config.seed + seeds)))
+    if out_dir is not None:
+        (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        (Path(out_dir) / "report.md").write_text(seeds_table(report, TABLE_ROWS, REFERENCE))
+    return report
+
+
 TABLE_ROWS = (
     ("pretrain.accuracy", "pretrain: test accuracy (digital)", "{:.2%}"),
     ("baseline_linear.accuracy", "logistic regression on the same frames: test accuracy", "{:.2%}"),
@@ -363,6 +384,8 @@ TABLE_ROWS = (
     ("revoke.retain_accuracy", "revoke (default mode): retained speakers accuracy", "{:.2%}"),
     ("revoke.suspend.retain_accuracy", "revoke, suspend: retained speakers accuracy", "{:.2%}"),
     ("revoke.erase.retain_accuracy", "revoke, erase: retained speakers accuracy", "{:.2%}"),
+    ("revoke.erase.retain_change", "revoke, erase: retained accuracy change from deployed (points)", "{:+.2%}"),
+    ("revoke.suspend.retain_change", "revoke, suspend: retained accuracy change from deployed (points)", "{:+.2%}"),
     ("revoke.erase.write_pulses", "revoke, erase: write pulses (cells beyond tolerance)", "{:,}"),
     ("revoke.erase.write_energy_j", "revoke, erase: write energy (J)", "{:.3g}"),
     ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),

@@ -13,7 +13,8 @@ KEYS = (
       for measure in ("branch_off_accuracy", "membership_auc", "relearn_steps.1", "relearn_steps.5", "relearn_steps.10")),
     "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
     "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds", "baseline_linear.accuracy",
-    "pretrain.margin_over_linear", "verify.min_dcf",
+    "pretrain.margin_over_linear", "verify.min_dcf", "revoke.retain_before", "revoke.erase.retain_change",
+    "revoke.suspend.retain_change",
 )
 
 
@@ -30,6 +31,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert (tmp_path / "state" / "CURRENT").is_file()
     assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
     assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
+    assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()
@@ -60,3 +62,20 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
     assert report["readout"]["is_ideal"] and report["readout"]["adc_bits"] is None
     assert report["deploy.readout.ideal"] == report["deploy.accuracy"]  # the ideal readout is noise-free: the same pass
     assert 0.5 <= report["deploy.readout.realistic"] <= 1
+
+
+def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path):
+    from neuro_rm.speaker_demo import run_speaker_demo_seeds
+
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))
+    report = run_speaker_demo_seeds(data, config, 2, out_dir=tmp_path, progress=False)
+    json.dumps(report)
+    assert report["seeds"] == [5, 6]
+    for key in ("pretrain.accuracy", "revoke.retain_accuracy", "verify.eer", "baseline_linear.accuracy"):
+        lo, hi = report[f"{key}.ci95"]
+        assert lo <= report[f"{key}.mean"] <= hi and report[f"{key}.sd"] >= 0, key
+    runs = [json.loads((tmp_path / f"seed_{s}" / "report.json").read_text()) for s in (5, 6)]
+    assert report["verify.eer.mean"] == (runs[0]["verify.eer"] + runs[1]["verify.eer"]) / 2
+    assert runs[0]["deploy.write_pulses"] != runs[1]["deploy.write_pulses"]  # each run has its own seed
+    assert "± " in (tmp_path / "report.md").read_text()

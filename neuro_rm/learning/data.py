@@ -40,6 +40,12 @@ class LabelledSet:
             keep.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
         return LabelledSet(self.x[torch.cat(keep)], self.y[torch.cat(keep)]) if keep else self
 
+    def class_weights(self, n_classes: int) -> torch.Tensor:
+        """Cross-entropy weights that give every present class the same total weight (absent classes: 0)."""
+        counts = torch.bincount(self.y, minlength=n_classes).float()
+        present = counts > 0
+        return torch.where(present, counts.sum() / (counts.clamp_min(1) * present.sum()), torch.zeros_like(counts))
+
     @staticmethod
     def concat(*sets: LabelledSet) -> LabelledSet:
         sets = [s for s in sets if len(s)]

@@ -39,7 +39,8 @@ class EraseConfig:
     layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
     write_cost: float = 1.0  # weight, in the loss, of the share of cells the change would pulse
     max_rounds: int = 4  # consolidation rounds; each next one may write more (write cost / 4)
-    readout: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, patience=6)
+    # the readout rows are re-learnt from fresh: small sets get the steps 30 epochs give on the bundled set
+    readout: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64, patience=6, min_steps=600, patience_steps=150)
 
     def __post_init__(self) -> None:
         if not self.write_cost >= 0:

@@ -5,6 +5,7 @@ Steps differ only in their loss and in which parameters they may change, so they
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 
 from neuro_rm import work
 from neuro_rm.learning import distributed
+from neuro_rm.learning.augment import Augment
 
 
 @dataclass(frozen=True)
@@ -24,15 +26,30 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = False
-    patience: int | None = None  # stop after this many epochs without a better validation score
+    min_steps: int = 0  # small sets: run more epochs, until at least this many optimiser steps are budgeted
+    patience: int | None = None  # stop after this many epochs without a better (smoothed) validation score ...
+    patience_steps: int | None = None  # ... and not before this many optimiser steps without one (small sets: more epochs)
+    smooth_epochs: int = 1  # stopping watches the median validation score of this many last epochs
+    augment: Augment = Augment()  # spike dropout and shifts of the training frames (fit_classifier)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"TrainConfig needs epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"TrainConfig.patience must be None or >= 1, got {self.patience}")
+        if self.min_steps < 0:
+            raise ValueError(f"TrainConfig.min_steps must be >= 0, got {self.min_steps}")
+        if self.patience_steps is not None and self.patience_steps < 1:
+            raise ValueError(f"TrainConfig.patience_steps must be None or >= 1, got {self.patience_steps}")
+        if self.smooth_epochs < 1:
+            raise ValueError(f"TrainConfig.smooth_epochs must be >= 1, got {self.smooth_epochs}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+
+
+def epochs_for(n_samples: int, config: TrainConfig) -> int:
+    """``config.epochs``, or more where that many epochs of ``n_samples`` would give fewer than ``config.min_steps`` steps."""
+    return max(config.epochs, math.ceil(config.min_steps / math.ceil(n_samples / config.batch_size)))
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
@@ -49,7 +66,7 @@ def optimize(
     after_epoch: Callable[[int], bool | None] | None = None,
     description: str = "train",
 ) -> int:
-    """Minimise ``batch_loss(indices)`` over ``params`` for ``config.epochs`` epochs; returns steps taken.
+    """Minimise ``batch_loss(indices)`` over ``params`` for ``epochs_for`` epochs; returns steps taken.
 
     ``after_epoch(epoch)`` may return True to stop early (model selection lives in the caller).
     Under ``torchrun`` each rank trains on its slice of every minibatch and gradients are averaged.
@@ -65,7 +82,7 @@ def optimize(
     steps = 0
     show = config.progress and distributed.rank() == 0
     with work.training(description, params) as record:  # counted when a WorkMeter is active
-        for epoch in tqdm(range(config.epochs), desc=description, disable=not show, leave=False):
+        for epoch in tqdm(range(epochs_for(n_samples, config)), desc=description, disable=not show, leave=False):
             for indices in minibatches(n_samples, config.batch_size, generator):
                 local = distributed.shard(indices)
                 optimizer.zero_grad(set_to_none=True)

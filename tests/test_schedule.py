@@ -1,0 +1,74 @@
+"""The pretraining schedule: stopping that a single noisy epoch cannot trigger, patience fair to small sets,
+and augmentation of spike frames."""
+
+import pytest
+import torch
+
+from neuro_rm.learning.augment import Augment, augment
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.train import EarlyStop, fit_classifier
+
+
+def _stop_epoch(scores, config, steps_per_epoch=20):
+    stop = EarlyStop(config, steps_per_epoch)
+    return next((epoch for epoch, s in enumerate(scores) if stop.update(epoch, s)), None)
+
+
+# validation accuracy still climbing one point an epoch, with one lucky epoch (+15 points) early on
+CLIMB = [0.50 + 0.01 * e + (0.15 if e == 2 else 0.0) for e in range(30)]
+
+
+def test_a_single_lucky_epoch_stops_plain_patience_but_not_the_smoothed_schedule():
+    assert _stop_epoch(CLIMB, TrainConfig(patience=4)) == 6  # the old rule: waits for the lucky epoch to be beaten
+    assert _stop_epoch(CLIMB, TrainConfig(patience=4, smooth_epochs=3)) is None  # the trend is what counts
+    flat = [0.8] * 10 + [0.79] * 20  # ... and a curve that has really stopped improving still stops
+    assert _stop_epoch(flat, TrainConfig(patience=4, smooth_epochs=3)) == 4
+
+
+def test_patience_in_steps_waits_more_epochs_on_a_small_set():
+    config = TrainConfig(patience=3, patience_steps=40)
+    falling = [0.9 - 0.01 * e for e in range(60)]
+    assert _stop_epoch(falling, config, steps_per_epoch=2) == 20  # 2 steps an epoch: wait 20 epochs
+    assert _stop_epoch(falling, config, steps_per_epoch=50) == 3  # 50 steps an epoch: patience decides
+    assert _stop_epoch(falling, TrainConfig()) is None  # no patience at all: never stops
+    with pytest.raises(ValueError, match="smooth_epochs"):
+        TrainConfig(smooth_epochs=0)
+    with pytest.raises(ValueError, match="patience_steps"):
+        TrainConfig(patience_steps=0)
+
+
+def test_augmentation_thins_and_shifts_without_touching_the_input():
+    g = torch.Generator().manual_seed(0)
+    x = torch.poisson(torch.full((200, 6, 8), 5.0), generator=g)
+    before = x.clone()
+    thinned = augment(x, Augment(spike_dropout=0.3), g)
+    assert torch.equal(x, before) and (thinned <= x).all()
+    assert thinned.sum() / x.sum() == pytest.approx(0.7, abs=0.02)  # each spike kept with probability 0.7
+    shifted = augment(x, Augment(time_shift=2, channel_jitter=1), g)
+    assert shifted.sum() < x.sum()  # content moved out, zeros shifted in
+    # every sample is one of the allowed shifts of itself
+    for i in range(20):
+        ok = any(torch.equal(shifted[i], _moved(x[i], dt, dc)) for dt in range(-2, 3) for dc in range(-1, 2))
+        assert ok, i
+    assert len({float(shifted[i].sum() - x[i].sum()) for i in range(200)}) > 3  # shifts differ between samples
+    assert torch.equal(augment(x, Augment(), g), x)
+
+
+def _moved(frame, dt, dc):
+    out = torch.zeros_like(frame)
+    t, c = frame.shape
+    out[max(dt, 0): t + min(dt, 0), max(dc, 0): c + min(dc, 0)] = frame[max(-dt, 0): t - max(dt, 0), max(-dc, 0): c - max(dc, 0)]
+    return out
+
+
+def test_pretraining_with_augmentation_still_learns(tiny_speech):
+    from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    torch.manual_seed(0)
+    model = SpeakerRSNN(RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=64, n_outputs=4))
+    config = TrainConfig(epochs=8, lr=5e-3, batch_size=32, patience=3, smooth_epochs=3,
+                         augment=Augment(spike_dropout=0.1, time_shift=1, channel_jitter=1))
+    result = fit_classifier(model, LabelledSet(train.x, train.y), LabelledSet(val.x, val.y), config)
+    assert result.best_score > 0.9

@@ -1,0 +1,63 @@
+import math
+
+import pytest
+
+from neuro_rm.learning.seeds import aggregate, markdown_table, mean_sd_ci, over_seeds
+
+
+def _report(seed: int) -> dict:
+    return {"pretrain.accuracy": 0.90 + 0.02 * seed, "deploy.write_pulses": 100 + seed, "revoke.mode": "erase",
+            "verify.eer_ci": [0.01 * seed, 0.02 * seed], "energy.j": {"gpu": 2.0 * (seed + 1)},
+            "flag": True, "reference": {"pretrain.accuracy": 0.98}}
+
+
+def test_mean_sd_and_t_interval_match_the_textbook():
+    mean, sd, (lo, hi) = mean_sd_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and sd == 1.0
+    half = 4.302652729911275 / math.sqrt(3)  # t_{0.975, 2}
+    assert lo == pytest.approx(2.0 - half) and hi == pytest.approx(2.0 + half)
+    assert mean_sd_ci([5.0, 5.0]) == (5.0, 0.0, (5.0, 5.0))
+
+
+def test_every_number_becomes_mean_sd_and_interval_over_seeds():
+    seeds = [0, 1, 2]
+    agg = over_seeds(_report, seeds)
+    assert agg["seeds"] == seeds and "Student-t" in agg["interval"]
+    assert agg["pretrain.accuracy.mean"] == pytest.approx(0.92)
+    assert agg["pretrain.accuracy.sd"] == pytest.approx(0.02)
+    lo, hi = agg["pretrain.accuracy.ci95"]
+    assert lo < 0.92 < hi and hi - lo == pytest.approx(2 * 4.302652729911275 * 0.02 / math.sqrt(3))
+    assert agg["deploy.write_pulses.mean"] == pytest.approx(101)
+    assert agg["energy.j.gpu.mean"] == pytest.approx(4.0)  # nested dicts are flattened
+    assert agg["revoke.mode"] == "erase"  # the same in every run: kept once
+    assert agg["verify.eer_ci.per_seed"] == [[0.0, 0.0], [0.01, 0.02], [0.02, 0.04]]
+    assert agg["flag"] is True and "flag.mean" not in agg  # a bool is not a figure
+    assert agg["reference"] == {"pretrain.accuracy": 0.98}
+    assert "pretrain.accuracy" not in agg  # a per-seed figure is never reported as if it were one number
+
+
+def test_one_seed_or_mismatched_reports_are_refused():
+    with pytest.raises(ValueError, match="at least 2"):
+        aggregate([_report(0)], [0])
+    with pytest.raises(ValueError, match="one report per seed"):
+        aggregate([_report(0), _report(1)], [0, 1, 2])
+
+
+def test_markdown_table_shows_mean_plus_minus_sd():
+    agg = over_seeds(_report, [0, 1, 2])
+    rows = (("pretrain.accuracy", "pretrain", "{:.2%}"), ("missing.key", "absent", "{:.2%}"),
+            ("deploy.write_pulses", "pulses", "{:,.0f}"))
+    table = markdown_table(agg, rows, agg["reference"])
+    assert "over 3 seeds" in table
+    assert "| pretrain | 92.00% ± 2.00 |" in table and "| 98.00% |" in table
+    assert "| pulses | 101 ± 1 |" in table and "absent" not in table
+
+
+def test_cli_refuses_fewer_than_two_seeds():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "neuro_rm.cli", "demo", "--seeds", "1", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "neuro-rm demo: error: --seeds: must be from 2 to 100, got 1"
