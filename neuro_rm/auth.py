@@ -19,6 +19,7 @@ from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
@@ -57,14 +58,28 @@ class SpeakerRecord:
 
 @dataclass
 class Buffers:
-    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection."""
+    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection.
+
+    Each holds at most ``max_replay`` / ``max_holdout`` samples in all, shared evenly by the speakers, so
+    memory and the work of every later enrolment stay flat however many voices are enrolled.
+    """
 
     replay: LabelledSet
     holdout: LabelledSet
+    max_replay: int = 4096
+    max_holdout: int = 2048
 
     def drop(self, label: int) -> None:
         self.replay = self.replay.without_classes([label])
         self.holdout = self.holdout.without_classes([label])
+
+    def bound(self) -> None:
+        """Thin both buffers evenly over their speakers down to their caps."""
+        for name, cap in (("replay", self.max_replay), ("holdout", self.max_holdout)):
+            held = getattr(self, name)
+            speakers = len(torch.unique(held.y))
+            if len(held) > cap and speakers:
+                setattr(self, name, held.subsample(max(1, cap // speakers)))
 
 
 @dataclass
@@ -91,6 +106,8 @@ class SpeakerAuthenticator:
         self.ledger = ledger or Ledger()
         self.audit = AuditLog()
         self.threshold: float | None = None
+        # called after every enrolment; None keeps every branch live (see learning/consolidation.py)
+        self.consolidation: ConsolidationPolicy | None = BranchBudget()
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
@@ -301,8 +318,26 @@ class SpeakerAuthenticator:
         self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
         self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
         self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
+        self.buffers.bound()
         trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
-        return self._finish("enroll", name, branch, "potentiate", result, trainable)
+        report = self._finish("enroll", name, branch, "potentiate", result, trainable)
+        if self.consolidation is not None:
+            report.extra["consolidation"] = self.consolidate(self.consolidation)
+        return report
+
+    def consolidate(self, policy: ConsolidationPolicy) -> dict:
+        """Run a consolidation policy on the enrolled speakers' branches (oldest first): after each
+        enrolment, or whenever the device is idle.  Folded speakers keep their voice in ``store`` (or,
+        once merged, in the cells); revoking them then works as for a backbone speaker."""
+        branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
+        plan = policy(self.model, branches, self.ledger)
+        done = apply_plan(self.model, plan)
+        for record in self.registry.values():
+            if record.adapter in plan.fold:
+                record.adapter = None
+        if done["folded"] or done["merged"]:
+            self.audit.append("consolidate", None, **done)
+        return done
 
     def restore(
         self,
