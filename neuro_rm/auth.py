@@ -25,6 +25,7 @@ from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
+from neuro_rm.learning.placement import model_device, resolve_device
 from neuro_rm.learning.train import FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
@@ -45,6 +46,9 @@ ENROLLED, REVOKED = "enrolled", "revoked"
 # How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
 # nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
 REVOKE_MODES = ("erase", "suspend")
+# Enrolment sized for a device: few epochs at a higher rate, stopped early by the validation score;
+# benchmarks/bench_scale.py times it beside the 30-epoch schedule and reports both accuracies.
+FAST_ENROLL = TrainConfig(epochs=8, lr=1e-2, batch_size=64, patience=3)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 
 
@@ -163,7 +167,10 @@ class SpeakerAuthenticator:
         silent = (x.flatten(1).sum(dim=1) == 0).nonzero().flatten().tolist()
         if silent:
             raise ValueError(f"{what} has no spikes in sample(s) {silent[:5]}; nothing to recognise")
-        return x
+        return x.to(model_device(self.model))
+
+    def _labelled(self, x: torch.Tensor, label: int) -> LabelledSet:
+        return LabelledSet(x, torch.full((len(x),), label, device=x.device))
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -177,11 +184,17 @@ class SpeakerAuthenticator:
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> tuple[SpeakerAuthenticator, FitResult]:
-        """Digital training of the backbone on the first speakers; validation picks the epoch."""
+        """Digital training of the backbone on the first speakers; validation picks the epoch.
+
+        ``device`` (``auto``, ``cpu``, ``cuda``; default CPU) holds the model, its data and, after
+        ``deploy``, the simulated crossbars."""
         rsnn = rsnn or RSNNConfig(n_inputs=train.x.shape[-1], n_outputs=len(speakers))
         torch.manual_seed(seed)
-        model = SpeakerRSNN(rsnn)
+        where = resolve_device(device)
+        model = SpeakerRSNN(rsnn).to(where)
+        train, val = train.to(where), val.to(where)
         buffers = Buffers(train.subsample(replay_per_speaker, seed), val.subsample(holdout_per_speaker, seed))
         auth = cls(model, speakers, buffers)
         auth.check_frames(train.x, "training frames")
@@ -252,7 +265,7 @@ class SpeakerAuthenticator:
         if rec.adapter is not None:  # a branch trained on this speaker is erased outright
             hybrid.delete_adapter(self.model, rec.adapter)
             rec.adapter = None
-        train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
+        train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
         if mode == "suspend":
@@ -308,8 +321,7 @@ class SpeakerAuthenticator:
         self.model.head.grow(1, seed=label)
         self.model.head.train_rows([label])
         params = self._new_adapter(branch, adapter) + [self.model.head.weight, self.model.head.bias]
-        new = LabelledSet(train_x, torch.full((len(train_x),), label))
-        new_val = LabelledSet(val_x, torch.full((len(val_x),), label))
+        new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
         try:
             result = learn_new_classes(self.model, params, new, self.buffers.replay, val, config, f"enroll {name}")
@@ -440,8 +452,10 @@ class SpeakerAuthenticator:
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: Path | str, key_file: Path | str | None = None) -> SpeakerAuthenticator:
-        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree."""
+    def load(cls, folder: Path | str, key_file: Path | str | None = None, device: str | torch.device | None = None) -> SpeakerAuthenticator:
+        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log
+        disagree; ``device`` as in ``pretrain``."""
+        where = resolve_device(device)
         snapshot = load_snapshot(folder, key_file)
         files = snapshot.files
         missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
@@ -477,7 +491,8 @@ class SpeakerAuthenticator:
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             what = f"no entry {error}" if isinstance(error, KeyError) else error
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
-        model.eval()
+        model.to(where).eval()
+        auth.buffers = Buffers(auth.buffers.replay.to(where), auth.buffers.holdout.to(where))
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])

@@ -27,6 +27,7 @@ from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
+from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
@@ -123,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
         config=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=not args.json), seed=args.seed,
+        device=args.device,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
@@ -139,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     result = auth.deploy(DeviceConfig.taox_1t1r(tolerance_us=args.tolerance), seed=args.seed)
     auth.calibrate()
     auth.save(args.state)
@@ -147,7 +149,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     auth.require_enrolled(args.speaker)  # fail before loading data
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
@@ -163,7 +165,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 def cmd_audit_forgetting(args: argparse.Namespace) -> None:
     from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
 
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if not auth.deployed:
         raise ValueError("audit-forgetting works on a deployed state; run `neuro-rm deploy` first")
     rec = auth.record(args.speaker)
@@ -176,7 +178,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
                              f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
     targets = {"state": auth.model}
     if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
-        old = SpeakerAuthenticator.load(args.old_state)
+        old = SpeakerAuthenticator.load(args.old_state, device=args.device)
         row = old.record(args.speaker).label
         voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
         targets["original"] = old.model
@@ -198,7 +200,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if args.speaker in auth.registry:
         raise ValueError(f"speaker {args.speaker!r} exists already ({auth.registry[args.speaker].status})")
     splits = _state_data(auth, args.data)
@@ -214,7 +216,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     report = auth.restore(TrainConfig(epochs=args.epochs, lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
@@ -222,7 +224,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     split, _, index = args.sample.partition(":")
     if split not in ("train", "val", "test") or not (index.isascii() and index.isdigit()):
         raise ValueError(f"SAMPLE must be SPLIT:INDEX with SPLIT train, val or test (e.g. test:12), got {args.sample!r}")
@@ -288,7 +290,7 @@ def cmd_faults(args: argparse.Namespace) -> None:
 
     if not args.state.exists():
         _build_state(args)
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     splits = _state_data(auth, args.data)
 
     def progress(row: dict) -> None:
@@ -312,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
         if state:
             p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
             p.add_argument("--key-file", type=Path, default=None,
@@ -425,10 +428,17 @@ def _key_file(path: Path | None) -> Iterator[None]:
             os.environ[KEY_ENV] = before
 
 
+# commands whose model, data and simulated crossbars follow --device (the others refuse a GPU)
+ON_DEVICE = frozenset({"train", "deploy", "revoke", "enroll", "restore", "verify"})
+
+
 def _run(args: argparse.Namespace) -> None:
     """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
     locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
     lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
+    where = resolve_device(args.device)
+    if where.type != "cpu" and args.command not in ON_DEVICE:
+        raise ValueError(f"--device {args.device}: `{args.command}` runs on the CPU only so far")
     with _key_file(getattr(args, "key_file", None)), lock:
         args.func(args)
 

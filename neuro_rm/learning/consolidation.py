@@ -14,8 +14,11 @@ Two moves, both exact or bounded:
   whose target moves beyond the write tolerance are pulsed), after which nothing digital is left to read.
   Outputs then differ by at most what the write tolerance allows.
 
-The default, :class:`BranchBudget`, folds the oldest branches once more than ``max_branches`` are live and
-merges ``store`` when the energy of reading it digitally for ``horizon_inferences`` inferences exceeds the
+A third, **fuse**, changes no weight: inference folds the active branches into one ΔW per layer, so its
+work is one dense product per layer whatever the number of branches (``layers.fuse_adapters``).
+
+The default, :class:`BranchBudget`, folds the oldest branches and fuses once more than ``max_branches``
+are live, and merges ``store`` when the energy of reading it digitally for ``horizon_inferences`` inferences exceeds the
 write energy of merging it (pulses estimated from the pulses per cell this array has needed so far) and
 the most-worn cell stays within ``wear_budget`` of its endurance.
 """
@@ -37,10 +40,12 @@ STORE = "store"  # the folded, full-rank digital branch
 
 @dataclass
 class Plan:
-    """Branches to fold into ``store`` (oldest first) and whether ``store`` then goes into the cells."""
+    """Branches to fold into ``store`` (oldest first), whether ``store`` then goes into the cells, and
+    whether inference folds the active branches into one ΔW per layer (``fuse_adapters``)."""
 
     fold: list[str] = field(default_factory=list)
     merge: bool = False
+    fuse: bool = False
 
 
 class ConsolidationPolicy(Protocol):
@@ -62,7 +67,7 @@ class BranchBudget:
     def __call__(self, model: nn.Module, branches: list[str], ledger: Ledger) -> Plan:
         fold = branches[: max(0, len(branches) - self.max_branches)]
         merge = bool(fold) and self.horizon_inferences is not None and merge_pays(model, ledger, self.horizon_inferences, self.wear_budget)
-        return Plan(fold, merge)
+        return Plan(fold, merge, fuse=len(branches) > self.max_branches)
 
 
 def merge_pays(model: nn.Module, ledger: Ledger, horizon: float, wear_budget: float) -> bool:
@@ -114,6 +119,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
     """Carry out a plan; returns what was done (folded names, cells pulsed by a merge)."""
     if plan.fold:
         fold_branches(model, plan.fold)
+    if plan.fuse:
+        hybrid.fuse_adapters(model)
     merged = plan.merge and STORE in hybrid.adapter_names(model)
     pulses = sum(r.total_pulses for r in hybrid.merge_adapter(model, STORE)) if merged else 0
     return {"folded": list(plan.fold), "merged": merged, "merge_pulses": pulses}
