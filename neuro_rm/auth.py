@@ -304,7 +304,7 @@ class SpeakerAuthenticator:
         name: str,
         train_x: torch.Tensor,
         val_x: torch.Tensor,
-        config: TrainConfig = TrainConfig(epochs=30, lr=3e-3, batch_size=64),
+        config: TrainConfig = FAST_ENROLL,
         adapter: AdapterConfig = AdapterConfig(),
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,
