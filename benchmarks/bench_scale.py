@@ -155,9 +155,13 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each enrolment in part 2")
     parser.add_argument("--replay", type=int, default=512, help="replay buffer cap in part 2 (samples in all)")
+    parser.add_argument("--checkpoints", default=",".join(map(str, CHECKPOINTS)),
+                        help="enrolled-speaker counts to measure at (default: %(default)s)")
     parser.add_argument("--skip-bundled", action="store_true")
     parser.add_argument("--skip-corpus", action="store_true")
     args = parser.parse_args()
+    global CHECKPOINTS  # noqa: PLW0603 - one option sets the counts every part measures at
+    CHECKPOINTS = tuple(int(n) for n in args.checkpoints.split(","))
     torch.set_num_threads(1)
     if not args.skip_bundled:
         print_table("Enrolling one bundled speaker, today vs fast (side by side)",
