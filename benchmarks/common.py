@@ -49,4 +49,4 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         cells = [f"{c:.4g}" if isinstance(c, float) else str(c) for c in row]
-        print("| " + " | ".join(cells) + " |")
+        print("| " + " | ".join(cells) + " |", flush=True)

@@ -19,11 +19,13 @@ from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import ENROLL, learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, equal_error_rate, predict_logits
+from neuro_rm.learning.placement import model_device, resolve_device
 from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
@@ -44,6 +46,9 @@ ENROLLED, REVOKED = "enrolled", "revoked"
 # How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
 # nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
 REVOKE_MODES = ("erase", "suspend")
+# Enrolment sized for a device: few epochs at a higher rate, stopped early by the validation score;
+# benchmarks/bench_scale.py times it beside the 30-epoch schedule and reports both accuracies.
+FAST_ENROLL = TrainConfig(epochs=8, lr=1e-2, batch_size=64, patience=3)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 
 
@@ -57,14 +62,28 @@ class SpeakerRecord:
 
 @dataclass
 class Buffers:
-    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection."""
+    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection.
+
+    Each holds at most ``max_replay`` / ``max_holdout`` samples in all, shared evenly by the speakers, so
+    memory and the work of every later enrolment stay flat however many voices are enrolled.
+    """
 
     replay: LabelledSet
     holdout: LabelledSet
+    max_replay: int = 4096
+    max_holdout: int = 2048
 
     def drop(self, label: int) -> None:
         self.replay = self.replay.without_classes([label])
         self.holdout = self.holdout.without_classes([label])
+
+    def bound(self) -> None:
+        """Thin both buffers evenly over their speakers down to their caps."""
+        for name, cap in (("replay", self.max_replay), ("holdout", self.max_holdout)):
+            held = getattr(self, name)
+            speakers = len(torch.unique(held.y))
+            if len(held) > cap and speakers:
+                setattr(self, name, held.subsample(max(1, cap // speakers)))
 
 
 @dataclass
@@ -91,6 +110,8 @@ class SpeakerAuthenticator:
         self.ledger = ledger or Ledger()
         self.audit = AuditLog()
         self.threshold: float | None = None
+        # called after every enrolment; None keeps every branch live (see learning/consolidation.py)
+        self.consolidation: ConsolidationPolicy | None = BranchBudget()
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
@@ -146,7 +167,10 @@ class SpeakerAuthenticator:
         silent = (x.flatten(1).sum(dim=1) == 0).nonzero().flatten().tolist()
         if silent:
             raise ValueError(f"{what} has no spikes in sample(s) {silent[:5]}; nothing to recognise")
-        return x
+        return x.to(model_device(self.model))
+
+    def _labelled(self, x: torch.Tensor, label: int) -> LabelledSet:
+        return LabelledSet(x, torch.full((len(x),), label, device=x.device))
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -160,11 +184,17 @@ class SpeakerAuthenticator:
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> tuple[SpeakerAuthenticator, FitResult]:
-        """Digital training of the backbone on the first speakers; validation picks the epoch."""
+        """Digital training of the backbone on the first speakers; validation picks the epoch.
+
+        ``device`` (``auto``, ``cpu``, ``cuda``; default CPU) holds the model, its data and, after
+        ``deploy``, the simulated crossbars."""
         rsnn = rsnn or RSNNConfig(n_inputs=train.x.shape[-1], n_outputs=len(speakers))
         torch.manual_seed(seed)
-        model = SpeakerRSNN(rsnn)
+        where = resolve_device(device)
+        model = SpeakerRSNN(rsnn).to(where)
+        train, val = train.to(where), val.to(where)
         buffers = Buffers(train.subsample(replay_per_speaker, seed), val.subsample(holdout_per_speaker, seed))
         auth = cls(model, speakers, buffers)
         auth.check_frames(train.x, "training frames")
@@ -237,7 +267,7 @@ class SpeakerAuthenticator:
         if rec.adapter is not None:  # a branch trained on this speaker is erased outright
             hybrid.delete_adapter(self.model, rec.adapter)
             rec.adapter = None
-        train = LabelledSet.concat(LabelledSet(forget_x, torch.full((len(forget_x),), rec.label)), retain)
+        train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
         if mode == "suspend":
@@ -292,8 +322,7 @@ class SpeakerAuthenticator:
         self.model.head.grow(1, seed=label)
         self.model.head.train_rows([label])
         params = self._new_adapter(branch, adapter) + [self.model.head.weight, self.model.head.bias]
-        new = LabelledSet(train_x, torch.full((len(train_x),), label))
-        new_val = LabelledSet(val_x, torch.full((len(val_x),), label))
+        new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
         try:
             result = learn_new_classes(self.model, params, new, self.buffers.replay, val, config, f"enroll {name}")
@@ -302,9 +331,27 @@ class SpeakerAuthenticator:
         self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
         self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
         self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
+        self.buffers.bound()
         trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
         row_bits = self.ledger.post_row_write(1, self.model.head.in_features + 1, note=f"enroll {name}: readout row")
-        return self._finish("enroll", name, branch, "potentiate", result, trainable, row_bits)
+        report = self._finish("enroll", name, branch, "potentiate", result, trainable, row_bits)
+        if self.consolidation is not None:
+            report.extra["consolidation"] = self.consolidate(self.consolidation)
+        return report
+
+    def consolidate(self, policy: ConsolidationPolicy) -> dict:
+        """Run a consolidation policy on the enrolled speakers' branches (oldest first): after each
+        enrolment, or whenever the device is idle.  Folded speakers keep their voice in ``store`` (or,
+        once merged, in the cells); revoking them then works as for a backbone speaker."""
+        branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
+        plan = policy(self.model, branches, self.ledger)
+        done = apply_plan(self.model, plan)
+        for record in self.registry.values():
+            if record.adapter in plan.fold:
+                record.adapter = None
+        if done["folded"] or done["merged"]:
+            self.audit.append("consolidate", None, **done)
+        return done
 
     def restore(
         self,
@@ -408,10 +455,12 @@ class SpeakerAuthenticator:
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: Path | str, key_file: Path | str | None = None, anchored: bool = True) -> SpeakerAuthenticator:
+    def load(cls, folder: Path | str, key_file: Path | str | None = None, anchored: bool = True,
+             device: str | torch.device | None = None) -> SpeakerAuthenticator:
         """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree,
         and (``anchored``) any that is not the state and snapshot last saved in this folder (a swap or rollback);
-        ``anchored=False`` loads an old copy as it is, for an audit."""
+        ``anchored=False`` loads an old copy as it is, for an audit; ``device`` as in ``pretrain``."""
+        where = resolve_device(device)
         snapshot = load_snapshot(folder, key_file, anchored)
         files = snapshot.files
         missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
@@ -447,7 +496,8 @@ class SpeakerAuthenticator:
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             what = f"no entry {error}" if isinstance(error, KeyError) else error
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
-        model.eval()
+        model.to(where).eval()
+        auth.buffers = Buffers(auth.buffers.replay.to(where), auth.buffers.holdout.to(where))
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])

@@ -31,6 +31,7 @@ from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.train import PRETRAIN
+from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
@@ -130,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
         config=replace(_budget(PRETRAIN, args.epochs), lr=args.lr, batch_size=args.batch_size, progress=not args.json),
         seed=args.seed,
+        device=args.device,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
@@ -146,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     result = auth.deploy(DeviceConfig.taox_1t1r(tolerance_us=args.tolerance), seed=args.seed)
     auth.calibrate()
     auth.save(args.state)
@@ -154,7 +156,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     auth.require_enrolled(args.speaker)  # fail before loading data
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
@@ -170,7 +172,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 def cmd_audit_forgetting(args: argparse.Namespace) -> None:
     from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
 
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if not auth.deployed:
         raise ValueError("audit-forgetting works on a deployed state; run `neuro-rm deploy` first")
     rec = auth.record(args.speaker)
@@ -183,7 +185,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
                              f"{_speaker_label(splits, name)} in the data; audit with the data the state was built on")
     targets = {"state": auth.model}
     if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
-        old = SpeakerAuthenticator.load(args.old_state, anchored=False)  # older than its folder's latest, by design
+        old = SpeakerAuthenticator.load(args.old_state, anchored=False, device=args.device)  # older than its folder's latest, by design
         row = old.record(args.speaker).label
         voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
         targets["original"] = old.model
@@ -205,7 +207,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if args.speaker in auth.registry:
         raise ValueError(f"speaker {args.speaker!r} exists already ({auth.registry[args.speaker].status})")
     splits = _state_data(auth, args.data)
@@ -221,7 +223,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     report = auth.restore(TrainConfig(epochs=args.epochs, lr=args.lr))
     auth.calibrate()
     auth.save(args.state)
@@ -229,7 +231,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     split, _, index = args.sample.partition(":")
     if split not in ("train", "val", "test") or not (index.isascii() and index.isdigit()):
         raise ValueError(f"SAMPLE must be SPLIT:INDEX with SPLIT train, val or test (e.g. test:12), got {args.sample!r}")
@@ -341,7 +343,7 @@ def cmd_faults(args: argparse.Namespace) -> None:
     presets = None if args.preset is None else sorted(PRESETS) if args.preset == "both" else [args.preset]
     if not args.state.exists():
         _build_state(args, deploy=presets is None)  # with --preset each preset is deployed in memory
-    auth = SpeakerAuthenticator.load(args.state)
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
     splits = _state_data(auth, args.data)
 
     def progress(row: dict) -> None:
@@ -387,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
         if state:
             p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
             p.add_argument("--key-file", type=Path, default=None,
@@ -523,12 +526,19 @@ def _key_file(path: Path | None) -> Iterator[None]:
             os.environ[KEY_ENV] = before
 
 
+# commands whose model, data and simulated crossbars follow --device (the others refuse a GPU)
+ON_DEVICE = frozenset({"train", "deploy", "revoke", "enroll", "restore", "verify"})
+
+
 def _run(args: argparse.Namespace) -> None:
     """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
     if hasattr(args, "state"):  # before any work: a key inside the folder would travel with every copy of it
         refuse_inside(args.state, args.key_file)
     locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
     lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
+    where = resolve_device(args.device)
+    if where.type != "cpu" and args.command not in ON_DEVICE:
+        raise ValueError(f"--device {args.device}: `{args.command}` runs on the CPU only so far")
     with _key_file(getattr(args, "key_file", None)), lock:
         args.func(args)
 

@@ -256,7 +256,7 @@ class CellArray(nn.Module):
     def _stick(self, on_rate: float, off_rate: float, generator: torch.Generator) -> int:
         if on_rate <= 0 and off_rate <= 0:
             return 0
-        u = torch.rand(self.shape, generator=generator)
+        u = torch.rand(self.shape, generator=generator).to(self.cycles.device)
         on = (u < on_rate) & ~self.stuck
         off = (u >= on_rate) & (u < on_rate + off_rate) & ~self.stuck
         self.programmed_us[on] = self.config.g_max_us
@@ -275,7 +275,7 @@ class CellArray(nn.Module):
         """Perturb every working cell by N(0, sigma_us): programming without (or with a cruder) verify."""
         if not (math.isfinite(sigma_us) and sigma_us >= 0):
             raise ValueError(f"write noise sigma must be a finite number of µS >= 0, got {sigma_us}")
-        noise = sigma_us * torch.randn(self.shape, generator=self.generator)
+        noise = sigma_us * torch.randn(self.shape, generator=self.generator).to(self.cycles.device)
         noisy = (self.programmed_us + noise).clamp(self.config.g_min_us, self.config.g_max_us)
         self.programmed_us = torch.where(self.stuck, self.programmed_us, noisy)
 
@@ -317,7 +317,7 @@ class CellArray(nn.Module):
     def read(self, noisy: bool = True) -> torch.Tensor:
         g = self.conductance()
         if noisy and self.config.read_noise_us > 0:
-            g = g + self.config.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator)
+            g = g + self.config.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator).to(g.device)
         return g
 
     # ----------------------------------------------------------------- programming
@@ -354,7 +354,7 @@ class CellArray(nn.Module):
         iterations = 0
         for _ in range(cfg.max_pulses):
             reads += int(pending.sum())
-            observed = g + cfg.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator)
+            observed = g + cfg.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator).to(g.device)
             error = targets - observed
             distance = error.abs()
             progress = distance < best_error - 3 * cfg.read_noise_us
@@ -367,7 +367,7 @@ class CellArray(nn.Module):
                 break
             iterations += 1
             step = (cfg.pulse_gain * error.abs()).clamp(cfg.min_step_us, cfg.max_step_us)
-            spread = 1.0 + cfg.cycle_to_cycle * torch.randn(g.shape, generator=self.generator)
+            spread = 1.0 + cfg.cycle_to_cycle * torch.randn(g.shape, generator=self.generator).to(g.device)
             change = torch.sign(error) * step * self.response * spread.clamp_min(0.0)
             responsive = pending & ~frozen
             g = torch.where(responsive, (g + change).clamp(cfg.g_min_us, cfg.g_max_us), g)
@@ -378,7 +378,7 @@ class CellArray(nn.Module):
             reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
         self.stuck.logical_or_(self.worn_out)
         if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
-            spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator)
+            spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator).to(g.device)
             settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)
             g = torch.where(frozen | failed | ~selected, g, settled)
         # cells left out keep what they were programmed to and their age; the written ones start anew

@@ -166,9 +166,11 @@ def test_cache_is_used_and_holds_no_pickle(
 ) -> None:
     cache = tmp_path_factory.mktemp("cache")
     first = load_folder_speakers(ssc_root, n_speakers=3, cache_dir=cache)
-    (entry,) = cache.glob("*.npz")
-    with np.load(entry, allow_pickle=False) as stored:
-        assert stored.files == ["x"] and stored["x"].dtype == np.uint16
+    entries = list(cache.glob("*.npz"))
+    assert len(entries) == 3  # one per file (each file's samples fit one chunk)
+    for entry in entries:
+        with np.load(entry, allow_pickle=False) as stored:
+            assert stored.files == ["x"] and stored["x"].dtype == np.uint16
 
     def no_binning(*args, **kwargs):
         raise AssertionError("frames were recomputed")

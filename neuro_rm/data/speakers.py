@@ -23,6 +23,9 @@ from neuro_rm.data.hsd import SpikeFile, open_folder, path_of
 from neuro_rm.data.spikefile import SpikeFileInfo, check_samples, read_info
 
 MAX_FRAME_COUNTS = 1 << 30  # spike counts binned at once (2 GiB as uint16, 4 GiB as the float32 frames)
+# Samples binned (and cached on disk) at a time: memory holds the float32 frames of the chosen samples
+# plus one chunk, never a file's events, so a corpus-size file streams through.
+CHUNK_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -136,21 +139,15 @@ def speaker_splits(
             f"{frames.n_inputs(n_channels)} inputs is {counts} counts, more than {MAX_FRAME_COUNTS} (MAX_FRAME_COUNTS)"
         )
 
-    def compute() -> dict[str, np.ndarray]:
-        blocks = []
-        for ds, info, start in zip(datasets, infos, offsets[:-1], strict=True):
-            local = chosen[(chosen >= start) & (chosen < start + len(info))] - start
-            check_samples(info, local)
-            blocks.append(to_frames(ds, local, frames, n_channels))
-        return {"x": np.concatenate(blocks)}
-
-    key = {
-        "files": [file_digest(info.path) for info in infos],
-        "frames": asdict(frames),
-        "n_channels": n_channels,
-        "samples": _digest(chosen),
-    }
-    x = torch.from_numpy(cached(key, compute, cache_dir)["x"].astype(np.float32))
+    x = torch.empty((len(chosen), frames.n_bins, frames.n_inputs(n_channels)), dtype=torch.float32)
+    row = 0
+    for ds, info, start in zip(datasets, infos, offsets[:-1], strict=True):
+        local = chosen[(chosen >= start) & (chosen < start + len(info))] - start
+        digest = file_digest(info.path)
+        for first in range(0, len(local), CHUNK_SAMPLES):
+            block = _frames_chunk(ds, info, digest, local[first : first + CHUNK_SAMPLES], frames, n_channels, cache_dir)
+            x[row : row + len(block)] = torch.from_numpy(block.astype(np.float32))
+            row += len(block)
     label_of = {speaker: label for label, speaker in enumerate(keep)}
 
     def part(idx: np.ndarray) -> SpeakerFrames:
@@ -174,6 +171,20 @@ def speaker_splits(
         n_channels=n_channels,
         sources=[str(info.path) for info in infos],
     )
+
+
+def _frames_chunk(
+    dataset: HSD, info: SpikeFileInfo, digest: str, indices: np.ndarray, frames: FrameConfig, n_channels: int,
+    cache_dir: Path | None,
+) -> np.ndarray:
+    """uint16 frames of some samples of one file, from the disk cache when there (checked on first binning)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        check_samples(info, indices)
+        return {"x": to_frames(dataset, indices, frames, n_channels)}
+
+    key = {"file": digest, "frames": asdict(frames), "n_channels": n_channels, "samples": _digest(indices)}
+    return cached(key, compute, cache_dir)["x"]
 
 
 def load_speakers(

@@ -202,25 +202,73 @@ def write_spike_file(
     HDF5 filters never reach variable-length data (it lives in the global heap), and a filtered pointer
     array only slows the one-sample-at-a-time reads tonic makes.
     """
-    string = h5py.string_dtype()
     with h5py.File(path, "w", libver=("earliest", "v110"), track_order=False) as file:
         spikes, more = file.create_group("spikes"), file.create_group("extra")
-        columns = {
-            spikes: {"times": _ragged(times, np.float16), "units": _ragged(units, np.uint16)},
-            file: {"labels": np.asarray(labels, dtype=np.uint16)},
-            more: {
-                "speaker": np.asarray(speakers, dtype=np.uint16),
-                "keys": np.array(list(label_names), dtype=string),
-                "speaker_names": np.array(list(speaker_names), dtype=string),
-                **{key: np.array(list(values), dtype=string) for key, values in (extra or {}).items()},
-            },
-        }
-        for group, datasets in columns.items():
-            for key, data in datasets.items():
-                group.create_dataset(key, data=data, track_times=False)
-        file.attrs["n_channels"] = n_channels
-        for key, value in attrs.items():  # plain text stays readable in other HDF5 tools
-            file.attrs[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        for key, data in (("times", _ragged(times, np.float16)), ("units", _ragged(units, np.uint16))):
+            spikes.create_dataset(key, data=data, track_times=False)
+        _write_columns(file, more, labels, speakers, n_channels, label_names, speaker_names, attrs, extra)
+
+
+def write_spike_chunks(
+    path: str | Path,
+    chunks: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+    labels: Sequence[int],
+    speakers: Sequence[int],
+    *,
+    n_channels: int,
+    label_names: Sequence[str],
+    speaker_names: Sequence[str],
+    attrs: dict[str, object],
+    extra: dict[str, Sequence[str]] | None = None,
+) -> None:
+    """``write_spike_file`` with the spikes given as consecutive chunks of samples (``(times, units)``
+    lists), so a corpus-size file is written holding one chunk in memory; the chunks must cover
+    ``labels`` exactly."""
+    n = len(labels)
+    with h5py.File(path, "w", libver=("earliest", "v110"), track_order=False) as file:
+        spikes, more = file.create_group("spikes"), file.create_group("extra")
+        ragged = {key: spikes.create_dataset(key, (n,), dtype=h5py.vlen_dtype(dtype), track_times=False)
+                  for key, dtype in (("times", np.float16), ("units", np.uint16))}
+        written = 0
+        for times, units in chunks:
+            if len(times) != len(units) or written + len(times) > n:
+                raise ValueError(f"{path}: chunk of {len(times)} times / {len(units)} units after {written} of {n} samples")
+            for key, arrays, dtype in (("times", times, np.float16), ("units", units, np.uint16)):
+                for row, values in enumerate(arrays, written):  # one by one: equal lengths must not broadcast
+                    ragged[key][row] = np.asarray(values, dtype=dtype)
+            written += len(times)
+        if written != n:
+            raise ValueError(f"{path}: the chunks hold {written} samples for {n} labels")
+        _write_columns(file, more, labels, speakers, n_channels, label_names, speaker_names, attrs, extra)
+
+
+def _write_columns(
+    file: h5py.File,
+    more: h5py.Group,
+    labels: Sequence[int],
+    speakers: Sequence[int],
+    n_channels: int,
+    label_names: Sequence[str],
+    speaker_names: Sequence[str],
+    attrs: dict[str, object],
+    extra: dict[str, Sequence[str]] | None,
+) -> None:
+    string = h5py.string_dtype()
+    columns = {
+        file: {"labels": np.asarray(labels, dtype=np.uint16)},
+        more: {
+            "speaker": np.asarray(speakers, dtype=np.uint16),
+            "keys": np.array(list(label_names), dtype=string),
+            "speaker_names": np.array(list(speaker_names), dtype=string),
+            **{key: np.array(list(values), dtype=string) for key, values in (extra or {}).items()},
+        },
+    }
+    for group, datasets in columns.items():
+        for key, data in datasets.items():
+            group.create_dataset(key, data=data, track_times=False)
+    file.attrs["n_channels"] = n_channels
+    for key, value in attrs.items():  # plain text stays readable in other HDF5 tools
+        file.attrs[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _ragged(arrays: Sequence[np.ndarray], dtype: type) -> np.ndarray:

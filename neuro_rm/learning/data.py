@@ -22,6 +22,10 @@ class LabelledSet:
     def __len__(self) -> int:
         return len(self.y)
 
+    def to(self, device: torch.device | str) -> LabelledSet:
+        """The same samples on ``device`` (no copy when they are there already)."""
+        return LabelledSet(self.x.to(device), self.y.to(device))
+
     def where(self, mask: torch.Tensor) -> LabelledSet:
         return LabelledSet(self.x[mask], self.y[mask])
 

@@ -14,7 +14,8 @@ from torch import nn
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     was_training = model.training
     model.eval()
-    out = torch.cat([model(chunk) for chunk in x.split(batch_size)]) if len(x) else torch.empty(0)
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), x.device)
+    out = torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(batch_size)]) if len(x) else torch.empty(0)
     model.train(was_training)
     return out
 

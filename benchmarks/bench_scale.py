@@ -1,0 +1,184 @@
+"""Scale: time, memory and energy per operation against the number of enrolled speakers and the corpus size.
+
+Three parts, all in one run so the ratios are side by side:
+
+1. enrolling one bundled speaker with today's enrolment (30 epochs, lr 3e-3) and with the fast one
+   (``auth.FAST_ENROLL``), seconds and validation accuracies (new speaker, old speakers);
+2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
+   consolidation policy and (positive control) with none: verify time per utterance, the bytes the
+   authenticator holds, enroll / revoke seconds and energy, at 6, 25, 100 and 200 speakers;
+3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
+
+Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-corpus]
+Part 2 uses a smaller RSNN (hidden 128) and short training so that 2 × 200 enrolments fit a shared
+2-core machine: it measures how costs grow, not the accuracy of a full-size model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import print_table
+
+from neuro_rm import layers as hybrid
+from neuro_rm.auth import FAST_ENROLL, SpeakerAuthenticator
+from neuro_rm.data import load_bundled_speakers, load_speakers
+from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
+from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
+from neuro_rm.learning.consolidation import BranchBudget
+from neuro_rm.models import RSNNConfig
+
+CHECKPOINTS = (6, 25, 100, 200)
+
+
+def _acc(auth: SpeakerAuthenticator, data: LabelledSet) -> float:
+    return accuracy(predict_logits(auth.model, data.x), data.y)
+
+
+def bundled_enrolment(pretrain_epochs: int) -> list[tuple]:
+    splits = load_bundled_speakers()
+    train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
+    old = list(range(5))
+    base, _ = SpeakerAuthenticator.pretrain(splits.speaker_names[:5], train.of_classes(old), val.of_classes(old),
+                                            config=TrainConfig(epochs=pretrain_epochs, lr=1e-3))
+    base.deploy()
+    state = tempfile.mkdtemp()
+    base.save(state)
+    rows = []
+    for label, config in (("today: 30 epochs, lr 3e-3", TrainConfig(epochs=30, lr=3e-3, batch_size=64)),
+                          ("fast: FAST_ENROLL", FAST_ENROLL)):
+        auth = SpeakerAuthenticator.load(state)
+        auth.consolidation = None
+        start = time.perf_counter()
+        auth.enroll(splits.speaker_names[5], splits.train.select([5]).x, splits.val.select([5]).x, config)
+        seconds = time.perf_counter() - start
+        rows.append((label, seconds, _acc(auth, val.of_classes([5])), _acc(auth, val.of_classes(old))))
+    rows.append(("ratio fast / today", rows[1][1] / rows[0][1], "", ""))
+    return rows
+
+
+def _state_bytes(auth: SpeakerAuthenticator) -> int:
+    tensors = [*auth.model.state_dict().values(), auth.buffers.replay.x, auth.buffers.replay.y,
+               auth.buffers.holdout.x, auth.buffers.holdout.y]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> tuple[float, float]:
+    """Median seconds of one verify, and inference joules per verified utterance."""
+    hybrid.reset_counts(auth.model)
+    times = []
+    for x, claim in zip(samples, claims, strict=False):
+        start = time.perf_counter()
+        auth.verify(x, claim)
+        times.append(time.perf_counter() - start)
+    from neuro_rm.energy import Ledger
+
+    ledger = Ledger()
+    hybrid.post_inference(ledger, hybrid.collect_counts(auth.model))
+    return statistics.median(times), ledger.joules("infer") / len(times)
+
+
+def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int) -> list[tuple]:
+    splits = load_speakers(corpus, n_speakers=max(CHECKPOINTS) + 1, cache=False)
+    train = LabelledSet(splits.train.x, splits.train.y)
+    val = LabelledSet(splits.val.x, splits.val.y)
+    quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
+    first = list(range(CHECKPOINTS[0]))
+    auth, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
+                                            RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=len(first)),
+                                            TrainConfig(epochs=10, lr=2e-3, batch_size=64))
+    auth.deploy()
+    auth.consolidation = BranchBudget() if policy else None
+    auth.buffers.max_replay, auth.buffers.max_holdout = replay, 256  # small caps: 2 x 200 enrolments must fit
+    auth.calibrate()
+    probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never revoked below
+    rows, enroll_times, enroll_joules = [], [], []
+    for label in range(CHECKPOINTS[0], max(CHECKPOINTS) + 1):
+        if label in CHECKPOINTS:
+            verify_s, verify_j = _verify_seconds(auth, probe.x[:40], [f"s{int(y)}" for y in probe.y[:40]])
+            before_j, start = auth.ledger.joules(), time.perf_counter()
+            victim = f"s{label - 2}"
+            auth.revoke(victim, train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
+            revoke_s, revoke_j = time.perf_counter() - start, auth.ledger.joules() - before_j
+            recent = enroll_times[-5:] or [float("nan")]
+            rows.append((label, "on" if policy else "off", len(hybrid.adapter_names(auth.model)), verify_s * 1e3,
+                         verify_j, _state_bytes(auth) / 2**20, statistics.median(recent),
+                         statistics.median(enroll_joules[-5:] or [float("nan")]), revoke_s, revoke_j))
+        if label == max(CHECKPOINTS):
+            break
+        before_j, start = auth.ledger.joules(), time.perf_counter()
+        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
+        enroll_times.append(time.perf_counter() - start)
+        enroll_joules.append(auth.ledger.joules() - before_j)
+    return rows
+
+
+def _unlearn(train: TrainConfig):  # noqa: ANN202
+    from neuro_rm.learning.unlearn import UnlearnConfig
+
+    return UnlearnConfig(train=train)
+
+
+LOAD = """
+import sys, time
+from neuro_rm.data import load_speakers
+def kb(field):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
+load_speakers(sys.argv[1], n_speakers=1, cache=False)
+open("/proc/self/clear_refs", "w").write("5")
+before, start = kb("VmRSS:"), time.perf_counter()
+splits = load_speakers(sys.argv[1], n_speakers=int(sys.argv[2]), cache_dir=sys.argv[3])
+print(time.perf_counter() - start, (kb("VmHWM:") - before) / 1024, len(splits.train) + len(splits.val) + len(splits.test))
+"""
+
+
+def corpus_loading(path: Path) -> list[tuple]:
+    rows = []
+    for n in CHECKPOINTS:
+        with tempfile.TemporaryDirectory() as cache:
+            out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(n), cache], capture_output=True, text=True, check=True)
+            seconds, peak_mb, samples = out.stdout.split()
+            rows.append((n, int(samples), float(seconds), float(peak_mb)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=None, help="corpus-size file for part 3 (scripts/make_corpus.py)")
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each enrolment in part 2")
+    parser.add_argument("--replay", type=int, default=512, help="replay buffer cap in part 2 (samples in all)")
+    parser.add_argument("--checkpoints", default=",".join(map(str, CHECKPOINTS)),
+                        help="enrolled-speaker counts to measure at (default: %(default)s)")
+    parser.add_argument("--skip-bundled", action="store_true")
+    parser.add_argument("--skip-corpus", action="store_true")
+    args = parser.parse_args()
+    global CHECKPOINTS  # noqa: PLW0603 - one option sets the counts every part measures at
+    CHECKPOINTS = tuple(int(n) for n in args.checkpoints.split(","))
+    torch.set_num_threads(1)
+    if not args.skip_bundled:
+        print_table("Enrolling one bundled speaker, today vs fast (side by side)",
+                    ("enrolment", "seconds", "val acc, new speaker", "val acc, old speakers"),
+                    bundled_enrolment(args.pretrain_epochs))
+    with tempfile.TemporaryDirectory() as folder:
+        corpus = Path(folder) / "scale.h5"
+        generate_corpus(corpus, GeneratorConfig(n_samples=(max(CHECKPOINTS) + 1) * 50, n_speakers=max(CHECKPOINTS) + 1,
+                                                events_median=1000, seed=7))
+        rows = many_speakers(True, corpus, args.enroll_epochs, args.replay) + many_speakers(False, corpus, args.enroll_epochs, args.replay)
+    print_table("Many speakers (RSNN 140-128-N on a generated corpus; enroll = median of the last 5 enrolments)",
+                ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB",
+                 "enroll s", "enroll J", "revoke s", "revoke J"), rows)
+    if args.corpus is not None and not args.skip_corpus:
+        print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
+                    ("speakers", "samples", "seconds", "peak MiB"), corpus_loading(args.corpus))
+
+
+if __name__ == "__main__":
+    main()

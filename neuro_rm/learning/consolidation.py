@@ -1,0 +1,126 @@
+"""Branch consolidation: what happens to per-speaker LoRA branches as enrolled voices pile up.
+
+Every enrolment adds a branch (the "hippocampus"); run unchecked, verify time and SRAM grow with the
+number of speakers.  A *consolidation policy* is a plasticity hook the authenticator calls after each
+enrolment (or a user calls when the device is idle): it looks at the live branches and returns a
+:class:`Plan`; :func:`apply_plan` carries it out.
+
+Two moves, both exact or bounded:
+
+* **fold** (digital): the named branches are summed into one full-rank digital branch, ``store``
+  (ΔW = B·I with B the summed ΔW), and deleted.  Outputs are unchanged up to float rounding; memory and
+  per-vector work stop growing (at most ``max_branches`` low-rank branches plus one dense ΔW per layer).
+* **merge** (analogue, the "cortex"): ``store`` is written into the cells with ``merge_adapter`` (only cells
+  whose target moves beyond the write tolerance are pulsed), after which nothing digital is left to read.
+  Outputs then differ by at most what the write tolerance allows.
+
+A third, **fuse**, changes no weight: inference folds the active branches into one ΔW per layer, so its
+work is one dense product per layer whatever the number of branches (``layers.fuse_adapters``).
+
+The default, :class:`BranchBudget`, folds the oldest branches and fuses once more than ``max_branches``
+are live, and merges ``store`` when the energy of reading it digitally for ``horizon_inferences`` inferences exceeds the
+write energy of merging it (pulses estimated from the pulses per cell this array has needed so far) and
+the most-worn cell stays within ``wear_budget`` of its endurance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.energy import Ledger
+from neuro_rm.lora import PRECISION_BITS, AdapterConfig
+
+STORE = "store"  # the folded, full-rank digital branch
+
+
+@dataclass
+class Plan:
+    """Branches to fold into ``store`` (oldest first), whether ``store`` then goes into the cells, and
+    whether inference folds the active branches into one ΔW per layer (``fuse_adapters``)."""
+
+    fold: list[str] = field(default_factory=list)
+    merge: bool = False
+    fuse: bool = False
+
+
+class ConsolidationPolicy(Protocol):
+    def __call__(self, model: nn.Module, branches: list[str], ledger: Ledger) -> Plan: ...
+
+
+@dataclass
+class BranchBudget:
+    """The default policy (see the module docstring); ``horizon_inferences=None`` never merges."""
+
+    max_branches: int = 8
+    horizon_inferences: float | None = 1e6
+    wear_budget: float = 0.5  # fraction of the cells' endurance a merge may bring the most-worn cell to
+
+    def __post_init__(self) -> None:
+        if self.max_branches < 0 or not 0 < self.wear_budget <= 1:
+            raise ValueError(f"need max_branches >= 0 and 0 < wear_budget <= 1, got {self}")
+
+    def __call__(self, model: nn.Module, branches: list[str], ledger: Ledger) -> Plan:
+        fold = branches[: max(0, len(branches) - self.max_branches)]
+        merge = bool(fold) and self.horizon_inferences is not None and merge_pays(model, ledger, self.horizon_inferences, self.wear_budget)
+        return Plan(fold, merge, fuse=len(branches) > self.max_branches)
+
+
+def merge_pays(model: nn.Module, ledger: Ledger, horizon: float, wear_budget: float) -> bool:
+    """Whether writing the present ``store`` into the cells costs less than reading it digitally
+    ``horizon`` times, with the most-worn cell staying within ``wear_budget`` of its endurance."""
+    layers = [layer for _, layer in hybrid.hybrid_layers(model) if STORE in layer.adapters]
+    if not layers:
+        return False
+    cells = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
+    pulses_per_cell = ledger.count("write.rm_pulse") / max(cells, 1)
+    write_j = read_j = 0.0
+    for layer in layers:
+        delta = layer.delta_weight([STORE]).reshape(layer.crossbar.out_features, -1)
+        moved = int((delta.abs() > layer.crossbar.write_threshold).sum())
+        write_j += moved * pulses_per_cell * ledger.energy.rm_write_pulse_j
+        adapter = layer.adapters[STORE]
+        read_j += delta.numel() * (ledger.energy.mac_j(adapter.precision) + PRECISION_BITS[adapter.precision] * ledger.energy.sram_read_j_per_bit)
+        cells_worn = layer.crossbar.cells.cycles.max().item() + pulses_per_cell
+        if cells_worn > wear_budget * layer.crossbar.device_config.endurance_cycles:
+            return False
+    return write_j < horizon * read_j
+
+
+def fold_branches(model: nn.Module, names: list[str]) -> None:
+    """Sum the ΔW of ``names`` into the full-rank ``store`` branch (created on first use) and delete them;
+    ``store`` is active wherever it holds something.  Exact up to float rounding."""
+    for _, layer in hybrid.hybrid_layers(model):
+        held = [n for n in names if n in layer.adapters]
+        if not held:
+            continue
+        with torch.no_grad():
+            delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
+            if STORE not in layer.adapters:
+                width = layer.crossbar.in_features
+                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=_widest(layer, held)))
+                layer.adapters[STORE].a.copy_(torch.eye(width))
+                layer.adapters[STORE].b.zero_()
+                layer.set_adapter([*layer.active, STORE])
+            layer.adapters[STORE].b.add_(delta)
+        for name in held:
+            layer.delete_adapter(name)
+
+
+def _widest(layer: hybrid.HybridLayer, names: list[str]) -> str:
+    return max((layer.adapters[n].precision for n in names), key=PRECISION_BITS.__getitem__)
+
+
+def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
+    """Carry out a plan; returns what was done (folded names, cells pulsed by a merge)."""
+    if plan.fold:
+        fold_branches(model, plan.fold)
+    if plan.fuse:
+        hybrid.fuse_adapters(model)
+    merged = plan.merge and STORE in hybrid.adapter_names(model)
+    pulses = sum(r.total_pulses for r in hybrid.merge_adapter(model, STORE)) if merged else 0
+    return {"folded": list(plan.fold), "merged": merged, "merge_pulses": pulses}

@@ -1,0 +1,97 @@
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.energy import Ledger
+from neuro_rm.learning import TrainConfig
+from neuro_rm.learning.consolidation import STORE, BranchBudget, Plan, apply_plan
+from neuro_rm.lora import AdapterConfig
+from neuro_rm.models import RSNNConfig
+
+NAMES = [f"enroll_{i}" for i in range(5)]
+
+
+def _model_with_branches(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4))
+    hybrid.analogize(model, crossbar=CrossbarConfig.ideal(), ledger=Ledger(), seed=seed)
+    for name in NAMES:
+        hybrid.add_adapter(model, name, AdapterConfig())
+        for p in hybrid.adapter_parameters(model, name):
+            p.data.normal_(0, 0.08)
+    hybrid.set_adapter(model, NAMES)
+    return model.eval()
+
+
+def _out(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def test_fold_keeps_outputs_fused_and_unfused_and_bounds_the_branches():
+    model, x = _model_with_branches(), torch.rand(32, 20)
+    before = _out(model, x)
+    plan = BranchBudget(max_branches=2, horizon_inferences=None)(model, NAMES, Ledger())
+    assert plan == Plan(fold=NAMES[:3], merge=False, fuse=True)
+    apply_plan(model, plan)
+    assert sorted(hybrid.adapter_names(model)) == sorted([*NAMES[3:], STORE])
+    assert all(layer.fused for _, layer in hybrid.hybrid_layers(model))
+    assert torch.allclose(_out(model, x), before, atol=1e-5)
+    hybrid.fuse_adapters(model, False)
+    assert torch.allclose(_out(model, x), before, atol=1e-5)
+    # positive control: dropping the same branches without folding them changes the outputs
+    control = _model_with_branches()
+    for name in NAMES[:3]:
+        hybrid.delete_adapter(control, name)
+    assert (_out(control, x) - before).abs().max() > 100 * 1e-5
+
+
+def test_merge_into_the_cells_keeps_weights_within_the_write_tolerance():
+    model = _model_with_branches()
+    apply_plan(model, Plan(fold=NAMES, merge=False))
+    layers = hybrid.hybrid_layers(model)
+    before = {n: layer.effective_weight() for n, layer in layers}
+    target = {n: before[n] + layer.delta_weight([STORE]) for n, layer in layers}
+    done = apply_plan(model, Plan(fold=[], merge=True))
+    assert done["merged"] and done["merge_pulses"] > 0 and STORE not in hybrid.adapter_names(model)
+    for name, layer in layers:
+        bound = 2 * layer.crossbar.write_threshold  # the write tolerance plus the entries left unwritten
+        inside = target[name].abs() <= layer.crossbar.weight_max.max()  # the cells cannot hold more than their range
+        assert inside.float().mean() > 0.75
+        assert (layer.effective_weight() - target[name])[inside].abs().max() <= bound
+        # positive control: the change itself is far beyond the bound, so a merge that wrote nothing fails
+        assert (before[name] - target[name])[inside].abs().max() > 3 * bound
+
+
+def test_merge_is_chosen_only_when_it_pays_within_the_wear_budget():
+    model = _model_with_branches()
+    apply_plan(model, Plan(fold=NAMES[:2]))
+    ledger = Ledger()
+    ledger.post_programming(pulses=10 * 20 * 16, verify_reads=0)  # ten pulses per cell so far
+    assert BranchBudget(max_branches=2, horizon_inferences=1e9)(model, NAMES[2:] + ["x"], ledger).merge
+    assert not BranchBudget(max_branches=2, horizon_inferences=1e-3)(model, NAMES[2:] + ["x"], ledger).merge
+    assert not BranchBudget(max_branches=2, horizon_inferences=1e9, wear_budget=1e-6)(model, NAMES[2:] + ["x"], ledger).merge
+
+
+def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
+    auth, _ = SpeakerAuthenticator.pretrain(["s0", "s1"], train.of_classes([0, 1]), val.of_classes([0, 1]),
+                                            RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
+    auth.deploy()
+    auth.consolidation = BranchBudget(max_branches=2, horizon_inferences=None)
+    auth.buffers.max_replay, auth.buffers.max_holdout = 60, 40
+    for i in range(6):  # re-use the two other voices' samples under new names: the registry grows
+        source = 2 + i % 2
+        auth.enroll(f"n{i}", train.of_classes([source]).x[:30], val.of_classes([source]).x[:20], config=quick)
+        live = [n for n in hybrid.adapter_names(auth.model) if n.startswith("enroll_")]
+        assert len(live) <= 2
+        assert len(auth.buffers.replay) <= 60 and len(auth.buffers.holdout) <= 40
+    assert STORE in hybrid.adapter_names(auth.model)
+    assert [r.adapter for r in auth.registry.values()][-2:] == ["enroll_6", "enroll_7"]
+    assert auth.registry["n0"].adapter is None  # folded: the voice lives in ``store``
+    auth.revoke("n0", train.of_classes([2]).x[:20], mode="suspend")
+    assert auth.registry["n0"].status == "revoked" and STORE in hybrid.adapter_names(auth.model)
+    assert any(e["action"] == "consolidate" for e in auth.audit.entries)
