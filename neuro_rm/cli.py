@@ -30,8 +30,8 @@ from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
-from neuro_rm.learning.train import PRETRAIN
 from neuro_rm.learning.placement import resolve_device
+from neuro_rm.learning.train import PRETRAIN
 from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
