@@ -532,7 +532,7 @@ ON_DEVICE = frozenset({"train", "deploy", "revoke", "enroll", "restore", "verify
 
 def _run(args: argparse.Namespace) -> None:
     """Run the command; one that changes a state holds the state's lock throughout (rank 0 under torchrun)."""
-    if hasattr(args, "state"):  # before any work: a key inside the folder would travel with every copy of it
+    if getattr(args, "state", None) is not None:  # before any work: a key inside the folder would travel with every copy
         refuse_inside(args.state, args.key_file)
     locked = args.command in WRITERS and os.environ.get("RANK", "0") == "0"  # torchrun's rank 0 alone saves
     lock = writing(args.state, args.wait, args.command == "train", _notice(args.command)) if locked else nullcontext()
@@ -562,17 +562,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # named after the command, as its other refusals are
         parser.exit(2, f"neuro-rm {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
     check_numbers(parser, args)
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StaleSnapshotWarning)
-            try:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", StaleSnapshotWarning)
                 _run(args)
-            finally:
-                for warning in caught:
-                    if issubclass(warning.category, StaleSnapshotWarning):
-                        print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
-                    else:
-                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        finally:  # outside the recording context: showing a warning inside it would record it again
+            for warning in caught:
+                if issubclass(warning.category, StaleSnapshotWarning):
+                    print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     except (ValueError, KeyError, OSError, StateBusyError, CorruptStateError) as error:
         for line in _error_lines(error):
             print(f"neuro-rm {args.command}: error: {line}", file=sys.stderr)

@@ -124,3 +124,19 @@ def test_frames_given_to_the_authenticator_are_checked(auth, frames):
         assert not valid, str(error)
         return
     assert valid and checked.dtype == torch.float32 and checked.dim() == 3
+
+
+def test_a_warning_raised_by_a_command_is_shown_once_and_the_command_ends(monkeypatch):
+    """A command that warns (e.g. a merge clipped at the conductance window) prints the warning once
+    and exits normally; showing it must not feed the recorder it came from (that loop ate all memory)."""
+    import warnings
+
+    from neuro_rm import cli
+
+    def warn_and_finish(args):
+        warnings.warn("merging 'x' asked 3 cells for a conductance beyond the window", RuntimeWarning, stacklevel=1)
+
+    monkeypatch.setattr(cli, "_run", warn_and_finish)
+    with pytest.warns(RuntimeWarning) as shown:  # pytest stands in for stderr here
+        assert cli.main(["device", "--json"]) == 0
+    assert sum("beyond the window" in str(w.message) for w in shown) == 1
