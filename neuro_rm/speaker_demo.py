@@ -308,7 +308,8 @@ def run_speaker_demo(
     current = data.test.of_classes(auth.active_labels)
     report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
     control = copy.deepcopy(auth)  # the same restore on the healthy array: what extra fine-tuning alone wins
-    control.restore(config.restore, data=data.train.of_classes(auth.active_labels))
+    with work.unmetered():  # a control, not a cost of the lifecycle
+        control.restore(config.restore, data=data.train.of_classes(auth.active_labels))
     report["restore.control_accuracy"] = accuracy_on(control.model, current)
     del control
     hybrid.add_write_noise(auth.model, config.write_noise_us)

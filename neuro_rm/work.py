@@ -191,6 +191,17 @@ def metered(run: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+@contextmanager
+def unmetered() -> Iterator[None]:
+    """Work done inside is not counted: a control run beside a lifecycle (e.g. the restore on a healthy
+    copy that measures repair net of plain fine-tuning) is not a cost of the lifecycle."""
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
 def measure(run: Callable[[], object]) -> PassWork:
     """The work of ``run()`` (with a meter of its own when none is active)."""
     meter = _ACTIVE.get()

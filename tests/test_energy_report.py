@@ -32,6 +32,19 @@ def _train(model, params, n_samples, batch, epochs=1):
     return record
 
 
+def test_a_control_run_beside_the_lifecycle_is_not_charged():
+    model = _model()
+    params = L.add_adapter(model, "a")
+    L.set_adapter(model, "a")
+    x, y = torch.rand(32, 12), torch.randint(0, 3, (32,))
+    loss = lambda idx: nn.functional.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
+    with work.WorkMeter() as meter:
+        optimize(params, loss, 32, TrainConfig(epochs=1, batch_size=8), description="restore")
+        with work.unmetered():
+            optimize(params, loss, 32, TrainConfig(epochs=1, batch_size=8), description="restore")
+    assert [r.description for r in meter.records] == ["restore"] and meter.records[0].steps == 4
+
+
 @pytest.mark.parametrize("node", sorted(NODES))
 def test_a_node_preset_scales_every_cmos_constant_by_one_factor(node):
     base, scaled = EnergyModel(), EnergyModel.for_node(node)
