@@ -302,6 +302,8 @@ def cmd_energy(args: argparse.Namespace) -> None:
     else:  # the speaker lifecycle, run here: every stage's training joules, writes and inference
         from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
 
+        if args.out is not None:
+            _demo_may_replace(args.out / "state", args.overwrite)  # the lifecycle saves its state there too
         splits = _splits(args.data, args.speakers)
         data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
         config = DemoConfig(seed=args.seed)
@@ -441,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", type=int, default=None, help="keep the N speakers with most samples (default: all)")
     p.add_argument("--out", type=Path, default=None, help="folder for the lifecycle's plots, report and state")
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
+    p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
 
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)

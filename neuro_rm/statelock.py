@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +47,12 @@ def state_lock(folder: Path | str, wait: float = 0.0, on_wait: Callable[[str], N
     if key in held:  # re-entry from the same thread
         yield
         return
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never write through a link
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)  # never through a link
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link would have its other name overwritten
+            raise StateBusyError(f"{folder / LOCK} is not a plain file of its own (a FIFO, a device or a hard link to "
+                                 "another file): remove it and try again")
         deadline = time.monotonic() + wait
         while True:
             try:

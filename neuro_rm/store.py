@@ -176,6 +176,13 @@ def has_state(folder: Path | str) -> bool:
     return (Path(folder) / CURRENT).exists()
 
 
+def _refuse_linked_folder(folder: Path) -> None:
+    """The state folder itself is no link: its anchor record is kept under the path the user gives, and a
+    link to an older copy would otherwise load that copy under a path that has no record (a rollback)."""
+    if folder.is_symlink():
+        raise CorruptStateError(f"{folder} is a symbolic link; give the state folder itself: refused")
+
+
 def _refuse_links(folder: Path) -> None:
     """A state folder holds plain files and folders only: a link (or a FIFO) planted by someone who can write
     the folder would make a writer write, or delete, outside it."""
@@ -189,15 +196,29 @@ def _refuse_links(folder: Path) -> None:
 
 
 def _delete_snapshots(folder: Path, keep: str | None, newer_only: bool = False) -> None:
-    """Delete every snapshot but ``keep`` (or, with ``newer_only``, the half-written ones after it)."""
-    for path in sorted((folder / SNAPSHOTS).glob("[0-9]*")):
-        if path.name == keep or not path.name.isdigit() or path.is_symlink():
-            continue
-        if newer_only and (keep is None or int(path.name) < int(keep)):
-            continue
-        try:
-            shutil.rmtree(path)
-        except OSError as error:
+    """Delete every snapshot but ``keep`` (or, with ``newer_only``, the half-written ones after it).
+
+    The snapshots folder is opened once without following links and everything is deleted relative to
+    that handle: a link swapped in for it meanwhile cannot redirect the deletion outside the state."""
+    try:
+        snapshots = os.open(folder / SNAPSHOTS, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        raise CorruptStateError(f"{folder / SNAPSHOTS} is not a plain folder ({error.strerror}): refused") from None
+    try:
+        for name in sorted(os.listdir(snapshots)):
+            if name == keep or not name.isdigit() or not stat.S_ISDIR(os.lstat(name, dir_fd=snapshots).st_mode):
+                continue
+            if newer_only and (keep is None or int(name) < int(keep)):
+                continue
+            _delete_one(folder / SNAPSHOTS / name, name, snapshots)
+    finally:
+        os.close(snapshots)
+
+
+def _delete_one(path: Path, name: str, snapshots: int) -> None:
+    try:
+        shutil.rmtree(name, dir_fd=snapshots)
+    except OSError as error:
             warnings.warn(StaleSnapshotWarning(
                 f"could not delete old snapshot {path} ({error.strerror or error}); it may still hold data a later "
                 "save dropped, such as a revoked speaker's branch: delete it by hand"), stacklevel=3)
@@ -208,6 +229,7 @@ def writing(folder: Path | str, wait: float = 0.0, create: bool = False,
             on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Hold the state folder's lock (creating the folder when ``create``) and clear half-written snapshots."""
     folder = Path(folder)
+    _refuse_linked_folder(folder)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     if not folder.exists():
@@ -293,6 +315,8 @@ def load_snapshot(folder: Path | str, key_file: Path | str | None = None, anchor
     ``anchored=False`` is for a copy loaded on purpose as it was (an old state an audit attacks).
     """
     folder = Path(folder)
+    if anchored:
+        _refuse_linked_folder(folder)
     pointer_path = folder / CURRENT
     refuse_inside(folder, key_file)
     raw = _read_pointer(pointer_path)

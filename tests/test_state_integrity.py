@@ -654,3 +654,54 @@ def test_a_deeply_nested_current_pointer_gets_one_line(state, capsys):
     (state / "CURRENT").write_text("[" * 200_000)
     code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", str(state))
     assert code == 2 and len(err) == 1
+
+
+def test_deletion_stays_in_the_snapshots_folder_opened_even_if_a_link_is_swapped_in(state, tmp_path, monkeypatch):
+    """The clean-up opens `snapshots` once and deletes relative to that handle: a link swapped in for the
+    folder after it was opened (the timed attack) cannot redirect the deletion to another folder."""
+    victim = tmp_path / "victim"
+    (victim / "999999").mkdir(parents=True)  # named as the stale snapshot the clean-up deletes
+    stale = state / "snapshots" / "999999"
+    stale.mkdir()
+    real_delete = store._delete_one
+
+    def swap_then_delete(path, name, snapshots):
+        (state / "snapshots").rename(state / "moved")  # the attacker's swap, between the open and the delete
+        (state / "snapshots").symlink_to(victim)
+        try:
+            real_delete(path, name, snapshots)
+        finally:
+            (state / "snapshots").unlink()
+            (state / "moved").rename(state / "snapshots")
+
+    monkeypatch.setattr(store, "_delete_one", swap_then_delete)
+    store._delete_snapshots(state, keep=None, newer_only=False)  # every snapshot but none kept: the worst case
+    assert (victim / "999999").is_dir()  # nothing outside was touched
+    assert not stale.exists()  # the stale snapshot inside was deleted through the handle
+
+
+def test_a_state_folder_that_is_a_link_is_refused(state, tmp_path, capsys):
+    """A link to an older copy would load that copy under a path with no anchor record: a rollback."""
+    link = tmp_path / "linked"
+    link.symlink_to(state)
+    code, err = _main(capsys, "verify", "test:0", "--claim", "spk0", "--state", str(link))
+    assert code == 2 and len(err) == 1 and "symbolic link" in err[0]
+    code, err = _main(capsys, "deploy", "--state", str(link))
+    assert code == 2 and "symbolic link" in err[0]
+
+
+def test_a_hard_linked_lock_file_is_refused_and_its_other_name_kept(state, tmp_path, capsys):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("keep me")
+    (state / "LOCK").unlink(missing_ok=True)
+    os.link(victim, state / "LOCK")
+    code, err = _main(capsys, "deploy", "--state", str(state))
+    assert code == 2 and len(err) == 1 and "hard link" in err[0]
+    assert victim.read_text() == "keep me"
+
+
+def test_energy_refuses_to_replace_a_state_it_did_not_write(state, capsys):
+    out = state.parent
+    assert out / "state" == state
+    code, err = _main(capsys, "energy", "--fast", "--out", str(out), "--json")
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
