@@ -9,13 +9,20 @@ from torch import nn
 
 from neuro_rm import energy_report, work
 from neuro_rm import layers as L
-from neuro_rm.auth import AdapterConfig
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.energy import CMOS_FIELDS, NODES, EnergyModel, Ledger
 from neuro_rm.learning.loop import TrainConfig, optimize
+from neuro_rm.lora import AdapterConfig
 
 # Constants set by device physics or a datasheet, not by the chip's CMOS node.
 NOT_CMOS = {"rm_write_pulse_j", "rm_write_pulse_s", "rm_cell_read_j", "rm_read_s", "adc_bits", "gpu_mac_j", "node"}
+
+
+def _on(model, name, **config):
+    """Add adapter ``name`` and switch it on (adding alone does not activate it)."""
+    params = L.add_adapter(model, name, AdapterConfig(**config))
+    L.activate_adapter(model, name)
+    return params
 
 
 def _model(seed=0):
@@ -34,7 +41,7 @@ def _train(model, params, n_samples, batch, epochs=1):
 
 def test_a_control_run_beside_the_lifecycle_is_not_charged():
     model = _model()
-    params = L.add_adapter(model, "a")
+    params = _on(model, "a")
     L.set_adapter(model, "a")
     x, y = torch.rand(32, 12), torch.randint(0, 3, (32,))
     loss = lambda idx: nn.functional.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
@@ -77,7 +84,7 @@ def test_write_events_reprice_under_another_node():
 
 def test_training_joules_grow_with_steps():
     model = _model()
-    params = L.add_adapter(model, "a", rank=2)
+    params = _on(model, "a", rank=2)
     one, two = _train(model, params, 32, 8, epochs=1), _train(model, params, 32, 8, epochs=2)
     assert (one.steps, two.steps) == (4, 8)
     energy = EnergyModel()
@@ -87,7 +94,7 @@ def test_training_joules_grow_with_steps():
 
 def test_training_joules_grow_with_batch_at_equal_steps():
     model = _model()
-    params = L.add_adapter(model, "a", rank=2)
+    params = _on(model, "a", rank=2)
     small, large = _train(model, params, 32, 8), _train(model, params, 64, 16)
     assert small.steps == large.steps == 4
     assert large.forward.samples == 2 * small.forward.samples
@@ -108,14 +115,14 @@ def test_no_training_posts_nothing():
 
 def test_backward_reads_the_arrays_once_more_and_trains_the_branches_twice():
     model = _model()
-    params = L.add_adapter(model, "a", rank=2)
+    params = _on(model, "a", rank=2)
     record = _train(model, params, 16, 8)
     forward, backward = record.forward, work.backward_of(record.forward)
     assert backward.hybrid.analog.macs == forward.hybrid.analog.macs
     assert backward.hybrid.analog.adc_conversions == forward.hybrid.analog.dac_conversions
     assert backward.hybrid.digital_macs["fp32"] == 2 * forward.hybrid.digital_macs["fp32"]  # input + weight gradient
     frozen = nn.Sequential(_model(), nn.Linear(3, 3))  # a digital head trains, the branch does not
-    for p in L.add_adapter(frozen, "b", rank=2):
+    for p in _on(frozen, "b", rank=2):
         p.requires_grad_(False)
     still = _train(frozen, list(frozen[1].parameters()), 16, 8)
     back = work.backward_of(still.forward)
@@ -142,7 +149,7 @@ def test_dac_energy_depends_on_input_bits():
 def test_fused_delta_w_is_charged_at_the_adapters_precision():
     for precision, bits in (("int8", 8), ("fp32", 32)):
         model = L.analogize(nn.Sequential(nn.Linear(10, 4)))
-        L.add_adapter(model, "a", rank=2, precision=precision)
+        _on(model, "a", rank=2, precision=precision)
         L.fuse_adapters(model)
         L.reset_counts(model)
         with torch.no_grad():
@@ -172,7 +179,7 @@ def test_row_writes_and_adapter_bits_are_charged_the_same_way_in_every_task(tiny
 
 def test_task_energy_keys_cover_every_node_gpu_and_stage():
     model = _model()
-    params = L.add_adapter(model, "a", rank=2)
+    params = _on(model, "a", rank=2)
     x, y = torch.rand(16, 12), torch.randint(0, 3, (16,))
     digital = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
     with work.WorkMeter() as meter:

@@ -33,7 +33,7 @@ from torch import nn
 
 from neuro_rm import layers as hybrid
 from neuro_rm.energy import Ledger
-from neuro_rm.lora import PRECISION_BITS, AdapterConfig
+from neuro_rm.lora import PRECISION_BITS, AdapterConfig, widest
 
 STORE = "store"  # the folded, full-rank digital branch
 
@@ -102,17 +102,13 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
             delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
             if STORE not in layer.adapters:
                 width = layer.crossbar.in_features
-                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=_widest(layer, held)))
+                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=widest([layer.adapters[n].precision for n in held])))
                 layer.adapters[STORE].a.copy_(torch.eye(width))
                 layer.adapters[STORE].b.zero_()
                 layer.set_adapter([*layer.active, STORE])
             layer.adapters[STORE].b.add_(delta)
         for name in held:
             layer.delete_adapter(name)
-
-
-def _widest(layer: hybrid.HybridLayer, names: list[str]) -> str:
-    return max((layer.adapters[n].precision for n in names), key=PRECISION_BITS.__getitem__)
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
