@@ -11,23 +11,15 @@ import copy
 import time
 
 import torch
-from common import median_seconds, print_table
+from common import deployed_bundled, median_seconds, print_table
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import SpeakerAuthenticator
-from neuro_rm.data import load_bundled_speakers
 from neuro_rm.energy import Ledger
-from neuro_rm.learning import LabelledSet, TrainConfig
 from neuro_rm.speaker_demo import DemoConfig
 
 
 def lifecycle_seconds(epochs: int) -> list[tuple]:
-    splits = load_bundled_speakers()
-    train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
-    old = list(range(5))
-    auth, _ = SpeakerAuthenticator.pretrain(splits.speaker_names[:5], train.of_classes(old), val.of_classes(old),
-                                            config=TrainConfig(epochs=epochs, lr=1e-3))
-    auth.deploy()
+    auth, splits, train, _ = deployed_bundled(epochs)
     rows = []
     start = time.perf_counter()
     auth.revoke(splits.speaker_names[1], train.of_classes([1]).x, config=DemoConfig().unlearn)

@@ -3,7 +3,7 @@
 Three parts, all in one run so the ratios are side by side:
 
 1. enrolling one bundled speaker with today's enrolment (30 epochs, lr 3e-3) and with the fast one
-   (``auth.FAST_ENROLL``), seconds and validation accuracies (new speaker, old speakers);
+   (``learning.continual.FAST_ENROLL``), seconds and validation accuracies (new speaker, old speakers);
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: verify time per utterance, the bytes the
    authenticator holds, enroll / revoke seconds and energy, at 6, 25, 100 and 200 speakers;
@@ -25,14 +25,15 @@ import time
 from pathlib import Path
 
 import torch
-from common import print_table
+from common import deployed_bundled, print_table
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import FAST_ENROLL, SpeakerAuthenticator
-from neuro_rm.data import load_bundled_speakers, load_speakers
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.data import load_speakers
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.consolidation import BranchBudget
+from neuro_rm.learning.continual import FAST_ENROLL
 from neuro_rm.models import RSNNConfig
 
 CHECKPOINTS = (6, 25, 100, 200)
@@ -43,12 +44,8 @@ def _acc(auth: SpeakerAuthenticator, data: LabelledSet) -> float:
 
 
 def bundled_enrolment(pretrain_epochs: int) -> list[tuple]:
-    splits = load_bundled_speakers()
-    train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
+    base, splits, _, val = deployed_bundled(pretrain_epochs)
     old = list(range(5))
-    base, _ = SpeakerAuthenticator.pretrain(splits.speaker_names[:5], train.of_classes(old), val.of_classes(old),
-                                            config=TrainConfig(epochs=pretrain_epochs, lr=1e-3))
-    base.deploy()
     state = tempfile.mkdtemp()
     base.save(state)
     rows = []
@@ -85,12 +82,12 @@ def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: l
     return statistics.median(times), ledger.joules("infer") / len(times)
 
 
-def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int) -> list[tuple]:
-    splits = load_speakers(corpus, n_speakers=max(CHECKPOINTS) + 1, cache=False)
+def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
+    splits = load_speakers(corpus, n_speakers=max(checkpoints) + 1, cache=False)
     train = LabelledSet(splits.train.x, splits.train.y)
     val = LabelledSet(splits.val.x, splits.val.y)
     quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
-    first = list(range(CHECKPOINTS[0]))
+    first = list(range(checkpoints[0]))
     auth, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
                                             RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=len(first)),
                                             TrainConfig(epochs=10, lr=2e-3, batch_size=64))
@@ -100,8 +97,8 @@ def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int) -> list[
     auth.calibrate()
     probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never revoked below
     rows, enroll_times, enroll_joules = [], [], []
-    for label in range(CHECKPOINTS[0], max(CHECKPOINTS) + 1):
-        if label in CHECKPOINTS:
+    for label in range(checkpoints[0], max(checkpoints) + 1):
+        if label in checkpoints:
             verify_s, verify_j = _verify_seconds(auth, probe.x[:40], [f"s{int(y)}" for y in probe.y[:40]])
             before_j, start = auth.ledger.joules(), time.perf_counter()
             victim = f"s{label - 2}"
@@ -111,7 +108,7 @@ def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int) -> list[
             rows.append((label, "on" if policy else "off", len(hybrid.adapter_names(auth.model)), verify_s * 1e3,
                          verify_j, _state_bytes(auth) / 2**20, statistics.median(recent),
                          statistics.median(enroll_joules[-5:] or [float("nan")]), revoke_s, revoke_j))
-        if label == max(CHECKPOINTS):
+        if label == max(checkpoints):
             break
         before_j, start = auth.ledger.joules(), time.perf_counter()
         auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
@@ -139,9 +136,9 @@ print(time.perf_counter() - start, (kb("VmHWM:") - before) / 1024, len(splits.tr
 """
 
 
-def corpus_loading(path: Path) -> list[tuple]:
+def corpus_loading(path: Path, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
     rows = []
-    for n in CHECKPOINTS:
+    for n in checkpoints:
         with tempfile.TemporaryDirectory() as cache:
             out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(n), cache], capture_output=True, text=True, check=True)
             seconds, peak_mb, samples = out.stdout.split()
@@ -160,8 +157,7 @@ def main() -> None:
     parser.add_argument("--skip-bundled", action="store_true")
     parser.add_argument("--skip-corpus", action="store_true")
     args = parser.parse_args()
-    global CHECKPOINTS  # noqa: PLW0603 - one option sets the counts every part measures at
-    CHECKPOINTS = tuple(int(n) for n in args.checkpoints.split(","))
+    checkpoints = tuple(int(n) for n in args.checkpoints.split(","))
     torch.set_num_threads(1)
     if not args.skip_bundled:
         print_table("Enrolling one bundled speaker, today vs fast (side by side)",
@@ -169,15 +165,15 @@ def main() -> None:
                     bundled_enrolment(args.pretrain_epochs))
     with tempfile.TemporaryDirectory() as folder:
         corpus = Path(folder) / "scale.h5"
-        generate_corpus(corpus, GeneratorConfig(n_samples=(max(CHECKPOINTS) + 1) * 50, n_speakers=max(CHECKPOINTS) + 1,
+        generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50, n_speakers=max(checkpoints) + 1,
                                                 events_median=1000, seed=7))
-        rows = many_speakers(True, corpus, args.enroll_epochs, args.replay) + many_speakers(False, corpus, args.enroll_epochs, args.replay)
+        rows = sum((many_speakers(policy, corpus, args.enroll_epochs, args.replay, checkpoints) for policy in (True, False)), [])
     print_table("Many speakers (RSNN 140-128-N on a generated corpus; enroll = median of the last 5 enrolments)",
                 ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB",
                  "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
-                    ("speakers", "samples", "seconds", "peak MiB"), corpus_loading(args.corpus))
+                    ("speakers", "samples", "seconds", "peak MiB"), corpus_loading(args.corpus, checkpoints))
 
 
 if __name__ == "__main__":

@@ -50,3 +50,19 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
     for row in rows:
         cells = [f"{c:.4g}" if isinstance(c, float) else str(c) for c in row]
         print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def deployed_bundled(pretrain_epochs: int):  # noqa: ANN201 - (authenticator, splits, train, val)
+    """The bundled speakers' authenticator as the lifecycle benchmarks start from: speakers 0-4 pretrained
+    for ``pretrain_epochs`` and deployed; speaker 5 is left to enrol."""
+    from neuro_rm.auth import SpeakerAuthenticator
+    from neuro_rm.data import load_bundled_speakers
+    from neuro_rm.learning import LabelledSet, TrainConfig
+
+    splits = load_bundled_speakers()
+    train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
+    old = list(range(5))
+    auth, _ = SpeakerAuthenticator.pretrain(splits.speaker_names[:5], train.of_classes(old), val.of_classes(old),
+                                            config=TrainConfig(epochs=pretrain_epochs, lr=1e-3))
+    auth.deploy()
+    return auth, splits, train, val

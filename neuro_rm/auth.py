@@ -46,9 +46,6 @@ ENROLLED, REVOKED = "enrolled", "revoked"
 # How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
 # nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
 REVOKE_MODES = ("erase", "suspend")
-# Enrolment sized for a device: few epochs at a higher rate, stopped early by the validation score;
-# benchmarks/bench_scale.py times it beside the 30-epoch schedule and reports both accuracies.
-FAST_ENROLL = TrainConfig(epochs=8, lr=1e-2, batch_size=64, patience=3)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 
 

@@ -13,6 +13,9 @@ from neuro_rm.learning.train import FitResult, fit
 
 # enrolment: 30 epochs, and on small sets the steps 30 epochs give on the bundled one (new voice + replay)
 ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
+# enrolment sized for a device: few epochs at a higher rate, stopped early by the validation score;
+# an option until shown to hold the accuracy targets (benchmarks/bench_scale.py times both side by side)
+FAST_ENROLL = TrainConfig(epochs=8, lr=1e-2, batch_size=64, patience=3)
 
 
 def balanced_score(model: nn.Module, val: LabelledSet, new: list[int]) -> float:
