@@ -170,7 +170,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_forgetting(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
+    from neuro_rm.tasks.speaker import SpeakerData, audit_revocation, train_speaker_model
 
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if not auth.deployed:
@@ -255,7 +255,7 @@ def _demo_may_replace(state: Path, overwrite: bool) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
+    from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
 
     if args.out is not None:
         _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
@@ -271,7 +271,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_face_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.face_demo import format_result, run_face_demos
+    from neuro_rm.tasks.face import format_result, run_face_demos
 
     result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json, ideal=args.ideal,
                             device=PRESETS[args.preset]())
@@ -283,7 +283,7 @@ def _readout(args: argparse.Namespace) -> CrossbarConfig:
 
 
 def cmd_diffusion_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.diffusion_demo import render_report, run_diffusion_demo
+    from neuro_rm.tasks.diffusion import render_report, run_diffusion_demo
 
     report = run_diffusion_demo(args.out, fast=args.fast, seed=args.seed, progress=not args.json)
     _emit(report, args.json, render_report)
@@ -300,7 +300,7 @@ def cmd_energy(args: argparse.Namespace) -> None:
         holdout = auth.buffers.holdout.of_classes(auth.active_labels)
         result = energy_report.inference_keys(work.measure(lambda: predict_logits(auth.model, holdout.x)))
     else:  # the speaker lifecycle, run here: every stage's training joules, writes and inference
-        from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+        from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
 
         if args.out is not None:
             _demo_may_replace(args.out / "state", args.overwrite)  # the lifecycle saves its state there too

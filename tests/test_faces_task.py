@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import neuro_rm.face_demo as face_demo
+import neuro_rm.tasks.face as face_demo
 from neuro_rm import layers as hybrid
 from neuro_rm.data.faces import Faces
 from neuro_rm.energy import Ledger
-from neuro_rm.face_demo import (
+from neuro_rm.tasks.face import (
     AugmentConfig,
     FaceDemoConfig,
     FaceSplitConfig,
