@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -385,25 +386,34 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuro-rm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(_command, parser.add_subparsers(dest="command", required=True))
+    _task_commands(command)
+    _state_commands(command)
+    return parser
 
-    def command(name: str, func: Callable, help: str, state: bool = False, data: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
-        if state:
-            p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
-            p.add_argument("--key-file", type=Path, default=None,
-                           help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
-        if name in WRITERS:
-            p.add_argument("--wait", type=float, default=0.0,
-                           help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
-        if data:
-            p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
-        p.set_defaults(func=func)
-        return p
 
+def _command(sub: argparse._SubParsersAction, name: str, func: Callable, help: str, state: bool = False,
+             data: bool = False) -> argparse.ArgumentParser:
+    """A subcommand with the options every command has, and those of commands on a state or a data file."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
+    if state:
+        p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
+        p.add_argument("--key-file", type=Path, default=None,
+                       help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
+    if name in WRITERS:
+        p.add_argument("--wait", type=float, default=0.0,
+                       help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
+    if data:
+        p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
+    p.set_defaults(func=func)
+    return p
+
+
+def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The device and data look-ups, the three task demos and the energy figures."""
     p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
     p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: the paper's TaOx)")
     p.add_argument("--tolerance", type=float, default=None, help="write-verify tolerance, µS (default: the preset's)")
@@ -445,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
 
+
+def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The step-by-step speaker lifecycle on a saved state, and the fault sweep."""
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
@@ -495,7 +508,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=[*sorted(PRESETS), "both"], default=None,
                    help="sweep on this cell preset (or both), deployed in memory from a trained, undeployed state "
                    "(default: the state's own array)")
-    return parser
 
 
 def _readout_options(p: argparse.ArgumentParser) -> None:
