@@ -1,34 +1,35 @@
 """Face recognition on the hybrid core: learn persons, forget one, add one — with energy and baselines.
 
 The same lifecycle functions as the speaker task (``fit_classifier``, ``analogize``, ``unlearn``,
-``learn_new_classes``, ``commit_adapter``, ``reprogram``) run a CNN or an MLP-Mixer on Olivetti faces.
-
-Splitting is done per source image before any augmentation, so augmented copies of one photograph
-never sit on both sides of a split.  The reference augments first and splits afterwards; that
-protocol is run too, only to show how much it flatters the test accuracy.
+``learn_new_classes``, ``commit_adapter``, ``reprogram``) run a CNN or an MLP-Mixer on Olivetti faces,
+through the shared runner (``tasks.runner``).  The splits (per source photo, before augmentation) are
+``data.faces``'; the reference's leaky protocol is run too, only to show how much it flattered.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
-from neuro_rm import work
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.data.faces import Faces, load_faces
+from neuro_rm.data.faces import (
+    AugmentConfig,
+    Faces,
+    FaceSplitConfig,
+    FaceSplits,
+    clean_split,
+    leaky_split,
+    load_faces,
+)
 from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
-from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.continual import learn_new_classes
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
@@ -40,142 +41,11 @@ from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.mixer import FaceMixer, MixerConfig
 from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
+from neuro_rm.tasks import runner
+from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, deploy_figures, n_params, write_report
 
 MODELS = ("cnn", "mixer")
 PAPER = {"paper.write_energy_ratio": 92.91, "paper.inference_energy_ratio": 25.43}
-
-
-# ====================================================================== splits and augmentation
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Label-preserving changes a face photo can plausibly undergo."""
-
-    copies: int = 10  # augmented copies per training photo, besides the photo itself
-    val_copies: int = 10  # likewise per validation photo: a smoother signal for choosing epochs
-    max_shift: float = 3.0  # pixels
-    max_rotation_deg: float = 10.0
-    brightness: float = 0.2  # gain drawn from 1 ± brightness
-    flip: bool = True
-
-    def __post_init__(self) -> None:
-        if min(self.copies, self.val_copies) < 0 or self.max_shift < 0 or self.max_rotation_deg < 0 or not 0 <= self.brightness < 1:
-            raise ValueError(f"AugmentConfig needs copies, shift, rotation >= 0 and brightness in [0, 1), got {self}")
-
-
-@dataclass(frozen=True)
-class FaceSplitConfig:
-    """How each person's source images are shared out; the rest of them are the test images."""
-
-    train: int = 6
-    val: int = 2
-    folds: int = 5  # the split is rotated so that each photo is a test photo in one fold
-
-    def __post_init__(self) -> None:
-        if self.train < 1 or self.val < 1 or self.folds < 1:
-            raise ValueError(f"FaceSplitConfig needs at least one training and one validation image and fold, got {self}")
-
-
-@dataclass
-class FaceSplits:
-    """Labelled splits; ``origin[name][i]`` is the index in the face set of the photo sample i came from.
-
-    ``train`` and ``val`` hold their photos followed by augmented copies; ``photos`` holds each split's
-    photos alone (membership inference compares real photos only).
-    """
-
-    train: LabelledSet
-    val: LabelledSet
-    test: LabelledSet
-    origin: dict[str, torch.Tensor]
-    photos: dict[str, LabelledSet]
-
-
-def class_labels(labels: torch.Tensor, persons: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(indices of the persons' photos, their class: position of the person in ``persons``)."""
-    known = sorted(int(p) for p in torch.unique(labels))
-    unknown = [p for p in persons if p not in known]
-    if unknown:
-        raise ValueError(f"unknown person id(s) {unknown}; the face set has persons {known[0]}..{known[-1]}")
-    if len(set(persons)) != len(persons):
-        raise ValueError(f"person ids must be distinct, got {persons}")
-    index = torch.cat([torch.nonzero(labels == p).flatten() for p in persons])
-    classes = torch.cat([torch.full(((labels == p).sum(),), c) for c, p in enumerate(persons)])
-    return index, classes
-
-
-def augment(images: torch.Tensor, copies: int, config: AugmentConfig, seed: int) -> torch.Tensor:
-    """``copies`` random variants of every image (N, 1, H, W), grouped by source image."""
-    x = images.repeat_interleave(copies, dim=0)
-    if len(x) == 0:
-        return x
-    g = torch.Generator().manual_seed(seed)
-    uniform = lambda *shape: torch.rand(*shape, generator=g) * 2 - 1  # noqa: E731
-    angle = uniform(len(x)) * math.radians(config.max_rotation_deg)
-    shift = uniform(len(x), 2) * config.max_shift * 2 / images.shape[-1]  # grid units span 2 per image
-    mirror = torch.where(torch.rand(len(x), generator=g) < 0.5, -1.0, 1.0) if config.flip else torch.ones(len(x))
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1), torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    moved = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    gain = 1 + uniform(len(x)) * config.brightness
-    return (moved * gain.view(-1, 1, 1, 1)).clamp(0, 1)
-
-
-def _with_copies(photos: LabelledSet, origin: torch.Tensor, copies: int, config: AugmentConfig,
-                 seed: int) -> tuple[LabelledSet, torch.Tensor]:
-    """Photos followed by their augmented copies, with labels and origins carried along."""
-    extra = LabelledSet(augment(photos.x, copies, config, seed), photos.y.repeat_interleave(copies))
-    return LabelledSet.concat(photos, extra), torch.cat([origin, origin.repeat_interleave(copies)])
-
-
-def clean_split(images: torch.Tensor, labels: torch.Tensor, persons: list[int], split: FaceSplitConfig,
-                aug: AugmentConfig, seed: int = 0, fold: int = 0) -> FaceSplits:
-    """Split every person's photos into train / val / test first, then augment the training photos only.
-
-    Each person's photos are shuffled once (by ``seed``); fold f rotates them by f test-sets' worth,
-    so over ``split.folds`` folds every photo is tested once (when the folds fit).
-    """
-    if not 0 <= fold < split.folds:
-        raise ValueError(f"fold must be in 0..{split.folds - 1}, got {fold}")
-    index, classes = class_labels(labels, persons)
-    g = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
-    tags: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
-    ends = (split.train, split.train + split.val)
-    for c in range(len(persons)):
-        own = index[classes == c]
-        n_test = len(own) - ends[1]
-        if n_test < 1 or n_test * split.folds > len(own):
-            raise ValueError(f"person {persons[c]} has {len(own)} photos: too few for {split.train} train + "
-                             f"{split.val} val + test photos in {split.folds} disjoint folds")
-        own = own[torch.randperm(len(own), generator=g)].roll(fold * n_test)
-        for name, chosen in zip(parts, (own[: ends[0]], own[ends[0] : ends[1]], own[ends[1] :]), strict=True):
-            parts[name].append(chosen)
-            tags[name].append(torch.full((len(chosen),), c))
-    origin = {name: torch.cat(chunks) for name, chunks in parts.items()}
-    sets = {name: LabelledSet(images[idx].unsqueeze(1), torch.cat(tags[name])) for name, idx in origin.items()}
-    photos = dict(sets)
-    sets["train"], origin["train"] = _with_copies(photos["train"], origin["train"], aug.copies, aug, seed)
-    sets["val"], origin["val"] = _with_copies(photos["val"], origin["val"], aug.val_copies, aug, seed + 1)
-    return FaceSplits(sets["train"], sets["val"], sets["test"], origin, photos)
-
-
-def leaky_split(images: torch.Tensor, labels: torch.Tensor, persons: list[int], split: FaceSplitConfig,
-                aug: AugmentConfig, seed: int = 0) -> FaceSplits:
-    """The reference's protocol, kept only to measure it: augment every photo, then split at random.
-
-    Copies of one photo land in train and test alike, so the test set shows the network faces it has
-    nearly seen.
-    """
-    index, classes = class_labels(labels, persons)
-    data, origin = _with_copies(LabelledSet(images[index].unsqueeze(1), classes), index, aug.copies, aug, seed)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    per_person = len(index) // len(persons)
-    n_train = len(order) * split.train // per_person
-    n_val = len(order) * split.val // per_person
-    picks = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-    sets = {name: data.where(idx) for name, idx in picks.items()}
-    return FaceSplits(sets["train"], sets["val"], sets["test"], {k: origin[v] for k, v in picks.items()}, sets)
 
 
 # ====================================================================== configuration
@@ -252,137 +122,145 @@ def _revoke(model: nn.Module, forget: int, keep: list[int], data: FaceSplits, co
     return revoked, fit.best_score, sum(p.numel() for p in params), fit.steps
 
 
-@work.metered
-def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]:
-    """Pretrain → deploy → forget → add, with both baselines, on ready-made splits; a flat report.
+class FaceTask(Task):
+    """Pretrain → deploy → forget → add on ready-made splits of one fold.
 
     Classes: 0..k-1 are the persons learnt first (in ``config.persons`` order), k is the new person.
     """
-    torch.manual_seed(config.seed)
-    k = len(config.persons)
-    old, new = list(range(k)), k
-    gone = config.persons.index(config.forget)
-    keep = [c for c in old if c != gone]
-    report: dict[str, object] = {"model": config.model, "persons": list(config.persons),
-                                 "forgotten_person": config.forget, "new_person": config.new_person}
-    test_old, test_keep, test_gone = data.test.of_classes(old), data.test.of_classes(keep), data.test.of_classes([gone])
-    members_gone = data.photos["train"].of_classes([gone])
-    heldout_gone = LabelledSet.concat(data.photos["val"].of_classes([gone]), test_gone)
 
-    # 1. digital pretraining on the first k persons; validation picks the epoch
-    model = build_model(config.model, k)
-    fit = fit_classifier(model, data.train.of_classes(old), data.val.of_classes(old), config.pretrain)
-    report["pretrain.accuracy"] = accuracy_on(model, test_old)
-    report["pretrain.retain_accuracy"] = accuracy_on(model, test_keep)
-    report["pretrain.forget_accuracy"] = accuracy_on(model, test_gone)
-    report["pretrain.val_accuracy"] = fit.best_score
-    report["pretrain.mia_auc"] = membership_auc(model, members_gone, heldout_gone)
-    report["params.total"] = sum(p.numel() for p in model.parameters())
-    digital = copy.deepcopy(model)
+    stages = ("pretrain", "deploy", "revoke", BASELINE, "enroll")
+    timing = None  # one run per fold: the face report times the whole demo only
 
-    # 2. deploy: every conv/linear layer is written into crossbars once
-    ledger = Ledger()
-    ledger.post_training(fit.trainable_params, fit.steps, note="pretrain")
-    hybrid.analogize(model, config.device, crossbar=config.crossbar, ledger=ledger, seed=config.seed)
-    model.eval()
-    calibration = data.train.of_classes(old).x
-    hybrid.calibrate(model, calibration)  # the ADC full scale from training images, not from the first test batch
-    report["deploy.accuracy"] = accuracy_on(model, test_old)
-    report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(model)
-    report["schedule"] = {k: v for k, v in config.schedule.as_dict().items() if k != "restore_s"}  # no restore step here
-    clock = ArrayClock(config.schedule)
-    stage_readouts(report, "deploy", model, test_old, calibration)
-    report["deploy.write_pulses"] = ledger.count("write.rm_pulse")
-    report["deploy.write_energy_j"] = ledger.joules("write")
-    report["deploy.programming_seconds"] = ledger.seconds("write")
-    report["deploy.cells"] = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
-    snapshot = copy.deepcopy(model)  # the array as deployed, for the reprogramming baseline
+    def __init__(self, data: FaceSplits, config: FaceDemoConfig) -> None:
+        super().__init__()
+        self.data, self.config = data, config
+        k = len(config.persons)
+        self.old, self.new = list(range(k)), k
+        self.gone = config.persons.index(config.forget)
+        self.keep = [c for c in self.old if c != self.gone]
+        self.report.update({"model": config.model, "persons": list(config.persons),
+                            "forgotten_person": config.forget, "new_person": config.new_person})
+        self.test_old, self.test_keep = data.test.of_classes(self.old), data.test.of_classes(self.keep)
+        self.test_gone = data.test.of_classes([self.gone])
+        self.members_gone = data.photos["train"].of_classes([self.gone])
+        self.heldout_gone = LabelledSet.concat(data.photos["val"].of_classes([self.gone]), self.test_gone)
 
-    # 3. forget person `gone` with a LoRA branch; every candidate method, chosen on validation
-    clock.advance(model, "revoke")
-    candidates = {m: _revoke(model, gone, keep, data, config, m) for m in config.unlearn_methods}
-    for m, (candidate, score, _, _) in candidates.items():
-        report[f"revoke.{m}.val_score"] = score
-        report[f"revoke.{m}.forget_accuracy"] = accuracy_on(candidate, test_gone)
-        report[f"revoke.{m}.retain_accuracy"] = accuracy_on(candidate, test_keep)
-        report[f"revoke.{m}.mia_auc"] = membership_auc(candidate, members_gone, heldout_gone)
-    method = max(candidates, key=lambda m: candidates[m][1])  # first listed wins ties
-    model, _, lora_params, steps = candidates[method]
-    hybrid.set_ledger(model, ledger)
-    before = ledger.joules("write")
-    report["revoke.write_bits"] = hybrid.commit_adapter(model, f"revoke_{gone}", "depress")
-    report["revoke.write_energy_j"] = ledger.joules("write") - before
-    ledger.post_training(lora_params, steps, note="revoke")
-    report["revoke.method"] = method
-    report["revoke.chance_accuracy"] = 1 / k
-    for key in ("forget_accuracy", "retain_accuracy", "mia_auc"):
-        report[f"revoke.{key}"] = report[f"revoke.{method}.{key}"]
-    report["revoke.trainable_params"] = lora_params
-    stage_readouts(report, "revoke", model, test_keep, calibration)
+    def _mia(self, model: nn.Module) -> float:
+        return membership_auc(model, self.members_gone, self.heldout_gone)
 
-    # baseline: fine-tune every weight digitally with the same method, then rewrite the crossbars
-    full = copy.deepcopy(digital)
-    full_params = list(full.parameters())
-    full_fit = unlearn(full, full_params, [gone], data.train.of_classes(old), data.val.of_classes(old), keep,
-                       replace(config.unlearn, method=method), "baseline: full fine-tune")
-    full_ledger = Ledger(ledger.energy)
-    hybrid.reprogram_from(snapshot, full, full_ledger)
-    full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
-    report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, test_gone)
-    report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, test_keep)
-    report["baseline_full.mia_auc"] = membership_auc(snapshot, members_gone, heldout_gone)
-    report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
-    report["baseline_full.write_energy_j"] = full_ledger.joules("write")
-    report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
+    def pretrain(self) -> None:
+        """Digital pretraining on the first k persons; validation picks the epoch."""
+        data, report = self.data, self.report
+        torch.manual_seed(self.config.seed)
+        self.model = model = build_model(self.config.model, len(self.old))
+        self.fit = fit_classifier(model, data.train.of_classes(self.old), data.val.of_classes(self.old), self.config.pretrain)
+        report["pretrain.accuracy"] = accuracy_on(model, self.test_old)
+        report["pretrain.retain_accuracy"] = accuracy_on(model, self.test_keep)
+        report["pretrain.forget_accuracy"] = accuracy_on(model, self.test_gone)
+        report["pretrain.val_accuracy"] = self.fit.best_score
+        report["pretrain.mia_auc"] = self._mia(model)
+        report["params.total"] = n_params(model)
+        self.digital = copy.deepcopy(model)
 
-    # baseline: retrain from scratch without the forgotten person (the gold standard of forgetting)
-    torch.manual_seed(config.seed + 1)
-    retrained = build_model(config.model, k)
-    fit_classifier(retrained, data.train.of_classes(keep), data.val.of_classes(keep), config.pretrain,
-                   description="baseline: retrain")
-    report["baseline_retrain.forget_accuracy"] = accuracy_on(retrained, test_gone)
-    report["baseline_retrain.retain_accuracy"] = accuracy_on(retrained, test_keep)
-    report["revoke.retrain_mia_auc"] = membership_auc(retrained, members_gone, heldout_gone)
+    def deploy(self) -> None:
+        """Every conv/linear layer is written into crossbars once."""
+        config, report, model = self.config, self.report, self.model
+        self.ledger = ledger = Ledger()
+        ledger.post_training(self.fit.trainable_params, self.fit.steps, note="pretrain")
+        hybrid.analogize(model, config.device, crossbar=config.crossbar, ledger=ledger, seed=config.seed)
+        model.eval()
+        self.calibration = self.data.train.of_classes(self.old).x
+        hybrid.calibrate(model, self.calibration)  # the ADC full scale from training images, not from the first test batch
+        report["deploy.accuracy"] = accuracy_on(model, self.test_old)
+        report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(model)
+        report["schedule"] = {k: v for k, v in config.schedule.as_dict().items() if k != "restore_s"}  # no restore step here
+        self.clock = ArrayClock(config.schedule)
+        stage_readouts(report, "deploy", model, self.test_old, self.calibration)
+        deploy_figures(report, ledger, model)
+        self.snapshot = copy.deepcopy(model)  # the array as deployed, for the reprogramming baseline
 
-    # 4. add the new person: a new LoRA branch and a new, trained readout row, with replay
-    clock.advance(model, "enroll")
-    before_acc = per_class_accuracy(predict_logits(model, test_keep.x), test_keep.y)
-    model.head.grow(1, seed=config.seed + new)
-    model.head.train_rows([new])
-    params = hybrid.add_adapter(model, f"enroll_{new}", config.adapter)
-    hybrid.activate_adapter(model, f"enroll_{new}")
-    replay = data.train.of_classes(keep).subsample(config.replay_per_person, config.seed)
-    try:
-        enroll_fit = learn_new_classes(model, [*params, model.head.weight, model.head.bias], data.train.of_classes([new]),
-                                       replay, data.val.of_classes([*keep, new]), config.enroll)
-    finally:
-        model.head.train_rows(None)
-    before = ledger.joules("write")
-    bits = hybrid.commit_adapter(model, f"enroll_{new}", "potentiate")
-    row_bits = ledger.post_row_write(1, model.head.in_features + 1, note="readout row")
-    enroll_params = sum(p.numel() for p in params) + model.head.in_features + 1
-    ledger.post_training(enroll_params, enroll_fit.steps, note="enroll")
-    after_logits = predict_logits(model, test_keep.x)
-    report["enroll.new_accuracy"] = accuracy_on(model, data.test.of_classes([new]))
-    report["enroll.old_accuracy"] = accuracy_on(model, test_keep)
-    report["enroll.backward_transfer"] = backward_transfer(before_acc, per_class_accuracy(after_logits, test_keep.y))
-    report["enroll.revoked_accuracy"] = accuracy_on(model, test_gone)
-    report["enroll.trainable_params"] = enroll_params
-    report["enroll.write_bits"] = bits + row_bits
-    report["enroll.write_energy_j"] = ledger.joules("write") - before
-    stage_readouts(report, "enroll", model, data.test.of_classes([*keep, new]), calibration)
+    def revoke(self) -> None:
+        """Forget person ``gone`` with a LoRA branch; every candidate method, chosen on validation."""
+        config, report, ledger, gone = self.config, self.report, self.ledger, self.gone
+        self.clock.advance(self.model, "revoke")
+        candidates = {m: _revoke(self.model, gone, self.keep, self.data, config, m) for m in config.unlearn_methods}
+        for m, (candidate, score, _, _) in candidates.items():
+            report[f"revoke.{m}.val_score"] = score
+            report[f"revoke.{m}.forget_accuracy"] = accuracy_on(candidate, self.test_gone)
+            report[f"revoke.{m}.retain_accuracy"] = accuracy_on(candidate, self.test_keep)
+            report[f"revoke.{m}.mia_auc"] = self._mia(candidate)
+        self.method = method = max(candidates, key=lambda m: candidates[m][1])  # first listed wins ties
+        self.model, _, lora_params, steps = candidates[method]
+        hybrid.set_ledger(self.model, ledger)
+        commit_branch(self, self.model, "revoke", f"revoke_{gone}", "depress", lora_params, steps)
+        report["revoke.method"] = method
+        report["revoke.chance_accuracy"] = 1 / len(self.old)
+        for key in ("forget_accuracy", "retain_accuracy", "mia_auc"):
+            report[f"revoke.{key}"] = report[f"revoke.{method}.{key}"]
+        report["revoke.trainable_params"] = lora_params
+        stage_readouts(report, "revoke", self.model, self.test_keep, self.calibration)
+        self.loops = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
+                      "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
 
-    # energy, from the ledgers of this run
-    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
-    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
-    current = data.test.of_classes([*keep, new])
-    stages = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
-              "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
-    report |= demo_energy(stages, model, current.x, report["revoke.write_bits"], full_ledger, "revoke", "baseline_full",
-                          gpu_model=digital)
-    report["energy.inference_energy_ratio"] = report["energy.inference_energy_ratio_vs_gpu"]
-    report["energy.rm_write_cycles_lora"] = 0
-    return report
+    def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
+        """The same unlearning method on every weight, digitally."""
+        data, old = self.data, self.old
+        fit = unlearn(model, params, [self.gone], data.train.of_classes(old), data.val.of_classes(old), self.keep,
+                      replace(self.config.unlearn, method=self.method), "baseline: full fine-tune")
+        return fit.steps
+
+    def retrain(self) -> nn.Module:
+        """Retrain from scratch without the forgotten person (the gold standard of forgetting), digitally."""
+        torch.manual_seed(self.config.seed + 1)
+        retrained = build_model(self.config.model, len(self.old))
+        fit_classifier(retrained, self.data.train.of_classes(self.keep), self.data.val.of_classes(self.keep),
+                       self.config.pretrain, description="baseline: retrain")
+        return retrained
+
+    def measure(self, prefix: str, model: nn.Module) -> None:
+        self.report[f"{prefix}.forget_accuracy"] = accuracy_on(model, self.test_gone)
+        self.report[f"{prefix}.retain_accuracy"] = accuracy_on(model, self.test_keep)
+        # the retrained model's membership AUC sits with the revocation's figures (its key since the first report)
+        self.report["baseline_full.mia_auc" if prefix == "baseline_full" else "revoke.retrain_mia_auc"] = self._mia(model)
+
+    def enroll(self) -> None:
+        """Add the new person: a new LoRA branch and a new, trained readout row, with replay."""
+        config, report, model, new, keep = self.config, self.report, self.model, self.new, self.keep
+        data, test_keep = self.data, self.test_keep
+        self.clock.advance(model, "enroll")
+        before_acc = per_class_accuracy(predict_logits(model, test_keep.x), test_keep.y)
+        model.head.grow(1, seed=config.seed + new)
+        model.head.train_rows([new])
+        params = hybrid.add_adapter(model, f"enroll_{new}", config.adapter)
+        hybrid.activate_adapter(model, f"enroll_{new}")
+        replay = data.train.of_classes(keep).subsample(config.replay_per_person, config.seed)
+        try:
+            enroll_fit = learn_new_classes(model, [*params, model.head.weight, model.head.bias], data.train.of_classes([new]),
+                                           replay, data.val.of_classes([*keep, new]), config.enroll)
+        finally:
+            model.head.train_rows(None)
+        enroll_params = n_params(params) + model.head.in_features + 1
+        commit_branch(self, model, "enroll", f"enroll_{new}", "potentiate", enroll_params, enroll_fit.steps,
+                      (1, model.head.in_features + 1), "readout row")
+        after_logits = predict_logits(model, test_keep.x)
+        report["enroll.new_accuracy"] = accuracy_on(model, data.test.of_classes([new]))
+        report["enroll.old_accuracy"] = accuracy_on(model, test_keep)
+        report["enroll.backward_transfer"] = backward_transfer(before_acc, per_class_accuracy(after_logits, test_keep.y))
+        report["enroll.revoked_accuracy"] = accuracy_on(model, self.test_gone)
+        report["enroll.trainable_params"] = enroll_params
+        stage_readouts(report, "enroll", model, data.test.of_classes([*keep, new]), self.calibration)
+
+    def inference(self) -> tuple[nn.Module, torch.Tensor, nn.Module]:
+        return self.model, self.data.test.of_classes([*self.keep, self.new]).x, self.digital
+
+    def energy_extras(self) -> dict[str, object]:
+        return {"energy.inference_energy_ratio": self.report["energy.inference_energy_ratio_vs_gpu"],
+                "energy.rm_write_cycles_lora": 0}
+
+
+def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]:
+    """Pretrain → deploy → forget → add, with both baselines, on ready-made splits; a flat report."""
+    return runner.run_lifecycle(FaceTask(data, config), progress=False)
 
 
 def leaky_protocol(images: torch.Tensor, labels: torch.Tensor, config: FaceDemoConfig) -> dict[str, float]:
@@ -465,8 +343,7 @@ def run_face_demo(
     report.update(PAPER)
     report["seconds"] = time.perf_counter() - start
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / f"face_demo_{model_name}.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        write_report(report, Path(out_dir) / f"face_demo_{model_name}.json")
     return report
 
 
