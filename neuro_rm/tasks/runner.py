@@ -53,7 +53,8 @@ class Task:
         self.digital: nn.Module | None = None
         self.snapshot: nn.Module | None = None
         self.full_ledger: Ledger | None = None
-        self.rewrites: list[ProgramResult] = []
+        self.rewrites: list[ProgramResult] = []  # the full baseline's write results, per layer
+        self.retrained: nn.Module | None = None  # the retrain baseline as judged (written into the array, or digital)
 
     # ---- hooks of the baselines
     def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
@@ -130,12 +131,13 @@ def retrain_baseline(task: Task) -> None:
     array = task.retrain_array()
     if array is not None:
         ledger = Ledger(task.ledger.energy)
-        written = copy.deepcopy(array)
-        hybrid.reprogram_from(written, retrained, ledger)
-        task.measure("baseline_retrain", written)
+        task.retrained = copy.deepcopy(array)
+        hybrid.reprogram_from(task.retrained, retrained, ledger)
+        task.measure("baseline_retrain", task.retrained)
         task.report["baseline_retrain.write_pulses"] = ledger.count("write.rm_pulse")
         task.report["baseline_retrain.write_energy_j"] = ledger.joules("write")
     else:
+        task.retrained = retrained
         task.measure("baseline_retrain", retrained)
 
 

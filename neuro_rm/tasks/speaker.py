@@ -255,20 +255,22 @@ class SpeakerTask(Task):
         test = self.data.test
         self.report[f"{prefix}.forget_accuracy"] = accuracy_on(model, test.of_classes([self.gone]))
         self.report[f"{prefix}.retain_accuracy"] = accuracy_on(model, test.of_classes(self.keep))
-        if prefix == "baseline_full":
-            for key, value in endurance_budget(self.rewrites, self.config.device.endurance_cycles).items():
-                self.report[f"endurance.{key}"] = value
-        if prefix == "baseline_retrain":
-            self.gold_model = model
+
+    def baseline(self) -> None:
+        """The runner's baselines; how much of the cells' endurance the full rewrite spends; whether the
+        retrained array, behind the same holdout and threshold rule, accepts the revoked voice."""
+        super().baseline()
+        for key, value in endurance_budget(self.rewrites, self.config.device.endurance_cycles).items():
+            self.report[f"endurance.{key}"] = value
+        gold = SpeakerAuthenticator(self.retrained, self.data.names[:-1], self.auth.buffers)  # same holdout, revoked dropped
+        gold.registry[self.data.names[self.gone]].status = REVOKED
+        gold.calibrate()
+        self.report["baseline_retrain.revoked_accept_rate"] = _accept_rate(gold, self.data.test.of_classes([self.gone]).x)
 
     def audit(self) -> None:
         """Attacks on the revocation: original (positive control), retrained (gold standard), both modes."""
         config, report = self.config, self.report
-        gold = SpeakerAuthenticator(self.gold_model, self.data.names[:-1], self.auth.buffers)  # same holdout, revoked dropped
-        gold.registry[self.data.names[self.gone]].status = REVOKED
-        gold.calibrate()
-        report["baseline_retrain.revoked_accept_rate"] = _accept_rate(gold, self.data.test.of_classes([self.gone]).x)
-        targets = {"original": self.original, "retrain": self.gold_model, config.revoke_mode: self.auth.model,
+        targets = {"original": self.original, "retrain": self.retrained, config.revoke_mode: self.auth.model,
                    self.other_mode: self.twin.model}
         audit = audit_revocation(self.data, targets, self.gone, self.keep, self.auth.model.config, self.voiceprint,
                                  config.pretrain, config.device, config.audit, config.audit_cohort, config.seed)
