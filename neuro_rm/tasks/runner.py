@@ -83,6 +83,7 @@ class Task:
         return {}
 
     def baseline(self) -> None:
+        """The runner's stage: both baselines, each judged by ``measure``; a task may add to it (``super()``)."""
         full_finetune_baseline(self)
         retrain_baseline(self)
 
