@@ -15,7 +15,7 @@ from common import deployed_bundled, median_seconds, print_table
 
 from neuro_rm import layers as hybrid
 from neuro_rm.energy import Ledger
-from neuro_rm.speaker_demo import DemoConfig
+from neuro_rm.tasks.speaker import DemoConfig
 
 
 def lifecycle_seconds(epochs: int) -> list[tuple]:

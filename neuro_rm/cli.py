@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -170,7 +171,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_forgetting(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import SpeakerData, audit_revocation, train_speaker_model
+    from neuro_rm.tasks.speaker import SpeakerData, audit_revocation, train_speaker_model
 
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
     if not auth.deployed:
@@ -255,7 +256,7 @@ def _demo_may_replace(state: Path, overwrite: bool) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
+    from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
 
     if args.out is not None:
         _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
@@ -271,7 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_face_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.face_demo import format_result, run_face_demos
+    from neuro_rm.tasks.face import format_result, run_face_demos
 
     result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json, ideal=args.ideal,
                             device=PRESETS[args.preset]())
@@ -283,7 +284,7 @@ def _readout(args: argparse.Namespace) -> CrossbarConfig:
 
 
 def cmd_diffusion_demo(args: argparse.Namespace) -> None:
-    from neuro_rm.diffusion_demo import render_report, run_diffusion_demo
+    from neuro_rm.tasks.diffusion import render_report, run_diffusion_demo
 
     report = run_diffusion_demo(args.out, fast=args.fast, seed=args.seed, progress=not args.json)
     _emit(report, args.json, render_report)
@@ -300,7 +301,7 @@ def cmd_energy(args: argparse.Namespace) -> None:
         holdout = auth.buffers.holdout.of_classes(auth.active_labels)
         result = energy_report.inference_keys(work.measure(lambda: predict_logits(auth.model, holdout.x)))
     else:  # the speaker lifecycle, run here: every stage's training joules, writes and inference
-        from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+        from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
 
         if args.out is not None:
             _demo_may_replace(args.out / "state", args.overwrite)  # the lifecycle saves its state there too
@@ -385,25 +386,34 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuro-rm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(_command, parser.add_subparsers(dest="command", required=True))
+    _task_commands(command)
+    _state_commands(command)
+    return parser
 
-    def command(name: str, func: Callable, help: str, state: bool = False, data: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
-        if state:
-            p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
-            p.add_argument("--key-file", type=Path, default=None,
-                           help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
-        if name in WRITERS:
-            p.add_argument("--wait", type=float, default=0.0,
-                           help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
-        if data:
-            p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
-        p.set_defaults(func=func)
-        return p
 
+def _command(sub: argparse._SubParsersAction, name: str, func: Callable, help: str, state: bool = False,
+             data: bool = False) -> argparse.ArgumentParser:
+    """A subcommand with the options every command has, and those of commands on a state or a data file."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default: %(default)s)")
+    if state:
+        p.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default: %(default)s)")
+        p.add_argument("--key-file", type=Path, default=None,
+                       help=f"key that signs the state (default: ${KEY_ENV}, else ~/.config/neuro_rm/state.key)")
+    if name in WRITERS:
+        p.add_argument("--wait", type=float, default=0.0,
+                       help="seconds to wait for another neuro-rm working on this state (default: refuse at once)")
+    if data:
+        p.add_argument("--data", type=Path, default=None, help="SSC-layout HDF5 file (default: bundled spiking FSDD)")
+    p.set_defaults(func=func)
+    return p
+
+
+def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The device and data look-ups, the three task demos and the energy figures."""
     p = command("device", cmd_device, "characterise the simulated RM cell: program an array, measure it")
     p.add_argument("--preset", choices=sorted(PRESETS), default="taox_1t1r", help="cited cell preset (default: the paper's TaOx)")
     p.add_argument("--tolerance", type=float, default=None, help="write-verify tolerance, µS (default: the preset's)")
@@ -445,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
 
+
+def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The step-by-step speaker lifecycle on a saved state, and the fault sweep."""
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
@@ -495,7 +508,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=[*sorted(PRESETS), "both"], default=None,
                    help="sweep on this cell preset (or both), deployed in memory from a trained, undeployed state "
                    "(default: the state's own array)")
-    return parser
 
 
 def _readout_options(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from neuro_rm.auth import REVOKED, SpeakerAuthenticator
 from neuro_rm.data import load_bundled_speakers, load_speakers
 from neuro_rm.learning import LabelledSet, accuracy, equal_error_rate, mia_auc, predict_logits
 from neuro_rm.learning.unlearn import METHODS
-from neuro_rm.speaker_demo import DemoConfig
+from neuro_rm.tasks.speaker import DemoConfig
 
 SCORES = ("logit", "log-softmax")
 

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from neuro_rm.diffusion_demo import render_report, run_diffusion_demo
+from neuro_rm.tasks.diffusion import render_report, run_diffusion_demo
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from neuro_rm.energy_report import readme_table, stage_table
-from neuro_rm.face_demo import PAPER as FACE_PAPER
-from neuro_rm.speaker_demo import REFERENCE as SPEAKER_REFERENCE
+from neuro_rm.tasks.face import PAPER as FACE_PAPER
+from neuro_rm.tasks.speaker import REFERENCE as SPEAKER_REFERENCE
 
 PAPER = {
     "speaker": {"training_cost_ratio": SPEAKER_REFERENCE["energy.training_cost_ratio"],

@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from neuro_rm.face_demo import MODELS, format_result, run_face_demos
+from neuro_rm.tasks.face import MODELS, format_result, run_face_demos
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from neuro_rm.data import load_bundled_speakers
 from neuro_rm.device import PRESETS
 from neuro_rm.learning import LabelledSet, accuracy, predict_logits
 from neuro_rm.models import RSNNConfig
-from neuro_rm.speaker_demo import DemoConfig
+from neuro_rm.tasks.speaker import DemoConfig
 
 TIMES = (0.0, 3600.0, 86400.0, 1e6)
 COMPENSATIONS = ("none", "global", "column")

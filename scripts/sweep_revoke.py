@@ -27,7 +27,7 @@ from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.seeds import mean_sd_ci
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
-from neuro_rm.speaker_demo import DemoConfig
+from neuro_rm.tasks.speaker import DemoConfig
 
 NEW = {"unlearn": UnlearnConfig(), "readout": EraseConfig().readout, "enroll": DemoConfig().enroll}
 OLD = {"unlearn": UnlearnConfig(balanced=False, train=replace(UnlearnConfig().train, min_steps=0)),

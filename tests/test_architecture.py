@@ -92,3 +92,32 @@ def test_relative_and_dynamic_imports_are_seen(tmp_path):
         probe.unlink()
     assert {"layers"} <= units and any("whole package" in u for u in units) and any("dynamic" in u for u in units)
     assert "learning" in units  # `from .auth` inside learning/ is learning.auth: a sibling, allowed
+
+
+MAX_FUNCTION_LINES = 80  # a function longer than this holds more than one job: split it
+
+
+def _long_functions(source: str, where: str) -> list[str]:
+    """``where:line name (n lines)`` for every function or method in ``source`` longer than the limit."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                found.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_the_limit():
+    found = [f for path in sorted(PACKAGE.rglob("*.py")) for f in _long_functions(path.read_text(), str(path.relative_to(ROOT)))]
+    assert found == [], f"functions over {MAX_FUNCTION_LINES} lines: " + "; ".join(found)
+
+
+def test_the_length_check_counts_every_line_of_a_function():
+    """Positive control: a function of limit + 1 lines (nested inside a method, too) is named; one of the limit is not."""
+    body = lambda n: "".join("    x = 1\n" for _ in range(n - 1))  # noqa: E731
+    at_limit, over = f"def ok():\n{body(MAX_FUNCTION_LINES)}", f"def long():\n{body(MAX_FUNCTION_LINES + 1)}"
+    assert _long_functions(at_limit, "m.py") == []
+    assert _long_functions(over, "m.py") == [f"m.py:1 long ({MAX_FUNCTION_LINES + 1} lines)"]
+    nested = "class C:\n    def f(self):\n" + "".join("        " + line + "\n" for line in over.splitlines())
+    assert [f.split(" ", 1)[1] for f in _long_functions(nested, "m.py")][-1] == f"long ({MAX_FUNCTION_LINES + 1} lines)"

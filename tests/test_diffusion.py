@@ -158,7 +158,7 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
 
 
 def test_fast_demo_reports_every_stage(tmp_path):
-    from neuro_rm.diffusion_demo import render_report, run_diffusion_demo
+    from neuro_rm.tasks.diffusion import render_report, run_diffusion_demo
 
     torch.set_num_threads(1)
     report = run_diffusion_demo(tmp_path, fast=True, progress=False)

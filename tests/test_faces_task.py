@@ -5,19 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import neuro_rm.face_demo as face_demo
+import neuro_rm.tasks.face as face_demo
 from neuro_rm import layers as hybrid
-from neuro_rm.data.faces import Faces
+from neuro_rm.data.faces import AugmentConfig, Faces, FaceSplitConfig, augment, clean_split, leaky_split
 from neuro_rm.energy import Ledger
-from neuro_rm.face_demo import (
-    AugmentConfig,
-    FaceDemoConfig,
-    FaceSplitConfig,
-    average_reports,
-    clean_split,
-    leaky_split,
-    run_face_demo,
-)
 from neuro_rm.layers import reprogram_from
 from neuro_rm.learning import TrainConfig, UnlearnConfig
 from neuro_rm.learning.continual import learn_new_classes as shared_learn_new_classes
@@ -26,6 +17,7 @@ from neuro_rm.learning.unlearn import unlearn as shared_unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.heads import GrowableHead
 from neuro_rm.models.mixer import FaceMixer
+from neuro_rm.tasks.face import FaceDemoConfig, average_reports, run_face_demo
 
 
 def synthetic_faces(n_persons=6, per_person=10, seed=0):
@@ -113,10 +105,10 @@ def test_the_reference_protocol_leaks_copies_across_splits():
 def test_augmented_copies_stay_faces():
     faces = synthetic_faces()
     x = faces.images[:2].unsqueeze(1)
-    copies = face_demo.augment(x, 4, AugmentConfig(), seed=0)
+    copies = augment(x, 4, AugmentConfig(), seed=0)
     assert copies.shape == (8, 1, 64, 64) and copies.min() >= 0 and copies.max() <= 1
     assert not torch.equal(copies[0], copies[1])
-    assert torch.equal(face_demo.augment(x, 4, AugmentConfig(), seed=0), copies)  # seeded
+    assert torch.equal(augment(x, 4, AugmentConfig(), seed=0), copies)  # seeded
 
 
 def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypatch):

@@ -3,7 +3,7 @@ import math
 
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
-from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
 
 KEYS = (
     "pretrain.accuracy", "deploy.accuracy", "deploy.write_pulses", "deploy.write_energy_j", "revoke.forget_accuracy",
@@ -65,7 +65,7 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
 
 
 def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path):
-    from neuro_rm.speaker_demo import run_speaker_demo_seeds
+    from neuro_rm.tasks.speaker import run_speaker_demo_seeds
 
     data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))

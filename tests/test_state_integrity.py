@@ -625,7 +625,7 @@ def test_the_demo_refuses_to_replace_a_state_it_did_not_write(cli_state, state, 
 
 def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
     """The demo's output folder is its own: a second run replaces the state there instead of being refused."""
-    from neuro_rm.speaker_demo import DemoConfig, SpeakerData, fast, run_speaker_demo
+    from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
 
     data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=2, lr=5e-3, batch_size=32)))

@@ -7,14 +7,12 @@ only; the test split is read for reporting, never for choosing.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
 from neuro_rm import viz, work
@@ -22,7 +20,6 @@ from neuro_rm.auth import REVOKE_MODES, REVOKED, SpeakerAuthenticator
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
-from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, audit_forgetting
 from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.continual import ENROLL
@@ -47,6 +44,7 @@ from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
 from neuro_rm.reliability import endurance_budget
+from neuro_rm.tasks.runner import BASELINE, Task, n_params, run_lifecycle, write_report
 
 # Reference figures (public reference implementation, SSC top-5 speakers) and the paper; ARCHITECTURE.md gives the sources.
 REFERENCE = {
@@ -166,7 +164,179 @@ def _revocation(
     return figures
 
 
-@work.metered
+class SpeakerTask(Task):
+    """The speaker lifecycle on ``data``: the last speaker is enrolled later, ``config.revoke_label`` revoked."""
+
+    stages = ("pretrain", "deploy", ("revoke", BASELINE), "audit", "enroll", "restore", "verify")
+    title = "demo"
+    lora_prefix, lora_stage, loops = "revoke.suspend", "revoke_suspend", STAGES
+
+    def __init__(self, data: SpeakerData, config: DemoConfig) -> None:
+        super().__init__()
+        k = len(data.names)
+        if k < 3:
+            raise ValueError(f"the demo needs at least 3 speakers (2 to keep, 1 to enroll), got {k}")
+        if not 0 <= config.revoke_label < k - 1:
+            raise ValueError(f"revoke_label must be one of the first {k - 1} speakers, got {config.revoke_label}")
+        self.data, self.config = data, config
+        self.old, self.new_label, self.gone = list(range(k - 1)), k - 1, config.revoke_label
+        self.keep = [c for c in self.old if c != self.gone]
+        self.report.update(speakers=data.names, revoked_speaker=data.names[self.gone], enrolled_speaker=data.names[self.new_label])
+        self.det: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def pretrain(self) -> None:
+        """Digital pretraining on the first k-1 speakers, and the logistic-regression floor beside it."""
+        data, config, report, old = self.data, self.config, self.report, self.old
+        torch.manual_seed(config.seed)
+        self.auth, fit = SpeakerAuthenticator.pretrain(
+            data.names[:-1], data.train.of_classes(old), data.val.of_classes(old),
+            RSNNConfig(n_inputs=data.train.x.shape[-1], n_outputs=len(old)), config.pretrain, seed=config.seed,
+        )
+        report["pretrain.accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(old))
+        report["pretrain.best_epoch"] = fit.best_epoch
+        # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
+        linear = linear_baseline(data.train.of_classes(old), data.val.of_classes(old), data.test.of_classes(old))
+        report["baseline_linear.accuracy"] = linear.accuracy
+        report["baseline_linear.val_accuracy"] = linear.val_accuracy
+        report["baseline_linear.c"] = linear.c
+        report["pretrain.margin_over_linear"] = report["pretrain.accuracy"] - linear.accuracy
+        report["params.total"] = n_params(self.auth.model)
+        self.digital = copy.deepcopy(self.auth.model)
+
+    def deploy(self) -> None:
+        """Write-verify the synapses once; accuracy after programming and after drift."""
+        auth, config, report, test_old = self.auth, self.config, self.report, self.data.test.of_classes(self.old)
+        deployed = auth.deploy(config.device, config.crossbar, seed=config.seed)
+        self.ledger = auth.ledger
+        report["deploy.accuracy"] = accuracy_on(auth.model, test_old)
+        report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(auth.model)
+        report["schedule"], self.aging = config.schedule.as_dict(), ArrayClock(config.schedule)
+        stage_readouts(report, "deploy", auth.model, test_old, auth.buffers.replay.x)
+        for key in ("write_pulses", "write_energy_j", "programming_seconds", "cells"):
+            report[f"deploy.{key}"] = deployed[key]
+        for t in DRIFT_TIMES_S:
+            hybrid.set_time(auth.model, t)
+            report[f"deploy.drift_accuracy.{t:g}s"] = accuracy_on(auth.model, test_old)
+        hybrid.set_time(auth.model, 0.0)
+        self.snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
+
+    def revoke(self) -> None:
+        """Revoke speaker ``gone`` in the chosen mode, and in the other mode on a twin, side by side."""
+        auth, config, report, data = self.auth, self.config, self.report, self.data
+        self.aging.advance(auth.model, "revoke")
+        self.original = copy.deepcopy(auth.model)  # before revocation: the attacks' positive control
+        self.voiceprint = (auth.model.head.weight[self.gone].detach().clone(), auth.model.head.bias[self.gone].detach().clone())
+        self.other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
+        self.twin = copy.deepcopy(auth)
+        report["revoke.mode"] = config.revoke_mode
+        report["revoke.retain_before"] = accuracy_on(auth.model, data.test.of_classes(self.keep))  # the same speakers, deployed
+        for mode, who in ((config.revoke_mode, auth), (self.other_mode, self.twin)):
+            for key, value in _revocation(who, mode, data, self.gone, self.keep, self.new_label, config.unlearn).items():
+                report[f"revoke.{mode}.{key}"] = value
+                if mode == config.revoke_mode:
+                    report[f"revoke.{key}"] = value
+            report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
+        stage_readouts(report, "revoke", auth.model, data.test.of_classes(self.keep), auth.buffers.replay.x)
+
+    def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
+        data, gone = self.data, self.gone
+        fit = unlearn(model, params, [gone], LabelledSet.concat(data.train.of_classes([gone]), data.train.of_classes(self.keep)),
+                      data.val.of_classes(self.old), self.keep, self.config.unlearn, "baseline: full fine-tune")
+        return fit.steps
+
+    def retrain(self) -> nn.Module:
+        return train_speaker_model(self.data, self.keep, self.auth.model.config, self.config.pretrain, self.config.seed + 1,
+                                   description="baseline: retrain")
+
+    def retrain_array(self) -> nn.Module:
+        return self.original  # the same array, rewritten with the retrained weights
+
+    def measure(self, prefix: str, model: nn.Module) -> None:
+        test = self.data.test
+        self.report[f"{prefix}.forget_accuracy"] = accuracy_on(model, test.of_classes([self.gone]))
+        self.report[f"{prefix}.retain_accuracy"] = accuracy_on(model, test.of_classes(self.keep))
+
+    def baseline(self) -> None:
+        """The runner's baselines; how much of the cells' endurance the full rewrite spends; whether the
+        retrained array, behind the same holdout and threshold rule, accepts the revoked voice."""
+        super().baseline()
+        for key, value in endurance_budget(self.rewrites, self.config.device.endurance_cycles).items():
+            self.report[f"endurance.{key}"] = value
+        gold = SpeakerAuthenticator(self.retrained, self.data.names[:-1], self.auth.buffers)  # same holdout, revoked dropped
+        gold.registry[self.data.names[self.gone]].status = REVOKED
+        gold.calibrate()
+        self.report["baseline_retrain.revoked_accept_rate"] = _accept_rate(gold, self.data.test.of_classes([self.gone]).x)
+
+    def audit(self) -> None:
+        """Attacks on the revocation: original (positive control), retrained (gold standard), both modes."""
+        config, report = self.config, self.report
+        targets = {"original": self.original, "retrain": self.retrained, config.revoke_mode: self.auth.model,
+                   self.other_mode: self.twin.model}
+        audit = audit_revocation(self.data, targets, self.gone, self.keep, self.auth.model.config, self.voiceprint,
+                                 config.pretrain, config.device, config.audit, config.audit_cohort, config.seed)
+        for key, value in audit.items():
+            report[f"revoke.{key}"] = value
+
+    def enroll(self) -> None:
+        """Enroll the held-back speaker with a new branch and readout row."""
+        auth, data, report, new_label = self.auth, self.data, self.report, self.new_label
+        test_keep = data.test.of_classes(self.keep)
+        self.aging.advance(auth.model, "enroll")
+        before = per_class_accuracy(predict_logits(auth.model, test_keep.x), test_keep.y)
+        enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
+                               data.val.of_classes([new_label]).x, self.config.enroll)
+        after_logits = predict_logits(auth.model, test_keep.x)
+        report["enroll.new_accuracy"] = accuracy_on(auth.model, data.test.of_classes([new_label]))
+        report["enroll.old_accuracy"] = accuracy(after_logits, test_keep.y)
+        report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, test_keep.y))
+        report["enroll.revoked_accuracy"] = accuracy_on(auth.model, data.test.of_classes([self.gone]))
+        report["enroll.trainable_params"] = enrolled.trainable_params
+        stage_readouts(report, "enroll", auth.model, data.test.of_classes(auth.active_labels), auth.buffers.replay.x)
+
+    def restore(self) -> None:
+        """Extra write noise on the cells, then a restore branch wins accuracy back (net of a control)."""
+        auth, config, report, data = self.auth, self.config, self.report, self.data
+        self.aging.advance(auth.model, "restore")
+        self.current = current = data.test.of_classes(auth.active_labels)
+        report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
+        control = copy.deepcopy(auth)  # the same restore on the healthy array: what extra fine-tuning alone wins
+        with work.unmetered():  # a control, not a cost of the lifecycle
+            control.restore(config.restore, data=data.train.of_classes(auth.active_labels))
+        report["restore.control_accuracy"] = accuracy_on(control.model, current)
+        del control
+        hybrid.add_write_noise(auth.model, config.write_noise_us)
+        report["restore.write_noise_us"] = config.write_noise_us
+        report["restore.noisy_accuracy"] = accuracy_on(auth.model, current)
+        restored = auth.restore(config.restore, data=data.train.of_classes(auth.active_labels))
+        report["restore.accuracy"] = accuracy_on(auth.model, current)
+        report["restore.repair"] = report["restore.accuracy"] - report["restore.control_accuracy"]
+        stage_readouts(report, "restore", auth.model, current, auth.buffers.replay.x)
+        report["restore.trainable_params"] = restored.trainable_params
+
+    def verify(self) -> None:
+        """Threshold from the holdout buffer; EER over test trials, the revoked speaker as impostor."""
+        auth, report, data = self.auth, self.report, self.data
+        calibration = auth.calibrate()
+        trials = verification_trials(auth.scores(data.test.x), data.test.y, auth.active_labels)
+        genuine, impostor = trials["genuine"], trials["impostor"]
+        report["verify.eer"], _ = equal_error_rate(genuine, impostor)
+        report["verify.eer_ci"] = list(eer_interval(**trials, seed=self.config.seed))  # 95 %, utterances resampled
+        report["verify.min_dcf"], _ = min_dcf(genuine, impostor, p_target=0.01)
+        self.det = det_curve(genuine, impostor)
+        report["verify.threshold"] = calibration["threshold"]
+        report["verify.revoked_accept_rate"] = _accept_rate(auth, data.test.of_classes([self.gone]).x)
+        report["verify.impostor_accept_rate"] = _share_accepted(impostor, auth.threshold)
+
+    def inference(self) -> tuple[nn.Module, torch.Tensor, nn.Module]:
+        return self.auth.model, self.current.x, self.digital
+
+    def energy_extras(self) -> dict[str, object]:
+        """Erase set beside the paper's measures (which compare the suspend branch with the full baseline)."""
+        report = self.report
+        return {"energy.erase_write_energy_ratio": report["baseline_full.write_energy_j"] / report["revoke.erase.write_energy_j"],
+                "energy.erase_write_pulse_ratio": report["baseline_full.write_pulses"] / max(report["revoke.erase.write_pulses"], 1)}
+
+
 def run_speaker_demo(
     data: SpeakerData,
     config: DemoConfig = DemoConfig(),
@@ -175,184 +345,18 @@ def run_speaker_demo(
 ) -> dict[str, object]:
     """Run the whole lifecycle on ``data`` and return a flat, JSON-ready report."""
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    k = len(data.names)
-    if k < 3:
-        raise ValueError(f"the demo needs at least 3 speakers (2 to keep, 1 to enroll), got {k}")
-    if not 0 <= config.revoke_label < k - 1:
-        raise ValueError(f"revoke_label must be one of the first {k - 1} speakers, got {config.revoke_label}")
-    old = list(range(k - 1))
-    new_label, gone = k - 1, config.revoke_label
-    keep = [c for c in old if c != gone]
-    n_inputs = data.train.x.shape[-1]
-    report: dict[str, object] = {"speakers": data.names, "revoked_speaker": data.names[gone], "enrolled_speaker": data.names[new_label]}
-    stages = tqdm(total=7, desc="demo", disable=not progress)
-    clock = {"name": None, "start": time.perf_counter()}
-
-    def stage(name: str | None) -> None:
-        now = time.perf_counter()
-        if clock["name"] is not None:
-            report[f"seconds.{clock['name']}"] = now - clock["start"]
-            stages.update()
-        clock.update(name=name, start=now)
-        if name is not None:
-            stages.set_postfix_str(name)
-
-    # 1. digital pretraining on the first k-1 speakers
-    stage("pretrain")
-    auth, fit = SpeakerAuthenticator.pretrain(
-        data.names[:-1], data.train.of_classes(old), data.val.of_classes(old),
-        RSNNConfig(n_inputs=n_inputs, n_outputs=k - 1), config.pretrain, seed=config.seed,
-    )
-    report["pretrain.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
-    report["pretrain.best_epoch"] = fit.best_epoch
-    # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
-    linear = linear_baseline(data.train.of_classes(old), data.val.of_classes(old), data.test.of_classes(old))
-    report["baseline_linear.accuracy"] = linear.accuracy
-    report["baseline_linear.val_accuracy"] = linear.val_accuracy
-    report["baseline_linear.c"] = linear.c
-    report["pretrain.margin_over_linear"] = report["pretrain.accuracy"] - linear.accuracy
-    report["params.total"] = sum(p.numel() for p in auth.model.parameters())
-    digital = copy.deepcopy(auth.model)
-
-    # 2. deploy: write-verify the synapses once; accuracy after programming and after drift
-    stage("deploy")
-    deployed = auth.deploy(config.device, config.crossbar, seed=config.seed)
-    report["deploy.accuracy"] = accuracy_on(auth.model, data.test.of_classes(old))
-    report["device_preset"], report["readout"] = preset_name(config.device), readout_settings(auth.model)
-    report["schedule"], aging = config.schedule.as_dict(), ArrayClock(config.schedule)
-    stage_readouts(report, "deploy", auth.model, data.test.of_classes(old), auth.buffers.replay.x)
-    report["deploy.write_pulses"] = deployed["write_pulses"]
-    report["deploy.write_energy_j"] = deployed["write_energy_j"]
-    report["deploy.programming_seconds"] = deployed["programming_seconds"]
-    report["deploy.cells"] = deployed["cells"]
-    for t in DRIFT_TIMES_S:
-        hybrid.set_time(auth.model, t)
-        report[f"deploy.drift_accuracy.{t:g}s"] = accuracy_on(auth.model, data.test.of_classes(old))
-    hybrid.set_time(auth.model, 0.0)
-    snapshot = copy.deepcopy(auth.model)  # the array as deployed, for the reprogramming baseline
-
-    # 3. revoke speaker `gone` in the chosen mode (the other mode on a twin, side by side);
-    #    baselines: full fine-tune + reprogram, retrain from scratch + reprogram
-    stage("revoke")
-    forget_train, forget_test = data.train.of_classes([gone]), data.test.of_classes([gone])
-    retain_train = data.train.of_classes(keep)
-    aging.advance(auth.model, "revoke")
-    original = copy.deepcopy(auth.model)  # before revocation: the attacks' positive control
-    voiceprint = (auth.model.head.weight[gone].detach().clone(), auth.model.head.bias[gone].detach().clone())
-    other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
-    twin = copy.deepcopy(auth)
-    report["revoke.mode"] = config.revoke_mode
-    report["revoke.retain_before"] = accuracy_on(auth.model, data.test.of_classes(keep))  # the same speakers, deployed
-    for mode, who in ((config.revoke_mode, auth), (other_mode, twin)):
-        for key, value in _revocation(who, mode, data, gone, keep, new_label, config.unlearn).items():
-            report[f"revoke.{mode}.{key}"] = value
-            if mode == config.revoke_mode:
-                report[f"revoke.{key}"] = value
-        report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
-    stage_readouts(report, "revoke", auth.model, data.test.of_classes(keep), auth.buffers.replay.x)
-
-    full = copy.deepcopy(digital)  # fine-tune every weight, then rewrite the crossbar
-    full_params = list(full.parameters())
-    full_fit = unlearn(full, full_params, [gone], LabelledSet.concat(forget_train, retain_train),
-                       data.val.of_classes(old), keep, config.unlearn, "baseline: full fine-tune")
-    full_ledger = Ledger(auth.ledger.energy)
-    rewrites = hybrid.reprogram_from(snapshot, full, full_ledger)
-    full_ledger.post_training(sum(p.numel() for p in full_params), full_fit.steps, note="baseline full")
-    report["baseline_full.forget_accuracy"] = accuracy_on(snapshot, forget_test)
-    report["baseline_full.retain_accuracy"] = accuracy_on(snapshot, data.test.of_classes(keep))
-    report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
-    report["baseline_full.write_energy_j"] = full_ledger.joules("write")
-    report["baseline_full.trainable_params"] = sum(p.numel() for p in full_params)
-    for key, value in endurance_budget(rewrites, config.device.endurance_cycles).items():
-        report[f"endurance.{key}"] = value
-
-    retrained = train_speaker_model(data, keep, auth.model.config, config.pretrain, config.seed + 1, description="baseline: retrain")
-    retrain_ledger = Ledger(auth.ledger.energy)
-    gold_model = copy.deepcopy(original)  # the same array, rewritten with the retrained weights
-    hybrid.reprogram_from(gold_model, retrained, retrain_ledger)
-    report["baseline_retrain.forget_accuracy"] = accuracy_on(gold_model, forget_test)
-    report["baseline_retrain.retain_accuracy"] = accuracy_on(gold_model, data.test.of_classes(keep))
-    report["baseline_retrain.write_pulses"] = retrain_ledger.count("write.rm_pulse")
-    report["baseline_retrain.write_energy_j"] = retrain_ledger.joules("write")
-    gold = SpeakerAuthenticator(gold_model, data.names[:-1], auth.buffers)  # same holdout, revoked speaker dropped
-    gold.registry[data.names[gone]].status = REVOKED
-    gold.calibrate()
-    report["baseline_retrain.revoked_accept_rate"] = _accept_rate(gold, forget_test.x)
-
-    # 4. attacks on the revocation: original (positive control), retrained (gold standard), both modes
-    stage("audit")
-    targets = {"original": original, "retrain": gold_model, config.revoke_mode: auth.model, other_mode: twin.model}
-    audit = audit_revocation(data, targets, gone, keep, auth.model.config, voiceprint, config.pretrain, config.device, config.audit,
-                             config.audit_cohort, config.seed)
-    for key, value in audit.items():
-        report[f"revoke.{key}"] = value
-
-    # 5. enroll the held-back speaker with a new branch and readout row
-    stage("enroll")
-    aging.advance(auth.model, "enroll")
-    before = per_class_accuracy(predict_logits(auth.model, data.test.of_classes(keep).x), data.test.of_classes(keep).y)
-    enrolled = auth.enroll(data.names[new_label], data.train.of_classes([new_label]).x,
-                           data.val.of_classes([new_label]).x, config.enroll)
-    after_logits = predict_logits(auth.model, data.test.of_classes(keep).x)
-    report["enroll.new_accuracy"] = accuracy_on(auth.model, data.test.of_classes([new_label]))
-    report["enroll.old_accuracy"] = accuracy(after_logits, data.test.of_classes(keep).y)
-    report["enroll.backward_transfer"] = backward_transfer(before, per_class_accuracy(after_logits, data.test.of_classes(keep).y))
-    report["enroll.revoked_accuracy"] = accuracy_on(auth.model, forget_test)
-    report["enroll.trainable_params"] = enrolled.trainable_params
-    stage_readouts(report, "enroll", auth.model, data.test.of_classes(auth.active_labels), auth.buffers.replay.x)
-
-    # 6. restore: extra write noise on the cells, then a restore branch wins accuracy back
-    stage("restore")
-    aging.advance(auth.model, "restore")
-    current = data.test.of_classes(auth.active_labels)
-    report["restore.clean_accuracy"] = accuracy_on(auth.model, current)
-    control = copy.deepcopy(auth)  # the same restore on the healthy array: what extra fine-tuning alone wins
-    with work.unmetered():  # a control, not a cost of the lifecycle
-        control.restore(config.restore, data=data.train.of_classes(auth.active_labels))
-    report["restore.control_accuracy"] = accuracy_on(control.model, current)
-    del control
-    hybrid.add_write_noise(auth.model, config.write_noise_us)
-    report["restore.write_noise_us"] = config.write_noise_us
-    report["restore.noisy_accuracy"] = accuracy_on(auth.model, current)
-    restored = auth.restore(config.restore, data=data.train.of_classes(auth.active_labels))
-    report["restore.accuracy"] = accuracy_on(auth.model, current)
-    report["restore.repair"] = report["restore.accuracy"] - report["restore.control_accuracy"]
-    stage_readouts(report, "restore", auth.model, current, auth.buffers.replay.x)
-    report["restore.trainable_params"] = restored.trainable_params
-
-    # 7. verify: threshold from the holdout buffer; EER over test trials, revoked speaker as impostor
-    stage("verify")
-    calibration = auth.calibrate()
-    trials = verification_trials(auth.scores(data.test.x), data.test.y, auth.active_labels)
-    genuine, impostor = trials["genuine"], trials["impostor"]
-    report["verify.eer"], _ = equal_error_rate(genuine, impostor)
-    report["verify.eer_ci"] = list(eer_interval(**trials, seed=config.seed))  # 95 %, utterances resampled
-    report["verify.min_dcf"], _ = min_dcf(genuine, impostor, p_target=0.01)
-    det = det_curve(genuine, impostor)
-    report["verify.threshold"] = calibration["threshold"]
-    report["verify.revoked_accept_rate"] = _accept_rate(auth, forget_test.x)
-    report["verify.impostor_accept_rate"] = _share_accepted(impostor, auth.threshold)
-    stage(None)
-    stages.close()
-
-    # energy, from the ledgers of this run
-    # the paper's measures compare a LoRA branch (suspend) with a full fine-tune + reprogram; erase is set beside them
-    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.suspend.trainable_params"]
-    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.suspend.write_energy_j"]
-    report["energy.erase_write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.erase.write_energy_j"]
-    report["energy.erase_write_pulse_ratio"] = report["baseline_full.write_pulses"] / max(report["revoke.erase.write_pulses"], 1)
-    report |= demo_energy(STAGES, auth.model, current.x, report["revoke.suspend.write_bits"], full_ledger,
-                          "revoke_suspend", "baseline_full", gpu_model=digital)
+    task = SpeakerTask(data, config)
+    report = run_lifecycle(task, progress)
     report["seconds"] = time.perf_counter() - start
     report["reference"] = REFERENCE
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        auth = task.auth
         auth.metadata = {**auth.metadata, "origin": "demo"}  # what `neuro-rm demo` may replace without --overwrite
         auth.save(out / "state", overwrite=True)  # the demo's own output folder: each run replaces it
-        write_figures(report, full_ledger, out, det)
-        (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        write_figures(report, task.full_ledger, out, task.det)
+        write_report(report, out / "report.json")
         (out / "report.md").write_text(markdown_table(report) + "\n" + audit_table(report))
     return report
 
@@ -368,7 +372,7 @@ def run_speaker_demo_seeds(
 
     report = over_seeds(one, list(range(config.seed, config.seed + seeds)))
     if out_dir is not None:
-        (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        write_report(report, Path(out_dir) / "report.json")
         (Path(out_dir) / "report.md").write_text(seeds_table(report, TABLE_ROWS, REFERENCE))
     return report
 

@@ -12,21 +12,17 @@ distribution distance.  Baseline: forgetting by fine-tuning every weight, then r
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
-from neuro_rm import work
 from neuro_rm.data.styles import NUM_STYLES, STYLES, make_generic, make_styles, save_grid
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
-from neuro_rm.energy_report import demo_energy
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.diffusion import (
     BranchConfig,
@@ -45,9 +41,10 @@ from neuro_rm.models.autoencoder import AutoencoderConfig, LatentAutoencoder
 from neuro_rm.models.diffusion import ScheduleConfig, generate
 from neuro_rm.models.dit import DiT, DiTConfig
 from neuro_rm.models.style_classifier import StyleClassifier, StyleClassifierConfig
+from neuro_rm.tasks import runner
+from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, deploy_figures, n_params, write_report
 
 PAPER = {"paper.training_cost_ratio": 147.76}
-STAGES = ("prepare", "pretrain", "deploy", "forget", "baseline", "learn")
 # Training stages for the energy figures: stage → description prefix of its optimisation loops.
 STAGE_LOOPS = {"pretrain": "pretrain", "forget": "forget styles", "baseline_full": "baseline: full", "learn": "learn styles"}
 
@@ -221,146 +218,137 @@ def _class_set(data: StyleData, styles: list[int]) -> tuple[torch.Tensor, torch.
     return data.train_latents[mask], torch.tensor([index[int(s)] for s in data.train.y[mask]])
 
 
-@work.metered
-def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, progress: bool = True) -> dict[str, object]:
-    """Prepare → pretrain → deploy → forget (and its full baseline) → learn; a flat, JSON-ready report."""
-    report: dict[str, object] = {"styles.learnt": list(config.styles), "styles.forgotten": list(config.forget),
-                                 "styles.anchor": config.anchor, "styles.new": list(config.new_styles),
-                                 "styles.chance_accuracy": 1 / NUM_STYLES}
-    seconds: dict[str, float] = {}
-    bar = tqdm(total=len(STAGES), desc="diffusion demo", disable=not progress)
-    clock = [time.perf_counter()]
+class DiffusionTask(Task):
+    """Prepare → pretrain → deploy → forget (and its full baseline) → learn."""
 
-    def lap(name: str) -> None:
-        seconds[name] = time.perf_counter() - clock[0]
-        clock[0] = time.perf_counter()
-        bar.set_postfix_str(f"{name} done")
-        bar.update()
+    stages = ("prepare", "pretrain", "deploy", "forget", BASELINE, "learn")
+    timing, title = "nested", "diffusion demo"
+    lora_prefix, lora_stage, loops = "forget", "forget", STAGE_LOOPS
 
-    def stage(prefix: str, samples: Samples, groups: dict[str, list[int]]) -> dict[int, float]:
+    def __init__(self, config: DiffusionDemoConfig, out_dir: Path | None = None, progress: bool = True) -> None:
+        super().__init__()
+        self.config, self.out_dir, self.progress = config, out_dir, progress
+        self.report.update({"styles.learnt": list(config.styles), "styles.forgotten": list(config.forget),
+                            "styles.anchor": config.anchor, "styles.new": list(config.new_styles),
+                            "styles.chance_accuracy": 1 / NUM_STYLES})
+        self.styles, self.forgotten, self.new = list(config.styles), list(config.forget), list(config.new_styles)
+        self.keep = [s for s in self.styles if s not in self.forgotten]
+        self.cls = {s: i for i, s in enumerate(self.styles)}
+
+    def _tc(self, c: DenoiseConfig) -> DenoiseConfig:
+        return replace(c, train=replace(c.train, seed=self.config.seed, progress=self.progress))
+
+    def _judge(self, prefix: str, samples: Samples, groups: dict[str, list[int]]) -> dict[int, float]:
+        """Report a stage's style accuracy, per style and averaged over each group of styles."""
         acc = samples.accuracy()
-        report[f"{prefix}.per_style"] = _per_style(acc)
+        self.report[f"{prefix}.per_style"] = _per_style(acc)
         for group, members in groups.items():
-            report[f"{prefix}.{group}_accuracy"] = mean_over(acc, members)
+            self.report[f"{prefix}.{group}_accuracy"] = mean_over(acc, members)
         return acc
 
-    tc = lambda c: replace(c, train=replace(c.train, seed=config.seed, progress=progress))  # noqa: E731
-    data, autoencoder, classifier, prepared = prepare(config, progress)
-    report.update(prepared)
-    judge = Judge(classifier, autoencoder, data.ref, config, out_dir)
-    styles, forget, new = list(config.styles), list(config.forget), list(config.new_styles)
-    keep = [s for s in styles if s not in forget]
-    report["kid.real_floor"] = kid(judge.features(data.val.x), judge.ref_features)  # real vs real: the noise floor
-    lap("prepare")
+    def prepare(self) -> None:
+        self.data, autoencoder, classifier, prepared = prepare(self.config, self.progress)
+        self.report.update(prepared)
+        self.judge = Judge(classifier, autoencoder, self.data.ref, self.config, self.out_dir)
+        self.report["grids"] = self.judge.grids  # file names, filled in as the stages draw their samples
+        self.report["kid.real_floor"] = kid(self.judge.features(self.data.val.x), self.judge.ref_features)  # the noise floor
 
-    # 1. digital pretraining on the first styles
-    torch.manual_seed(config.seed)
-    model = DiT(replace(config.dit, n_classes=len(styles)))
-    latents, labels = _class_set(data, styles)
-    steps = train_denoiser(model, list(model.parameters()), latents, labels, config.schedule, tc(config.pretrain), "pretrain")
-    full_params = sum(p.numel() for p in model.parameters())
-    report["params.denoiser"] = full_params
-    samples = judge.stage("1_pretrain", model, styles)
-    stage("pretrain", samples, {"style": styles})
-    report["kid.pretrain"] = judge.kid(samples, styles)
-    digital = copy.deepcopy(model)
-    lap("pretrain")
+    def pretrain(self) -> None:
+        """Digital pretraining on the first styles."""
+        config, styles = self.config, self.styles
+        torch.manual_seed(config.seed)
+        self.model = model = DiT(replace(config.dit, n_classes=len(styles)))
+        self.latents, self.labels = _class_set(self.data, styles)
+        self.steps = train_denoiser(model, list(model.parameters()), self.latents, self.labels, config.schedule,
+                                    self._tc(config.pretrain), "pretrain")
+        self.report["params.denoiser"] = n_params(model)
+        samples = self.judge.stage("1_pretrain", model, styles)
+        self._judge("pretrain", samples, {"style": styles})
+        self.report["kid.pretrain"] = self.judge.kid(samples, styles)
+        self.digital = copy.deepcopy(model)
 
-    # 2. deploy: every linear layer of the DiT into crossbars, once
-    ledger = Ledger()
-    ledger.post_training(full_params, steps, note="pretrain")
-    hybrid.analogize(model, config.device, targets=(nn.Linear,), ledger=ledger, seed=config.seed)
-    _freeze(model)  # the deployed digital state (class embedding) is fixed too; only branches learn
-    report["deploy.write_energy_j"] = ledger.joules("write")
-    report["deploy.write_pulses"] = ledger.count("write.rm_pulse")
-    report["deploy.programming_seconds"] = ledger.seconds("write")
-    report["deploy.cells"] = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
-    report["deploy.hybrid_layers"] = len(hybrid.hybrid_layers(model))
-    samples = judge.stage("2_deploy", model, styles)
-    acc = stage("deploy", samples, {"style": styles})
-    report["forget.retained_before"] = mean_over(acc, keep)
-    report["kid.deploy.retained"] = judge.kid(samples, keep)
-    report["kid.deploy.forgotten"] = judge.kid(samples, forget)
-    snapshot = copy.deepcopy(model)  # the arrays as deployed, for the reprogramming baseline
-    lap("deploy")
+    def deploy(self) -> None:
+        """Every linear layer of the DiT into crossbars, once."""
+        report, model = self.report, self.model
+        self.ledger = ledger = Ledger()
+        ledger.post_training(n_params(model), self.steps, note="pretrain")
+        hybrid.analogize(model, self.config.device, targets=(nn.Linear,), ledger=ledger, seed=self.config.seed)
+        _freeze(model)  # the deployed digital state (class embedding) is fixed too; only branches learn
+        deploy_figures(report, ledger, model)
+        report["deploy.hybrid_layers"] = len(hybrid.hybrid_layers(model))
+        samples = self.judge.stage("2_deploy", model, self.styles)
+        acc = self._judge("deploy", samples, {"style": self.styles})
+        report["forget.retained_before"] = mean_over(acc, self.keep)
+        report["kid.deploy.retained"] = self.judge.kid(samples, self.keep)
+        report["kid.deploy.forgotten"] = self.judge.kid(samples, self.forgotten)
+        self.snapshot = copy.deepcopy(model)  # the arrays as deployed, for the reprogramming baseline
 
-    # 3. forget: a LoRA branch pulls the forgotten styles onto the anchor's prediction
-    cls = {s: i for i, s in enumerate(styles)}
-    forget_config = replace(config.forget_train, denoise=tc(config.forget_train.denoise), anchor=cls[config.anchor])
-    params = add_branch(model, "forget", config.forget_branch)
-    forget_steps = forget_styles(model, params, latents, labels, [cls[s] for s in forget], config.schedule, forget_config)
-    lora_params = sum(p.numel() for p in params)
-    before = ledger.joules("write"), ledger.count("train.updates")
-    report["forget.write_bits"] = hybrid.commit_adapter(model, "forget", "depress")
-    report["forget.write_energy_j"] = ledger.joules("write") - before[0]
-    ledger.post_training(lora_params, forget_steps, note="forget")
-    forget_updates = ledger.count("train.updates") - before[1]
-    _freeze(model)
-    samples = judge.stage("3_forget", model, styles)
-    stage("forget", samples, {"forgotten_style": forget, "retained_style": keep})
-    report["forget.forgotten_seen_as_anchor"] = samples.share_seen_as(forget, config.anchor)
-    report["forget.trainable_params"] = lora_params
-    report["forget.steps"] = forget_steps
-    report["kid.forget.retained"] = judge.kid(samples, keep)
-    report["kid.forget.forgotten_vs_real_forgotten"] = judge.kid(samples, forget)
-    report["kid.forget.forgotten_vs_real_anchor"] = judge.kid(samples, forget, [config.anchor])
-    lap("forget")
+    def forget(self) -> None:
+        """A LoRA branch pulls the forgotten styles onto the anchor's prediction."""
+        config, report, ledger, model, forget, keep = self.config, self.report, self.ledger, self.model, self.forgotten, self.keep
+        self.forget_config = replace(config.forget_train, denoise=self._tc(config.forget_train.denoise), anchor=self.cls[config.anchor])
+        params = add_branch(model, "forget", config.forget_branch)
+        forget_steps = forget_styles(model, params, self.latents, self.labels, [self.cls[s] for s in forget], config.schedule,
+                                     self.forget_config)
+        lora_params = n_params(params)
+        updates = ledger.count("train.updates")
+        commit_branch(self, model, "forget", "forget", "depress", lora_params, forget_steps)
+        self.forget_updates = ledger.count("train.updates") - updates
+        _freeze(model)
+        samples = self.judge.stage("3_forget", model, self.styles)
+        self._judge("forget", samples, {"forgotten_style": forget, "retained_style": keep})
+        report["forget.forgotten_seen_as_anchor"] = samples.share_seen_as(forget, config.anchor)
+        report["forget.trainable_params"] = lora_params
+        report["forget.steps"] = forget_steps
+        report["kid.forget.retained"] = self.judge.kid(samples, keep)
+        report["kid.forget.forgotten_vs_real_forgotten"] = self.judge.kid(samples, forget)
+        report["kid.forget.forgotten_vs_real_anchor"] = self.judge.kid(samples, forget, [config.anchor])
 
-    # baseline: forget by fine-tuning every weight of the digital model, then rewrite the arrays
-    full = copy.deepcopy(digital)
-    teacher = copy.deepcopy(digital).eval()
-    full_steps = forget_styles(full, list(full.parameters()), latents, labels, [cls[s] for s in forget],
-                               config.schedule, forget_config, teacher=teacher, description="baseline: full fine-tune")
-    stage("baseline_full.digital", judge.stage("baseline_full_digital", full, styles),
-          {"forgotten_style": forget, "retained_style": keep})
-    full_ledger = Ledger(ledger.energy)
-    hybrid.reprogram_from(snapshot, full, full_ledger)
-    full_ledger.post_training(full_params, full_steps, note="baseline full fine-tune")
-    stage("baseline_full", judge.stage("baseline_full_forget", snapshot, styles),
-          {"forgotten_style": forget, "retained_style": keep})
-    report["baseline_full.trainable_params"] = full_params
-    report["baseline_full.write_energy_j"] = full_ledger.joules("write")
-    report["baseline_full.write_pulses"] = full_ledger.count("write.rm_pulse")
-    lap("baseline")
+    def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
+        """The same forgetting on every weight, distilled from the digital model; its samples judged before rewriting."""
+        teacher = copy.deepcopy(self.digital).eval()
+        steps = forget_styles(model, params, self.latents, self.labels, [self.cls[s] for s in self.forgotten],
+                              self.config.schedule, self.forget_config, teacher=teacher, description="baseline: full fine-tune")
+        self.measure("baseline_full.digital", model, "baseline_full_digital")
+        return steps
 
-    # 4. learn new styles: a second branch and new embedding rows, with replay of the retained styles
-    classes = [*styles, *new]
-    rows = model.class_embed.grow(len(new))
-    params = add_branch(model, "learn", config.learn_branch)
-    every_latent, every_label = _class_set(data, classes)
-    replay = LabelledSet(every_latent, every_label).of_classes([cls[s] for s in keep])
-    replay = replay.subsample(config.replay_per_style, config.seed)
-    learn_set = LabelledSet.concat(LabelledSet(every_latent, every_label).of_classes(range(len(styles), len(classes))), replay)
-    learn_steps = train_denoiser(model, [*params, rows], learn_set.x, learn_set.y, config.schedule,
-                                 tc(config.learn_train), "learn styles")
-    learn_params = sum(p.numel() for p in params) + rows.numel()
-    before = ledger.joules("write")
-    bits = hybrid.commit_adapter(model, "learn", "potentiate")
-    row_bits = ledger.post_row_write(rows.shape[0], rows[0].numel(), note="class-embedding rows")
-    report["learn.write_bits"] = bits + row_bits
-    report["learn.write_energy_j"] = ledger.joules("write") - before
-    ledger.post_training(learn_params, learn_steps, note="learn")
-    samples = judge.stage("4_learn", model, classes)
-    stage("learn", samples, {"new_style": new, "retained_style": keep, "forgotten_style": forget})
-    report["learn.trainable_params"] = learn_params
-    report["learn.steps"] = learn_steps
-    report["learn.replay_images"] = len(replay)
-    report["kid.learn.new"] = judge.kid(samples, new)
-    report["kid.learn.retained"] = judge.kid(samples, keep)
-    lap("learn")
+    def measure(self, prefix: str, model: nn.Module, grid: str = "baseline_full_forget") -> None:
+        self._judge(prefix, self.judge.stage(grid, model, self.styles),
+                    {"forgotten_style": self.forgotten, "retained_style": self.keep})
 
-    # energy and training cost, from the ledgers of this run
-    report["energy.training_cost_ratio"] = full_params / lora_params
-    report["energy.learn_training_cost_ratio"] = full_params / learn_params
-    report["energy.parameter_update_ratio"] = full_ledger.count("train.updates") / forget_updates
-    report["energy.write_energy_ratio"] = full_ledger.joules("write") / report["forget.write_energy_j"]
-    report["energy.rm_write_pulses_after_deploy"] = ledger.count("write.rm_pulse") - report["deploy.write_pulses"]
-    report["energy.ledger"] = ledger.report()["categories"]
-    report |= demo_energy(STAGE_LOOPS, None, None, report["forget.write_bits"], full_ledger, "forget", "baseline_full")
-    report["seconds_per_stage"] = seconds
-    report["grids"] = judge.grids
-    bar.close()
-    return report
+    def learn(self) -> None:
+        """New styles: a second branch and new embedding rows, with replay of the retained styles."""
+        config, report, model, styles, new, keep = self.config, self.report, self.model, self.styles, self.new, self.keep
+        classes = [*styles, *new]
+        rows = model.class_embed.grow(len(new))
+        params = add_branch(model, "learn", config.learn_branch)
+        every = LabelledSet(*_class_set(self.data, classes))
+        replay = every.of_classes([self.cls[s] for s in keep]).subsample(config.replay_per_style, config.seed)
+        learn_set = LabelledSet.concat(every.of_classes(range(len(styles), len(classes))), replay)
+        learn_steps = train_denoiser(model, [*params, rows], learn_set.x, learn_set.y, config.schedule,
+                                     self._tc(config.learn_train), "learn styles")
+        self.learn_params = n_params(params) + rows.numel()
+        commit_branch(self, model, "learn", "learn", "potentiate", self.learn_params, learn_steps,
+                      (rows.shape[0], rows[0].numel()), "class-embedding rows")
+        samples = self.judge.stage("4_learn", model, classes)
+        self._judge("learn", samples, {"new_style": new, "retained_style": keep, "forgotten_style": self.forgotten})
+        report["learn.trainable_params"] = self.learn_params
+        report["learn.steps"] = learn_steps
+        report["learn.replay_images"] = len(replay)
+        report["kid.learn.new"] = self.judge.kid(samples, new)
+        report["kid.learn.retained"] = self.judge.kid(samples, keep)
+
+    def energy_extras(self) -> dict[str, object]:
+        report = self.report
+        return {"energy.learn_training_cost_ratio": report["params.denoiser"] / self.learn_params,
+                "energy.parameter_update_ratio": self.full_ledger.count("train.updates") / self.forget_updates,
+                "energy.rm_write_pulses_after_deploy": self.ledger.count("write.rm_pulse") - report["deploy.write_pulses"],
+                "energy.ledger": self.ledger.report()["categories"]}
+
+
+def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, progress: bool = True) -> dict[str, object]:
+    """Prepare → pretrain → deploy → forget (and its full baseline) → learn; a flat, JSON-ready report."""
+    return runner.run_lifecycle(DiffusionTask(config, out_dir, progress), progress)
 
 
 def run_diffusion_demo(out_dir: Path | str | None = None, fast: bool = False, seed: int = 0, progress: bool = True,
@@ -383,7 +371,7 @@ def run_diffusion_demo(out_dir: Path | str | None = None, fast: bool = False, se
     report["fast"] = fast
     report["seconds"] = time.perf_counter() - start
     if out is not None:
-        (out / "diffusion_demo.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        write_report(report, out / "diffusion_demo.json")
     return report
 
 

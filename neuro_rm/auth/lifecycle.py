@@ -1,0 +1,241 @@
+"""The speaker lifecycle on one hybrid RSNN: pretrain, deploy (once), revoke, enroll, consolidate, restore.
+
+The backbone is never rewritten after deployment: every later change is a named LoRA branch (or, when a
+revocation erases, a write of only the cells that must move), costed in the ledger and audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from neuro_rm import layers as hybrid
+from neuro_rm.auth.persistence import Persistence
+from neuro_rm.auth.registry import (
+    ENROLLED,
+    REVOKE_MODES,
+    REVOKED,
+    Buffers,
+    OperationReport,
+    Registry,
+    SpeakerRecord,
+)
+from neuro_rm.auth.scoring import Scoring
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig
+from neuro_rm.learning.consolidation import ConsolidationPolicy, apply_plan
+from neuro_rm.learning.continual import ENROLL, learn_new_classes
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.erase import EraseConfig, erase_classes
+from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.placement import resolve_device
+from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.lora import AdapterConfig
+from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
+
+
+class SpeakerAuthenticator(Registry, Scoring, Persistence):
+    """A registry of speakers (``auth.registry``) and their lifecycle on one hybrid RSNN: pretrain, deploy,
+    revoke, enroll, consolidate, restore; scoring in ``auth.scoring``, save and load in ``auth.persistence``."""
+
+    @classmethod
+    def pretrain(
+        cls,
+        speakers: list[str],
+        train: LabelledSet,
+        val: LabelledSet,
+        rsnn: RSNNConfig | None = None,
+        config: TrainConfig = PRETRAIN,
+        replay_per_speaker: int = 128,
+        holdout_per_speaker: int = 64,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> tuple[SpeakerAuthenticator, FitResult]:
+        """Digital training of the backbone on the first speakers; validation picks the epoch.
+
+        ``device`` (``auto``, ``cpu``, ``cuda``; default CPU) holds the model, its data and, after
+        ``deploy``, the simulated crossbars."""
+        rsnn = rsnn or RSNNConfig(n_inputs=train.x.shape[-1], n_outputs=len(speakers))
+        torch.manual_seed(seed)
+        where = resolve_device(device)
+        model = SpeakerRSNN(rsnn).to(where)
+        train, val = train.to(where), val.to(where)
+        buffers = Buffers(train.subsample(replay_per_speaker, seed), val.subsample(holdout_per_speaker, seed))
+        auth = cls(model, speakers, buffers)
+        auth.check_frames(train.x, "training frames")
+        result = fit_classifier(model, train, val, replace(config, seed=seed))  # the seed shuffles and augments too
+        auth.ledger.post_training(result.trainable_params, result.steps, note="pretrain")
+        auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps)
+        return auth, result
+
+    def deploy(self, device: DeviceConfig | None = None, crossbar: CrossbarConfig | None = None, seed: int = 0) -> dict:
+        """Write the backbone's synapses into crossbars (write-and-verify), once."""
+        if self.deployed:
+            raise ValueError("the backbone is deployed already; it is never rewritten (use merge to consolidate)")
+        self.device_config, self.crossbar_config = device or DeviceConfig(), crossbar or CrossbarConfig()
+        before = self.ledger.joules("write")
+        hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
+        self.model.eval()
+        hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
+        report = {
+            "write_pulses": self.ledger.count("write.rm_pulse"),
+            "write_energy_j": self.ledger.joules("write") - before,
+            "programming_seconds": self.ledger.seconds("write"),
+            "cells": sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(self.model)),
+            "holdout_accuracy": self.holdout_accuracy(),
+        }
+        self.audit.append("deploy", None, **report)
+        return report
+
+    def _new_adapter(self, name: str, config: AdapterConfig) -> list[nn.Parameter]:
+        params = hybrid.add_adapter(self.model, name, config)
+        hybrid.activate_adapter(self.model, name)
+        return params
+
+    def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int,
+                row_bits: int = 0, **extra: object) -> OperationReport:
+        """Commit the branch (its bits at its precision) beside ``row_bits`` of readout rows already posted."""
+        bits = hybrid.commit_adapter(self.model, adapter, kind) + row_bits
+        extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_j_per_bit, **extra}
+        self.ledger.post_training(trainable, result.steps, note=f"{action} {speaker or ''}".strip())
+        report = OperationReport(action, speaker, result, trainable, self.holdout_accuracy(), dict(extra))
+        self.audit.append(action, speaker, adapter=adapter, trainable_params=trainable, steps=result.steps,
+                          holdout_accuracy=report.holdout_accuracy, **extra)
+        return report
+
+    def revoke(
+        self,
+        name: str,
+        forget_x: torch.Tensor,
+        retain: LabelledSet | None = None,
+        config: UnlearnConfig = UnlearnConfig(),
+        adapter: AdapterConfig = AdapterConfig(),
+        mode: str = "erase",
+        erase: EraseConfig | None = None,
+    ) -> OperationReport:
+        """Forget a speaker; the speaker is then rejected and their data, readout row and branch dropped.
+
+        ``mode="erase"`` (default) writes the forgetting into the crossbar cells (only cells that must move
+        are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
+        branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
+        voice: cheap and reversible by design, since the cells still hold it.  ``forget_x`` are the
+        speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
+        """
+        if mode not in REVOKE_MODES:
+            raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
+        self._require_deployed("revoke")
+        rec = self.require_enrolled(name)
+        if len(self.enrolled) < 2:
+            raise ValueError("cannot revoke the last enrolled speaker")
+        forget_x = self.check_frames(forget_x, f"samples of {name!r}")
+        retain = (retain or self.buffers.replay).without_classes([rec.label])
+        if rec.adapter is not None:  # a branch trained on this speaker is erased outright
+            hybrid.delete_adapter(self.model, rec.adapter)
+            rec.adapter = None
+        train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
+        val = self.buffers.holdout.of_classes(self.active_labels)
+        keep = [label for label in self.active_labels if label != rec.label]
+        if mode == "suspend":
+            branch = f"revoke_{rec.label}"
+            params = self._new_adapter(branch, adapter)
+            result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            self._forget_record(rec)
+            report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
+                                  method=config.method, mode=mode)
+        else:
+            erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
+            joules_before = self.ledger.joules("write")
+            erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
+                                   f"erase_{rec.label}", f"erase {name}")
+            self._forget_record(rec)
+            head_bits = self.ledger.post_row_write(len(keep), self.model.head.in_features + 1, note=f"erase {name}: readout rows")
+            steps = sum(f.steps for f in erased.fits)
+            self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
+            report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
+                "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
+                "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
+                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
+            self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
+                              holdout_accuracy=report.holdout_accuracy, **report.extra)
+        return report
+
+    def _forget_record(self, rec: SpeakerRecord) -> None:
+        """What every revocation drops: the voiceprint (readout row) and the buffered samples."""
+        self.model.head.erase_row(rec.label)
+        rec.status = REVOKED
+        self.buffers.drop(rec.label)
+
+    def enroll(
+        self,
+        name: str,
+        train_x: torch.Tensor,
+        val_x: torch.Tensor,
+        config: TrainConfig = ENROLL,
+        adapter: AdapterConfig = AdapterConfig(),
+        replay_per_speaker: int = 128,
+        holdout_per_speaker: int = 64,
+    ) -> OperationReport:
+        """Learn a new speaker: a new LoRA branch and a new, trained readout row, with replay."""
+        self._require_deployed("enroll")
+        self._check_name(name)
+        if name in self.registry:
+            raise ValueError(f"speaker {name!r} exists already ({self.registry[name].status}); pick a new name")
+        train_x = self.check_frames(train_x, f"training samples of {name!r}")
+        val_x = self.check_frames(val_x, f"validation samples of {name!r}")
+        label = self.model.head.n_classes
+        branch = f"enroll_{label}"
+        self.model.head.grow(1, seed=label)
+        self.model.head.train_rows([label])
+        params = self._new_adapter(branch, adapter) + [self.model.head.weight, self.model.head.bias]
+        new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
+        val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
+        try:
+            result = learn_new_classes(self.model, params, new, self.buffers.replay, val, config, f"enroll {name}")
+        finally:
+            self.model.head.train_rows(None)
+        self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
+        self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
+        self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
+        self.buffers.bound()
+        trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
+        row_bits = self.ledger.post_row_write(1, self.model.head.in_features + 1, note=f"enroll {name}: readout row")
+        report = self._finish("enroll", name, branch, "potentiate", result, trainable, row_bits)
+        if self.consolidation is not None:
+            report.extra["consolidation"] = self.consolidate(self.consolidation)
+        return report
+
+    def consolidate(self, policy: ConsolidationPolicy) -> dict:
+        """Run a consolidation policy on the enrolled speakers' branches (oldest first): after each
+        enrolment, or whenever the device is idle.  Folded speakers keep their voice in ``store`` (or,
+        once merged, in the cells); revoking them then works as for a backbone speaker."""
+        branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
+        plan = policy(self.model, branches, self.ledger)
+        done = apply_plan(self.model, plan)
+        for record in self.registry.values():
+            if record.adapter in plan.fold:
+                record.adapter = None
+        if done["folded"] or done["merged"]:
+            self.audit.append("consolidate", None, **done)
+        return done
+
+    def restore(
+        self,
+        config: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64),
+        adapter: AdapterConfig = AdapterConfig(),
+        data: LabelledSet | None = None,
+    ) -> OperationReport:
+        """Win back accuracy lost to write noise, drift or stuck cells with the restore branch (created
+        on first use, refined afterwards), trained on ``data`` (default: the replay buffer) and selected
+        on the holdout buffer, so a refinement that does not help leaves the branch as it was."""
+        self._require_deployed("restore")
+        if "restore" in hybrid.adapter_names(self.model):  # refine the repair branch there is
+            params = hybrid.adapter_parameters(self.model, "restore")
+        else:
+            params = self._new_adapter("restore", adapter)
+        train = (data or self.buffers.replay).of_classes(self.active_labels)
+        val = self.buffers.holdout.of_classes(self.active_labels)
+        result = fit_classifier(self.model, train, val, config, params, "restore")
+        return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))

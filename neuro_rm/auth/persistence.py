@@ -1,0 +1,139 @@
+"""Persistence of the speaker authenticator: a complete, signed, crash-safe snapshot with no pickles,
+and a load that refuses any state that is unsigned, edited, malformed or rolled back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from neuro_rm import layers as hybrid
+from neuro_rm.audit import AuditLog
+from neuro_rm.auth.registry import ENROLLED, REVOKED, Buffers, SpeakerRecord
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.placement import resolve_device
+from neuro_rm.lora import AdapterConfig
+from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+from neuro_rm.state_schema import check_state
+from neuro_rm.store import (
+    CorruptStateError,
+    decode_json,
+    decode_tensors,
+    encode_json,
+    encode_tensors,
+    load_snapshot,
+    save_snapshot,
+)
+
+if TYPE_CHECKING:  # load builds the whole authenticator this half belongs to
+    from neuro_rm.auth.lifecycle import SpeakerAuthenticator
+
+STATE_FORMAT = 1
+
+
+class Persistence:
+    """The persistence half of ``SpeakerAuthenticator``: ``save`` and the ``load`` constructor."""
+
+    def save(self, folder: Path | str, overwrite: bool = False, key_file: Path | str | None = None) -> Path:
+        """Write a complete, signed snapshot; the previous one stays valid until the switch.
+
+        Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
+        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
+        """
+        state = {
+            "format": STATE_FORMAT,
+            "rsnn": asdict(self.model.config),
+            "device": asdict(self.device_config) if self.device_config else None,
+            "crossbar": asdict(self.crossbar_config) if self.crossbar_config else None,
+            "speakers": [asdict(r) for r in self.registry.values()],
+            "head_classes": self.model.head.n_classes,
+            "adapters": hybrid.adapter_specs(self.model) if self.deployed else {},
+            "active": {n: layer.active for n, layer in hybrid.hybrid_layers(self.model)},
+            "threshold": self.threshold,
+            "metadata": self.metadata,
+        }
+        buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
+                   "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
+        where = str(Path(folder).resolve())
+        self._snapshots[where] = save_snapshot(folder, {
+            "state.json": encode_json(state),
+            "model.safetensors": encode_tensors(self.model.state_dict()),
+            "buffers.safetensors": encode_tensors(buffers),
+            "audit.jsonl": self.audit.to_jsonl(),
+        }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head},
+            key_file=key_file).nonce
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: Path | str, key_file: Path | str | None = None, anchored: bool = True,
+             device: str | torch.device | None = None) -> SpeakerAuthenticator:
+        """Load a state, refusing any that is unsigned, edited, malformed or whose registry and audit log disagree,
+        and (``anchored``) any that is not the state and snapshot last saved in this folder (a swap or rollback);
+        ``anchored=False`` loads an old copy as it is, for an audit; ``device`` as in ``pretrain``."""
+        where = resolve_device(device)
+        snapshot = load_snapshot(folder, key_file, anchored)
+        files = snapshot.files
+        missing = {"state.json", "model.safetensors", "buffers.safetensors", "audit.jsonl"} - set(files)
+        if missing:
+            raise CorruptStateError(f"state in {folder} lacks {sorted(missing)}")
+        state = decode_json(files["state.json"], "state.json")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CorruptStateError(f"state.json in {folder} has an unknown format")
+        tensors = decode_tensors(files["model.safetensors"], "model.safetensors")
+        check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
+        try:
+            with torch.random.fork_rng():  # a fixed start, so a loaded state's later random draws reproduce
+                torch.manual_seed(0)
+                model = SpeakerRSNN(RSNNConfig(**state["rsnn"]))
+            model.head.resize(state["head_classes"])
+            records = [SpeakerRecord(**r) for r in state["speakers"]]
+            buffers_t = decode_tensors(files["buffers.safetensors"], "buffers.safetensors")
+            buffers = Buffers(LabelledSet(buffers_t["replay_x"], buffers_t["replay_y"]),
+                              LabelledSet(buffers_t["holdout_x"], buffers_t["holdout_y"]))
+            auth = cls(model, [r.name for r in records], buffers)
+            auth.registry = {r.name: r for r in records}
+            if state["device"] is not None:
+                auth.device_config = DeviceConfig(**state["device"])
+                # a state saved before the DAC existed was read without one
+                auth.crossbar_config = CrossbarConfig(**{"dac_bits": None, **state["crossbar"]})
+                hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
+                for name, spec in state["adapters"].items():
+                    hybrid.add_adapter(model, name, AdapterConfig(spec["rank"], spec["alpha"], spec["precision"]), spec["layers"])
+                for layer_name, layer in hybrid.hybrid_layers(model):
+                    layer.set_adapter(state["active"][layer_name])
+                hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
+            model.load_state_dict(tensors, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            what = f"no entry {error}" if isinstance(error, KeyError) else error
+            raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
+        model.to(where).eval()
+        auth.buffers = Buffers(auth.buffers.replay.to(where), auth.buffers.holdout.to(where))
+        auth.threshold = state["threshold"]
+        auth.metadata = state.get("metadata", {})
+        auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
+        if snapshot.extra.get("audit") != auth.audit.head:
+            raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
+        _check_registry_against_audit(auth.registry, auth.audit)
+        auth._snapshots[str(Path(folder).resolve())] = snapshot.version.nonce
+        return auth
+
+
+def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
+    """Each speaker's status must be what its last pretrain / enroll / revoke entry in the audit log says."""
+    last: dict[str, str] = {}
+    for entry in audit.entries:
+        details = entry.get("details")
+        if entry.get("action") == "pretrain" and isinstance(details, dict) and isinstance(details.get("speakers"), list):
+            last.update({name: ENROLLED for name in details["speakers"] if isinstance(name, str)})
+        elif entry.get("action") in ("enroll", "revoke") and isinstance(entry.get("speaker"), str):
+            last[entry["speaker"]] = ENROLLED if entry["action"] == "enroll" else REVOKED
+    for record in registry.values():
+        logged = last.get(record.name)
+        if logged != record.status:
+            said = f"last {'revoked' if logged == REVOKED else 'enrolled'}" if logged else "never enrolled"
+            raise CorruptStateError(f"speaker {record.name!r} is {record.status} in the registry but {said} "
+                                    "in the audit log: the registry was edited")

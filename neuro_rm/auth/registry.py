@@ -1,0 +1,149 @@
+"""The speaker registry and its policy: who is enrolled or revoked, under which label and branch, which
+samples the device keeps (replay and holdout buffers, bounded), and the checks every operation makes on
+names and frames before it touches the model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from neuro_rm.audit import AuditLog
+from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.device import DeviceConfig
+from neuro_rm.energy import Ledger
+from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy
+from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.placement import model_device
+from neuro_rm.learning.train import FitResult
+from neuro_rm.models.rsnn import SpeakerRSNN
+
+ENROLLED, REVOKED = "enrolled", "revoked"
+# How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
+# nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
+REVOKE_MODES = ("erase", "suspend")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
+
+
+@dataclass
+class SpeakerRecord:
+    name: str
+    label: int
+    status: str = ENROLLED
+    adapter: str | None = None  # the branch that enrolled this speaker, if not the backbone
+
+
+@dataclass
+class Buffers:
+    """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection.
+
+    Each holds at most ``max_replay`` / ``max_holdout`` samples in all, shared evenly by the speakers, so
+    memory and the work of every later enrolment stay flat however many voices are enrolled.
+    """
+
+    replay: LabelledSet
+    holdout: LabelledSet
+    max_replay: int = 4096
+    max_holdout: int = 2048
+
+    def drop(self, label: int) -> None:
+        self.replay = self.replay.without_classes([label])
+        self.holdout = self.holdout.without_classes([label])
+
+    def bound(self) -> None:
+        """Thin both buffers evenly over their speakers down to their caps."""
+        for name, cap in (("replay", self.max_replay), ("holdout", self.max_holdout)):
+            held = getattr(self, name)
+            speakers = len(torch.unique(held.y))
+            if len(held) > cap and speakers:
+                setattr(self, name, held.subsample(max(1, cap // speakers)))
+
+
+@dataclass
+class OperationReport:
+    action: str
+    speaker: str | None
+    fit: FitResult | None
+    trainable_params: int
+    holdout_accuracy: float
+    extra: dict = field(default_factory=dict)
+
+
+class Registry:
+    """The registry half of ``SpeakerAuthenticator``: its state, and the rules every operation checks."""
+
+    def __init__(self, model: SpeakerRSNN, speakers: list[str], buffers: Buffers, ledger: Ledger | None = None) -> None:
+        if len(set(speakers)) != len(speakers):
+            raise ValueError("speaker names must be unique")
+        for name in speakers:
+            self._check_name(name)
+        if len(speakers) != model.head.n_classes:
+            raise ValueError(f"{len(speakers)} speaker names for a model with {model.head.n_classes} outputs")
+        self.model = model
+        self.registry = {name: SpeakerRecord(name, i) for i, name in enumerate(speakers)}
+        self.buffers = buffers
+        self.ledger = ledger or Ledger()
+        self.audit = AuditLog()
+        self.threshold: float | None = None
+        # called after every enrolment; None keeps every branch live (see learning/consolidation.py)
+        self.consolidation: ConsolidationPolicy | None = BranchBudget()
+        self.device_config: DeviceConfig | None = None
+        self.crossbar_config: CrossbarConfig | None = None
+        self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
+        self._snapshots: dict[str, str] = {}  # state folder → nonce of the snapshot this object loaded or saved there
+
+    # ------------------------------------------------------------------ registry
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"speaker name {name!r} must be 1-64 letters, digits, spaces or _.@+- characters")
+
+    @property
+    def enrolled(self) -> list[str]:
+        return [r.name for r in self.registry.values() if r.status == ENROLLED]
+
+    @property
+    def active_labels(self) -> list[int]:
+        return [r.label for r in self.registry.values() if r.status == ENROLLED]
+
+    def record(self, name: str) -> SpeakerRecord:
+        if name not in self.registry:
+            raise KeyError(f"unknown speaker {name!r} (enrolled: {self.enrolled})")
+        return self.registry[name]
+
+    def require_enrolled(self, name: str) -> SpeakerRecord:
+        rec = self.record(name)
+        if rec.status == REVOKED:
+            raise ValueError(f"speaker {name!r} is already revoked")
+        return rec
+
+    @property
+    def deployed(self) -> bool:
+        return self.device_config is not None
+
+    def _require_deployed(self, action: str) -> None:
+        if not self.deployed:
+            raise ValueError(f"{action} works on the deployed crossbar model; call deploy() first")
+
+    def check_frames(self, x: torch.Tensor, what: str = "sample") -> torch.Tensor:
+        """Validate spike-count frames (N, T, inputs): right channel count, finite, not empty of spikes."""
+        n_inputs = self.model.config.n_inputs
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{what} must be a torch.Tensor of spike counts, got {type(x).__name__}")
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        if x.dim() != 3 or x.shape[-1] != n_inputs:
+            raise ValueError(f"{what} must have shape (n, time, {n_inputs}) — {n_inputs} input channels — got {tuple(x.shape)}")
+        if len(x) == 0:
+            raise ValueError(f"{what} holds no samples")
+        x = x.float()
+        if not torch.isfinite(x).all() or (x < 0).any():
+            raise ValueError(f"{what} must hold finite, non-negative spike counts")
+        silent = (x.flatten(1).sum(dim=1) == 0).nonzero().flatten().tolist()
+        if silent:
+            raise ValueError(f"{what} has no spikes in sample(s) {silent[:5]}; nothing to recognise")
+        return x.to(model_device(self.model))
+
+    def _labelled(self, x: torch.Tensor, label: int) -> LabelledSet:
+        return LabelledSet(x, torch.full((len(x),), label, device=x.device))

@@ -1,0 +1,195 @@
+"""The lifecycle every task shares: its stages in order, timed; the two baselines (full fine-tune +
+reprogram, retrain from scratch); the energy ratios against the full baseline; the report on disk.
+
+A task is a subclass of ``Task`` that names its stages and implements them, and the few hooks the
+baselines need (``finetune_all``, ``retrain``, ``measure``).  Everything it has in common with the other
+tasks lives here, so a new task is one small module in ``neuro_rm/tasks/`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neuro_rm import layers as hybrid
+from neuro_rm import work
+from neuro_rm.device import ProgramResult
+from neuro_rm.energy import Ledger
+from neuro_rm.energy_report import demo_energy
+
+BASELINE = "baseline"  # the runner's own stage: both baselines, after the task's LoRA step
+
+
+def n_params(params: list[nn.Parameter] | nn.Module) -> int:
+    """Trainable size of a parameter list or of a whole module."""
+    return sum(p.numel() for p in (params.parameters() if isinstance(params, nn.Module) else params))
+
+
+class Task:
+    """One run of a task's lifecycle: the runner calls the stages, the task fills ``report``.
+
+    ``stages`` lists method names in order; a tuple of names is timed as one stage, named by its first.
+    ``baseline`` is the runner's: it must come after the stage that sets ``lora_prefix``'s report keys
+    (``trainable_params``, ``write_energy_j``, ``write_bits``).  By then the task has set ``digital``
+    (the pretrained network before deployment), ``snapshot`` (the array as deployed) and ``ledger``.
+    """
+
+    stages: tuple[str | tuple[str, ...], ...] = ()
+    timing: str | None = "flat"  # "flat": report keys seconds.<stage>; "nested": one seconds_per_stage dict; None
+    title = "lifecycle"  # the progress bar's label
+    lora_prefix = "revoke"  # report prefix of the LoRA step the baselines are compared with
+    lora_stage = "revoke"  # its name in ``loops``
+    loops: dict[str, str] = {}  # energy stage → description prefix of its optimisation loops
+
+    def __init__(self) -> None:
+        self.report: dict[str, object] = {}
+        self.ledger: Ledger | None = None
+        self.digital: nn.Module | None = None
+        self.snapshot: nn.Module | None = None
+        self.full_ledger: Ledger | None = None
+        self.rewrites: list[ProgramResult] = []  # the full baseline's write results, per layer
+        self.retrained: nn.Module | None = None  # the retrain baseline as judged (written into the array, or digital)
+
+    # ---- hooks of the baselines
+    def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
+        """Train every weight of ``model`` (a copy of ``digital``) toward the LoRA step's goal; its steps."""
+        raise NotImplementedError
+
+    def retrain(self) -> nn.Module | None:
+        """The network trained from scratch without what was forgotten (digital), or None: no such baseline."""
+        return None
+
+    def retrain_array(self) -> nn.Module | None:
+        """An array to write the retrained weights into (a copy of it is written), or None: judge them digitally."""
+        return None
+
+    def measure(self, prefix: str, model: nn.Module) -> None:
+        """Report the task's figures of ``model`` as ``<prefix>.<figure>``."""
+        raise NotImplementedError
+
+    # ---- hooks of the energy figures
+    def inference(self) -> tuple[nn.Module | None, torch.Tensor | None, nn.Module | None]:
+        """(deployed model, inputs, digital model) of the inference pass the energy keys price; Nones: no pass."""
+        return None, None, None
+
+    def energy_extras(self) -> dict[str, object]:
+        """Task-specific energy keys, from this run's ledgers."""
+        return {}
+
+    def baseline(self) -> None:
+        """The runner's stage: both baselines, each judged by ``measure``; a task may add to it (``super()``)."""
+        full_finetune_baseline(self)
+        retrain_baseline(self)
+
+
+def deploy_figures(report: dict[str, object], ledger: Ledger, model: nn.Module) -> None:
+    """What writing the network into the arrays once cost: pulses, joules, programming time, cells."""
+    report["deploy.write_pulses"] = ledger.count("write.rm_pulse")
+    report["deploy.write_energy_j"] = ledger.joules("write")
+    report["deploy.programming_seconds"] = ledger.seconds("write")
+    report["deploy.cells"] = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
+
+
+def commit_branch(task: Task, model: nn.Module, prefix: str, adapter: str, kind: str, trainable: int, steps: int,
+                  rows: tuple[int, int] = (0, 0), row_note: str = "") -> None:
+    """Write a trained branch to SRAM at its precision (and ``rows`` new digital rows of a width), report its
+    bits and joules as ``<prefix>.write_bits`` / ``.write_energy_j``, and charge its training to the ledger."""
+    before = task.ledger.joules("write")
+    bits = hybrid.commit_adapter(model, adapter, kind)
+    if rows[0]:
+        bits += task.ledger.post_row_write(*rows, note=row_note)
+    task.report[f"{prefix}.write_bits"] = bits
+    task.report[f"{prefix}.write_energy_j"] = task.ledger.joules("write") - before
+    task.ledger.post_training(trainable, steps, note=prefix)
+
+
+def full_finetune_baseline(task: Task) -> None:
+    """Fine-tune every weight of a copy of the digital network, then rewrite the deployed array with it."""
+    full = copy.deepcopy(task.digital)
+    params = list(full.parameters())
+    steps = task.finetune_all(full, params)
+    task.full_ledger = Ledger(task.ledger.energy)
+    task.rewrites = hybrid.reprogram_from(task.snapshot, full, task.full_ledger)
+    task.full_ledger.post_training(n_params(params), steps, note="baseline full fine-tune")
+    task.measure("baseline_full", task.snapshot)
+    task.report["baseline_full.write_pulses"] = task.full_ledger.count("write.rm_pulse")
+    task.report["baseline_full.write_energy_j"] = task.full_ledger.joules("write")
+    task.report["baseline_full.trainable_params"] = n_params(params)
+
+
+def retrain_baseline(task: Task) -> None:
+    """The gold standard of forgetting: a network trained without the forgotten data, written into a copy of
+    ``retrain_array()`` when the task gives one (its write cost reported), judged digitally otherwise."""
+    retrained = task.retrain()
+    if retrained is None:
+        return
+    array = task.retrain_array()
+    if array is not None:
+        ledger = Ledger(task.ledger.energy)
+        task.retrained = copy.deepcopy(array)
+        hybrid.reprogram_from(task.retrained, retrained, ledger)
+        task.measure("baseline_retrain", task.retrained)
+        task.report["baseline_retrain.write_pulses"] = ledger.count("write.rm_pulse")
+        task.report["baseline_retrain.write_energy_j"] = ledger.joules("write")
+    else:
+        task.retrained = retrained
+        task.measure("baseline_retrain", retrained)
+
+
+def energy_ratios(task: Task) -> None:
+    """The paper's measures, LoRA step against full fine-tune + reprogram, and every energy key of the run."""
+    report, lora = task.report, task.lora_prefix
+    report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report[f"{lora}.trainable_params"]
+    report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report[f"{lora}.write_energy_j"]
+    model, x, gpu_model = task.inference()
+    report |= demo_energy(task.loops, model, x, report[f"{lora}.write_bits"], task.full_ledger, task.lora_stage,
+                          "baseline_full", gpu_model=gpu_model)
+    report |= task.energy_extras()
+
+
+class _Clock:
+    """Wall time and a progress bar per stage."""
+
+    def __init__(self, task: Task, progress: bool) -> None:
+        self.task, self.seconds = task, {}
+        self.bar = tqdm(total=len(task.stages), desc=task.title, disable=not progress)
+
+    def lap(self, name: str, start: float) -> None:
+        self.seconds[name] = time.perf_counter() - start
+        if self.task.timing == "flat":
+            self.task.report[f"seconds.{name}"] = self.seconds[name]
+        self.bar.set_postfix_str(f"{name} done")
+        self.bar.update()
+
+    def close(self) -> None:
+        if self.task.timing == "nested":
+            self.task.report["seconds_per_stage"] = self.seconds
+        self.bar.close()
+
+
+@work.metered
+def run_lifecycle(task: Task, progress: bool = True) -> dict[str, object]:
+    """Run ``task``'s stages in order (the baselines among them), then its energy figures; its report."""
+    clock = _Clock(task, progress)
+    for group in task.stages:
+        names = (group,) if isinstance(group, str) else group
+        start = time.perf_counter()
+        for name in names:
+            getattr(task, name)()
+        clock.lap(names[0], start)
+    clock.close()
+    energy_ratios(task)
+    return task.report
+
+
+def write_report(report: dict[str, object], path: Path) -> Path:
+    """The report as sorted, indented JSON (values JSON cannot hold are written as text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    return path
