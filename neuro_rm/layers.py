@@ -95,7 +95,8 @@ class HybridLayer(nn.Module):
             if name in self.write_aware:
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
             else:
-                y = y + self._adapter_out(x, adapter)
+                branch = self._adapter_out(x, adapter)
+                y = y + branch if y.requires_grad or branch.requires_grad else y.add_(branch)  # y is this call's own
             macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
@@ -291,7 +292,9 @@ class HybridLinear(HybridLayer):
 
     def _base(self, x: torch.Tensor) -> torch.Tensor:
         y = self.crossbar.matmul(x)
-        return y if self.bias is None else y + self.bias.to(y.dtype)
+        if self.bias is None:
+            return y
+        return y + self.bias.to(y.dtype) if y.requires_grad else y.add_(self.bias.to(y.dtype))  # y is fresh
 
     def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
         a, b = adapter.factors()
