@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuro_rm import fused
 from neuro_rm.device import CellArray, DeviceConfig, ProgramResult
 
 MAPPINGS = ("offset", "differential")
@@ -108,8 +109,9 @@ _REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
 # table read costs a tenth of drawing anew.  Calls larger than half the table draw afresh.
 _NORMAL_TABLE_SIZE, _NORMAL_TABLE_SEED = 1 << 22, 1_000_003
 _normal_table: dict[torch.device, torch.Tensor] = {}
-# Reads without autograd go through the periphery this many tile sums at a time (2 MB: about an L2 cache).
-_CHUNK_ELEMENTS = 1 << 19
+# Reads without autograd go through the periphery this many tile sums at a time (1 MB: cache-sized).
+_CHUNK_ELEMENTS = 1 << 18
+_EMPTY = torch.empty(0)  # an absent optional tensor, for the compiled kernel
 
 
 def standard_normals(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -124,13 +126,22 @@ def standard_normals(shape: torch.Size, generator: torch.Generator, device: torc
     return _normal_table[device][start : start + n].view(shape)
 
 
+def _or_empty(t: torch.Tensor | None) -> torch.Tensor:
+    return _EMPTY if t is None else t
+
+
 def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
     """Σx per row when every entry is 0 or 1 (spikes), else None.
 
-    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; four read-only passes, no copies, one sync.
+    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; four read-only passes, no copies, one sync
+    (one pass where the compiled kernel is available).
     """
     if x.numel() == 0:
         return None
+    compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+    if compiled is not None:
+        rows = torch.empty(x.shape[0], 1)
+        return rows if compiled.binary_rows(x, rows) else None
     flat = x.reshape(-1)
     rows = x.sum(dim=-1, keepdim=True)
     low, high, squares, total = torch.stack((x.amin(), x.amax(), torch.dot(flat, flat), rows.sum())).tolist()
@@ -446,29 +457,37 @@ class Crossbar(nn.Module):
             self._noise_cache = (self.device_config, (s0 / k2, s1 / k2, spikes, s1 / gain))
         return self._noise_cache[1]
 
-    def _noise_std(
-        self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Std of each output's read noise, per input vector (output-referred); no autograd.
+    def _variance_parts(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float, float, torch.Tensor | None]:
+        """Each output's read-noise variance, per input vector (output-referred), as
+        ``row_scale · rows + alpha · source``: a sum per vector (vectors, 1) and its factor, a factor and
+        a source that is None where it is the output itself (written into ``out`` if given); no autograd.
 
         Independent cell noise of variance s0 + s1·G gives a column sum of variance
         Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
         inputs (spikes, ``spike_rows`` = Σx) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output
-        ``y`` already holds it (digitised, to within an LSB per tile).  ``out`` (shaped like ``y``) takes
-        the variance if given.
+        already holds it (digitised, to within an LSB per tile).  ``alpha`` = 0: the row term alone.
         """
         per_square, per_conductance, per_spike, per_output = self._noise_terms()
         if spike_rows is not None and (per_conductance == 0 or self.config.mapping == "offset"):
-            if not per_conductance:  # one std per input vector, broadcast over the outputs
-                return (per_spike * spike_rows).clamp_(min=1e-30).sqrt_()
-            var = torch.add(per_spike * spike_rows, y, alpha=per_output, out=out)
-        else:
-            x2 = x * x
-            var = per_square * x2.sum(dim=-1, keepdim=True)
-            if not per_conductance:
-                return var.clamp_(min=1e-30).sqrt_()
-            g = self._summed_conductance().to(x.dtype)
-            var = torch.mm(x2, g.t(), out=out).mul_(per_conductance).add_(var)
+            return spike_rows, per_spike, per_output, None
+        x2 = x * x
+        rows = x2.sum(dim=-1, keepdim=True)
+        if not per_conductance:
+            return rows, per_square, 0.0, None
+        g = self._summed_conductance().to(x.dtype)
+        return rows, per_square, 1.0, torch.mm(x2, g.t(), out=out).mul_(per_conductance)
+
+    def _noise_std(
+        self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Std of each output's read noise (see ``_variance_parts``); ``out`` (shaped like ``y``) takes it if given."""
+        rows, row_scale, alpha, source = self._variance_parts(x, spike_rows, out)
+        row = row_scale * rows
+        if not alpha:  # one std per input vector, broadcast over the outputs
+            return row.clamp_(min=1e-30).sqrt_()
+        var = torch.add(row, y, alpha=alpha, out=out) if source is None else source.add_(row)
         return var.clamp_(min=1e-30).sqrt_()  # (sqrt is many times slower on exact zeros)
 
     @torch.no_grad()
@@ -516,7 +535,7 @@ class Crossbar(nn.Module):
     def _quantise(self, codes: torch.Tensor, lsb: tuple[torch.Tensor, ...], out: torch.Tensor | None = None) -> torch.Tensor:
         """Tile column sums given in LSBs, (row_tiles, vectors, out) → rounded, saturating ADC codes (in
         place), scaled back with each tile's LSBs and added digitally (into ``out`` if given); no autograd."""
-        levels = 2 ** (self.config.adc_bits - 1) - 1
+        levels = self._levels()
         first, *others = codes.round_().clamp_(-levels, levels)
         # tile by tile into one sum: a sum over the leading dimension is slow on CPU
         y = torch.mul(first, lsb[0], out=out)
@@ -540,8 +559,9 @@ class Crossbar(nn.Module):
             rounded = self._quantise(codes, lsb_tiles)
         return _straight_through(exact, rounded)
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation.
+    def matmul(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation,
+        plus the digital ``bias`` if given.
 
         With an ADC, every row tile's column sums are digitised separately (a tile's currents are
         converted before tiles are added) against the calibrated full scale; an uncalibrated array
@@ -561,11 +581,12 @@ class Crossbar(nn.Module):
         adc = cfg.adc_bits is not None and (self.calibrated or x.any())  # all-zero input: nothing to digitise
         if adc and not self.calibrated:
             self.calibrate(x)
+        bias = None if bias is None else bias.to(x.dtype)
         if not torch.is_grad_enabled():
-            y = self._read(x, spike_rows, noisy, adc)
+            y = self._read(x, spike_rows, noisy, adc, bias)
         elif not x.requires_grad:
             with torch.no_grad():
-                y = self._read(x, spike_rows, noisy, adc)
+                y = self._read(x, spike_rows, noisy, adc, bias)
         else:
             y = self._digitise(x) if adc else F.linear(x, self.weight().to(x.dtype))
             if noisy:
@@ -576,31 +597,46 @@ class Crossbar(nn.Module):
             gain = self.compensation_gain()
             if gain is not None:
                 y = y * gain.to(y.dtype)
+            if bias is not None:
+                y = y + bias
         return y.reshape(*shape[:-1], self.out_features)
 
-    def _read(self, x: torch.Tensor, spike_rows: torch.Tensor | None, noisy: bool, adc: bool) -> torch.Tensor:
+    def _read(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None, noisy: bool, adc: bool, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         """The read without autograd (called with it off).
 
         The periphery runs on ``_CHUNK_ELEMENTS`` tile sums at a time, in reused buffers, so that its passes
         over tile sums, codes and noise stay in cache.  Each chunk's arithmetic is exactly the unchunked
-        one: one window of normals for the whole call, sliced per chunk.
+        one: one window of normals for the whole call, sliced per chunk.  Where ``fused.kernel()`` is
+        available the whole read is one compiled call.
         """
         gain = self.compensation_gain()
         if not (noisy or adc or gain is not None):
-            return F.linear(x, self.weight().to(x.dtype))
+            y = F.linear(x, self.weight().to(x.dtype))
+            return y if bias is None else y.add_(bias)
         y = torch.empty(x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
         draws = standard_normals(y.shape, self.cells.generator, y.device) if noisy else None
         weights = self._adc_weights(x.dtype) if adc else self.weight().to(x.dtype).t()
-        gain = None if gain is None else gain.to(y.dtype)
+        gain = None if gain is None else gain.to(y.dtype).expand(self.out_features).contiguous()
         step = max(1, _CHUNK_ELEMENTS // (self.row_tiles * self.out_features))
-        if x.shape[0] <= step:
-            self._read_chunk(x, y, spike_rows, draws, weights, gain)
+        compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+        if compiled is not None:
+            rows, row_scale, alpha, source = self._variance_parts(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
+            whole_w, rest_w, lsb, _ = weights if adc else (weights, None, None, None)
+            compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1, y,
+                          _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain), _or_empty(bias),
+                          step, self._scratch("sums", (self.row_tiles * min(step, x.shape[0]) * self.out_features,), x))
             return y
         for start in range(0, x.shape[0], step):
             rows = slice(start, start + step)
             self._read_chunk(x[rows], y[rows], None if spike_rows is None else spike_rows[rows],
-                             None if draws is None else draws[rows], weights, gain)
+                             None if draws is None else draws[rows], weights, gain, bias)
         return y
+
+    def _levels(self) -> int:
+        """The ADC's largest code: ±(2^(bits−1) − 1)."""
+        return 2 ** (self.config.adc_bits - 1) - 1
 
     def _read_chunk(
         self,
@@ -610,9 +646,10 @@ class Crossbar(nn.Module):
         draws: torch.Tensor | None,
         weights: tuple | torch.Tensor,
         gain: torch.Tensor | None,
+        bias: torch.Tensor | None,
     ) -> None:
-        """One chunk of ``_read`` into ``out``: tiles through their ADCs (``weights`` from ``_adc_weights``)
-        or the plain product (``weights`` transposed), then read noise and compensation."""
+        """One chunk of ``_read`` into ``out``, in eager torch: tiles through their ADCs (``weights`` from
+        ``_adc_weights``) or the plain product (``weights`` transposed), then read noise, compensation, bias."""
         if isinstance(weights, tuple):
             whole_w, rest_w, _, lsb = weights
             sums = self._tile_sums(x, whole_w, rest_w, out=self._scratch("sums", (self.row_tiles, *out.shape), x))
@@ -623,6 +660,8 @@ class Crossbar(nn.Module):
             out.addcmul_(draws, self._noise_std(x, out, spike_rows, out=self._scratch("var", out.shape, x)))
         if gain is not None:
             out.mul_(gain)
+        if bias is not None:
+            out.add_(bias)
 
     def extra_repr(self) -> str:
         c = self.config
