@@ -440,10 +440,14 @@ class Crossbar(nn.Module):
         """A reused work buffer of ``shape`` (not in the state_dict), for reads without autograd that use it
         at once: a fresh allocation per call costs about as much as a pass over it."""
         size = math.prod(shape)
+        return self._buffer(name, size, like)[:size].view(shape)
+
+    def _buffer(self, name: str, size: int, like: torch.Tensor) -> torch.Tensor:
+        """The flat work buffer behind ``_scratch``: at least ``size`` elements of ``like``'s kind."""
         flat = self._scratch_buffers.get(name)
         if flat is None or flat.numel() < size or flat.dtype != like.dtype or flat.device != like.device:
             flat = self._scratch_buffers[name] = torch.empty(size, dtype=like.dtype, device=like.device)
-        return flat[:size].view(shape)
+        return flat
 
     def _noise_terms(self) -> tuple[float, float, float, float]:
         """Read-noise variance coefficients in output units (see ``_noise_std``), cached until the cells or
@@ -624,9 +628,9 @@ class Crossbar(nn.Module):
         if compiled is not None:
             rows, row_scale, alpha, source = self._variance_parts(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
             whole_w, rest_w, lsb, _ = weights if adc else (weights, None, None, None)
-            compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1, y,
-                          _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain), _or_empty(bias),
-                          step, self._scratch("sums", (self.row_tiles * min(step, x.shape[0]) * self.out_features,), x))
+            compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
+                                    y, _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
+                                    _or_empty(bias), step, self._buffer("sums", self.row_tiles * step * self.out_features, x))
             return y
         for start in range(0, x.shape[0], step):
             rows = slice(start, start + step)
