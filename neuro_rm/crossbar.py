@@ -533,8 +533,14 @@ class Crossbar(nn.Module):
             per_row = lsb.repeat_interleave(self.config.tile_rows, dim=0)[: self.in_features].T  # (out, in)
             whole, rest = self._arrange((self.weight() / per_row).to(dtype))
             lsb = lsb.to(dtype).unsqueeze(1)
-            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb, tuple(lsb.unbind(0)))
-        return self._adc_cache[1:]
+            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb, tuple(lsb.unbind(0)),
+                               None if rest is None else rest.t().contiguous())
+        return self._adc_cache[1:5]
+
+    def _rest_rows(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """The partly filled last tile's LSB-scaled weights as rows (rest, out), contiguous (compiled read)."""
+        self._adc_weights(dtype)
+        return self._adc_cache[5]
 
     def _quantise(self, codes: torch.Tensor, lsb: tuple[torch.Tensor, ...], out: torch.Tensor | None = None) -> torch.Tensor:
         """Tile column sums given in LSBs, (row_tiles, vectors, out) → rounded, saturating ADC codes (in
@@ -627,7 +633,8 @@ class Crossbar(nn.Module):
         compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
         if compiled is not None:
             rows, row_scale, alpha, source = self._variance_parts(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
-            whole_w, rest_w, lsb, _ = weights if adc else (weights, None, None, None)
+            whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
+            rest_w = self._rest_rows(x.dtype) if adc else None
             compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
                                     y, _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
                                     _or_empty(bias), step, self._buffer("sums", self.row_tiles * step * self.out_features, x))

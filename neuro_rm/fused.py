@@ -69,8 +69,29 @@ static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, c
 
 static const float* optional(const torch::Tensor& t) { return t.numel() > 0 ? t.data_ptr<float>() : nullptr; }
 
+// out (m, width) = x (m, k, strided) @ w (k, width): k in order, one fma each, as MKL's sgemm sums a narrow
+// product (a test checks the two agree bit for bit); zero inputs (most spikes) are skipped, fma(0, w, s) = s.
+static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch::Tensor& out) {
+  const int64_t m = x.size(0), k = x.size(1), width = out.size(1), row = x.stride(0), col = x.stride(1);
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) {
+      float* ov = o + v * width;
+      for (int64_t j = 0; j < width; ++j) ov[j] = 0.0f;
+      for (int64_t i = 0; i < k; ++i) {
+        const float a = xp[v * row + i * col];
+        if (a == 0.0f) continue;
+        const float* wi = wp + i * width;
+        for (int64_t j = 0; j < width; ++j) ov[j] = std::fma(a, wi[j], ov[j]);
+      }
+    }
+  });
+}
+
 // The read of x (n, in) into out (n, width), step rows at a time.  levels >= 0: through the ADCs, with
-// whole_w (full tiles, rows, width) and rest_w (width, rest) the LSB-scaled weights (either may be empty)
+// whole_w (full tiles, rows, width) and rest_w (rest, width) the LSB-scaled weights (either may be empty)
 // and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
 // width).  draws, rows (n), var_src (n, width), gain and bias (width) may be empty.  Float32; x, out, draws,
 // rows, var_src, gain, bias, lsb and scratch contiguous.
@@ -99,7 +120,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
       }
       if (rest_w.numel() > 0) {
         torch::Tensor part = sums.select(0, full);
-        at::mm_out(part, xc.narrow(1, full * tile_rows, in - full * tile_rows), rest_w.t());
+        narrow_product(xc.narrow(1, full * tile_rows, in - full * tile_rows), rest_w, part);
       }
     } else {
       at::mm_out(yc, xc, whole_w);

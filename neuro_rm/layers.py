@@ -90,7 +90,7 @@ class HybridLayer(nn.Module):
             macs = vectors * delta.numel()
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + macs
             self.sram_bits_read += macs * PRECISION_BITS[precision]
-            return y + self._dense_out(x, delta.to(x.dtype))
+            return y.add_(self._dense_out(x, delta.to(x.dtype)))  # no autograd here: y is this call's own
         for name in self.active:
             adapter = self.adapters[name]
             if name in self.write_aware:
