@@ -1,8 +1,10 @@
 """Forward-pass time of the analogized RSNN, ideal and realistic readout, against the same network in plain torch.
 
 Every variant is timed round-robin in one run.  Inputs are spikes (0/1), as the recurrent synapses see;
-the last two rows feed spike counts (0-4 per bin, as the input synapses see on real data), where the
-conductance-dependent read noise needs one more product on the input layer.
+the count-input rows feed spike counts (0-4 per bin, as the input synapses see on real data), where the
+conductance-dependent read noise needs one more product on the input layer.  The realistic periphery runs
+through the compiled kernel of ``neuro_rm/fused.py`` where it builds; the "eager periphery" rows switch it
+off (``fused.enabled = False``) for the same model.
 Run: python benchmarks/bench_forward.py
 """
 
@@ -14,11 +16,20 @@ import copy
 import torch
 from common import interleaved_best, print_table
 
-from neuro_rm import analogize
+from neuro_rm import analogize, fused
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 
 HEADER = ("variant", "ms/batch", "ratio to plain", "ratio to ideal analogized")
+
+
+def _eager(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model read through the eager torch periphery (the compiled kernel switched off for this call)."""
+    previous, fused.enabled = fused.enabled, False
+    try:
+        return model(x)
+    finally:
+        fused.enabled = previous
 
 
 def run(batch: int = 256, repeats: int = 25) -> list[tuple]:
@@ -37,8 +48,10 @@ def run(batch: int = 256, repeats: int = 25) -> list[tuple]:
     models = {label: analogize(copy.deepcopy(plain), targets=SYNAPSES, crossbar=cfg).eval() for label, cfg in configs.items()}
     calls = {"plain torch (snntorch)": lambda: plain(spikes)}
     calls.update({label: (lambda m=model: m(spikes)) for label, model in models.items()})
+    calls["realistic, eager periphery"] = lambda: _eager(models["analogized, realistic (default)"], spikes)
     calls["ideal readout, count inputs"] = lambda: models["analogized, ideal readout"](counts)
     calls["realistic, count inputs"] = lambda: models["analogized, realistic (default)"](counts)
+    calls["realistic, count inputs, eager periphery"] = lambda: _eager(models["analogized, realistic (default)"], counts)
     with torch.no_grad():
         for model in models.values():
             model(spikes)  # the first batch calibrates the ADCs
@@ -57,7 +70,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
-    print_table(f"Forward pass, RSNN 140-512(rec)-5, T=10, batch {args.batch}, {torch.get_num_threads()} threads",
+    kernel = "compiled periphery kernel" if fused.kernel() is not None else "no compiled kernel: eager periphery throughout"
+    print_table(f"Forward pass, RSNN 140-512(rec)-5, T=10, batch {args.batch}, {torch.get_num_threads()} threads, {kernel}",
                 HEADER, run(args.batch, args.repeats))
 
 

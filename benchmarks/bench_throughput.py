@@ -12,10 +12,11 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from bench_forward import _eager
 from common import interleaved_best, median_seconds, print_table
 from torch import nn
 
-from neuro_rm import analogize
+from neuro_rm import analogize, fused
 from neuro_rm import layers as hybrid
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.lora import AdapterConfig
@@ -91,6 +92,8 @@ def run(batch: int = 128, repeats: int = 7) -> tuple[list[tuple], list[tuple]]:
     n = 1024  # short enough that the fastest of many runs is an uninterrupted one
     a, b = torch.randn(n, n), torch.randn(n, n)
     calls = {label: (lambda m=model: m(x)) for label, (model, _) in models.items()}
+    realistic = models["neuro_rm analogized, realistic readout (+1 LoRA)"][0]
+    calls["neuro_rm analogized, realistic readout, eager periphery (+1 LoRA)"] = lambda: _eager(realistic, x)
     calls["peak"] = lambda: a @ b
     with torch.no_grad():
         seconds = interleaved_best(calls, 3 * repeats)
@@ -111,7 +114,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     rows, peak_rows = run(args.batch, args.repeats)
-    print_table(f"RSNN throughput, batch {args.batch}, {torch.get_num_threads()} threads (samples/s; time ratio vs plain torch)",
+    kernel = "compiled periphery kernel" if fused.kernel() is not None else "no compiled kernel: eager periphery"
+    print_table(f"RSNN throughput, batch {args.batch}, {torch.get_num_threads()} threads, {kernel} (samples/s; time ratio vs plain torch)",
                 ("variant", "train samples/s", "infer samples/s", "train time ratio", "infer time ratio"), rows)
     print_table("Batched inference: achieved share of the machine's matmul peak",
                 ("variant", "GFLOP/s", "share of peak"), peak_rows)

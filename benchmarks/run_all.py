@@ -17,11 +17,14 @@ import bench_programming  # noqa: E402
 import bench_throughput  # noqa: E402
 from common import print_table  # noqa: E402
 
+from neuro_rm import fused  # noqa: E402
+
 
 def main() -> None:
     start = time.perf_counter()
     print(f"# neuro_rm benchmarks\n\nmachine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, python {platform.python_version()}")
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, python {platform.python_version()}, "
+          f"periphery: {'compiled kernel' if fused.kernel() is not None else 'eager torch (no compiled kernel)'}")
     print_table("Forward pass, analogized RSNN vs plain torch (batch 256)", bench_forward.HEADER, bench_forward.run())
     rows, peak_rows = bench_throughput.run()
     print_table("RSNN throughput, batch 128 (samples/s; time ratio vs the hand-written plain-torch loop)",

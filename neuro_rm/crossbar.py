@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuro_rm import fused
 from neuro_rm.device import CellArray, DeviceConfig, ProgramResult
 
 MAPPINGS = ("offset", "differential")
@@ -108,6 +109,9 @@ _REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
 # table read costs a tenth of drawing anew.  Calls larger than half the table draw afresh.
 _NORMAL_TABLE_SIZE, _NORMAL_TABLE_SEED = 1 << 22, 1_000_003
 _normal_table: dict[torch.device, torch.Tensor] = {}
+# Reads without autograd go through the periphery this many tile sums at a time (1 MB: cache-sized).
+_CHUNK_ELEMENTS = 1 << 18
+_EMPTY = torch.empty(0)  # an absent optional tensor, for the compiled kernel
 
 
 def standard_normals(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -122,17 +126,26 @@ def standard_normals(shape: torch.Size, generator: torch.Generator, device: torc
     return _normal_table[device][start : start + n].view(shape)
 
 
+def _or_empty(t: torch.Tensor | None) -> torch.Tensor:
+    return _EMPTY if t is None else t
+
+
 def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
     """Σx per row when every entry is 0 or 1 (spikes), else None.
 
-    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; three read-only passes, no copies.
+    x in [0, 1] and Σx² = Σx force x(x − 1) = 0 everywhere; four read-only passes, no copies, one sync
+    (one pass where the compiled kernel is available).
     """
     if x.numel() == 0:
         return None
-    low, high = torch.aminmax(x)
+    compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+    if compiled is not None:
+        rows = torch.empty(x.shape[0], 1)
+        return rows if compiled.binary_rows(x, rows) else None
     flat = x.reshape(-1)
     rows = x.sum(dim=-1, keepdim=True)
-    return rows if bool((low >= 0) & (high <= 1) & (torch.dot(flat, flat) == rows.sum())) else None
+    low, high, squares, total = torch.stack((x.amin(), x.amax(), torch.dot(flat, flat), rows.sum())).tolist()
+    return rows if low >= 0 and high <= 1 and squares == total else None
 
 
 class Crossbar(nn.Module):
@@ -173,7 +186,9 @@ class Crossbar(nn.Module):
         self._gain_cache: torch.Tensor | None = None
         self._adc_cache: tuple | None = None
         self._calibrated: bool | None = None
-        self._tile_sums: torch.Tensor | None = None  # reused output of the batched tile product (no grad)
+        self._noise_cache: tuple | None = None
+        self._per_vector: tuple[int, int, int, int] | None = None  # op counts per input vector
+        self._scratch_buffers: dict[str, torch.Tensor] = {}  # reused no-grad work buffers (see ``_scratch``)
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -278,6 +293,7 @@ class Crossbar(nn.Module):
     # ----------------------------------------------------------------- state changes
     def _changed(self) -> None:
         self._weight_cache = self._conductance_cache = self._gain_cache = self._adc_cache = self._calibrated = None
+        self._noise_cache = self._per_vector = None
 
     def set_config(self, config: CrossbarConfig) -> None:
         """Swap the periphery (noise, DAC, ADC, compensation); the mapping and tiling are fixed by the cells."""
@@ -352,13 +368,17 @@ class Crossbar(nn.Module):
 
     def count(self, vectors: int) -> None:
         """Record ``vectors`` input vectors pushed through the array."""
-        cols = self.physical_columns
-        self.counts.vectors += vectors
-        self.counts.array_activations += vectors * self.n_tiles
-        self.counts.macs += vectors * self.in_features * cols
-        self.counts.adc_conversions += vectors * self.row_tiles * cols
-        if self.config.dac_bits is not None:
-            self.counts.dac_conversions += vectors * self.in_features * self.column_tiles
+        if self._per_vector is None:  # the geometry is fixed; only the DAC depends on the periphery
+            cols = self.physical_columns
+            dac = self.in_features * self.column_tiles if self.config.dac_bits is not None else 0
+            self._per_vector = (self.n_tiles, self.in_features * cols, self.row_tiles * cols, dac)
+        tiles, macs, conversions, dac = self._per_vector
+        counts = self.counts
+        counts.vectors += vectors
+        counts.array_activations += vectors * tiles
+        counts.macs += vectors * macs
+        counts.adc_conversions += vectors * conversions
+        counts.dac_conversions += vectors * dac
 
     def reset_counts(self) -> None:
         self.counts = OpCounts()
@@ -388,55 +408,90 @@ class Crossbar(nn.Module):
         rest = w[:, full * rows :] if full < self.row_tiles else None
         return whole, rest
 
+    def _row_tiles_of(self, x: torch.Tensor, full: int) -> torch.Tensor:
+        """The inputs of the ``full`` full row tiles, (tiles, vectors, rows): a view, no copy."""
+        rows = self.config.tile_rows
+        return x[:, : full * rows].reshape(-1, full, rows).transpose(0, 1)
+
     def _tile_parts(
         self, x: torch.Tensor, whole_w: torch.Tensor | None, rest_w: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Column sums of the full row tiles, (tiles, vectors, out), from one batched product, and of the
-        partly filled last tile, (vectors, out), for weights arranged by ``_arrange``."""
-        full_rows = 0 if whole_w is None else whole_w.shape[0] * whole_w.shape[1]
-        whole = None
-        if whole_w is not None:
-            tiles = x[:, :full_rows].reshape(-1, whole_w.shape[0], whole_w.shape[1]).transpose(0, 1)
-            whole = torch.bmm(tiles, whole_w, out=self._tile_buffer(tiles, whole_w)) if not torch.is_grad_enabled() else torch.bmm(tiles, whole_w)
-        rest = None if rest_w is None else F.linear(x[:, full_rows:], rest_w)
+        partly filled last tile, (vectors, out), for weights arranged by ``_arrange`` (with autograd)."""
+        full = 0 if whole_w is None else whole_w.shape[0]
+        whole = None if whole_w is None else torch.bmm(self._row_tiles_of(x, full), whole_w)
+        rest = None if rest_w is None else F.linear(x[:, full * self.config.tile_rows :], rest_w)
         return whole, rest
 
-    def _tile_buffer(self, tiles: torch.Tensor, whole_w: torch.Tensor) -> torch.Tensor:
-        """A reused buffer for the tile sums of a no-grad product (they are consumed in place at once by
-        ``_quantise``): a fresh 10⁶-element allocation per call costs as much as a pass over it."""
-        shape = (tiles.shape[0], tiles.shape[1], whole_w.shape[2])
-        buffer = self._tile_sums
-        if buffer is None or buffer.shape != shape or buffer.dtype != tiles.dtype or buffer.device != tiles.device:
-            buffer = self._tile_sums = torch.empty(shape, dtype=tiles.dtype, device=tiles.device)
-        return buffer
+    def _tile_sums(
+        self, x: torch.Tensor, whole_w: torch.Tensor | None, rest_w: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The same products as ``_tile_parts`` for inputs without autograd, all row tiles in one tensor
+        (row_tiles, vectors, out), written into ``out`` if given."""
+        sums = torch.empty(self.row_tiles, x.shape[0], self.out_features, dtype=x.dtype, device=x.device) if out is None else out
+        full = 0 if whole_w is None else whole_w.shape[0]
+        if whole_w is not None:
+            torch.bmm(self._row_tiles_of(x, full), whole_w, out=sums[:full])
+        if rest_w is not None:
+            torch.mm(x[:, full * self.config.tile_rows :], rest_w.t(), out=sums[full])
+        return sums
 
-    def _tile_products(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Column sums of every row tile, (row_tiles, vectors, out)."""
-        parts = [p if p.dim() == 3 else p.unsqueeze(0) for p in self._tile_parts(x, *self._arrange(w)) if p is not None]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+    def _scratch(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A reused work buffer of ``shape`` (not in the state_dict), for reads without autograd that use it
+        at once: a fresh allocation per call costs about as much as a pass over it."""
+        size = math.prod(shape)
+        return self._buffer(name, size, like)[:size].view(shape)
 
-    def _noise_std(self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None) -> torch.Tensor:
-        """Std of each output's read noise, per input vector (output-referred).
+    def _buffer(self, name: str, size: int, like: torch.Tensor) -> torch.Tensor:
+        """The flat work buffer behind ``_scratch``: at least ``size`` elements of ``like``'s kind."""
+        flat = self._scratch_buffers.get(name)
+        if flat is None or flat.numel() < size or flat.dtype != like.dtype or flat.device != like.device:
+            flat = self._scratch_buffers[name] = torch.empty(size, dtype=like.dtype, device=like.device)
+        return flat
+
+    def _noise_terms(self) -> tuple[float, float, float, float]:
+        """Read-noise variance coefficients in output units (see ``_noise_std``), cached until the cells or
+        the scale change: (per ‖x‖², per x²·G, per Σx for spikes, per output for spikes)."""
+        if self._noise_cache is None or self._noise_cache[0] is not self.device_config:
+            s0, s1 = self.device_config.read_variance_coefficients()
+            gain = self._gain()
+            k2 = gain**2
+            s0 *= self.cells.shape[0]  # a differential pair reads two cells
+            spikes = (s0 + s1 * self.device_config.g_mid_us) / k2
+            self._noise_cache = (self.device_config, (s0 / k2, s1 / k2, spikes, s1 / gain))
+        return self._noise_cache[1]
+
+    def _variance_parts(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float, float, torch.Tensor | None]:
+        """Each output's read-noise variance, per input vector (output-referred), as
+        ``row_scale · rows + alpha · source``: a sum per vector (vectors, 1) and its factor, a factor and
+        a source that is None where it is the output itself (written into ``out`` if given); no autograd.
 
         Independent cell noise of variance s0 + s1·G gives a column sum of variance
         Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
         inputs (spikes, ``spike_rows`` = Σx) x² = x and x @ Gᵀ = G_mid·Σx + k·(x @ wᵀ), so the output
-        ``y`` already holds it (digitised, to within an LSB per tile).
+        already holds it (digitised, to within an LSB per tile).  ``alpha`` = 0: the row term alone.
         """
-        s0, s1 = self.device_config.read_variance_coefficients()
-        k2 = self._gain() ** 2
-        s0 *= self.cells.shape[0]  # a differential pair reads two cells
-        if spike_rows is not None and (s1 == 0 or self.config.mapping == "offset"):
-            scale = (s0 + s1 * self.device_config.g_mid_us) / k2
-            if not s1:  # one std per input vector, broadcast over the outputs
-                return (scale * spike_rows).clamp_(min=1e-30).sqrt_()
-            var = torch.add(scale * spike_rows, y, alpha=s1 / self._gain())
-        else:
-            x2 = x * x
-            var = (s0 / k2) * x2.sum(dim=-1, keepdim=True)
-            if not s1:
-                return var.clamp_(min=1e-30).sqrt_()
-            var = F.linear(x2, self._summed_conductance().to(x.dtype)).mul_(s1 / k2).add_(var)
+        per_square, per_conductance, per_spike, per_output = self._noise_terms()
+        if spike_rows is not None and (per_conductance == 0 or self.config.mapping == "offset"):
+            return spike_rows, per_spike, per_output, None
+        x2 = x * x
+        rows = x2.sum(dim=-1, keepdim=True)
+        if not per_conductance:
+            return rows, per_square, 0.0, None
+        g = self._summed_conductance().to(x.dtype)
+        return rows, per_square, 1.0, torch.mm(x2, g.t(), out=out).mul_(per_conductance)
+
+    def _noise_std(
+        self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Std of each output's read noise (see ``_variance_parts``); ``out`` (shaped like ``y``) takes it if given."""
+        rows, row_scale, alpha, source = self._variance_parts(x, spike_rows, out)
+        row = row_scale * rows
+        if not alpha:  # one std per input vector, broadcast over the outputs
+            return row.clamp_(min=1e-30).sqrt_()
+        var = torch.add(row, y, alpha=alpha, out=out) if source is None else source.add_(row)
         return var.clamp_(min=1e-30).sqrt_()  # (sqrt is many times slower on exact zeros)
 
     @torch.no_grad()
@@ -449,7 +504,7 @@ class Crossbar(nn.Module):
         """
         x = self.dac(x.reshape(-1, self.in_features))
         w = self.weight().to(x.dtype)
-        seen = self._tile_products(x, w).abs().amax(dim=1).float().cpu()
+        seen = self._tile_sums(x, *self._arrange(w)).abs_().amax(dim=1).float().cpu()
         self._seen = seen if self._seen is None else torch.maximum(self._seen, seen)
         padded = F.pad(w.abs(), (0, self.row_tiles * self.config.tile_rows - self.in_features))
         worst = padded.reshape(self.out_features, self.row_tiles, -1).sum(-1).T.float().cpu()
@@ -469,45 +524,54 @@ class Crossbar(nn.Module):
             self._calibrated = bool(self.adc_full_scale.gt(0).all())
         return self._calibrated
 
-    def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    def _adc_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, tuple[torch.Tensor, ...]]:
         """The weights divided by each tile's and column's LSB, so that a product comes out in ADC codes,
-        arranged by tiles (contiguous, for the batched product), and the LSBs (tiles, 1, out)."""
+        arranged by tiles (contiguous, for the batched product), the LSBs (tiles, 1, out) and the same
+        LSBs tile by tile."""
         if self._adc_cache is None or self._adc_cache[0] != dtype:
             lsb = self.adc_full_scale / (2 ** (self.config.adc_bits - 1) - 1)  # (tiles, out)
             per_row = lsb.repeat_interleave(self.config.tile_rows, dim=0)[: self.in_features].T  # (out, in)
             whole, rest = self._arrange((self.weight() / per_row).to(dtype))
-            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb.to(dtype).unsqueeze(1))
-        return self._adc_cache[1:]
+            lsb = lsb.to(dtype).unsqueeze(1)
+            self._adc_cache = (dtype, None if whole is None else whole.contiguous(), rest, lsb, tuple(lsb.unbind(0)),
+                               None if rest is None else rest.t().contiguous())
+        return self._adc_cache[1:5]
 
-    @torch.no_grad()
-    def _quantise(self, whole: torch.Tensor | None, rest: torch.Tensor | None, lsb: torch.Tensor) -> torch.Tensor:
-        """Tile column sums given in LSBs → rounded, saturating ADC codes, scaled back and added digitally
-        (in place on the codes)."""
-        levels = 2 ** (self.config.adc_bits - 1) - 1
-        codes = [] if whole is None else list(whole.round_().clamp_(-levels, levels).unbind(0))
-        if rest is not None:
-            codes.append(rest.round_().clamp_(-levels, levels))
-        # tile by tile into one sum (lsb[t] is tile t's): a sum over the leading dimension is slow on CPU
-        y = torch.mul(codes[0], lsb[0])
-        for tile in range(1, len(codes)):
-            y.addcmul_(codes[tile], lsb[tile])
+    def _rest_rows(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """The partly filled last tile's LSB-scaled weights as rows (rest, out), contiguous (compiled read)."""
+        self._adc_weights(dtype)
+        return self._adc_cache[5]
+
+    def _quantise(self, codes: torch.Tensor, lsb: tuple[torch.Tensor, ...], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Tile column sums given in LSBs, (row_tiles, vectors, out) → rounded, saturating ADC codes (in
+        place), scaled back with each tile's LSBs and added digitally (into ``out`` if given); no autograd."""
+        levels = self._levels()
+        first, *others = codes.round_().clamp_(-levels, levels)
+        # tile by tile into one sum: a sum over the leading dimension is slow on CPU
+        y = torch.mul(first, lsb[0], out=out)
+        for code, step in zip(others, lsb[1:], strict=True):
+            y.addcmul_(code, step)
         return y
 
     def _digitise(self, x: torch.Tensor) -> torch.Tensor:
-        """Every row tile's column sums through its ADC.  Without gradients the product runs on the
-        LSB-scaled weights; with them it runs on the weights, and the ADC's rounding is passed straight through."""
-        whole_w, rest_w, lsb = self._adc_weights(x.dtype)
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            with torch.no_grad():
-                return self._quantise(*self._tile_parts(x, whole_w, rest_w), lsb)
+        """Every row tile's column sums through its ADC, with autograd: the product runs on the weights,
+        and the ADC's rounding is passed straight through from the tile sums."""
+        _, _, lsb, lsb_tiles = self._adc_weights(x.dtype)
         whole, rest = self._tile_parts(x, *self._arrange(self.weight().to(x.dtype)))
         exact = sum(part if part.dim() == 2 else part.sum(dim=0) for part in (whole, rest) if part is not None)
         full = 0 if whole is None else whole.shape[0]
-        codes = (None if whole is None else whole.detach() / lsb[:full], None if rest is None else rest.detach() / lsb[-1])
-        return _straight_through(exact, self._quantise(*codes, lsb))
+        with torch.no_grad():
+            codes = torch.empty(self.row_tiles, x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
+            if whole is not None:
+                torch.div(whole.detach(), lsb[:full], out=codes[:full])
+            if rest is not None:
+                torch.div(rest.detach(), lsb[-1], out=codes[full])
+            rounded = self._quantise(codes, lsb_tiles)
+        return _straight_through(exact, rounded)
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation.
+    def matmul(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Analogue product ``x @ W^T`` (x: ..., in) through DAC, array, read noise, ADC and compensation,
+        plus the digital ``bias`` if given.
 
         With an ADC, every row tile's column sums are digitised separately (a tile's currents are
         converted before tiles are added) against the calibrated full scale; an uncalibrated array
@@ -524,21 +588,91 @@ class Crossbar(nn.Module):
         spike_rows = _spike_rows(x.detach()) if noisy or cfg.dac_bits is not None else None
         if spike_rows is None or not self._dac_passes_spikes():
             x = self.dac(x)
-        if cfg.adc_bits is None or (not self.calibrated and not x.any()):  # all-zero input: nothing to digitise
-            y = F.linear(x, self.weight().to(x.dtype))
-        else:
-            if not self.calibrated:
-                self.calibrate(x)
-            y = self._digitise(x)
-        if noisy:
+        adc = cfg.adc_bits is not None and (self.calibrated or x.any())  # all-zero input: nothing to digitise
+        if adc and not self.calibrated:
+            self.calibrate(x)
+        bias = None if bias is None else bias.to(x.dtype)
+        if not torch.is_grad_enabled():
+            y = self._read(x, spike_rows, noisy, adc, bias)
+        elif not x.requires_grad:
             with torch.no_grad():
-                std = self._noise_std(x.detach(), y.detach(), spike_rows)
-                draws = standard_normals(y.shape, self.cells.generator, y.device)
-            y = y.addcmul_(draws, std) if not y.requires_grad else y + draws * std
-        gain = self.compensation_gain()
-        if gain is not None:
-            y = y * gain.to(y.dtype)
+                y = self._read(x, spike_rows, noisy, adc, bias)
+        else:
+            y = self._digitise(x) if adc else F.linear(x, self.weight().to(x.dtype))
+            if noisy:
+                with torch.no_grad():
+                    std = self._noise_std(x.detach(), y.detach(), spike_rows)
+                    draws = standard_normals(y.shape, self.cells.generator, y.device)
+                y = y + draws * std
+            gain = self.compensation_gain()
+            if gain is not None:
+                y = y * gain.to(y.dtype)
+            if bias is not None:
+                y = y + bias
         return y.reshape(*shape[:-1], self.out_features)
+
+    def _read(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None, noisy: bool, adc: bool, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The read without autograd (called with it off).
+
+        The periphery runs on ``_CHUNK_ELEMENTS`` tile sums at a time, in reused buffers, so that its passes
+        over tile sums, codes and noise stay in cache.  Each chunk's arithmetic is exactly the unchunked
+        one: one window of normals for the whole call, sliced per chunk.  Where ``fused.kernel()`` is
+        available the whole read is one compiled call.
+        """
+        gain = self.compensation_gain()
+        if not (noisy or adc or gain is not None):
+            y = F.linear(x, self.weight().to(x.dtype))
+            return y if bias is None else y.add_(bias)
+        y = torch.empty(x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
+        draws = standard_normals(y.shape, self.cells.generator, y.device) if noisy else None
+        weights = self._adc_weights(x.dtype) if adc else self.weight().to(x.dtype).t()
+        gain = None if gain is None else gain.to(y.dtype).expand(self.out_features).contiguous()
+        step = max(1, _CHUNK_ELEMENTS // (self.row_tiles * self.out_features))
+        compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+        if compiled is not None:
+            rows, row_scale, alpha, source = self._variance_parts(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
+            whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
+            rest_w = self._rest_rows(x.dtype) if adc else None
+            compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
+                                    y, _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
+                                    _or_empty(bias), step, self._buffer("sums", self.row_tiles * step * self.out_features, x))
+            return y
+        for start in range(0, x.shape[0], step):
+            rows = slice(start, start + step)
+            self._read_chunk(x[rows], y[rows], None if spike_rows is None else spike_rows[rows],
+                             None if draws is None else draws[rows], weights, gain, bias)
+        return y
+
+    def _levels(self) -> int:
+        """The ADC's largest code: ±(2^(bits−1) − 1)."""
+        return 2 ** (self.config.adc_bits - 1) - 1
+
+    def _read_chunk(
+        self,
+        x: torch.Tensor,
+        out: torch.Tensor,
+        spike_rows: torch.Tensor | None,
+        draws: torch.Tensor | None,
+        weights: tuple | torch.Tensor,
+        gain: torch.Tensor | None,
+        bias: torch.Tensor | None,
+    ) -> None:
+        """One chunk of ``_read`` into ``out``, in eager torch: tiles through their ADCs (``weights`` from
+        ``_adc_weights``) or the plain product (``weights`` transposed), then read noise, compensation, bias."""
+        if isinstance(weights, tuple):
+            whole_w, rest_w, _, lsb = weights
+            sums = self._tile_sums(x, whole_w, rest_w, out=self._scratch("sums", (self.row_tiles, *out.shape), x))
+            self._quantise(sums, lsb, out=out)
+        else:
+            torch.mm(x, weights, out=out)
+        if draws is not None:
+            out.addcmul_(draws, self._noise_std(x, out, spike_rows, out=self._scratch("var", out.shape, x)))
+        if gain is not None:
+            out.mul_(gain)
+        if bias is not None:
+            out.add_(bias)
 
     def extra_repr(self) -> str:
         c = self.config

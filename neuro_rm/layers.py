@@ -65,6 +65,7 @@ class HybridLayer(nn.Module):
         raise NotImplementedError
 
     def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
+        """The branch's product B·(A·x), before its scale α/r."""
         raise NotImplementedError
 
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -89,13 +90,17 @@ class HybridLayer(nn.Module):
             macs = vectors * delta.numel()
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + macs
             self.sram_bits_read += macs * PRECISION_BITS[precision]
-            return y + self._dense_out(x, delta.to(x.dtype))
+            return y.add_(self._dense_out(x, delta.to(x.dtype)))  # no autograd here: y is this call's own
         for name in self.active:
             adapter = self.adapters[name]
             if name in self.write_aware:
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
             else:
-                y = y + self._adapter_out(x, adapter)
+                branch = self._adapter_out(x, adapter)
+                if y.requires_grad or branch.requires_grad:
+                    y = y + adapter.scale * branch
+                else:  # y is this call's own: scaled and added in one pass
+                    y.add_(branch, alpha=adapter.scale)
             macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
@@ -290,12 +295,11 @@ class HybridLinear(HybridLayer):
             raise ValueError(f"{self._label()}: expected input with {self.in_features} features, got shape {tuple(x.shape)}")
 
     def _base(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.crossbar.matmul(x)
-        return y if self.bias is None else y + self.bias.to(y.dtype)
+        return self.crossbar.matmul(x, self.bias)
 
     def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
         a, b = adapter.factors()
-        return adapter.scale * F.linear(F.linear(x, a), b)
+        return F.linear(F.linear(x, a), b)
 
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
         return x.numel() // self.in_features
@@ -370,7 +374,7 @@ class HybridConv2d(HybridLayer):
     def _adapter_out(self, x: torch.Tensor, adapter: LoRAAdapter) -> torch.Tensor:
         a, b = adapter.factors()
         h = self._conv(x, a.view(adapter.rank, self.in_channels, *self.kernel_size))
-        return adapter.scale * F.conv2d(h, b.view(self.out_channels, adapter.rank, 1, 1))
+        return F.conv2d(h, b.view(self.out_channels, adapter.rank, 1, 1))
 
     def _vectors(self, x: torch.Tensor, y: torch.Tensor) -> int:
         return y.shape[0] * y.shape[2] * y.shape[3]

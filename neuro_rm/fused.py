@@ -1,0 +1,181 @@
+"""An optional compiled kernel for the crossbar periphery: the tile products, ADC codes, the digital sum
+over row tiles, read noise, compensation and bias in one call, chunk by chunk.
+
+Eager torch makes one memory pass per operation (round, clamp, a scaled add per tile, the noise variance,
+its square root, the noisy add), which made the realistic readout cost 1.6-1.8x the ideal one on CPU.
+The same arithmetic in one C++ loop touches each tile sum once.  It is no approximation: the operations
+run in the eager order and rounding (a test checks outputs bit for bit without noise, and to within the
+rounding of torch's vectorised square root, which is not correctly rounded, with it); the random draws
+are the same.  A binary-input check (spikes) runs in one pass too.
+
+It is compiled with torch's C++ extension loader on first use (about a minute, then cached on disk) and
+is never required: without a compiler, or with ``NEURO_RM_FUSED=0`` (or ``enabled = False``),
+``kernel()`` is None and ``crossbar.Crossbar`` runs the eager periphery.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+
+// One chunk of rows, in place on y (m, width): the sum over tiles of ADC codes (s: tiles x m x width, in
+// LSBs, rounded and clamped to +-top) times l (tiles x width); with no tiles y already holds the product.
+// Then read noise (d not null): variance = alpha * source + row_scale * rows[v], source = vs or y itself;
+// then the compensation gain g and the bias b (each where not null).  The operations and their order
+// are the eager ones (torch.mul, then addcmul_ per tile; torch.add(row, y, alpha); addcmul_; mul_; add_).
+static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, const float* l, float top,
+                      bool quantise, float* y, const float* d, const float* rows, float row_scale, float alpha,
+                      const float* vs, const float* g, const float* b) {
+  at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) {
+      float* yv = y + v * width;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const float* st = s + (t * m + v) * width;
+        const float* lt = l + t * width;
+        for (int64_t o = 0; o < width; ++o) {
+          float c = st[o];
+          if (quantise) {
+            c = std::nearbyint(c);
+            c = c < -top ? -top : (c > top ? top : c);
+          }
+          yv[o] = t == 0 ? c * lt[o] : std::fma(c, lt[o], yv[o]);
+        }
+      }
+      if (d != nullptr) {
+        const float rv = row_scale * rows[v];
+        const float* src = vs == nullptr ? yv : vs + v * width;
+        const float* dv = d + v * width;
+        for (int64_t o = 0; o < width; ++o) {
+          float var = std::fma(alpha, src[o], rv);
+          var = var < 1e-30f ? 1e-30f : var;
+          yv[o] = std::fma(dv[o], std::sqrt(var), yv[o]);
+        }
+      }
+      if (g != nullptr) {
+        for (int64_t o = 0; o < width; ++o) yv[o] = yv[o] * g[o];
+      }
+      if (b != nullptr) {
+        for (int64_t o = 0; o < width; ++o) yv[o] = yv[o] + b[o];
+      }
+    }
+  });
+}
+
+static const float* optional(const torch::Tensor& t) { return t.numel() > 0 ? t.data_ptr<float>() : nullptr; }
+
+// out (m, width) = x (m, k, strided) @ w (k, width): k in order, one fma each, as MKL's sgemm sums a narrow
+// product (a test checks the two agree bit for bit); zero inputs (most spikes) are skipped, fma(0, w, s) = s.
+static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch::Tensor& out) {
+  const int64_t m = x.size(0), k = x.size(1), width = out.size(1), row = x.stride(0), col = x.stride(1);
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) {
+      float* ov = o + v * width;
+      for (int64_t j = 0; j < width; ++j) ov[j] = 0.0f;
+      for (int64_t i = 0; i < k; ++i) {
+        const float a = xp[v * row + i * col];
+        if (a == 0.0f) continue;
+        const float* wi = wp + i * width;
+        for (int64_t j = 0; j < width; ++j) ov[j] = std::fma(a, wi[j], ov[j]);
+      }
+    }
+  });
+}
+
+// The read of x (n, in) into out (n, width), step rows at a time.  levels >= 0: through the ADCs, with
+// whole_w (full tiles, rows, width) and rest_w (rest, width) the LSB-scaled weights (either may be empty)
+// and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
+// width).  draws, rows (n), var_src (n, width), gain and bias (width) may be empty.  Float32; x, out, draws,
+// rows, var_src, gain, bias, lsb and scratch contiguous.
+void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
+                    const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, const torch::Tensor& draws,
+                    const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& var_src,
+                    const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
+  const int64_t n = x.size(0), in = x.size(1), width = out.size(1);
+  const bool adc = levels >= 0;
+  const int64_t full = adc && whole_w.numel() > 0 ? whole_w.size(0) : 0;
+  const int64_t tile_rows = full > 0 ? whole_w.size(1) : 0;
+  const int64_t tiles = adc ? full + (rest_w.numel() > 0 ? 1 : 0) : 0;
+  const float* d = optional(draws);
+  const float* r = optional(rows);
+  const float* vs = optional(var_src);
+  for (int64_t start = 0; start < n; start += step) {
+    const int64_t m = std::min(step, n - start);
+    torch::Tensor xc = x.narrow(0, start, m);
+    torch::Tensor yc = out.narrow(0, start, m);
+    torch::Tensor sums;
+    if (adc) {
+      sums = scratch.narrow(0, 0, tiles * m * width).view({tiles, m, width});
+      if (full > 0) {
+        torch::Tensor part = sums.narrow(0, 0, full);
+        at::bmm_out(part, xc.narrow(1, 0, full * tile_rows).reshape({m, full, tile_rows}).transpose(0, 1), whole_w);
+      }
+      if (rest_w.numel() > 0) {
+        torch::Tensor part = sums.select(0, full);
+        narrow_product(xc.narrow(1, full * tile_rows, in - full * tile_rows), rest_w, part);
+      }
+    } else {
+      at::mm_out(yc, xc, whole_w);
+    }
+    periphery(adc ? sums.data_ptr<float>() : nullptr, tiles, m, width, adc ? lsb.data_ptr<float>() : nullptr,
+              static_cast<float>(levels), adc, yc.data_ptr<float>(), d == nullptr ? nullptr : d + start * width,
+              r == nullptr ? nullptr : r + start, static_cast<float>(row_scale), static_cast<float>(alpha),
+              vs == nullptr ? nullptr : vs + start * width, optional(gain), optional(bias));
+  }
+}
+
+// Row sums of x (n, width) into rows (n) when every entry is 0 or 1; false (rows undefined) otherwise.
+bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
+  const int64_t n = x.size(0), width = x.size(1);
+  const float* p = x.data_ptr<float>();
+  float* r = rows.data_ptr<float>();
+  bool binary = true;
+  for (int64_t v = 0; v < n && binary; ++v) {
+    const float* xv = p + v * width;
+    int32_t ones = 0, others = 0;  // integer counts vectorise (a float sum is one serial chain)
+    for (int64_t i = 0; i < width; ++i) {
+      ones += xv[i] == 1.0f;
+      others += (xv[i] != 0.0f) & (xv[i] != 1.0f);
+    }
+    r[v] = static_cast<float>(ones);
+    binary = others == 0;
+  }
+  return binary;
+}
+"""
+
+enabled = os.environ.get("NEURO_RM_FUSED", "1") != "0"  # False: always the eager periphery
+_kernel: Any = None
+_tried = False
+
+
+def kernel() -> Any:
+    """The compiled module (``periphery_read``, ``binary_rows``), or None where it cannot be built or is not
+    ``enabled``."""
+    global _kernel, _tried
+    if not enabled:
+        return None
+    if not _tried:
+        _tried = True
+        try:
+            from torch.utils.cpp_extension import load_inline
+
+            module = load_inline(
+                name="neuro_rm_periphery",
+                cpp_sources=_SOURCE,
+                functions=["periphery_read", "binary_rows"],
+                extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
+            )
+            _kernel = module
+        except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery
+            warnings.warn(f"neuro_rm: fused periphery kernel unavailable ({type(error).__name__}); using eager torch",
+                          stacklevel=2)
+    return _kernel

@@ -1,0 +1,94 @@
+"""The compiled periphery (neuro_rm/fused.py) reads exactly what the eager torch periphery reads."""
+
+import pytest
+import torch
+
+from neuro_rm import crossbar as crossbar_module
+from neuro_rm import fused
+from neuro_rm.crossbar import Crossbar, CrossbarConfig
+from neuro_rm.device import DeviceConfig
+
+if fused.kernel() is None:
+    pytest.skip("no compiler for the fused periphery kernel (the eager periphery is used)", allow_module_level=True)
+
+CONFIGS = {
+    "realistic": CrossbarConfig(),
+    "differential": CrossbarConfig(mapping="differential"),
+    "noise only": CrossbarConfig.ideal(read_noise=True),
+    "ADC only": CrossbarConfig.ideal(adc_bits=6),
+    "column compensation": CrossbarConfig(drift_compensation="column"),
+}
+
+
+def _crossbar(config, in_features=300, out_features=70):
+    """Two full 128-row tiles and a partly filled one; calibrated on counts so that some tiles saturate later."""
+    bar = Crossbar(out_features, in_features, DeviceConfig(), config, seed=3)
+    bar.program(torch.randn(out_features, in_features, generator=torch.Generator().manual_seed(1)) * 0.1)
+    bar.set_time(3600.0)
+    if config.adc_bits is not None:
+        bar.calibrate((torch.rand(64, in_features, generator=torch.Generator().manual_seed(2)) < 0.1).float())
+    return bar
+
+
+def _inputs(kind, vectors=700, in_features=300):
+    generator = torch.Generator().manual_seed(4)
+    spikes = (torch.rand(vectors, in_features, generator=generator) < 0.15).float()
+    return spikes if kind == "spikes" else spikes * torch.randint(1, 6, spikes.shape, generator=generator).float()
+
+
+def _read_both(bar, x, bias, monkeypatch):
+    """The same read, same random draws, through the compiled and the eager periphery."""
+    state = bar.cells.generator.get_state()
+    with torch.no_grad():
+        compiled = bar.matmul(x, bias)
+        after = bar.cells.generator.get_state()
+        bar.cells.generator.set_state(state)
+        monkeypatch.setattr(fused, "enabled", False)
+        eager = bar.matmul(x, bias)
+        monkeypatch.setattr(fused, "enabled", True)
+    assert torch.equal(after, bar.cells.generator.get_state())  # the same draws were taken
+    return compiled, eager
+
+
+@pytest.mark.parametrize("kind", ["spikes", "counts"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_compiled_periphery_reads_what_eager_torch_reads(name, kind, monkeypatch):
+    bar = _crossbar(CONFIGS[name])
+    x, bias = _inputs(kind), torch.linspace(-1, 1, 70)
+    compiled, eager = _read_both(bar, x, bias, monkeypatch)
+    if not bar.config.read_noise:
+        assert torch.equal(compiled, eager)  # ADC codes, tile sum, gain, bias: the same operations, bit for bit
+    else:  # torch's vectorised sqrt is within an ulp; the kernel's is correctly rounded
+        torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+    assert bar.config.adc_bits is None or (eager.abs() > 0).any()
+
+
+def test_a_changed_periphery_is_detected(monkeypatch):
+    """Positive control: the comparison above fails when the compiled read's ADC range is one code short."""
+    bar = _crossbar(CrossbarConfig.ideal(adc_bits=6))
+    x = _inputs("counts")
+    real_levels = Crossbar._levels
+    calls = []
+
+    def short_once(self):  # the first call (the compiled read) gets one code less, later ones the real range
+        calls.append(1)
+        return real_levels(self) - (len(calls) == 1)
+
+    monkeypatch.setattr(Crossbar, "_levels", short_once)
+    compiled, eager = _read_both(bar, x, None, monkeypatch)
+    assert not torch.equal(compiled, eager)
+    monkeypatch.setattr(Crossbar, "_levels", real_levels)
+    assert torch.equal(*_read_both(bar, x, None, monkeypatch))
+
+
+@pytest.mark.parametrize("values, binary", [((0.0, 1.0), True), ((0.0, 1.0, 2.0), False), ((0.0, 0.5, 1.0), False),
+                                            ((0.0, -1.0, 1.0), False)])
+def test_spike_check_agrees_with_the_eager_one(values, binary, monkeypatch):
+    choice = torch.randint(len(values), (50, 40), generator=torch.Generator().manual_seed(5))
+    x = torch.tensor(values)[choice]
+    compiled = crossbar_module._spike_rows(x)
+    monkeypatch.setattr(fused, "enabled", False)
+    eager = crossbar_module._spike_rows(x)
+    assert (compiled is None) == (eager is None) == (not binary)
+    if binary:
+        assert torch.equal(compiled, eager) and torch.equal(compiled, x.sum(dim=-1, keepdim=True))
