@@ -26,7 +26,7 @@ from neuro_rm import work
 from neuro_rm.data.styles import NUM_STYLES, STYLES, make_generic, make_styles, save_grid
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
-from neuro_rm.energy_report import demo_energy
+from neuro_rm.energy_report import demo_energy, sampling_work
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.diffusion import (
     BranchConfig,
@@ -356,7 +356,8 @@ def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, prog
     report["energy.write_energy_ratio"] = full_ledger.joules("write") / report["forget.write_energy_j"]
     report["energy.rm_write_pulses_after_deploy"] = ledger.count("write.rm_pulse") - report["deploy.write_pulses"]
     report["energy.ledger"] = ledger.report()["categories"]
-    report |= demo_energy(STAGE_LOOPS, None, None, report["forget.write_bits"], full_ledger, "forget", "baseline_full")
+    report |= demo_energy(STAGE_LOOPS, None, None, report["forget.write_bits"], full_ledger, "forget", "baseline_full",
+                          inference=sampling_work(model, torch.arange(len(classes)), latents.shape[1:], config.schedule))
     report["seconds_per_stage"] = seconds
     report["grids"] = judge.grids
     bar.close()
