@@ -32,7 +32,11 @@ class TechNode:
 
     def scale(self) -> float:
         """Energy factor from the 45 nm / 0.9 V reference (Horowitz's node) to this node."""
-        return (self.feature_nm / 45.0) * (self.vdd / 0.9) ** 2
+        return (self.feature_nm / 45.0) * self.supply_scale()
+
+    def supply_scale(self) -> float:
+        """The V² part alone, for a constant whose capacitance does not shrink with the node."""
+        return (self.vdd / 0.9) ** 2
 
 
 NODES = {
@@ -49,9 +53,12 @@ DEFAULT_NODE = "45nm"
 ADAM_MACS = 8
 # Kept for callers of the 180 nm preset: (180/45)·(1.8/0.9)² = 16.
 SCALE_45NM_TO_180NM = NODES["180nm"].scale()
-# The CMOS constants of EnergyModel, all given at 45 nm and scaled together by TechNode.scale().
-CMOS_FIELDS = ("adc_fom_j_per_step", "dac_unit_j", "sense_amp_j", "mac_fp32_j", "mac_fp16_j", "mac_int8_j",
-               "sram_read_j_per_bit", "sram_write_j_per_bit")
+# The CMOS constants of EnergyModel, all given at 45 nm and scaled together by TechNode.scale() (C ∝ L, V²).
+CMOS_FIELDS = ("adc_fom_j_per_step", "mac_fp32_j", "mac_fp16_j", "mac_int8_j", "sram_read_j_per_bit",
+               "sram_write_j_per_bit")
+# CMOS constants whose capacitance is not set by the feature size, scaled by V² alone (TechNode.supply_scale):
+# the DAC's unit capacitor (sized for matching, i.e. by area) and the sense amplifier (its source's own rule).
+SUPPLY_FIELDS = ("dac_unit_j", "sense_amp_j")
 # How a verify read is sensed: a window check by a sense amplifier, or a full ADC conversion.
 VERIFY_SENSING = ("sense_amp", "adc")
 # SRAM energy per 64-bit access against array capacity, Horowitz ISSCC 2014, Fig. 1.1.9 (45 nm):
@@ -96,21 +103,24 @@ class EnergyModel:
     rm_cell_read_j: float = 0.2**2 * 50e-6 * 10e-9
     rm_read_s: float = 10e-9
     # ADC: Walden figure of merit 50 fJ per conversion step, a mid-range (not frontier) value for SAR
-    # ADCs in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.  Taken at 45 nm.
+    # ADCs in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.  A survey-wide
+    # value, not one node's: placing it at 45 nm and scaling it by C·V² is an assumption (it makes the
+    # 180 nm ADC 800 fJ/step, the poor end of published 180 nm SARs).
     adc_fom_j_per_step: float = 50e-15
     adc_bits: int = 8
     # DAC: a binary-weighted capacitive DAC switches on average ∝ 2^bits·C_u·V² per conversion (Saberi et
     # al., "Analysis of power consumption and linearity in capacitive DACs used in SAR ADCs", IEEE TCAS-I
-    # 58(8), 2011); C_u = 1 fF (a matching-limited unit capacitor, an assumption) at V = 0.9 V (45 nm).
+    # 58(8), 2011); C_u = 1 fF (a matching-limited unit capacitor, an assumption) at V = 0.9 V (45 nm);
+    # matching sets C_u by area, not by L, so only V² scales it between nodes.
     # A binary (spike) input needs one level: a 1-bit row driver, 2·C_u·V².
     dac_unit_j: float = 1e-15 * 0.9**2
     # Verify reads: write-and-verify checks a cell against its target window (±tolerance), two decisions
     # (above the lower bound, below the upper) of a latched voltage sense amplifier.  NeuroSim prices one
     # sense-amplifier decision at 9.845 fJ at 65 nm, 1.1 V, from SPICE (P.-Y. Chen, X. Peng, S. Yu, IEEE TCAD
-    # 37(12), 2018; MLP_NeuroSim V3.0, VoltageSenseAmp), taken to 45 nm / 0.9 V by the TechNode rule:
-    # 9.845 fJ · (45/65) · (0.9/1.1)² = 4.56 fJ.  ``verify_sensing="adc"`` prices every verify read as a full
+    # 37(12), 2018; MLP_NeuroSim V3.0, VoltageSenseAmp), scaled as NeuroSim scales it, by V² alone:
+    # 9.845 fJ · (0.9/1.1)² = 6.59 fJ at 0.9 V.  ``verify_sensing="adc"`` prices every verify read as a full
     # ``adc_bits`` conversion instead (this code's earlier pricing, which had no source: an assumption variant).
-    sense_amp_j: float = 9.845e-15 * (45 / 65) * (0.9 / 1.1) ** 2
+    sense_amp_j: float = 9.845e-15 * (0.9 / 1.1) ** 2
     verify_decisions: int = 2
     verify_sensing: str = "sense_amp"
     # --- digital (Horowitz ISSCC 2014, 45 nm): fp32 multiply 3.7 pJ + add 0.9 pJ; fp16 1.1 + 0.4 pJ;
@@ -145,11 +155,13 @@ class EnergyModel:
 
     @classmethod
     def for_node(cls, node: str = DEFAULT_NODE, **overrides: float) -> EnergyModel:
-        """The default constants with every CMOS one (``CMOS_FIELDS``) scaled to ``node`` (see ``TechNode``)."""
+        """The default constants with every CMOS one scaled to ``node`` (see ``TechNode``): ``CMOS_FIELDS`` by
+        C·V² with C ∝ L, ``SUPPLY_FIELDS`` by V² alone."""
         if node not in NODES:
             raise ValueError(f"unknown technology node {node!r}; presets: {sorted(NODES)}")
-        base, factor = cls(), NODES[node].scale()
-        scaled = {name: getattr(base, name) * factor for name in CMOS_FIELDS}
+        base, tech = cls(), NODES[node]
+        scaled = {name: getattr(base, name) * tech.scale() for name in CMOS_FIELDS}
+        scaled |= {name: getattr(base, name) * tech.supply_scale() for name in SUPPLY_FIELDS}
         return replace(base, **{**scaled, "node": node, **overrides})
 
     @classmethod

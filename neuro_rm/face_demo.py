@@ -376,7 +376,7 @@ def run_lifecycle(data: FaceSplits, config: FaceDemoConfig) -> dict[str, object]
     report["energy.training_cost_ratio"] = report["baseline_full.trainable_params"] / report["revoke.trainable_params"]
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report["revoke.write_energy_j"]
     current = data.test.of_classes([*keep, new])
-    stages = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
+    stages = {"pretrain": "pretrain", "revoke": "revoke (", "baseline_full": "baseline: full",
               "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
     report |= demo_energy(stages, model, current.x, report["revoke.write_bits"], full_ledger, "revoke", "baseline_full",
                           gpu_model=digital)

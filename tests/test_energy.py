@@ -49,8 +49,8 @@ def test_bad_values_are_rejected():
 
 def test_a_verify_read_is_a_window_check_unless_the_adc_variant_is_asked_for():
     sense, adc = EnergyModel(), EnergyModel(verify_sensing="adc")
-    # NeuroSim's 9.845 fJ sense-amplifier decision (65 nm, 1.1 V) at 45 nm / 0.9 V, two decisions per window check
-    assert math.isclose(sense.sense_amp_j, 9.845e-15 * (45 / 65) * (0.9 / 1.1) ** 2)
+    # NeuroSim's 9.845 fJ sense-amplifier decision (65 nm, 1.1 V) at 0.9 V, two decisions per window check
+    assert math.isclose(sense.sense_amp_j, 9.845e-15 * (0.9 / 1.1) ** 2)
     assert math.isclose(sense.verify_read_j, sense.rm_cell_read_j + 2 * sense.sense_amp_j)
     assert math.isclose(adc.verify_read_j, adc.rm_cell_read_j + adc.adc_conversion_j)
     assert adc.verify_read_j > 100 * sense.verify_read_j  # a full 8-bit conversion is the costly variant

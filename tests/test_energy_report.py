@@ -11,7 +11,7 @@ from torch import nn
 from neuro_rm import energy_report, work
 from neuro_rm import layers as L
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.energy import CMOS_FIELDS, NODES, EnergyModel, Ledger
+from neuro_rm.energy import CMOS_FIELDS, NODES, SUPPLY_FIELDS, EnergyModel, Ledger
 from neuro_rm.learning.loop import TrainConfig, optimize
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.diffusion import ScheduleConfig
@@ -152,9 +152,11 @@ def test_a_node_preset_scales_every_cmos_constant_by_one_factor(node):
     base, scaled = EnergyModel(), EnergyModel.for_node(node)
     factor = NODES[node].scale()
     cmos = {f.name for f in dataclasses.fields(EnergyModel)} - NOT_CMOS
-    assert cmos == set(CMOS_FIELDS)  # a new CMOS constant must join the scaled set
-    for name in cmos:
+    assert cmos == set(CMOS_FIELDS) | set(SUPPLY_FIELDS)  # a new CMOS constant must join a scaled set
+    for name in CMOS_FIELDS:
         assert math.isclose(getattr(scaled, name), getattr(base, name) * factor), name
+    for name in SUPPLY_FIELDS:  # capacitance fixed by matching or by the source's rule: V² only
+        assert math.isclose(getattr(scaled, name), getattr(base, name) * (NODES[node].vdd / 0.9) ** 2), name
     for name in NOT_CMOS - {"node"}:
         assert getattr(scaled, name) == getattr(base, name), name
     assert scaled.node == node
