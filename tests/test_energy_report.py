@@ -109,6 +109,22 @@ def test_sram_is_sized_by_the_digital_weights_a_pass_reads():
     sram = measured.hybrid.sram_bits_read * energy.sram_read_j_per_bit
     assert sram > 0
     assert math.isclose(energy_report.inference_j(measured, energy, "hybrid"), unsized.joules("infer") + sram)
+    x, y = torch.rand(16, 256), torch.randint(0, 3, (16,))
+    with work.WorkMeter() as meter:
+        optimize(L.adapter_parameters(model, "big"), lambda i: nn.functional.cross_entropy(model(x[i]), y[i]), 16,
+                 TrainConfig(epochs=1, batch_size=8), description="stage")
+    (record,) = meter.records
+    assert record.sram_bytes == (16 * 512 * 32 + 16 * 512 * 3 * 32) / 8  # the branch, and Adam's g, m, v
+    backward = work.backward_of(record.forward)
+
+    def total(e):
+        updates = record.optimizer_updates
+        adam = updates * 128 * (e.sram_read_bit_j + e.sram_write_bit_j) + updates * 8 * e.mac_fp32_j
+        return math.fsum([*(_train_ledger(p, e) for p in (record.forward, backward, record.evaluation)), adam])
+
+    sized = replace(energy, sram_bytes=record.sram_bytes)
+    assert math.isclose(energy_report.chip_training_j(record, energy), total(sized))
+    assert total(sized) > 1.2 * total(energy)
 
 
 def test_a_diffusion_sampler_is_priced_per_image():
@@ -165,6 +181,10 @@ def test_a_node_preset_scales_every_cmos_constant_by_one_factor(node):
 
 def test_the_180nm_preset_is_cv2_scaling():
     assert math.isclose(NODES["180nm"].scale(), (180 / 45) * (1.8 / 0.9) ** 2)
+    old, base = EnergyModel.for_node("180nm"), EnergyModel()
+    assert math.isclose(old.mac_fp32_j, 16 * base.mac_fp32_j)
+    # a matching-limited DAC capacitor and NeuroSim's sense amplifier: V² alone, 4× from 0.9 V to 1.8 V
+    assert math.isclose(old.dac_unit_j, 4 * base.dac_unit_j) and math.isclose(old.sense_amp_j, 4 * base.sense_amp_j)
     with pytest.raises(ValueError, match="node"):
         EnergyModel.for_node("7nm")
 
