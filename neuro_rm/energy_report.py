@@ -26,9 +26,9 @@ from neuro_rm.work import PassWork, TrainingWork, backward_of
 if TYPE_CHECKING:
     from neuro_rm.models.diffusion import ScheduleConfig
 
-# A training sample costs a forward and a backward pass, the backward about twice the forward's
-# arithmetic (Kaplan et al., "Scaling laws for neural language models", arXiv 2001.08361: C ≈ 6N per
-# token against 2N for inference): 3 inference-equivalents.
+# A training step costs a forward and a backward pass, the backward about twice the forward's work
+# (Kaplan et al., "Scaling laws for neural language models", arXiv 2001.08361: C ≈ 6N per token against
+# 2N for inference): 3 inference-equivalents, i.e. 3 launches under a per-launch GPU figure.
 TRAIN_SAMPLE_INFERENCES = 3
 
 
