@@ -32,7 +32,11 @@ class TechNode:
 
     def scale(self) -> float:
         """Energy factor from the 45 nm / 0.9 V reference (Horowitz's node) to this node."""
-        return (self.feature_nm / 45.0) * (self.vdd / 0.9) ** 2
+        return (self.feature_nm / 45.0) * self.supply_scale()
+
+    def supply_scale(self) -> float:
+        """The V² part alone, for a constant whose capacitance does not shrink with the node."""
+        return (self.vdd / 0.9) ** 2
 
 
 NODES = {
@@ -49,9 +53,34 @@ DEFAULT_NODE = "45nm"
 ADAM_MACS = 8
 # Kept for callers of the 180 nm preset: (180/45)·(1.8/0.9)² = 16.
 SCALE_45NM_TO_180NM = NODES["180nm"].scale()
-# The CMOS constants of EnergyModel, all given at 45 nm and scaled together by TechNode.scale().
-CMOS_FIELDS = ("adc_fom_j_per_step", "dac_unit_j", "mac_fp32_j", "mac_fp16_j", "mac_int8_j",
-               "sram_read_j_per_bit", "sram_write_j_per_bit")
+# The CMOS constants of EnergyModel, all given at 45 nm and scaled together by TechNode.scale() (C ∝ L, V²).
+CMOS_FIELDS = ("adc_fom_j_per_step", "mac_fp32_j", "mac_fp16_j", "mac_int8_j", "sram_read_j_per_bit",
+               "sram_write_j_per_bit")
+# CMOS constants whose capacitance is not set by the feature size, scaled by V² alone (TechNode.supply_scale):
+# the DAC's unit capacitor (sized for matching, i.e. by area) and the sense amplifier (its source's own rule).
+SUPPLY_FIELDS = ("dac_unit_j", "sense_amp_j")
+# How a verify read is sensed: a window check by a sense amplifier, or a full ADC conversion.
+VERIFY_SENSING = ("sense_amp", "adc")
+# SRAM energy per 64-bit access against array capacity, Horowitz ISSCC 2014, Fig. 1.1.9 (45 nm):
+# 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ.
+SRAM_ACCESS_J = ((8 * 1024, 10 * PJ), (32 * 1024, 20 * PJ), (1024 * 1024, 100 * PJ))
+SRAM_BASE_BYTES = SRAM_ACCESS_J[0][0]
+
+
+def sram_size_factor(capacity_bytes: float) -> float:
+    """Energy per access of an SRAM of ``capacity_bytes`` relative to Horowitz's 8 KB array.
+
+    Log-log interpolation through his three points (a bigger array drives longer bit- and wordlines),
+    extended past 1 MB along the last segment; arrays under 8 KB keep the 8 KB price (no smaller point).
+    """
+    if not (math.isfinite(capacity_bytes) and capacity_bytes >= 0):
+        raise ValueError(f"SRAM capacity must be a finite number of bytes >= 0, got {capacity_bytes}")
+    base = SRAM_ACCESS_J[0][1]
+    if capacity_bytes <= SRAM_BASE_BYTES:
+        return 1.0
+    segment = 0 if capacity_bytes <= SRAM_ACCESS_J[1][0] else 1  # past 1 MB: the last segment, extended
+    (lo, e_lo), (hi, e_hi) = SRAM_ACCESS_J[segment], SRAM_ACCESS_J[segment + 1]
+    return e_lo / base * (capacity_bytes / lo) ** (math.log(e_hi / e_lo) / math.log(hi / lo))
 
 
 @dataclass(frozen=True)
@@ -74,22 +103,37 @@ class EnergyModel:
     rm_cell_read_j: float = 0.2**2 * 50e-6 * 10e-9
     rm_read_s: float = 10e-9
     # ADC: Walden figure of merit 50 fJ per conversion step, a mid-range (not frontier) value for SAR
-    # ADCs in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.  Taken at 45 nm.
+    # ADCs in B. Murmann, "ADC Performance Survey 1997-2024" (Stanford); E = FOM · 2^bits.  A survey-wide
+    # value, not one node's: placing it at 45 nm and scaling it by C·V² is an assumption (it makes the
+    # 180 nm ADC 800 fJ/step, the poor end of published 180 nm SARs).
     adc_fom_j_per_step: float = 50e-15
     adc_bits: int = 8
     # DAC: a binary-weighted capacitive DAC switches on average ∝ 2^bits·C_u·V² per conversion (Saberi et
     # al., "Analysis of power consumption and linearity in capacitive DACs used in SAR ADCs", IEEE TCAS-I
-    # 58(8), 2011); C_u = 1 fF (a matching-limited unit capacitor, an assumption) at V = 0.9 V (45 nm).
+    # 58(8), 2011); C_u = 1 fF (a matching-limited unit capacitor, an assumption) at V = 0.9 V (45 nm);
+    # matching sets C_u by area, not by L, so only V² scales it between nodes.
     # A binary (spike) input needs one level: a 1-bit row driver, 2·C_u·V².
     dac_unit_j: float = 1e-15 * 0.9**2
+    # Verify reads: write-and-verify checks a cell against its target window (±tolerance), two decisions
+    # (above the lower bound, below the upper) of a latched voltage sense amplifier.  NeuroSim prices one
+    # sense-amplifier decision at 9.845 fJ at 65 nm, 1.1 V, from SPICE (P.-Y. Chen, X. Peng, S. Yu, IEEE TCAD
+    # 37(12), 2018; MLP_NeuroSim V3.0, VoltageSenseAmp), scaled as NeuroSim scales it, by V² alone:
+    # 9.845 fJ · (0.9/1.1)² = 6.59 fJ at 0.9 V.  ``verify_sensing="adc"`` prices every verify read as a full
+    # ``adc_bits`` conversion instead (this code's earlier pricing, which had no source: an assumption variant).
+    sense_amp_j: float = 9.845e-15 * (0.9 / 1.1) ** 2
+    verify_decisions: int = 2
+    verify_sensing: str = "sense_amp"
     # --- digital (Horowitz ISSCC 2014, 45 nm): fp32 multiply 3.7 pJ + add 0.9 pJ; fp16 1.1 + 0.4 pJ;
     # int8 multiply 0.2 pJ + int32 add 0.1 pJ (accumulating in 32 bits).
     mac_fp32_j: float = (3.7 + 0.9) * PJ
     mac_fp16_j: float = (1.1 + 0.4) * PJ
     mac_int8_j: float = (0.2 + 0.1) * PJ
-    # 8 KB SRAM: 10 pJ per 64-bit access (Horowitz ISSCC 2014); writes taken equal to reads.
+    # 8 KB SRAM: 10 pJ per 64-bit access (Horowitz ISSCC 2014); writes taken equal to reads.  A bigger
+    # array costs more per access (``sram_size_factor``): ``sram_bytes`` is the capacity the chip needs for
+    # what it stores (energy_report sizes it per task; 8 KB, the base, unless set).
     sram_read_j_per_bit: float = 10 * PJ / 64
     sram_write_j_per_bit: float = 10 * PJ / 64
+    sram_bytes: float = SRAM_BASE_BYTES
     # --- GPU: NVIDIA A100 SXM datasheet, 312 TFLOP/s dense FP16 tensor at 400 W → 400 / 156e12 J per
     # MAC.  Peak utilisation, so this favours the GPU.
     gpu_mac_j: float = 400 / 156e12
@@ -98,8 +142,10 @@ class EnergyModel:
     def __post_init__(self) -> None:
         if self.node not in NODES:
             raise ValueError(f"EnergyModel.node must be one of {sorted(NODES)}, got {self.node!r}")
+        if self.verify_sensing not in VERIFY_SENSING:
+            raise ValueError(f"EnergyModel.verify_sensing must be one of {VERIFY_SENSING}, got {self.verify_sensing!r}")
         for f in fields(self):
-            if f.name == "node":
+            if f.name in ("node", "verify_sensing"):
                 continue
             value = getattr(self, f.name)
             if not (math.isfinite(value) and value >= 0):
@@ -109,11 +155,13 @@ class EnergyModel:
 
     @classmethod
     def for_node(cls, node: str = DEFAULT_NODE, **overrides: float) -> EnergyModel:
-        """The default constants with every CMOS one (``CMOS_FIELDS``) scaled to ``node`` (see ``TechNode``)."""
+        """The default constants with every CMOS one scaled to ``node`` (see ``TechNode``): ``CMOS_FIELDS`` by
+        C·V² with C ∝ L, ``SUPPLY_FIELDS`` by V² alone."""
         if node not in NODES:
             raise ValueError(f"unknown technology node {node!r}; presets: {sorted(NODES)}")
-        base, factor = cls(), NODES[node].scale()
-        scaled = {name: getattr(base, name) * factor for name in CMOS_FIELDS}
+        base, tech = cls(), NODES[node]
+        scaled = {name: getattr(base, name) * tech.scale() for name in CMOS_FIELDS}
+        scaled |= {name: getattr(base, name) * tech.supply_scale() for name in SUPPLY_FIELDS}
         return replace(base, **{**scaled, "node": node, **overrides})
 
     @classmethod
@@ -124,6 +172,23 @@ class EnergyModel:
     @property
     def adc_conversion_j(self) -> float:
         return self.adc_fom_j_per_step * 2**self.adc_bits
+
+    @property
+    def verify_read_j(self) -> float:
+        """One verify read of one cell: the cell read and its sensing (``verify_sensing``)."""
+        if self.verify_sensing == "adc":
+            return self.rm_cell_read_j + self.adc_conversion_j
+        return self.rm_cell_read_j + self.verify_decisions * self.sense_amp_j
+
+    @property
+    def sram_read_bit_j(self) -> float:
+        """One bit read from an SRAM of ``sram_bytes``."""
+        return self.sram_read_j_per_bit * sram_size_factor(self.sram_bytes)
+
+    @property
+    def sram_write_bit_j(self) -> float:
+        """One bit written to an SRAM of ``sram_bytes``."""
+        return self.sram_write_j_per_bit * sram_size_factor(self.sram_bytes)
 
     def dac_conversion_j(self, bits: int) -> float:
         """One DAC conversion of a ``bits``-bit input (1: a binary row driver)."""
@@ -175,7 +240,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ posting physical work
     def post_programming(self, pulses: int, verify_reads: int, tiles: int = 1, note: str = "") -> None:
-        """Write-and-verify: pulses and verify reads (each read goes through the ADC / sense path).
+        """Write-and-verify: pulses and verify reads (each priced by ``EnergyModel.verify_read_j``).
 
         Time assumes tiles program in parallel and cells within a tile one after another.
         """
@@ -183,10 +248,10 @@ class Ledger:
         pulse_s = pulses * e.rm_write_pulse_s / max(tiles, 1)
         read_s = verify_reads * e.rm_read_s / max(tiles, 1)
         self.post("write.rm_pulse", pulses * e.rm_write_pulse_j, pulses, pulse_s, note)
-        self.post("write.rm_verify", verify_reads * (e.rm_cell_read_j + e.adc_conversion_j), verify_reads, read_s, note)
+        self.post("write.rm_verify", verify_reads * e.verify_read_j, verify_reads, read_s, note)
 
     def post_sram_write(self, bits: int, note: str = "") -> None:
-        self.post("write.sram", bits * self.energy.sram_write_j_per_bit, bits, note=note)
+        self.post("write.sram", bits * self.energy.sram_write_bit_j, bits, note=note)
 
     def post_row_write(self, rows: int, width: int, bits: int = 32, note: str = "") -> int:
         """Rows of a digital table (readout rows with their bias, embedding rows) written to SRAM; every
@@ -203,8 +268,8 @@ class Ledger:
         operations of the update rule.
         """
         e = self.energy
-        self.post("train.sram_read", updates * 4 * 32 * e.sram_read_j_per_bit, updates * 4 * 32, note=note)
-        self.post("train.sram_write", updates * 4 * 32 * e.sram_write_j_per_bit, updates * 4 * 32, note=note)
+        self.post("train.sram_read", updates * 4 * 32 * e.sram_read_bit_j, updates * 4 * 32, note=note)
+        self.post("train.sram_write", updates * 4 * 32 * e.sram_write_bit_j, updates * 4 * 32, note=note)
         self.post("train.digital_mac", updates * ADAM_MACS * e.mac_fp32_j, updates * ADAM_MACS, note=note)
 
     def post_inference(
@@ -235,7 +300,7 @@ class Ledger:
         if digital_macs:
             self.post(f"{phase}.digital_mac", digital_macs * e.mac_j(digital_precision), digital_macs, note=note)
         if sram_bits_read:
-            self.post(f"{phase}.sram_read", sram_bits_read * e.sram_read_j_per_bit, sram_bits_read, note=note)
+            self.post(f"{phase}.sram_read", sram_bits_read * e.sram_read_bit_j, sram_bits_read, note=note)
 
     def post_gpu_inference(self, macs: int, note: str = "", phase: str = "infer") -> None:
         self.post(f"{phase}.gpu_mac", macs * self.energy.gpu_mac_j, macs, note=note)
@@ -284,8 +349,8 @@ class Ledger:
 
     def write_joules(self, energy: EnergyModel) -> float:
         """The write events re-priced under ``energy`` (another node): their counts times its unit prices."""
-        unit = {"write.rm_pulse": energy.rm_write_pulse_j, "write.rm_verify": energy.rm_cell_read_j + energy.adc_conversion_j,
-                "write.sram": energy.sram_write_j_per_bit}
+        unit = {"write.rm_pulse": energy.rm_write_pulse_j, "write.rm_verify": energy.verify_read_j,
+                "write.sram": energy.sram_write_bit_j}
         unknown = {ev.category for ev in self._select("write")} - set(unit)
         if unknown:
             raise ValueError(f"cannot re-price write events {sorted(unknown)}")

@@ -43,6 +43,14 @@ class PassWork:
     trained_digital_macs: int = 0  # of those: layers whose weights train (backward adds weight gradients)
     digital_sram_bits: int = 0  # plain digital layers' weights read once per call
     samples: int = 0  # inputs of the outermost module calls
+    calls: int = 0  # outermost module calls (batches: one launch each on a GPU)
+    stored: dict[int, int] = field(default_factory=dict)  # module id → bits of digital weights it keeps in SRAM
+    launches_per_sample: float = 1.0  # outermost calls one sample needs at batch 1 (a sampler: one per step)
+
+    @property
+    def stored_bits(self) -> int:
+        """Bits of digital state (active branches at their precision, digital layers in fp32) the passes read."""
+        return sum(self.stored.values())
 
     @property
     def gpu_macs(self) -> int:
@@ -67,7 +75,7 @@ def backward_of(forward: PassWork, error_bits: int = 8) -> PassWork:
     _add(back.dac_by_bits, error_bits, h.analog.adc_conversions)
     for precision, macs in h.digital_macs.items():
         _add(back.digital_macs, precision, macs + f.trained_adapter_macs.get(precision, 0))
-    return PassWork(back, {}, f.digital_macs + f.trained_digital_macs, 0, f.digital_sram_bits, 0)
+    return PassWork(back, {}, f.digital_macs + f.trained_digital_macs, 0, f.digital_sram_bits, 0, 0, dict(f.stored))
 
 
 @dataclass
@@ -83,6 +91,13 @@ class TrainingWork:
     @property
     def optimizer_updates(self) -> int:
         return self.trainable_params * self.steps
+
+    @property
+    def sram_bytes(self) -> float:
+        """SRAM the loop needs: the digital weights its passes read, plus Adam's gradient, m and v (fp32) per
+        trainable parameter."""
+        stored = self.forward.stored | self.evaluation.stored
+        return (sum(stored.values()) + self.trainable_params * 3 * 32) / 8
 
 
 class WorkMeter:
@@ -124,6 +139,7 @@ class WorkMeter:
             return
         if self._depth == 1 and args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0:
             self._target().samples += args[0].shape[0]
+            self._target().calls += 1
         if isinstance(module, HybridLayer) and not module.crossbar.calibrating:  # calibration is set-up, as in layers
             x = args[0].detach()
             binary = bool(((x == 0) | (x == 1)).all())
@@ -137,6 +153,7 @@ class WorkMeter:
         if isinstance(module, HybridLayer):
             if id(module) in self._before:
                 self._count_hybrid(module, target, *self._before.pop(id(module)))
+                target.stored[id(module)] = sum(module.adapters[name].bits for name in module.active)
             return
         weight = getattr(module, "weight", None)
         if (isinstance(weight, torch.Tensor) and weight.dim() >= 2 and isinstance(output, torch.Tensor)
@@ -144,6 +161,7 @@ class WorkMeter:
             macs = output.numel() * (weight.numel() // weight.shape[0])  # Linear: in_features; Conv: in·kernel
             target.digital_macs += macs
             target.digital_sram_bits += weight.numel() * 32
+            target.stored[id(module)] = sum(p.numel() for p in module.parameters(recurse=False)) * 32
             if weight.requires_grad and torch.is_grad_enabled():
                 target.trained_digital_macs += macs
 

@@ -101,7 +101,7 @@ def test_energy_command_prices_a_state_and_a_lifecycle_every_way(trained, tmp_pa
     data, state = trained
     priced = json.loads(_run("energy", "--state", state, "--json").stdout)
     for node in ("45nm", "180nm", "22nm"):
-        for gpu in ("gpu_peak", "gpu_measured_b1"):
+        for gpu in ("gpu_peak", "gpu_cited_b1"):
             assert priced[f"energy.{node}.{gpu}.inference_energy_ratio"] > 0
     assert priced["energy.180nm.inference_j_per_sample.hybrid"] > priced["energy.45nm.inference_j_per_sample.hybrid"]
     run = json.loads(_run("energy", "--data", data, "--fast", "--json").stdout)

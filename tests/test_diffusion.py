@@ -168,7 +168,8 @@ def test_fast_demo_reports_every_stage(tmp_path):
         assert key in report
     assert report["energy.training_cost_ratio"] > 1 and report["energy.rm_write_pulses_after_deploy"] == 0
     assert all(report[f"energy.training_j.{stage}"] > 0 for stage in ("pretrain", "forget", "baseline_full", "learn"))
-    assert report["energy.45nm.gpu_peak.write_energy_ratio"] > 1  # the same keys as the other tasks (no inference pass)
+    assert report["energy.45nm.gpu_peak.write_energy_ratio"] > 1  # the same keys as the other tasks
+    assert all(report[f"energy.{node}.gpu_peak.inference_energy_ratio"] > 0 for node in ("45nm", "180nm", "22nm"))
     assert json.loads((tmp_path / "diffusion_demo.json").read_text())["paper.training_cost_ratio"] == 147.76
     assert {p.name for p in tmp_path.glob("samples_*.png")} >= {"samples_1_pretrain.png", "samples_4_learn.png"}
     assert "forget: forgotten styles" in render_report(report)

@@ -57,7 +57,7 @@ class ToyTask(Task):
         hybrid.set_adapter(self.model, "revoke")
         steps = self.finetune_all(self.model, params, "revoke")
         self.report["revoke.write_bits"] = hybrid.commit_adapter(self.model, "revoke", "depress")
-        self.report["revoke.write_energy_j"] = self.report["revoke.write_bits"] * self.ledger.energy.sram_write_j_per_bit
+        self.report["revoke.write_energy_j"] = self.report["revoke.write_bits"] * self.ledger.energy.sram_write_bit_j
         self.report["revoke.trainable_params"] = sum(p.numel() for p in params)
         self.report["revoke.steps"] = steps
         self.measure("revoke", self.model)

@@ -99,7 +99,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 row_bits: int = 0, **extra: object) -> OperationReport:
         """Commit the branch (its bits at its precision) beside ``row_bits`` of readout rows already posted."""
         bits = hybrid.commit_adapter(self.model, adapter, kind) + row_bits
-        extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_j_per_bit, **extra}
+        extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_bit_j, **extra}
         self.ledger.post_training(trainable, result.steps, note=f"{action} {speaker or ''}".strip())
         report = OperationReport(action, speaker, result, trainable, self.holdout_accuracy(), dict(extra))
         self.audit.append(action, speaker, adapter=adapter, trainable_params=trainable, steps=result.steps,

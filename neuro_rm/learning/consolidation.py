@@ -84,7 +84,7 @@ def merge_pays(model: nn.Module, ledger: Ledger, horizon: float, wear_budget: fl
         moved = int((delta.abs() > layer.crossbar.write_threshold).sum())
         write_j += moved * pulses_per_cell * ledger.energy.rm_write_pulse_j
         adapter = layer.adapters[STORE]
-        read_j += delta.numel() * (ledger.energy.mac_j(adapter.precision) + PRECISION_BITS[adapter.precision] * ledger.energy.sram_read_j_per_bit)
+        read_j += delta.numel() * (ledger.energy.mac_j(adapter.precision) + PRECISION_BITS[adapter.precision] * ledger.energy.sram_read_bit_j)
         cells_worn = layer.crossbar.cells.cycles.max().item() + pulses_per_cell
         if cells_worn > wear_budget * layer.crossbar.device_config.endurance_cycles:
             return False

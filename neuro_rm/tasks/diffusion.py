@@ -23,6 +23,7 @@ from neuro_rm import layers as hybrid
 from neuro_rm.data.styles import NUM_STYLES, STYLES, make_generic, make_styles, save_grid
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
+from neuro_rm.energy_report import sampling_work
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.diffusion import (
     BranchConfig,
@@ -43,6 +44,7 @@ from neuro_rm.models.dit import DiT, DiTConfig
 from neuro_rm.models.style_classifier import StyleClassifier, StyleClassifierConfig
 from neuro_rm.tasks import runner
 from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, deploy_figures, n_params, write_report
+from neuro_rm.work import PassWork
 
 PAPER = {"paper.training_cost_ratio": 147.76}
 # Training stages for the energy figures: stage → description prefix of its optimisation loops.
@@ -337,6 +339,11 @@ class DiffusionTask(Task):
         report["learn.replay_images"] = len(replay)
         report["kid.learn.new"] = self.judge.kid(samples, new)
         report["kid.learn.retained"] = self.judge.kid(samples, keep)
+
+    def inference_work(self) -> PassWork:
+        """Generating one image of every style known at the end (guided DDIM, every step)."""
+        return sampling_work(self.model, torch.arange(len(self.styles) + len(self.new)), self.latents.shape[1:],
+                             self.config.schedule)
 
     def energy_extras(self) -> dict[str, object]:
         report = self.report

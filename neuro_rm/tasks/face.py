@@ -199,7 +199,7 @@ class FaceTask(Task):
             report[f"revoke.{key}"] = report[f"revoke.{method}.{key}"]
         report["revoke.trainable_params"] = lora_params
         stage_readouts(report, "revoke", self.model, self.test_keep, self.calibration)
-        self.loops = {"pretrain": "pretrain", "revoke": f"revoke ({method})", "baseline_full": "baseline: full",
+        self.loops = {"pretrain": "pretrain", "revoke": "revoke (", "baseline_full": "baseline: full",
                       "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
 
     def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:

@@ -22,6 +22,7 @@ from neuro_rm import work
 from neuro_rm.device import ProgramResult
 from neuro_rm.energy import Ledger
 from neuro_rm.energy_report import demo_energy
+from neuro_rm.work import PassWork
 
 BASELINE = "baseline"  # the runner's own stage: both baselines, after the task's LoRA step
 
@@ -77,6 +78,11 @@ class Task:
     def inference(self) -> tuple[nn.Module | None, torch.Tensor | None, nn.Module | None]:
         """(deployed model, inputs, digital model) of the inference pass the energy keys price; Nones: no pass."""
         return None, None, None
+
+    def inference_work(self) -> PassWork | None:
+        """An inference pass the task measures itself (a sampler's many passes per image); None: the
+        runner measures one pass over ``inference()``'s inputs."""
+        return None
 
     def energy_extras(self) -> dict[str, object]:
         """Task-specific energy keys, from this run's ledgers."""
@@ -149,7 +155,7 @@ def energy_ratios(task: Task) -> None:
     report["energy.write_energy_ratio"] = report["baseline_full.write_energy_j"] / report[f"{lora}.write_energy_j"]
     model, x, gpu_model = task.inference()
     report |= demo_energy(task.loops, model, x, report[f"{lora}.write_bits"], task.full_ledger, task.lora_stage,
-                          "baseline_full", gpu_model=gpu_model)
+                          "baseline_full", gpu_model=gpu_model, inference=task.inference_work())
     report |= task.energy_extras()
 
 
