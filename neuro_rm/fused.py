@@ -15,7 +15,10 @@ is never required: without a compiler, or with ``NEURO_RM_FUSED=0`` (or ``enable
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import platform
 import warnings
 from typing import Any
 
@@ -157,6 +160,19 @@ _kernel: Any = None
 _tried = False
 
 
+def _cpu_tag() -> str:
+    """A short digest of this CPU's model and instruction-set flags: the kernel is built with
+    ``-march=native``, so a build cache shared between machines (an NFS home) must not hand one CPU's
+    binary to another."""
+    described = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            described += "".join(line for line in info if line.startswith(("model name", "flags")))
+    except OSError:
+        described += platform.processor()
+    return hashlib.sha256(described.encode()).hexdigest()[:12]
+
+
 def kernel() -> Any:
     """The compiled module (``periphery_read``, ``binary_rows``), or None where it cannot be built or is not
     ``enabled``."""
@@ -166,10 +182,16 @@ def kernel() -> Any:
     if not _tried:
         _tried = True
         try:
-            from torch.utils.cpp_extension import load_inline
+            quiet = logging.getLogger("torch.utils.cpp_extension")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # its import logs a CUDA notice a CPU build does not need
+            try:
+                from torch.utils.cpp_extension import load_inline
+            finally:
+                quiet.setLevel(level)
 
             module = load_inline(
-                name="neuro_rm_periphery",
+                name=f"neuro_rm_periphery_{_cpu_tag()}",
                 cpp_sources=_SOURCE,
                 functions=["periphery_read", "binary_rows"],
                 extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
