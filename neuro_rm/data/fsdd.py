@@ -55,10 +55,15 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def encode_fsdd(
-    recordings: Sequence[Recording], out: str | Path, config: CochleaConfig | None = None
+    recordings: Sequence[Recording],
+    out: str | Path,
+    config: CochleaConfig | None = None,
+    label_names: Sequence[str] = DIGITS,
+    source: str = SOURCE,
 ) -> dict[str, float]:
     """Encode recordings into one SSC-layout file (labels = digit, extra/speaker = index into the sorted
-    speaker names); the bytes depend only on the recordings and ``config`` (default ``CochleaConfig()``).
+    speaker names); the bytes depend only on the recordings, ``config`` (default ``CochleaConfig()``) and the
+    names and source text stored with them (FSDD's by default; other folders named alike bring their own).
     Returns the sample and event counts and the seconds it took."""
     start = time.perf_counter()
     config = config or CochleaConfig()
@@ -72,9 +77,9 @@ def encode_fsdd(
         labels=[r.digit for r in recordings],
         speakers=[names.index(r.speaker) for r in recordings],
         n_channels=config.n_channels,
-        label_names=DIGITS,
+        label_names=label_names,
         speaker_names=names,
-        attrs={"encoder": asdict(config), "default_frames": asdict(DEFAULT_FRAMES), "source": SOURCE},
+        attrs={"encoder": asdict(config), "default_frames": asdict(DEFAULT_FRAMES), "source": source},
         extra={"recording": [r.path.name for r in recordings]},
     )
     events = sum(len(s.times) for s in spikes)
