@@ -26,7 +26,7 @@ from neuro_rm.auth.scoring import Scoring
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import ConsolidationPolicy, apply_plan
-from neuro_rm.learning.continual import ENROLL, learn_new_classes
+from neuro_rm.learning.continual import ENROLL, enroll_class
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
@@ -187,22 +187,16 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val_x = self.check_frames(val_x, f"validation samples of {name!r}")
         label = self.model.head.n_classes
         branch = f"enroll_{label}"
-        self.model.head.grow(1, seed=label)
-        self.model.head.train_rows([label])
-        params = self._new_adapter(branch, adapter) + [self.model.head.weight, self.model.head.bias]
         new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
-        try:
-            result = learn_new_classes(self.model, params, new, self.buffers.replay, val, config, f"enroll {name}")
-        finally:
-            self.model.head.train_rows(None)
+        done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
+                            description=f"enroll {name}")
         self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
         self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
         self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
         self.buffers.bound()
-        trainable = sum(p.numel() for p in params[:-2]) + self.model.head.in_features + 1
-        row_bits = self.ledger.post_row_write(1, self.model.head.in_features + 1, note=f"enroll {name}: readout row")
-        report = self._finish("enroll", name, branch, "potentiate", result, trainable, row_bits)
+        row_bits = self.ledger.post_row_write(1, done.row_width, note=f"enroll {name}: readout row")
+        report = self._finish("enroll", name, branch, "potentiate", done.fit, done.trainable, row_bits)
         if self.consolidation is not None:
             report.extra["consolidation"] = self.consolidate(self.consolidation)
         return report

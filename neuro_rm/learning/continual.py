@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuro_rm import layers as hybrid
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.train import FitResult, fit
+from neuro_rm.lora import AdapterConfig
 
 # enrolment: 30 epochs, and on small sets the steps 30 epochs give on the bundled one (new voice + replay)
 ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
@@ -52,3 +56,44 @@ def learn_new_classes(
         return F.cross_entropy(model(data.x[idx]), data.y[idx], weight=weights)
 
     return fit(model, params, batch_loss, len(data), config, lambda: balanced_score(model, val, new_classes), description)
+
+
+@dataclass
+class Enrolment:
+    """What enrolling one class on a deployed model did: the fit, and what it trained and must write."""
+
+    label: int
+    fit: FitResult
+    trainable: int  # the branch's parameters plus the new readout row (weights and bias)
+    row_width: int  # values in the new readout row, written to SRAM beside the branch
+
+
+def enroll_class(
+    model: nn.Module,
+    branch: str,
+    adapter: AdapterConfig,
+    new: LabelledSet,
+    replay: LabelledSet,
+    val: LabelledSet,
+    config: TrainConfig = ENROLL,
+    row_seed: int = 0,
+    description: str = "enroll",
+) -> Enrolment:
+    """One new class on a model whose base sits in crossbars (speakers and faces alike): a readout row grown
+    and trained alone among the rows, a new LoRA branch ``branch`` added and activated, replay of old classes.
+
+    ``new`` must carry the label the grown row gets (the head's current number of classes).
+    """
+    label = model.head.n_classes
+    if not bool((new.y == label).all()):
+        raise ValueError(f"the new class's samples must carry label {label} (the row enrolment grows), got {sorted(set(new.y.tolist()))}")
+    model.head.grow(1, seed=row_seed)
+    model.head.train_rows([label])
+    params = hybrid.add_adapter(model, branch, adapter)
+    hybrid.activate_adapter(model, branch)
+    try:
+        result = learn_new_classes(model, [*params, model.head.weight, model.head.bias], new, replay, val, config, description)
+    finally:
+        model.head.train_rows(None)
+    row_width = model.head.in_features + 1
+    return Enrolment(label, result, sum(p.numel() for p in params) + row_width, row_width)

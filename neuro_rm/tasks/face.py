@@ -30,7 +30,7 @@ from neuro_rm.data.faces import (
 )
 from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
-from neuro_rm.learning.continual import learn_new_classes
+from neuro_rm.learning.continual import enroll_class
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import backward_transfer, per_class_accuracy, predict_logits
@@ -229,19 +229,12 @@ class FaceTask(Task):
         data, test_keep = self.data, self.test_keep
         self.clock.advance(model, "enroll")
         before_acc = per_class_accuracy(predict_logits(model, test_keep.x), test_keep.y)
-        model.head.grow(1, seed=config.seed + new)
-        model.head.train_rows([new])
-        params = hybrid.add_adapter(model, f"enroll_{new}", config.adapter)
-        hybrid.activate_adapter(model, f"enroll_{new}")
         replay = data.train.of_classes(keep).subsample(config.replay_per_person, config.seed)
-        try:
-            enroll_fit = learn_new_classes(model, [*params, model.head.weight, model.head.bias], data.train.of_classes([new]),
-                                           replay, data.val.of_classes([*keep, new]), config.enroll)
-        finally:
-            model.head.train_rows(None)
-        enroll_params = n_params(params) + model.head.in_features + 1
-        commit_branch(self, model, "enroll", f"enroll_{new}", "potentiate", enroll_params, enroll_fit.steps,
-                      (1, model.head.in_features + 1), "readout row")
+        done = enroll_class(model, f"enroll_{new}", config.adapter, data.train.of_classes([new]), replay,
+                            data.val.of_classes([*keep, new]), config.enroll, row_seed=config.seed + new)
+        enroll_params = done.trainable
+        commit_branch(self, model, "enroll", f"enroll_{new}", "potentiate", enroll_params, done.fit.steps,
+                      (1, done.row_width), "readout row")
         after_logits = predict_logits(model, test_keep.x)
         report["enroll.new_accuracy"] = accuracy_on(model, data.test.of_classes([new]))
         report["enroll.old_accuracy"] = accuracy_on(model, test_keep)
