@@ -53,6 +53,15 @@ def test_markdown_table_shows_mean_plus_minus_sd():
     assert "| pulses | 101 ± 1 |" in table and "absent" not in table
 
 
+def test_counts_read_as_counts_and_a_share_interval_stays_in_its_range():
+    agg = aggregate([{"acc": 0.99, "pulses": 1000, "change": -0.99}, {"acc": 1.0, "pulses": 1001, "change": -0.97},
+                     {"acc": 0.97, "pulses": 1001, "change": -1.0}], [0, 1, 2])
+    assert agg["acc.ci95"][1] > 1 and agg["change.ci95"][0] < -1  # the raw t-intervals leave the range
+    table = markdown_table(agg, (("acc", "acc", "{:.2%}"), ("pulses", "pulses", "{:,}"), ("change", "change", "{:+.2%}")))
+    assert "– 100.00% |" in table and "| -100.00% –" in table
+    assert "| pulses | 1,001 ± 1 | 999 – 1,002 |" in table
+
+
 def test_cli_refuses_fewer_than_two_seeds():
     import subprocess
     import sys

@@ -75,16 +75,29 @@ def over_seeds(run: Callable[[int], dict], seeds: Sequence[int]) -> dict[str, ob
     return aggregate([run(seed) for seed in seeds], seeds)
 
 
+def _format(fmt: str, value: float) -> str:
+    """``fmt`` applied to ``value``; a count's mean over seeds is a float, shown rounded like the count."""
+    return f"{value:,.0f}" if fmt == "{:,}" else fmt.format(value)
+
+
 def _cell(fmt: str, mean: float, sd: float) -> str:
     """``fmt`` applied to mean and sd; a percentage sd is in points so '97.1% ± 0.4' reads as intended."""
     if fmt.endswith("%}"):
         return f"{fmt.format(mean)} ± {100 * sd:.2f}"
-    return f"{fmt.format(mean)} ± {fmt.format(sd)}"
+    return f"{_format(fmt, mean)} ± {_format(fmt, sd)}"
+
+
+def _within_range(fmt: str, lo: float, hi: float) -> tuple[float, float]:
+    """A t-interval cut to what a share can be: [0, 1], or [-1, 1] for a signed change in points."""
+    if not fmt.endswith("%}"):
+        return lo, hi
+    floor = -1.0 if "+" in fmt else 0.0
+    return max(lo, floor), min(hi, 1.0)
 
 
 def markdown_table(aggregated: dict, rows: Sequence[tuple[str, str, str]], reference: dict | None = None) -> str:
-    """``rows`` (key, label, format) as a Markdown table of mean ± sd over seeds, the t-interval, and the
-    reference figure; a key missing from ``aggregated`` is left out."""
+    """``rows`` (key, label, format) as a Markdown table of mean ± sd over seeds, the t-interval (a share's cut
+    to its possible range), and the reference figure; a key missing from ``aggregated`` is left out."""
     n = len(aggregated["seeds"])
     lines = [f"| step | mean ± sd over {n} seeds | 95 % interval | reference |", "|---|---|---|---|"]
     for key, label, fmt in rows:
@@ -92,6 +105,7 @@ def markdown_table(aggregated: dict, rows: Sequence[tuple[str, str, str]], refer
             continue
         mean, sd, (lo, hi) = aggregated[f"{key}.mean"], aggregated[f"{key}.sd"], aggregated[f"{key}.ci95"]
         ref = (reference or {}).get(key)
-        interval = f"{fmt.format(lo)} – {fmt.format(hi)}"
+        lo, hi = _within_range(fmt, lo, hi)
+        interval = f"{_format(fmt, lo)} – {_format(fmt, hi)}"
         lines.append(f"| {label} | {_cell(fmt, mean, sd)} | {interval} | {'' if ref is None else fmt.format(ref)} |")
     return "\n".join(lines) + "\n"
