@@ -197,7 +197,7 @@ def test_fast_demo_reports_every_stage(tmp_path):
     assert report["energy.45nm.gpu_peak.write_energy_ratio"] > 1  # the same keys as the other tasks (no inference pass)
     assert json.loads((tmp_path / "diffusion_demo.json").read_text())["paper.training_cost_ratio"] == 147.76
     assert {p.name for p in tmp_path.glob("samples_*.png")} >= {"samples_1_pretrain.png", "samples_4_learn.png"}
-    assert "forget: forgotten styles" in render_report(report)
+    assert "forget: forgotten styles" in render_report(report) and "readout: realistic (" in render_report(report)
     assert report["readout"]["is_ideal"] is False and report["readout"]["adc_bits"] == 8
     for stage in ("deploy", "forget", "learn", "baseline_full"):  # both readouts, and the ADC's saturation, per stage
         assert 0 <= report[f"{stage}.adc_clipped_share"] < 0.05

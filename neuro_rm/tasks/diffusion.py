@@ -458,4 +458,10 @@ def render_report(report: dict[str, object]) -> str:
         f"RM write pulses after deployment: {report['energy.rm_write_pulses_after_deploy']}",
         f"run time: {report['seconds']:.0f} s",
     ]
+    own = "ideal" if report["readout"]["is_ideal"] else "realistic"
+    pairs = ", ".join(f"{report[f'{key}.readout.realistic.{group}']:.1%} / {report[f'{key}.readout.ideal.{group}']:.1%}"
+                      f" {name}" for key, group, name in (("deploy", "style_accuracy", "deployed"),
+                                                          ("forget", "forgotten_style_accuracy", "forgotten"),
+                                                          ("learn", "new_style_accuracy", "new")))
+    lines.insert(-1, f"readout: {own} (realistic / ideal readout of the same cells: {pairs})")
     return "\n".join(lines)
