@@ -286,7 +286,7 @@ def _readout(args: argparse.Namespace) -> CrossbarConfig:
 def cmd_diffusion_demo(args: argparse.Namespace) -> None:
     from neuro_rm.tasks.diffusion import render_report, run_diffusion_demo
 
-    report = run_diffusion_demo(args.out, fast=args.fast, seed=args.seed, progress=not args.json)
+    report = run_diffusion_demo(args.out, fast=args.fast, seed=args.seed, progress=not args.json, ideal=args.ideal)
     _emit(report, args.json, render_report)
 
 
@@ -444,6 +444,7 @@ def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                 "stylized generation: learn 6 styles, forget 2 and learn 4 new ones with LoRA on a crossbar DiT")
     p.add_argument("--out", type=Path, default=Path("runs/diffusion"), help="folder for sample grids and diffusion_demo.json")
     p.add_argument("--fast", action="store_true", help="tiny sizes, a few steps: a smoke run, not results")
+    _readout_options(p)
 
     p = command("energy", cmd_energy, "energy ratios of the speaker task under every technology node and GPU "
                 "assumption, and the joules of every training stage", data=True)

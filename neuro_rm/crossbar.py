@@ -181,6 +181,7 @@ class Crossbar(nn.Module):
         self.counts = OpCounts()
         self.calibrating = False  # True while a calibration batch runs through the model
         self._seen: torch.Tensor | None = None  # largest |column sum| per tile seen while calibrating
+        self.clip_tally: list[int] | None = None  # [clipped, converted] ADC conversions while a probe counts
         self._weight_cache: torch.Tensor | None = None
         self._conductance_cache: torch.Tensor | None = None
         self._gain_cache: torch.Tensor | None = None
@@ -513,6 +514,14 @@ class Crossbar(nn.Module):
         self.adc_full_scale.copy_(torch.maximum(self._seen, floor).clamp_min(1e-12))
         self._adc_cache = self._calibrated = None
 
+    @torch.no_grad()
+    def count_clipping(self, x: torch.Tensor) -> None:
+        """Add to ``clip_tally`` how many tile column sums of ``x`` (noise-free) lie beyond the ADC's full
+        scale, i.e. saturate, and how many were converted."""
+        sums = self._tile_products(self.dac(x.reshape(-1, self.in_features)), self.weight().to(x.dtype)).abs()
+        self.clip_tally[0] += int((sums > self.adc_full_scale.to(sums).unsqueeze(1)).sum())
+        self.clip_tally[1] += sums.numel()
+
     def start_calibration(self) -> None:
         """Forget the current full scale; every ``matmul`` until ``calibrating`` is reset calibrates."""
         self._seen = None
@@ -591,6 +600,8 @@ class Crossbar(nn.Module):
         adc = cfg.adc_bits is not None and (self.calibrated or x.any())  # all-zero input: nothing to digitise
         if adc and not self.calibrated:
             self.calibrate(x)
+        if adc and self.clip_tally is not None:
+            self.count_clipping(x)
         bias = None if bias is None else bias.to(x.dtype)
         if not torch.is_grad_enabled():
             y = self._read(x, spike_rows, noisy, adc, bias)

@@ -443,13 +443,12 @@ def analogize(
     return model
 
 
-def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] | None = None, **kwargs: object) -> None:
-    """Fix the ADC full scale of every crossbar (or of ``layers``) from one calibration batch.
-
-    The batch runs once through the whole model, so a recurrent layer sees every time step; each tile
-    keeps the largest noise-free column sum it saw.  Programming clears the calibration; a model that
-    ``analogize`` converted calibrates on its first batch by itself, so call this to choose the batch.
-    """
+@contextmanager
+def calibrating(model: nn.Module, layers: Iterable[HybridLayer] | None = None) -> Iterator[None]:
+    """While inside, every forward pass calibrates the ADCs of every crossbar (or of ``layers``), without
+    gradients: each tile's full scale becomes the largest noise-free column sum seen over *all* passes
+    inside, so a multi-pass workload (every step of a sampling trajectory) calibrates as one batch.
+    Calibration is set-up, not inference: the operation counters are left as they were before."""
     chosen = [layer for _, layer in _layers_or_fail(model)] if layers is None else list(layers)
     counters = [(layer, replace(layer.crossbar.counts), dict(layer.digital_macs), layer.sram_bits_read)
                 for _, layer in hybrid_layers(model)]
@@ -457,12 +456,53 @@ def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] |
         layer.crossbar.start_calibration()
     try:
         with torch.no_grad():
-            model(*inputs, **kwargs)
+            yield
     finally:
         for layer in chosen:
             layer.crossbar.calibrating = False
-        for layer, counts, digital, sram in counters:  # calibration is set-up, not inference: leave the counters
+        for layer, counts, digital, sram in counters:
             layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
+
+
+def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] | None = None, **kwargs: object) -> None:
+    """Fix the ADC full scale of every crossbar (or of ``layers``) from one calibration batch.
+
+    The batch runs once through the whole model, so a recurrent layer sees every time step; each tile
+    keeps the largest noise-free column sum it saw.  Programming clears the calibration; a model that
+    ``analogize`` converted calibrates on its first batch by itself, so call this to choose the batch
+    (or use ``calibrating`` for a workload of several passes).
+    """
+    with calibrating(model, layers):
+        model(*inputs, **kwargs)
+
+
+@dataclass
+class ClipProbe:
+    """ADC conversions counted by ``adc_clipping``: how many saturated, out of how many."""
+
+    clipped: int = 0
+    converted: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.clipped / self.converted if self.converted else 0.0
+
+
+@contextmanager
+def adc_clipping(model: nn.Module) -> Iterator[ClipProbe]:
+    """Count, while inside, the tile column sums of every crossbar with an ADC that lie beyond its full scale
+    (the code saturates); the probe is filled on exit.  A diagnostic: it recomputes each product noise-free."""
+    crossbars = [layer.crossbar for _, layer in _layers_or_fail(model)]
+    for crossbar in crossbars:
+        crossbar.clip_tally = [0, 0]
+    probe = ClipProbe()
+    try:
+        yield probe
+    finally:
+        for crossbar in crossbars:
+            probe.clipped += crossbar.clip_tally[0]
+            probe.converted += crossbar.clip_tally[1]
+            crossbar.clip_tally = None
 
 
 def set_readout(model: nn.Module, config: CrossbarConfig) -> None:

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from neuro_rm.learning.diffusion import (
     DenoiseConfig,
     ForgetConfig,
     add_branch,
+    calibrate_adc,
     forget_styles,
     train_denoiser,
 )
@@ -122,6 +124,30 @@ def pretrained_tiny():
     return model, latents, labels, schedule
 
 
+def test_adc_calibrated_over_a_trajectory_hardly_clips_on_another_seed(pretrained_tiny):
+    """The ADC full scale must cover every timestep and class of sampling: calibrated over whole guided-DDIM
+    trajectories (seed 5) it saturates almost no conversion on another seed's trajectories (seed 7); fixed
+    from the first batch (one timestep), as an uncalibrated array does by itself, it saturates many."""
+    model, _, _, schedule = pretrained_tiny
+    deployed = copy.deepcopy(model)
+    if not hybrid.hybrid_layers(deployed):  # (another test may have deployed the shared model already)
+        hybrid.analogize(deployed, targets=(nn.Linear,))
+    labels = torch.arange(3).repeat_interleave(8)
+
+    def clipped_share(m):
+        with hybrid.adc_clipping(m) as probe:
+            sample_latents(m, labels, (4, 8, 8), schedule, seed=7)
+        assert probe.converted > 0
+        return probe.share
+
+    first_batch = copy.deepcopy(deployed)
+    first_batch.apply(lambda m: m.adc_full_scale.zero_() if hasattr(m, "adc_full_scale") else None)  # uncalibrated
+    calibrated = copy.deepcopy(deployed)
+    calibrate_adc(calibrated, 3, 8, (4, 8, 8), schedule, seed=5)
+    assert clipped_share(calibrated) < 0.002
+    assert clipped_share(first_batch) > 0.02
+
+
 def test_forget_branch_moves_the_forgotten_class_to_the_anchor_and_keeps_the_rest(pretrained_tiny):
     model, latents, labels, schedule = pretrained_tiny
     before = _class_accuracy(model, schedule)
@@ -172,4 +198,22 @@ def test_fast_demo_reports_every_stage(tmp_path):
     assert all(report[f"energy.{node}.gpu_peak.inference_energy_ratio"] > 0 for node in ("45nm", "180nm", "22nm"))
     assert json.loads((tmp_path / "diffusion_demo.json").read_text())["paper.training_cost_ratio"] == 147.76
     assert {p.name for p in tmp_path.glob("samples_*.png")} >= {"samples_1_pretrain.png", "samples_4_learn.png"}
-    assert "forget: forgotten styles" in render_report(report)
+    assert "forget: forgotten styles" in render_report(report) and "readout: realistic (" in render_report(report)
+    assert report["readout"]["is_ideal"] is False and report["readout"]["adc_bits"] == 8
+    for stage in ("deploy", "forget", "learn", "baseline_full"):  # both readouts, and the ADC's saturation, per stage
+        assert 0 <= report[f"{stage}.adc_clipped_share"] < 0.05
+        for readout in ("ideal", "realistic"):
+            assert any(key.startswith(f"{stage}.readout.{readout}.") for key in report)
+    assert report["learn.readout.realistic.new_style_accuracy"] == report["learn.new_style_accuracy"]
+
+
+def test_diffusion_demo_ideal_flag_reaches_the_report(tmp_path, capsys):
+    from neuro_rm.cli import main
+
+    torch.set_num_threads(1)
+    main(["diffusion-demo", "--fast", "--ideal", "--json", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "diffusion_demo.json").read_text())
+    assert report["readout"]["is_ideal"] is True and report["readout"]["adc_bits"] is None
+    assert "deploy.adc_clipped_share" not in report  # no ADC to saturate
+    assert report["deploy.readout.ideal.style_accuracy"] == report["deploy.style_accuracy"]
+    assert "deploy.readout.realistic.style_accuracy" in report

@@ -1,5 +1,6 @@
 """The realistic periphery: per-vector read noise, input DAC, calibrated ADC, drift compensation."""
 
+import copy
 import math
 
 import pytest
@@ -164,6 +165,29 @@ def test_whole_model_calibration_sees_every_time_step():
     assert torch.equal(rec.adc_full_scale, before)  # fixed after calibration
     L.calibrate(model, x * 2)  # recalibrating on purpose follows the new batch
     assert not torch.equal(rec.adc_full_scale, before)
+
+
+def test_calibrating_accumulates_over_passes_and_adc_clipping_counts_saturation():
+    """A workload of several passes (e.g. a sampling trajectory) calibrates as one batch holding all of
+    them; calibration leaves the operation counters alone; the probe counts conversions past full scale."""
+    torch.manual_seed(0)
+    small, large = torch.rand(16, 300), 3 * torch.rand(16, 300)
+    whole = L.analogize(nn.Sequential(nn.Linear(300, 8)), seed=1)
+    passes = copy.deepcopy(whole)
+    L.calibrate(whole, torch.cat([small, large]))
+    counts = passes[0].crossbar.counts.as_tuple()
+    with L.calibrating(passes):
+        passes(large)
+        passes(small)  # the later, smaller pass does not shrink the full scale
+    assert torch.allclose(passes[0].crossbar.adc_full_scale, whole[0].crossbar.adc_full_scale)
+    assert passes[0].crossbar.counts.as_tuple() == counts
+    with L.adc_clipping(passes) as probe:
+        passes(large)
+    assert probe.clipped == 0 and probe.converted == 16 * 3 * 8  # vectors × row tiles × columns
+    L.calibrate(passes, small)  # a full scale from the small inputs alone: the large ones saturate
+    with L.adc_clipping(passes) as probe:
+        passes(large)
+    assert probe.share > 0.5
 
 
 def test_programming_clears_the_calibration():

@@ -20,7 +20,7 @@ from neuro_rm import layers as hybrid
 from neuro_rm.learning.loop import TrainConfig, optimize
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.autoencoder import LatentAutoencoder
-from neuro_rm.models.diffusion import ScheduleConfig, noisy_latents, training_scheduler
+from neuro_rm.models.diffusion import ScheduleConfig, noisy_latents, sample_latents, training_scheduler
 from neuro_rm.models.dit import NULL_CLASS
 
 
@@ -144,3 +144,17 @@ def forget_styles(model: nn.Module, params: list[nn.Parameter], latents: torch.T
     steps = optimize(params, batch_loss, len(latents), dn.train, description=description)
     model.eval()
     return steps
+
+
+def calibrate_adc(model: nn.Module, n_classes: int, per_class: int, shape: tuple[int, int, int], schedule: ScheduleConfig,
+                  seed: int) -> None:
+    """Fix every crossbar's ADC full scale over whole guided-DDIM trajectories of ``per_class`` samples of each
+    of ``n_classes`` classes (conditional and null-class passes, every timestep), accumulated.
+
+    One batch would calibrate for one timestep only; a later step, or a class never seen, would saturate.
+    Like hardware, this sets the periphery's full-scale registers: no cell is written.  Use a noise seed of
+    its own, not the one samples are judged on.
+    """
+    labels = torch.arange(n_classes).repeat_interleave(per_class)
+    with hybrid.calibrating(model):
+        sample_latents(model, labels, shape, schedule, seed)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from neuro_rm import layers as hybrid
+from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.data.styles import NUM_STYLES, STYLES, make_generic, make_styles, save_grid
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
@@ -30,6 +31,7 @@ from neuro_rm.learning.diffusion import (
     DenoiseConfig,
     ForgetConfig,
     add_branch,
+    calibrate_adc,
     encode,
     forget_styles,
     train_autoencoder,
@@ -42,6 +44,7 @@ from neuro_rm.models.autoencoder import AutoencoderConfig, LatentAutoencoder
 from neuro_rm.models.diffusion import ScheduleConfig, generate
 from neuro_rm.models.dit import DiT, DiTConfig
 from neuro_rm.models.style_classifier import StyleClassifier, StyleClassifierConfig
+from neuro_rm.readout import peripheries, readout_of, readout_settings
 from neuro_rm.tasks import runner
 from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, deploy_figures, n_params, write_report
 from neuro_rm.work import PassWork
@@ -79,7 +82,9 @@ class DiffusionDemoConfig:
     learn_train: DenoiseConfig = DenoiseConfig(TrainConfig(epochs=80, lr=3e-3, batch_size=64))
     replay_per_style: int = 40
     samples_per_style: int = 40
+    calibration_per_style: int = 8  # samples per class whose whole sampling trajectory calibrates the ADCs
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    crossbar: CrossbarConfig = CrossbarConfig()  # the periphery: realistic by default, CrossbarConfig.ideal() for none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,6 +113,7 @@ def fast_config(config: DiffusionDemoConfig) -> DiffusionDemoConfig:
         learn_train=replace(config.learn_train, train=short(config.learn_train.train, 2)),
         replay_per_style=4,
         samples_per_style=4,
+        calibration_per_style=2,
     )
 
 
@@ -152,13 +158,14 @@ class Judge:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return features(self.classifier, images) / self.scale
 
-    def stage(self, name: str, model: nn.Module, classes: list[int]) -> Samples:
+    def stage(self, name: str | None, model: nn.Module, classes: list[int]) -> Samples:
         """Sample ``samples_per_style`` images of each class (class i paints style ``classes[i]``) and
-        judge them.  Same noise seed at every stage, so grids compare like with like."""
+        judge them.  Same noise seed at every stage, so grids compare like with like; a grid is saved
+        under ``name`` (none without one)."""
         n = self.config.samples_per_style
         labels = torch.arange(len(classes)).repeat_interleave(n)
         images = generate(model, self.autoencoder, labels, self.config.schedule, seed=self.config.seed + 1)
-        if self.out_dir is not None:
+        if self.out_dir is not None and name is not None:
             path = self.out_dir / f"samples_{name}.png"
             shown = images.view(len(classes), n, *images.shape[1:])[:, : min(n, 8)].reshape(-1, *images.shape[1:])
             save_grid(shown, str(path), min(n, 8), [f"{s} {STYLES[s].name}" for s in classes], title=f"stage: {name}")
@@ -248,6 +255,40 @@ class DiffusionTask(Task):
             self.report[f"{prefix}.{group}_accuracy"] = mean_over(acc, members)
         return acc
 
+    def _calibrate(self, model: nn.Module, n_classes: int) -> None:
+        """Every crossbar's ADC full scale over whole sampling trajectories of every class the model knows, on a
+        noise seed apart from the judge's (a periphery setting: no cell is written)."""
+        ac, config = self.judge.autoencoder.config, self.config
+        calibrate_adc(model, n_classes, config.calibration_per_style, (ac.latent_channels, ac.latent_size, ac.latent_size),
+                      config.schedule, config.seed + 2)
+
+    def _judge_on_chip(self, prefix: str, grid: str, model: nn.Module, classes: list[int],
+                       groups: dict[str, list[int]]) -> tuple[Samples, dict[int, float]]:
+        """``_judge`` through the model's own periphery, with the share of ADC conversions that saturate
+        (``<prefix>.adc_clipped_share``), and each group's accuracy of the same cells read through the ideal and
+        the realistic periphery (``<prefix>.readout.<periphery>.<group>_accuracy``)."""
+        with hybrid.adc_clipping(model) as clipping:
+            samples = self.judge.stage(grid, model, classes)
+        acc = self._judge(prefix, samples, groups)
+        own = readout_of(model)
+        if own.adc_bits is not None:
+            self.report[f"{prefix}.adc_clipped_share"] = clipping.share
+        compared = peripheries(own)
+        for name, config in (("ideal", compared["ideal"]), ("realistic", own if not own.is_ideal else compared["realistic"])):
+            read = acc if config == own else self._read_through(config, model, classes)
+            for group, members in groups.items():
+                self.report[f"{prefix}.readout.{name}.{group}_accuracy"] = mean_over(read, members)
+        return samples, acc
+
+    def _read_through(self, config: CrossbarConfig, model: nn.Module, classes: list[int]) -> dict[int, float]:
+        """Style accuracy of samples from the same cells read through ``config``; the own periphery is put back."""
+        own = readout_of(model)
+        hybrid.set_readout(model, config)
+        try:
+            return self.judge.stage(None, model, classes).accuracy()
+        finally:
+            hybrid.set_readout(model, own)
+
     def prepare(self) -> None:
         self.data, autoencoder, classifier, prepared = prepare(self.config, self.progress)
         self.report.update(prepared)
@@ -274,12 +315,14 @@ class DiffusionTask(Task):
         report, model = self.report, self.model
         self.ledger = ledger = Ledger()
         ledger.post_training(n_params(model), self.steps, note="pretrain")
-        hybrid.analogize(model, self.config.device, targets=(nn.Linear,), ledger=ledger, seed=self.config.seed)
+        hybrid.analogize(model, self.config.device, targets=(nn.Linear,), crossbar=self.config.crossbar, ledger=ledger,
+                         seed=self.config.seed)
         _freeze(model)  # the deployed digital state (class embedding) is fixed too; only branches learn
+        self._calibrate(model, len(self.styles))  # not from whichever batch (one timestep) comes first
         deploy_figures(report, ledger, model)
         report["deploy.hybrid_layers"] = len(hybrid.hybrid_layers(model))
-        samples = self.judge.stage("2_deploy", model, self.styles)
-        acc = self._judge("deploy", samples, {"style": self.styles})
+        report["readout"] = readout_settings(model)
+        samples, acc = self._judge_on_chip("deploy", "2_deploy", model, self.styles, {"style": self.styles})
         report["forget.retained_before"] = mean_over(acc, self.keep)
         report["kid.deploy.retained"] = self.judge.kid(samples, self.keep)
         report["kid.deploy.forgotten"] = self.judge.kid(samples, self.forgotten)
@@ -297,8 +340,8 @@ class DiffusionTask(Task):
         commit_branch(self, model, "forget", "forget", "depress", lora_params, forget_steps)
         self.forget_updates = ledger.count("train.updates") - updates
         _freeze(model)
-        samples = self.judge.stage("3_forget", model, self.styles)
-        self._judge("forget", samples, {"forgotten_style": forget, "retained_style": keep})
+        samples, _ = self._judge_on_chip("forget", "3_forget", model, self.styles,
+                                         {"forgotten_style": forget, "retained_style": keep})
         report["forget.forgotten_seen_as_anchor"] = samples.share_seen_as(forget, config.anchor)
         report["forget.trainable_params"] = lora_params
         report["forget.steps"] = forget_steps
@@ -315,8 +358,12 @@ class DiffusionTask(Task):
         return steps
 
     def measure(self, prefix: str, model: nn.Module, grid: str = "baseline_full_forget") -> None:
-        self._judge(prefix, self.judge.stage(grid, model, self.styles),
-                    {"forgotten_style": self.forgotten, "retained_style": self.keep})
+        groups = {"forgotten_style": self.forgotten, "retained_style": self.keep}
+        if not hybrid.hybrid_layers(model):
+            self._judge(prefix, self.judge.stage(grid, model, self.styles), groups)
+            return
+        self._calibrate(model, len(self.styles))  # rewriting the arrays cleared their ADC calibration
+        self._judge_on_chip(prefix, grid, model, self.styles, groups)
 
     def learn(self) -> None:
         """New styles: a second branch and new embedding rows, with replay of the retained styles."""
@@ -332,8 +379,11 @@ class DiffusionTask(Task):
         self.learn_params = n_params(params) + rows.numel()
         commit_branch(self, model, "learn", "learn", "potentiate", self.learn_params, learn_steps,
                       (rows.shape[0], rows[0].numel()), "class-embedding rows")
-        samples = self.judge.stage("4_learn", model, classes)
-        self._judge("learn", samples, {"new_style": new, "retained_style": keep, "forgotten_style": self.forgotten})
+        # The new class-embedding rows drive the arrays with inputs the deployment calibration never saw: the
+        # ADCs are recalibrated over every class, old and new (a periphery setting, not a cell write).
+        self._calibrate(model, len(classes))
+        samples, _ = self._judge_on_chip("learn", "4_learn", model, classes,
+                                         {"new_style": new, "retained_style": keep, "forgotten_style": self.forgotten})
         report["learn.trainable_params"] = self.learn_params
         report["learn.steps"] = learn_steps
         report["learn.replay_images"] = len(replay)
@@ -359,14 +409,17 @@ def run_lifecycle(config: DiffusionDemoConfig, out_dir: Path | None = None, prog
 
 
 def run_diffusion_demo(out_dir: Path | str | None = None, fast: bool = False, seed: int = 0, progress: bool = True,
-                       config: DiffusionDemoConfig | None = None) -> dict[str, object]:
+                       config: DiffusionDemoConfig | None = None, ideal: bool = False) -> dict[str, object]:
     """Run the whole diffusion lifecycle and return a flat, JSON-ready report.
 
     With ``out_dir`` a sample grid per stage (``samples_<stage>.png``) and the report
-    (``diffusion_demo.json``) are written there.  ``fast`` shrinks everything for a smoke test.
+    (``diffusion_demo.json``) are written there.  ``fast`` shrinks everything for a smoke test; ``ideal`` reads
+    the crossbars without read noise, DAC or ADC (each stage still reports both readouts).
     """
     start = time.perf_counter()
     config = replace(config or DiffusionDemoConfig(), seed=seed)
+    if ideal:
+        config = replace(config, crossbar=CrossbarConfig.ideal())
     if fast:
         config = fast_config(config)
     out = None if out_dir is None else Path(out_dir)
@@ -412,4 +465,10 @@ def render_report(report: dict[str, object]) -> str:
         f"RM write pulses after deployment: {report['energy.rm_write_pulses_after_deploy']}",
         f"run time: {report['seconds']:.0f} s",
     ]
+    own = "ideal" if report["readout"]["is_ideal"] else "realistic"
+    pairs = ", ".join(f"{report[f'{key}.readout.realistic.{group}']:.1%} / {report[f'{key}.readout.ideal.{group}']:.1%}"
+                      f" {name}" for key, group, name in (("deploy", "style_accuracy", "deployed"),
+                                                          ("forget", "forgotten_style_accuracy", "forgotten"),
+                                                          ("learn", "new_style_accuracy", "new")))
+    lines.insert(-1, f"readout: {own} (realistic / ideal readout of the same cells: {pairs})")
     return "\n".join(lines)
