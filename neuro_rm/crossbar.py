@@ -518,7 +518,8 @@ class Crossbar(nn.Module):
     def count_clipping(self, x: torch.Tensor) -> None:
         """Add to ``clip_tally`` how many tile column sums of ``x`` (noise-free) lie beyond the ADC's full
         scale, i.e. saturate, and how many were converted."""
-        sums = self._tile_products(self.dac(x.reshape(-1, self.in_features)), self.weight().to(x.dtype)).abs()
+        x = self.dac(x.reshape(-1, self.in_features))
+        sums = self._tile_sums(x, *self._arrange(self.weight().to(x.dtype))).abs_()
         self.clip_tally[0] += int((sums > self.adc_full_scale.to(sums).unsqueeze(1)).sum())
         self.clip_tally[1] += sums.numel()
 

@@ -11,7 +11,7 @@ from neuro_rm.data.faces import AugmentConfig, Faces, FaceSplitConfig, augment, 
 from neuro_rm.energy import Ledger
 from neuro_rm.layers import reprogram_from
 from neuro_rm.learning import TrainConfig, UnlearnConfig
-from neuro_rm.learning.continual import learn_new_classes as shared_learn_new_classes
+from neuro_rm.learning.continual import enroll_class as shared_enroll_class
 from neuro_rm.learning.train import fit_classifier as shared_fit_classifier
 from neuro_rm.learning.unlearn import unlearn as shared_unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
@@ -113,10 +113,10 @@ def test_augmented_copies_stay_faces():
 
 def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypatch):
     assert face_demo.unlearn is shared_unlearn
-    assert face_demo.learn_new_classes is shared_learn_new_classes
+    assert face_demo.enroll_class is shared_enroll_class  # the speakers' enrolment, not a copy
     assert face_demo.fit_classifier is shared_fit_classifier
     calls = []
-    owners = {"unlearn": face_demo, "learn_new_classes": face_demo, "fit_classifier": face_demo, "reprogram_from": face_demo.hybrid}
+    owners = {"unlearn": face_demo, "enroll_class": face_demo, "fit_classifier": face_demo, "reprogram_from": face_demo.hybrid}
     for name, owner in owners.items():
         real = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
@@ -126,7 +126,7 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
         unlearn=UnlearnConfig(train=TrainConfig(epochs=6, lr=1e-2, batch_size=32)), enroll=quick,
     )
     report = run_face_demo("mixer", config=config, faces=synthetic_faces(), progress=False)
-    assert {"unlearn", "learn_new_classes", "fit_classifier", "reprogram_from"} <= set(calls)
+    assert {"unlearn", "enroll_class", "fit_classifier", "reprogram_from"} <= set(calls)
     assert calls.count("unlearn") == len(config.unlearn_methods) + 1  # every candidate, and the full baseline
     assert report["pretrain.forget_accuracy"] == 1.0
     assert report["revoke.forget_accuracy"] <= report["revoke.chance_accuracy"]
