@@ -153,3 +153,19 @@ def test_the_runner_refuses_a_task_without_its_lora_step():
     with pytest.raises(KeyError, match="baseline_full.trainable_params"):
         run_lifecycle(task, progress=False)
     assert {"seconds.pretrain", "seconds.deploy"} <= set(task.report) and "seconds_per_stage" not in task.report
+
+
+def test_commit_branch_refuses_a_copy_whose_layers_post_to_another_ledger():
+    """A deep copy's layers post to a copy of the ledger, so its write would be priced at 0 J: refused until the
+    copy posts to the task's ledger, then priced at the branch's SRAM write."""
+    task = ToyTask()
+    task.pretrain()
+    task.deploy()
+    model = copy.deepcopy(task.model)
+    hybrid.add_adapter(model, "revoke", AdapterConfig(rank=2, alpha=4.0))
+    with pytest.raises(ValueError, match="another ledger than task.ledger"):
+        commit_branch(task, model, "revoke", "revoke", "depress", 1, 1)
+    hybrid.set_ledger(model, task.ledger)
+    commit_branch(task, model, "revoke", "revoke", "depress", 1, 1)
+    bits = task.report["revoke.write_bits"]
+    assert bits > 0 and task.report["revoke.write_energy_j"] == pytest.approx(bits * task.ledger.energy.sram_write_bit_j, rel=1e-9)

@@ -105,7 +105,12 @@ def deploy_figures(report: dict[str, object], ledger: Ledger, model: nn.Module) 
 def commit_branch(task: Task, model: nn.Module, prefix: str, adapter: str, kind: str, trainable: int, steps: int,
                   rows: tuple[int, int] = (0, 0), row_note: str = "") -> None:
     """Write a trained branch to SRAM at its precision (and ``rows`` new digital rows of a width), report its
-    bits and joules as ``<prefix>.write_bits`` / ``.write_energy_j``, and charge its training to the ledger."""
+    bits and joules as ``<prefix>.write_bits`` / ``.write_energy_j``, and charge its training to the ledger.
+    The write is priced by what it adds to ``task.ledger``, so the layers holding the branch must post there."""
+    for name, layer in hybrid.hybrid_layers(model):
+        if adapter in layer.adapters and layer.ledger is not task.ledger:
+            raise ValueError(f"commit_branch: layer {name!r} holding {adapter!r} posts to another ledger than task.ledger "
+                             "(a copied model?); call layers.set_ledger(model, task.ledger) first")
     before = task.ledger.joules("write")
     bits = hybrid.commit_adapter(model, adapter, kind)
     if rows[0]:
