@@ -118,7 +118,8 @@ def test_a_fourth_task_runs_the_whole_lifecycle_through_the_runner(tmp_path):
         assert report[f"{baseline}.forget_accuracy"] < 0.3 and report[f"{baseline}.retain_accuracy"] > 0.9
         assert report[f"{baseline}.write_pulses"] > 0  # ... on the array they were written into
         judged = task.measured[baseline]
-        assert isinstance(judged[0], hybrid.HybridLayer)
+        assert isinstance(judged[0], hybrid.HybridLayer) and judged[0] is not task.snapshot[0]
+    assert torch.equal(task.snapshot[0].effective_weight(), task.deployed_weight)  # the array as deployed, kept
     # the full baseline is judged on the rewritten array: the cells hold the fine-tuned weights, not the deployed ones
     full, tuned = task.measured["baseline_full"], task.finetuned
     assert (full[0].effective_weight() - tuned[0].weight).abs().max() < (task.deployed_weight - tuned[0].weight).abs().max() / 2
@@ -146,13 +147,30 @@ def test_a_fourth_task_runs_the_whole_lifecycle_through_the_runner(tmp_path):
     assert saved == json.loads(json.dumps(report, default=str)) and set(saved) == set(report)
 
 
-def test_the_runner_refuses_a_task_without_its_lora_step():
-    """Positive control of the energy keys: a task that never ran its LoRA step cannot produce ratios."""
+@pytest.mark.parametrize("stages, problem", [
+    (("pretrain", "deploy"), "lists 'baseline' 0 times"),
+    (("pretrain", "deploy", "revoke", BASELINE, BASELINE), "lists 'baseline' 2 times"),  # would rewrite the rewritten array
+    (("pretrain", "deploy", ("revke", BASELINE)), r"no stage method \['revke'\]"),
+])
+def test_the_runner_refuses_a_stage_list_it_cannot_run(stages, problem):
     task = ToyTask()
-    task.stages, task.timing = ("pretrain", "deploy"), "flat"
-    with pytest.raises(KeyError, match="baseline_full.trainable_params"):
+    task.stages = stages
+    with pytest.raises(ValueError, match=problem) as error:
         run_lifecycle(task, progress=False)
-    assert {"seconds.pretrain", "seconds.deploy"} <= set(task.report) and "seconds_per_stage" not in task.report
+    assert "\n" not in str(error.value) and task.report == {}  # one line, before any stage ran
+
+
+@pytest.mark.parametrize("stages, unset", [
+    (("pretrain", BASELINE, "deploy", "revoke"), "snapshot, ledger, revoke.trainable_params, revoke.write_energy_j"),
+    (("pretrain", "deploy", BASELINE, "revoke"), "not set yet: revoke.trainable_params, revoke.write_energy_j"),
+])
+def test_the_baselines_refuse_to_run_before_the_deployment_and_the_lora_step(stages, unset):
+    task = ToyTask()
+    task.stages, task.timing = stages, "flat"
+    with pytest.raises(ValueError, match=unset) as error:
+        run_lifecycle(task, progress=False)
+    assert "\n" not in str(error.value) and "baseline_full.forget_accuracy" not in task.report
+    assert "seconds.pretrain" in task.report and "seconds_per_stage" not in task.report  # flat timing, per stage
 
 
 def test_commit_branch_refuses_a_copy_whose_layers_post_to_another_ledger():
