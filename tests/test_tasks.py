@@ -2,6 +2,8 @@
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
+from neuro_rm.tasks import runner
 from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, n_params, run_lifecycle, write_report
 
 QUICK = TrainConfig(epochs=15, lr=2e-2, batch_size=32)
@@ -187,3 +190,13 @@ def test_commit_branch_refuses_a_copy_whose_layers_post_to_another_ledger():
     commit_branch(task, model, "revoke", "revoke", "depress", 1, 1)
     bits = task.report["revoke.write_bits"]
     assert bits > 0 and task.report["revoke.write_energy_j"] == pytest.approx(bits * task.ledger.energy.sram_write_bit_j, rel=1e-9)
+
+
+def test_every_task_hook_and_runner_helper_named_in_architecture_md_exists():
+    """The new-task recipe in ARCHITECTURE.md names hooks and helpers; a renamed one fails here."""
+    text = (Path(__file__).parents[1] / "ARCHITECTURE.md").read_text()
+    section = text.split("## A new task", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(Task|runner)\.(\w+)`", section)
+    assert len(named) >= 15  # the recipe is there and names its parts
+    missing = [f"{owner}.{name}" for owner, name in named if not hasattr(Task() if owner == "Task" else runner, name)]
+    assert missing == []
