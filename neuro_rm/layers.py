@@ -60,6 +60,11 @@ class HybridLayer(nn.Module):
         self.disabled = 0  # depth of ``disable_adapters`` contexts: while > 0 the base runs alone
         self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
+    def __getstate__(self) -> dict[str, object]:
+        """A copy or a pickle starts outside ``disable_adapters``: the depth belongs to the contexts open on
+        this object, which never exit on its copies."""
+        return {**super().__getstate__(), "disabled": 0}
+
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -1,3 +1,6 @@
+import copy
+import io
+
 import pytest
 import snntorch as snn
 import torch
@@ -351,7 +354,28 @@ def test_disable_adapters_runs_the_base_alone_and_restores_the_previous_set():
     assert L.active_adapters(model) == ["c", "a"] and torch.equal(model(x), with_branches)
     with pytest.raises(RuntimeError, match="inside"), L.disable_adapters(model):
         raise RuntimeError("inside")
-    assert L.active_adapters(model) == ["c", "a"]  # restored on error too
+    assert all(layer.disabled == 0 for _, layer in L.hybrid_layers(model))  # the branches are back on error too
+    assert L.active_adapters(model) == ["c", "a"] and torch.equal(model(x), with_branches)
+
+
+def test_a_copy_or_pickle_made_inside_disable_adapters_computes_with_its_branches():
+    """The context switches off the model it was opened on, not copies of it: they would stay off for good."""
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL)
+    x = torch.randn(5, 6)
+    L.add_adapter(model, "a")
+    _trained(model, "a", 5)
+    L.set_adapter(model, "a")
+    with_branch, buffer = model(x), io.BytesIO()
+    with L.disable_adapters(model):
+        twin = copy.deepcopy(model)
+        torch.save(model, buffer)
+        assert model[0].disabled == 1  # the original is still switched off inside
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    for copied in (twin, loaded):
+        assert copied[0].disabled == 0 and L.active_adapters(copied) == ["a"]
+        assert torch.equal(copied(x), with_branch)
+    assert torch.equal(model(x), with_branch)
 
 
 def test_delete_adapter_erases_its_bytes_and_tells_the_hooks():
