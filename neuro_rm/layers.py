@@ -469,6 +469,14 @@ def calibrating(model: nn.Module, layers: Iterable[HybridLayer] | None = None) -
             layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
 
 
+def deployment_cost(model: nn.Module, ledger: Ledger, joules_before: float = 0.0) -> dict[str, float | int]:
+    """What writing ``model``'s hybrid layers into their arrays cost, from ``ledger``: write-verify pulses,
+    joules since ``joules_before``, modelled programming seconds, cells."""
+    return {"write_pulses": ledger.count("write.rm_pulse"), "write_energy_j": ledger.joules("write") - joules_before,
+            "programming_seconds": ledger.seconds("write"),
+            "cells": sum(layer.crossbar.n_cells for _, layer in hybrid_layers(model))}
+
+
 def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] | None = None, **kwargs: object) -> None:
     """Fix the ADC full scale of every crossbar (or of ``layers``) from one calibration batch.
 

@@ -80,13 +80,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
         self.model.eval()
         hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
-        report = {
-            "write_pulses": self.ledger.count("write.rm_pulse"),
-            "write_energy_j": self.ledger.joules("write") - before,
-            "programming_seconds": self.ledger.seconds("write"),
-            "cells": sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(self.model)),
-            "holdout_accuracy": self.holdout_accuracy(),
-        }
+        report = {**hybrid.deployment_cost(self.model, self.ledger, before), "holdout_accuracy": self.holdout_accuracy()}
         self.audit.append("deploy", None, **report)
         return report
 

@@ -97,10 +97,7 @@ class Task:
 
 def deploy_figures(report: dict[str, object], ledger: Ledger, model: nn.Module) -> None:
     """What writing the network into the arrays once cost: pulses, joules, programming time, cells."""
-    report["deploy.write_pulses"] = ledger.count("write.rm_pulse")
-    report["deploy.write_energy_j"] = ledger.joules("write")
-    report["deploy.programming_seconds"] = ledger.seconds("write")
-    report["deploy.cells"] = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
+    report |= {f"deploy.{key}": value for key, value in hybrid.deployment_cost(model, ledger).items()}
 
 
 def commit_branch(task: Task, model: nn.Module, prefix: str, adapter: str, kind: str, trainable: int, steps: int,
