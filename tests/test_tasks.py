@@ -16,7 +16,7 @@ from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
-from neuro_rm.tasks.runner import BASELINE, Task, run_lifecycle
+from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, run_lifecycle
 
 QUICK = TrainConfig(epochs=15, lr=2e-2, batch_size=32)
 FORGET = UnlearnConfig(method="ascent", train=TrainConfig(epochs=10, lr=2e-2, batch_size=32))
@@ -97,3 +97,18 @@ def test_the_runner_refuses_a_task_without_its_lora_step():
     task.stages = ("pretrain", "deploy")
     with pytest.raises(KeyError, match="baseline_full.trainable_params"):
         run_lifecycle(task, progress=False)
+
+
+def test_commit_branch_charges_the_adapter_at_its_precision_and_new_rows_in_fp32():
+    """What the face enrolment and the diffusion forgetting call: the branch at its storage precision, each new
+    digital row (weights and bias) at fp32, both priced as SRAM writes on the task's ledger."""
+    task = ToyTask()
+    task.pretrain()
+    task.deploy()
+    params = hybrid.add_adapter(task.model, "enroll", AdapterConfig(rank=2, precision="int8"))
+    sram_before = task.ledger.count("write.sram")
+    commit_branch(task, task.model, "enroll", "enroll", "potentiate", 99, 5, rows=(1, 16 + 1), row_note="readout row")
+    written = sum(p.numel() for p in params) * 8 + 1 * (16 + 1) * 32  # int8 branch, one fp32 row with its bias
+    assert task.report["enroll.write_bits"] == written
+    assert task.ledger.count("write.sram") - sram_before == written
+    assert task.report["enroll.write_energy_j"] == pytest.approx(written * task.ledger.energy.sram_write_bit_j, rel=1e-12)
