@@ -11,7 +11,15 @@ from torch import nn
 from neuro_rm import energy_report, work
 from neuro_rm import layers as L
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.energy import ADAM_MACS, CMOS_FIELDS, NODES, SUPPLY_FIELDS, EnergyModel, Ledger, sram_size_factor
+from neuro_rm.energy import (
+    ADAM_MACS,
+    CMOS_FIELDS,
+    NODES,
+    SUPPLY_FIELDS,
+    EnergyModel,
+    Ledger,
+    sram_size_factor,
+)
 from neuro_rm.learning.loop import TrainConfig, optimize
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.diffusion import ScheduleConfig
