@@ -105,14 +105,19 @@ def chip_training_j(record: TrainingWork, energy: EnergyModel) -> float:
     return ledger.joules("train")
 
 
-def inference_j(work: PassWork, energy: EnergyModel, mode: str) -> float:
-    """Joules of a measured pass on the hybrid chip (``hybrid``) or with its branches merged (``analog``),
-    the SRAM sized by the digital weights the pass reads."""
+def inference_ledger(work: PassWork, energy: EnergyModel, mode: str) -> Ledger:
+    """A measured pass posted on the hybrid chip (``hybrid``) or with its branches merged (``analog``),
+    the SRAM sized by the digital weights the pass reads (its categories say where the joules go)."""
     ledger = Ledger(replace(energy, sram_bytes=work.stored_bits / 8))
     hybrid.post_inference(ledger, work.hybrid, mode, extra_digital_macs=work.digital_macs)
     if mode == "hybrid":
         ledger.post_inference(sram_bits_read=work.digital_sram_bits, note="digital layers' weights")
-    return ledger.joules("infer")
+    return ledger
+
+
+def inference_j(work: PassWork, energy: EnergyModel, mode: str) -> float:
+    """Joules of a measured pass (``inference_ledger``)."""
+    return inference_ledger(work, energy, mode).joules("infer")
 
 
 def sampling_work(denoiser: nn.Module, labels: torch.Tensor, shape: tuple[int, ...], schedule: ScheduleConfig) -> PassWork:
@@ -265,8 +270,10 @@ EXPLAINS = {
                           "is stored); adapter precision is a 4× lever (speaker branches fp32, face int8)",
     "write_energy_ratio_verify_adc": "the same with every verify read priced as a full 8-bit ADC conversion (the earlier, "
                                      "unsourced pricing): the ratio rests on this assumption",
-    "inference_energy_ratio": "the GPU assumption (peak FLOP vs a cited per-launch figure) and the node of the "
-                              "digital branches, SRAM and ADCs",
+    "inference_energy_ratio": "the GPU assumption (peak FLOP vs a cited per-launch figure), the node of the "
+                              "digital branches, SRAM and ADCs, the SRAM's size and layout (one array holding all "
+                              "that is stored) and no weight reuse in the adapters (every branch weight read per input "
+                              "vector): SRAM reads are most of the hybrid bill",
 }
 
 

@@ -11,7 +11,15 @@ from torch import nn
 from neuro_rm import energy_report, work
 from neuro_rm import layers as L
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.energy import CMOS_FIELDS, NODES, SUPPLY_FIELDS, EnergyModel, Ledger
+from neuro_rm.energy import (
+    ADAM_MACS,
+    CMOS_FIELDS,
+    NODES,
+    SUPPLY_FIELDS,
+    EnergyModel,
+    Ledger,
+    sram_size_factor,
+)
 from neuro_rm.learning.loop import TrainConfig, optimize
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.diffusion import ScheduleConfig
@@ -304,13 +312,36 @@ def test_task_energy_keys_cover_every_node_gpu_and_stage():
                  description="revoke x")
         optimize(list(digital.parameters()), lambda i: nn.functional.cross_entropy(digital(x[i]), y[i]), 16,
                  TrainConfig(epochs=1, batch_size=8), description="baseline: full")
+    head = nn.Linear(3, 1024)  # a digital head: 16 KB of fp32 weights, so the SRAM is sized past the 8 KB price
     with torch.no_grad():
-        inference = work.measure(lambda: model(x))
+        inference = work.measure(lambda: head(model(x)))
     lora, full = Ledger(), Ledger()
     lora.post_sram_write(100)
     full.post_programming(pulses=1000, verify_reads=3000)
     keys = energy_report.task_energy(meter.records, {"revoke": "revoke", "baseline_full": "baseline"}, inference,
                                      lora, full, "revoke", "baseline_full")
+    # the SRAM holds what the deployed chip stores, and every node prices the LoRA write and training at its own node
+    assert keys["energy.sram_bytes"] == inference.stored_bits / 8 > 2 * EnergyModel().sram_bytes
+    revoke, baseline = meter.records
+    for node in NODES:
+        energy = EnergyModel.for_node(node)
+        expected = 100 * energy.sram_write_j_per_bit * sram_size_factor(keys["energy.sram_bytes"])
+        assert math.isclose(keys[f"energy.{node}.write_j.lora"], expected, rel_tol=1e-12)
+        for stage, record in (("revoke", revoke), ("baseline_full", baseline)):
+            assert math.isclose(keys[f"energy.{node}.training_j.{stage}"], energy_report.chip_training_j(record, energy))
+        for gpu in energy_report.GPU_ASSUMPTIONS:
+            gpu_j = keys[f"energy.gpu.{gpu}.inference_j_per_sample"]
+            assert math.isclose(keys[f"energy.{node}.{gpu}.inference_energy_ratio"],
+                                gpu_j / keys[f"energy.{node}.inference_j_per_sample.hybrid"])
+            gpu_full, lora_j = keys[f"energy.gpu.{gpu}.training_j.baseline_full"], keys[f"energy.{node}.write_j.lora"]
+            assert math.isclose(keys[f"energy.{node}.{gpu}.training_energy_ratio"],
+                                (gpu_full + keys[f"energy.{node}.write_j.full_reprogram"])
+                                / (keys[f"energy.{node}.training_j.revoke"] + lora_j))
+    assert keys["energy.180nm.training_j.revoke"] > keys["energy.45nm.training_j.revoke"]
+    assert keys["energy.180nm.write_j.lora"] > keys["energy.45nm.write_j.lora"]
+    # at peak a GPU step is a forward and a backward of twice its work (Kaplan), plus Adam
+    gpu_macs = 3 * baseline.forward.gpu_macs + baseline.optimizer_updates * ADAM_MACS
+    assert math.isclose(keys["energy.gpu.gpu_peak.training_j.baseline_full"], gpu_macs * EnergyModel().gpu_mac_j)
     for node in NODES:
         for gpu in energy_report.GPU_ASSUMPTIONS:
             for ratio in ("write_energy_ratio", "inference_energy_ratio", "training_energy_ratio"):
@@ -328,6 +359,22 @@ def test_task_energy_keys_cover_every_node_gpu_and_stage():
     assert "63.7×" in table and "45nm · gpu_peak" in table
     with pytest.raises(ValueError, match="no training record"):
         energy_report.task_energy([], {"revoke": "revoke", "baseline_full": "b"}, inference, lora, full, "revoke", "baseline_full")
+
+
+def test_the_demo_headline_write_ratio_is_the_default_node_at_gpu_peak():
+    model = _model()
+    x, y = torch.rand(16, 12), torch.randint(0, 3, (16,))
+    full = Ledger()
+    full.post_programming(pulses=1000, verify_reads=3000)
+    with work.WorkMeter():
+        optimize(_on(model, "a", rank=2), lambda i: nn.functional.cross_entropy(model(x[i]), y[i]), 16,
+                 TrainConfig(epochs=1, batch_size=8), description="revoke x")
+        optimize(list(model.parameters()), lambda i: nn.functional.cross_entropy(model(x[i]), y[i]), 16,
+                 TrainConfig(epochs=1, batch_size=8), description="baseline: full")
+        keys = energy_report.demo_energy({"revoke": "revoke", "baseline_full": "baseline"}, model, x, 100, full,
+                                         "revoke", "baseline_full")
+    assert keys["energy.write_energy_ratio"] == keys["energy.45nm.gpu_peak.write_energy_ratio"]
+    assert keys["energy.write_energy_ratio"] != keys["energy.180nm.gpu_peak.write_energy_ratio"]
 
 
 def test_the_measured_gpu_path_is_skipped_cleanly_without_a_gpu():

@@ -200,3 +200,18 @@ def test_every_task_hook_and_runner_helper_named_in_architecture_md_exists():
     assert len(named) >= 15  # the recipe is there and names its parts
     missing = [f"{owner}.{name}" for owner, name in named if not hasattr(Task() if owner == "Task" else runner, name)]
     assert missing == []
+
+
+def test_commit_branch_charges_the_adapter_at_its_precision_and_new_rows_in_fp32():
+    """What the face enrolment and the diffusion forgetting call: the branch at its storage precision, each new
+    digital row (weights and bias) at fp32, both priced as SRAM writes on the task's ledger."""
+    task = ToyTask()
+    task.pretrain()
+    task.deploy()
+    params = hybrid.add_adapter(task.model, "enroll", AdapterConfig(rank=2, precision="int8"))
+    sram_before = task.ledger.count("write.sram")
+    commit_branch(task, task.model, "enroll", "enroll", "potentiate", 99, 5, rows=(1, 16 + 1), row_note="readout row")
+    written = sum(p.numel() for p in params) * 8 + 1 * (16 + 1) * 32  # int8 branch, one fp32 row with its bias
+    assert task.report["enroll.write_bits"] == written
+    assert task.ledger.count("write.sram") - sram_before == written
+    assert task.report["enroll.write_energy_j"] == pytest.approx(written * task.ledger.energy.sram_write_bit_j, rel=1e-12)
