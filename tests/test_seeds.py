@@ -60,6 +60,8 @@ def test_counts_read_as_counts_and_a_share_interval_stays_in_its_range():
     table = markdown_table(agg, (("acc", "acc", "{:.2%}"), ("pulses", "pulses", "{:,}"), ("change", "change", "{:+.2%}")))
     assert "– 100.00% |" in table and "| -100.00% –" in table
     assert "| pulses | 1,001 ± 1 | 999 – 1,002 |" in table
+    ratio = aggregate([{"r": 1.0}, {"r": 30.0}, {"r": 2.0}], [0, 1, 2])
+    assert ratio["r.ci95"][0] < 0 and "| 11.0× ± 16.5× | 0.0× – 51.9× |" in markdown_table(ratio, (("r", "r", "{:.1f}×"),))
 
 
 def test_cli_refuses_fewer_than_two_seeds():

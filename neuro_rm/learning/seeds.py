@@ -88,7 +88,10 @@ def _cell(fmt: str, mean: float, sd: float) -> str:
 
 
 def _within_range(fmt: str, lo: float, hi: float) -> tuple[float, float]:
-    """A t-interval cut to what a share can be: [0, 1], or [-1, 1] for a signed change in points."""
+    """A t-interval cut to what the figure can be: a share to [0, 1] ([-1, 1] for a signed change in points),
+    a ratio (``×``) to at least 0."""
+    if fmt.endswith("×"):
+        return max(lo, 0.0), hi
     if not fmt.endswith("%}"):
         return lo, hi
     floor = -1.0 if "+" in fmt else 0.0
