@@ -590,6 +590,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
                 else:
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    except BrokenPipeError:  # the reader stopped early (``| head``): not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush finds no pipe
+        return 0
     except (ValueError, KeyError, OSError, StateBusyError, CorruptStateError) as error:
         for line in _error_lines(error):
             print(f"neuro-rm {args.command}: error: {line}", file=sys.stderr)

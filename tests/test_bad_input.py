@@ -1,6 +1,8 @@
 """Property-based checks of the public entry points: bad input gets a clear error, good input a right answer."""
 
 import math
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -140,3 +142,12 @@ def test_a_warning_raised_by_a_command_is_shown_once_and_the_command_ends(monkey
     with pytest.warns(RuntimeWarning) as shown:  # pytest stands in for stderr here
         assert cli.main(["device", "--json"]) == 0
     assert sum("beyond the window" in str(w.message) for w in shown) == 1
+
+
+def test_a_reader_that_stops_early_is_not_an_error_of_the_command():
+    """``neuro-rm data FILE | head``: the pipe closing under the command ends it quietly, exit 0."""
+    stub = ("import sys, neuro_rm.cli as cli\n"
+            "def _run(args):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "cli._run = _run\nsys.exit(cli.main(['data']))\n")
+    done = subprocess.run([sys.executable, "-c", stub], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
