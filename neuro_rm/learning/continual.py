@@ -62,7 +62,6 @@ def learn_new_classes(
 class Enrolment:
     """What enrolling one class on a deployed model did: the fit, and what it trained and must write."""
 
-    label: int
     fit: FitResult
     trainable: int  # the branch's parameters plus the new readout row (weights and bias)
     row_width: int  # values in the new readout row, written to SRAM beside the branch
@@ -96,4 +95,4 @@ def enroll_class(
     finally:
         model.head.train_rows(None)
     row_width = model.head.in_features + 1
-    return Enrolment(label, result, sum(p.numel() for p in params) + row_width, row_width)
+    return Enrolment(result, sum(p.numel() for p in params) + row_width, row_width)
