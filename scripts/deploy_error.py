@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import replace
 
 import torch
 
@@ -42,6 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="SSC-layout HDF5 file (default: the bundled spiking FSDD)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="cited cell preset (default: DeviceConfig())")
+    parser.add_argument("--pulse-gain", type=float, default=None,
+                        help="override the write-verify controller's pulse gain (share of the error each pulse aims at)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -53,6 +56,8 @@ def main() -> None:
     fit_classifier(model, train, val, PRETRAIN)
     model.eval()
     device = DeviceConfig() if args.preset is None else PRESETS[args.preset]()
+    if args.pulse_gain is not None:
+        device = replace(device, pulse_gain=args.pulse_gain)
     deployed = copy.deepcopy(model)
     hybrid.analogize(deployed, device, SYNAPSES, CrossbarConfig.ideal(), seed=args.seed)
     deployed.eval()

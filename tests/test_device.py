@@ -22,6 +22,27 @@ def test_default_preset_programs_within_tolerance():
     assert torch.equal(cells.conductance(), result.conductance_us)
 
 
+def _mean_programming_error(config: DeviceConfig) -> float:
+    cells = CellArray((128, 128), config, seed=0)
+    result = cells.program(_targets((128, 128), config=config))
+    return float((result.conductance_us - result.targets_us).mean())
+
+
+@pytest.mark.parametrize("preset", ["taox_1t1r", "hfox_cmo"])
+def test_write_verify_leaves_no_common_offset(preset):
+    """A common offset of the written cells is a bias on every weight (deployment lost 3.5 points to one):
+    the mean error must stay a small share of the verify band."""
+    config = getattr(DeviceConfig, preset)()
+    assert abs(_mean_programming_error(config)) < 0.05 * config.tolerance_us
+
+
+def test_a_one_sided_controller_is_caught_by_the_offset_measurement():
+    """Positive control: approaching from one side (gain 0.7, the old default) leaves cells near the band's
+    near edge, and the same measurement sees it."""
+    config = DeviceConfig(pulse_gain=0.7)
+    assert _mean_programming_error(config) < -0.1 * config.tolerance_us
+
+
 def test_preset_matches_paper_cell():
     cfg = DeviceConfig.taox_1t1r()
     assert (cfg.g_min_us, cfg.g_max_us, cfg.tolerance_us, cfg.endurance_cycles) == (20.0, 80.0, 2.0, 30_000)
