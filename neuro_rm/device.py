@@ -35,11 +35,14 @@ class DeviceConfig:
     give_up_after: int = 8
     # Write-verify controller: each pulse aims at ``pulse_gain`` of the remaining error, bounded below by
     # the smallest change one pulse can make and above by the largest (strongest pulse amplitude).  At 1
-    # the controller aims at the target itself, so the pulse's spread lands a cell on either side of it
-    # alike and the loop (which stops at the first read inside the band) leaves no common offset.  A gain
-    # below 1 approaches from one side and stops cells near the band's near edge: at 0.7 the written cells
-    # of a trained RSNN sit 0.38 µS (1.25 % of the largest |w|) below target on average, which cost 3.5
-    # points of accuracy on the bundled speakers and 33 on new voices (``scripts/deploy_error.py``).
+    # the controller aims at the target itself; with this model's pulses (the same mean response up and
+    # down, symmetric spread) a cell then lands on either side of the target alike, and the loop (which
+    # stops at the first read inside the band) leaves a tenth of the offset it left at 0.7, where cells
+    # approached from one side and stopped near the band's near edge: 0.38 µS (1.25 % of a trained RSNN's
+    # largest |w|) below target on average, which cost 3.5 points of accuracy on the bundled speakers and
+    # 33 on new voices (``scripts/deploy_error.py``).  A cell whose SET and RESET steps differ in strength
+    # (abrupt SET, gradual RESET) would bring an offset back whatever the gain; this model has none.
+    # Gains of 2 or more overshoot by more than the error and never settle.
     pulse_gain: float = 1.0
     min_step_us: float = 0.4
     max_step_us: float = 20.0
@@ -92,7 +95,10 @@ class DeviceConfig:
                 raise ValueError(f"DeviceConfig.{name} must be in [0, 1], got {rate}")
         if self.stuck_on_rate + self.stuck_off_rate > 1.0:
             raise ValueError("DeviceConfig stuck_on_rate + stuck_off_rate must not exceed 1")
-        for name in ("pulse_gain", "min_step_us", "max_step_us", "drift_t0_s"):
+        if not 0 < self.pulse_gain < 2:
+            raise ValueError(f"DeviceConfig.pulse_gain must be in (0, 2): a pulse aimed at gain·error with gain >= 2 "
+                             f"overshoots by more than the error and never settles, got {self.pulse_gain}")
+        for name in ("min_step_us", "max_step_us", "drift_t0_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DeviceConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.min_step_us > self.max_step_us:

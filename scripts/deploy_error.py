@@ -1,6 +1,6 @@
 """Where deployment loses accuracy: the mean and the spread of the programming error, taken apart.
 
-    python scripts/deploy_error.py [--data FILE] [--preset NAME] [--seed 0]
+    python scripts/deploy_error.py [--data FILE] [--preset NAME] [--pulse-gain G] [--seed 0]
 
 Pretrains the RSNN with the demo's recipe on the speakers the demo pretrains (all but the last), writes its
 synapses into crossbars by write-and-verify (default device, or a cited preset), reads them ideally (no read
@@ -47,6 +47,12 @@ def main() -> None:
                         help="override the write-verify controller's pulse gain (share of the error each pulse aims at)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    device = DeviceConfig() if args.preset is None else PRESETS[args.preset]()
+    if args.pulse_gain is not None:
+        try:
+            device = replace(device, pulse_gain=args.pulse_gain)
+        except ValueError as error:
+            parser.error(str(error))
     torch.set_num_threads(1)
     splits = load_bundled_speakers() if args.data is None else load_speakers(args.data)
     old = torch.arange(len(splits.speaker_names) - 1)
@@ -55,9 +61,6 @@ def main() -> None:
     model = SpeakerRSNN(RSNNConfig(n_inputs=train.x.shape[-1], n_outputs=len(old)))
     fit_classifier(model, train, val, PRETRAIN)
     model.eval()
-    device = DeviceConfig() if args.preset is None else PRESETS[args.preset]()
-    if args.pulse_gain is not None:
-        device = replace(device, pulse_gain=args.pulse_gain)
     deployed = copy.deepcopy(model)
     hybrid.analogize(deployed, device, SYNAPSES, CrossbarConfig.ideal(), seed=args.seed)
     deployed.eval()

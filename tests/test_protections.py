@@ -216,6 +216,7 @@ def test_face_files_of_the_wrong_shape_are_refused(tmp_path, images, labels):
         (lambda: DeviceConfig(endurance_cycles=0), "endurance_cycles"),
         (lambda: DeviceConfig(max_pulses=0), "max_pulses"),
         (lambda: DeviceConfig(pulse_gain=0.0), "pulse_gain"),
+        (lambda: DeviceConfig(pulse_gain=2.0), "pulse_gain"),
         (lambda: DeviceConfig(min_step_us=5.0, max_step_us=1.0), "min_step_us"),
         (lambda: DeviceConfig(stuck_on_rate=0.6, stuck_off_rate=0.6), "must not exceed 1"),
         (lambda: CrossbarConfig(tile_rows=0), "positive size"),
