@@ -215,3 +215,36 @@ def test_commit_branch_charges_the_adapter_at_its_precision_and_new_rows_in_fp32
     assert task.report["enroll.write_bits"] == written
     assert task.ledger.count("write.sram") - sram_before == written
     assert task.report["enroll.write_energy_j"] == pytest.approx(written * task.ledger.energy.sram_write_bit_j, rel=1e-12)
+
+
+class CalibratedToyTask(ToyTask):
+    """The toy task on a realistic array (ADCs that need a calibrated full scale), calibrated on training inputs."""
+
+    def deploy(self) -> None:
+        self.ledger = Ledger()
+        hybrid.analogize(self.model, DeviceConfig(), targets=["0"], crossbar=CrossbarConfig(), ledger=self.ledger)
+        hybrid.calibrate(self.model, self.train.x)
+        self.snapshot = copy.deepcopy(self.model)
+        self.deployed_weight = self.model[0].effective_weight().clone()
+        self.full_scale_at_measure: dict[str, torch.Tensor] = {}
+
+    def calibration_batch(self) -> torch.Tensor:
+        return self.train.x
+
+    def measure(self, prefix: str, model: nn.Module) -> None:
+        self.full_scale_at_measure[prefix] = model[0].crossbar.adc_full_scale.clone()
+        super().measure(prefix, model)
+
+
+def test_a_rewritten_array_is_calibrated_on_training_inputs_before_it_is_judged():
+    """Rewriting an array clears its ADC full scale; judged uncalibrated, it would calibrate on the first test
+    batch (in the face task: the forgotten person's two photos, and retained accuracy fell to 57.5 %)."""
+    task = CalibratedToyTask()
+    for stage in ("pretrain", "deploy", "revoke"):
+        getattr(task, stage)()
+    runner.full_finetune_baseline(task)
+    runner.retrain_baseline(task)
+    for prefix, model in (("baseline_full", task.rewritten), ("baseline_retrain", task.retrained)):
+        reference = copy.deepcopy(model)
+        hybrid.calibrate(reference, task.train.x)
+        assert torch.equal(task.full_scale_at_measure[prefix], reference[0].crossbar.adc_full_scale), prefix

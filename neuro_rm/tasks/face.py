@@ -223,6 +223,9 @@ class FaceTask(Task):
         # the retrained model's membership AUC sits with the revocation's figures (its key since the first report)
         self.report["baseline_full.mia_auc" if prefix == "baseline_full" else "revoke.retrain_mia_auc"] = self._mia(model)
 
+    def calibration_batch(self) -> torch.Tensor:
+        return self.calibration
+
     def enroll(self) -> None:
         """Add the new person: a new LoRA branch and a new, trained readout row, with replay."""
         config, report, model, new, keep = self.config, self.report, self.model, self.new, self.keep

@@ -75,6 +75,12 @@ class Task:
         """Report the task's figures of ``model`` as ``<prefix>.<figure>``."""
         raise NotImplementedError
 
+    def calibration_batch(self) -> torch.Tensor | None:
+        """Training inputs that fix the ADC full scale of an array a baseline has rewritten (writing clears it,
+        and an uncalibrated array would calibrate on whichever test batch ``measure`` sends first); None: the
+        task calibrates in ``measure`` itself."""
+        return None
+
     # ---- hooks of the energy figures
     def inference(self) -> tuple[nn.Module | None, torch.Tensor | None, nn.Module | None]:
         """(deployed model, inputs, digital model) of the inference pass the energy keys price; Nones: no pass."""
@@ -118,6 +124,13 @@ def commit_branch(task: Task, model: nn.Module, prefix: str, adapter: str, kind:
     task.ledger.post_training(trainable, steps, note=prefix)
 
 
+def _calibrate(task: Task, rewritten: nn.Module) -> None:
+    """The ADCs of a rewritten array, calibrated on the task's training inputs as deployment calibrated them."""
+    batch = task.calibration_batch()
+    if batch is not None:
+        hybrid.calibrate(rewritten, batch)
+
+
 def full_finetune_baseline(task: Task) -> None:
     """Fine-tune every weight of a copy of the digital network, then rewrite a copy of the deployed array with
     it (``task.rewritten``; ``task.snapshot`` stays the array as deployed)."""
@@ -127,6 +140,7 @@ def full_finetune_baseline(task: Task) -> None:
     task.full_ledger = Ledger(task.ledger.energy)
     task.rewritten = copy.deepcopy(task.snapshot)
     task.rewrites = hybrid.reprogram_from(task.rewritten, full, task.full_ledger)
+    _calibrate(task, task.rewritten)
     task.full_ledger.post_training(n_params(params), steps, note="baseline full fine-tune")
     task.measure("baseline_full", task.rewritten)
     task.report["baseline_full.write_pulses"] = task.full_ledger.count("write.rm_pulse")
@@ -145,6 +159,7 @@ def retrain_baseline(task: Task) -> None:
         ledger = Ledger(task.ledger.energy)
         task.retrained = copy.deepcopy(array)
         hybrid.reprogram_from(task.retrained, retrained, ledger)
+        _calibrate(task, task.retrained)
         task.measure("baseline_retrain", task.retrained)
         task.report["baseline_retrain.write_pulses"] = ledger.count("write.rm_pulse")
         task.report["baseline_retrain.write_energy_j"] = ledger.joules("write")

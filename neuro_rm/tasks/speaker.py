@@ -251,6 +251,9 @@ class SpeakerTask(Task):
     def retrain_array(self) -> nn.Module:
         return self.original  # the same array, rewritten with the retrained weights
 
+    def calibration_batch(self) -> torch.Tensor:
+        return self.auth.buffers.replay.x  # the retained speakers' training frames, as the live array uses
+
     def measure(self, prefix: str, model: nn.Module) -> None:
         test = self.data.test
         self.report[f"{prefix}.forget_accuracy"] = accuracy_on(model, test.of_classes([self.gone]))
