@@ -20,7 +20,7 @@ from neuro_rm.device import CellArray, DeviceConfig, ProgramResult
 MAPPINGS = ("offset", "differential")
 
 
-COMPENSATIONS = ("none", "global", "column")
+COMPENSATIONS = ("none", "global", "column", "offset")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,10 @@ class CrossbarConfig:
       column, calibrated once after programming on a calibration batch (see ``Crossbar.calibrate``), and
       saturates beyond it.
     - ``drift_compensation``: ``global`` or ``column`` rescales outputs by reference / now, from a
-      readout of a fixed calibration input recorded at programming time (off by default).
+      readout of a fixed calibration input recorded at programming time; ``offset`` subtracts each
+      column's common weight error (its mean over the rows) times Σx, measured as the column's sum read
+      with every row on against the sum of its programming targets, which the controller knows (a
+      common conductance shift is an offset ∝ Σx, not a gain, under the offset mapping). Off by default.
     """
 
     mapping: str = "offset"
@@ -178,6 +181,8 @@ class Crossbar(nn.Module):
         self.register_buffer("adc_full_scale", torch.zeros(self.row_tiles, out_features))
         # |output| per column for the fixed calibration input, recorded at programming time
         self.register_buffer("drift_reference", torch.zeros(out_features))
+        # sum over the rows of each column's target weights, recorded when the cells are written
+        self.register_buffer("column_target", torch.zeros(out_features))
         self.counts = OpCounts()
         self.calibrating = False  # True while a calibration batch runs through the model
         self._seen: torch.Tensor | None = None  # largest |column sum| per tile seen while calibrating
@@ -251,10 +256,7 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self.adc_full_scale.zero_()
-        self._changed()
-        self._seen = None
-        self.drift_reference.copy_(self._reference_readout())
+        self._written(result)
         return result
 
     def consolidate(self, delta: torch.Tensor) -> ProgramResult:
@@ -274,11 +276,17 @@ class Crossbar(nn.Module):
         shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
         moved = shift.abs() > self._write_resolution_us()
         result = self.cells.program(self.cells.conductance() + shift, cells=moved)
-        self.adc_full_scale.zero_()  # as after programming: the next batch (or ``calibrate``) sets it anew
-        self._changed()  # every cached view of the cells (weights, ADC codes) is stale now
-        self._seen = None
-        self.drift_reference.copy_(self._reference_readout())  # the cells were written: a new reference
+        self._written(result)
         return result
+
+    def _written(self, result: ProgramResult) -> None:
+        """After a write: the ADC calibration is cleared (the next batch or ``calibrate`` sets it anew), every
+        cached view of the cells is stale, and the compensation references are recorded afresh."""
+        self.adc_full_scale.zero_()
+        self._changed()
+        self._seen = None
+        self.drift_reference.copy_(self._reference_readout())
+        self.column_target.copy_(self.decode(result.targets_us).sum(dim=1))
 
     def _write_resolution_us(self) -> float:
         """Smallest conductance change a write can place: the verify tolerance, or half a level step
@@ -324,7 +332,7 @@ class Crossbar(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         # states saved before these buffers existed: the ADC recalibrates, the reference is rebuilt lazily
-        for name in ("adc_full_scale", "drift_reference"):
+        for name in ("adc_full_scale", "drift_reference", "column_target"):
             if prefix + name in missing_keys:
                 missing_keys.remove(prefix + name)
                 getattr(self, name).zero_()
@@ -350,10 +358,21 @@ class Crossbar(nn.Module):
         x = (torch.rand(_REFERENCE_VECTORS, self.in_features, generator=generator) < 0.5).to(weight)
         return F.linear(x, weight).abs().sum(dim=0)
 
+    def offset_correction(self) -> torch.Tensor | None:
+        """Per column, the common weight error to subtract per unit of Σx (``offset`` compensation): (column
+        sum read now − sum of its targets) / rows; None in the other modes."""
+        if self.config.drift_compensation != "offset":
+            return None
+        if self._gain_cache is None:
+            if not self.column_target.any():  # loaded from an older state: the programmed cells are the reference
+                self.column_target.copy_(self.decode(self.cells.programmed_us).sum(dim=1))
+            self._gain_cache = (self.weight().sum(dim=1) - self.column_target) / self.in_features
+        return self._gain_cache
+
     def compensation_gain(self) -> torch.Tensor | None:
         """Drift-compensation gain (reference / now readout), global or per column; None when off."""
         mode = self.config.drift_compensation
-        if mode == "none":
+        if mode in ("none", "offset"):
             return None
         if self._gain_cache is None:
             if not self.drift_reference.any():  # loaded from an older state: the programmed cells' readout
@@ -604,11 +623,13 @@ class Crossbar(nn.Module):
         if adc and self.clip_tally is not None:
             self.count_clipping(x)
         bias = None if bias is None else bias.to(x.dtype)
-        if not torch.is_grad_enabled():
-            y = self._read(x, spike_rows, noisy, adc, bias)
-        elif not x.requires_grad:
+        offset = self.offset_correction()
+        if not torch.is_grad_enabled() or not x.requires_grad:
             with torch.no_grad():
                 y = self._read(x, spike_rows, noisy, adc, bias)
+                if offset is not None:  # digital: the column's common error times Σx, per vector
+                    row_sums = spike_rows if spike_rows is not None else x.sum(dim=-1, keepdim=True)
+                    y.addr_(row_sums.squeeze(-1), offset.to(y.dtype), alpha=-1.0)
         else:
             y = self._digitise(x) if adc else F.linear(x, self.weight().to(x.dtype))
             if noisy:
@@ -619,6 +640,8 @@ class Crossbar(nn.Module):
             gain = self.compensation_gain()
             if gain is not None:
                 y = y * gain.to(y.dtype)
+            if offset is not None:
+                y = y - x.sum(dim=-1, keepdim=True) * offset.to(y.dtype)
             if bias is not None:
                 y = y + bias
         return y.reshape(*shape[:-1], self.out_features)

@@ -69,13 +69,14 @@ def readout_settings(model: nn.Module) -> dict[str, object]:
 
 def peripheries(config: CrossbarConfig) -> dict[str, CrossbarConfig]:
     """The readouts compared at each stage, on the cells' own mapping and tiling: ``ideal``, ``realistic``
-    (``config`` itself unless it is ideal, then the realistic default) and ``realistic`` with global and
-    per-column drift compensation."""
+    (``config`` itself unless it is ideal, then the realistic default) and ``realistic`` with global,
+    per-column and offset drift compensation."""
     geometry = {"mapping": config.mapping, "tile_rows": config.tile_rows, "tile_cols": config.tile_cols}
     realistic = config if not config.is_ideal else CrossbarConfig(**geometry)
     return {"ideal": CrossbarConfig.ideal(**geometry), "realistic": replace(realistic, drift_compensation="none"),
             "compensated_global": replace(realistic, drift_compensation="global"),
-            "compensated_column": replace(realistic, drift_compensation="column")}
+            "compensated_column": replace(realistic, drift_compensation="column"),
+            "compensated_offset": replace(realistic, drift_compensation="offset")}
 
 
 def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object) -> dict[str, float]:

@@ -28,7 +28,7 @@ from neuro_rm.models import RSNNConfig
 from neuro_rm.tasks.speaker import DemoConfig
 
 TIMES = (0.0, 3600.0, 86400.0, 1e6)
-COMPENSATIONS = ("none", "global", "column")
+COMPENSATIONS = ("none", "global", "column", "offset")
 MAPPINGS = ("offset", "differential")
 
 

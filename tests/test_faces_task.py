@@ -140,7 +140,7 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
     assert not report["readout"]["is_ideal"] and report["readout"]["dac_bits"] == 8 and report["device_preset"] == "taox_1t1r"
     assert report["schedule"] == {"deploy_s": 0.0, "revoke_s": 86400.0, "enroll_s": 604800.0}
     for stage in ("deploy", "revoke", "enroll"):
-        for readout in ("ideal", "realistic", "compensated_global", "compensated_column"):
+        for readout in ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset"):
             assert 0 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)
     assert report["deploy.readout.ideal"] >= 0.5 and report["deploy.readout.realistic"] >= 0.5
 

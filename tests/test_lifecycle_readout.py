@@ -60,7 +60,7 @@ def test_each_periphery_reads_the_same_cells_and_the_own_one_is_put_back():
     L.set_time(model, 1e6)  # HfOx drifts
     cells = {k: v.clone() for k, v in model.state_dict().items()}
     got = readout_accuracies(model, test, calibration=torch.rand(32, 24))
-    assert set(got) == {"ideal", "realistic", "compensated_global", "compensated_column"}
+    assert set(got) == {"ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset"}
     assert all(0 <= v <= 1 for v in got.values())
     assert readout_of(model) == own  # the model's own periphery is back
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in cells.items())  # nothing written or recalibrated

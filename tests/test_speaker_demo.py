@@ -38,7 +38,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
 
 
 STAGES = ("deploy", "revoke", "enroll", "restore")
-READOUTS = ("ideal", "realistic", "compensated_global", "compensated_column")
+READOUTS = ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset")
 
 
 def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tiny_speech, tmp_path):
