@@ -256,7 +256,7 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self._written(result)
+        self._written(result, self.decode(result.targets_us).sum(dim=1))
         return result
 
     def consolidate(self, delta: torch.Tensor) -> ProgramResult:
@@ -275,18 +275,28 @@ class Crossbar(nn.Module):
             raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
         shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
         moved = shift.abs() > self._write_resolution_us()
+        intended = self._column_targets() + (delta * moved.any(dim=0)).sum(dim=1)  # only what the write asked
         result = self.cells.program(self.cells.conductance() + shift, cells=moved)
-        self._written(result)
+        self._written(result, intended)
         return result
 
-    def _written(self, result: ProgramResult) -> None:
+    def _column_targets(self) -> torch.Tensor:
+        """Per column, the sum of the weights the cells were last asked to hold (the programmed cells
+        themselves for a state saved before this reference existed)."""
+        if not self.column_target.any():
+            return self.decode(self.cells.programmed_us).sum(dim=1)
+        return self.column_target.clone()
+
+    def _written(self, result: ProgramResult, column_target: torch.Tensor) -> None:
         """After a write: the ADC calibration is cleared (the next batch or ``calibrate`` sets it anew), every
-        cached view of the cells is stale, and the compensation references are recorded afresh."""
+        cached view of the cells is stale, and the compensation references are recorded: the drift readout
+        afresh, the column targets as the write intended them (a partial write adds what it asked of the
+        cells it moved; the others keep their targets, so drift from before the write stays visible)."""
         self.adc_full_scale.zero_()
         self._changed()
         self._seen = None
         self.drift_reference.copy_(self._reference_readout())
-        self.column_target.copy_(self.decode(result.targets_us).sum(dim=1))
+        self.column_target.copy_(column_target)
 
     def _write_resolution_us(self) -> float:
         """Smallest conductance change a write can place: the verify tolerance, or half a level step
@@ -365,7 +375,7 @@ class Crossbar(nn.Module):
             return None
         if self._gain_cache is None:
             if not self.column_target.any():  # loaded from an older state: the programmed cells are the reference
-                self.column_target.copy_(self.decode(self.cells.programmed_us).sum(dim=1))
+                self.column_target.copy_(self._column_targets())
             self._gain_cache = (self.weight().sum(dim=1) - self.column_target) / self.in_features
         return self._gain_cache
 

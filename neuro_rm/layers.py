@@ -489,6 +489,16 @@ def calibrate(model: nn.Module, *inputs: object, layers: Iterable[HybridLayer] |
         model(*inputs, **kwargs)
 
 
+def calibrate_cleared(model: nn.Module, *inputs: object, **kwargs: object) -> None:
+    """Calibrate, on ``inputs`` (training data), only the ADCs whose full scale a write cleared or that were never
+    calibrated; the others keep theirs.  Otherwise an uncalibrated array calibrates on whichever batch comes
+    next, often a test batch."""
+    pending = [layer for _, layer in hybrid_layers(model)
+               if layer.crossbar.config.adc_bits is not None and not layer.crossbar.calibrated]
+    if pending:
+        calibrate(model, *inputs, layers=pending, **kwargs)
+
+
 @dataclass
 class ClipProbe:
     """ADC conversions counted by ``adc_clipping``: how many saturated, out of how many."""

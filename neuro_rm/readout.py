@@ -84,17 +84,20 @@ def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object)
     put back afterwards.  An ADC without a full scale (after a write, or in an ideal run) is calibrated
     on ``calibration`` inputs (training data), never on the test inputs."""
     own = readout_of(model)
+    # the comparison reads the live cells: their random draws are put back, so that measuring more readouts
+    # leaves every later result as it was
+    generators = [(layer.crossbar.cells.generator, layer.crossbar.cells.generator.get_state())
+                  for _, layer in hybrid.hybrid_layers(model)]
     out = {}
     try:
         for name, config in peripheries(own).items():
             hybrid.set_readout(model, config)
-            pending = [layer for _, layer in hybrid.hybrid_layers(model)
-                       if config.adc_bits is not None and not layer.crossbar.calibrated]
-            if pending:
-                hybrid.calibrate(model, calibration, layers=pending)
+            hybrid.calibrate_cleared(model, calibration)
             out[name] = accuracy_on(model, test)
     finally:
         hybrid.set_readout(model, own)
+        for generator, state in generators:
+            generator.set_state(state)
     return out
 
 

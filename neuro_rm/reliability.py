@@ -93,6 +93,7 @@ def fault_sweep(
     for index, fault in enumerate(faults):
         trial = copy.deepcopy(auth)
         fault.apply(trial.model, seed + index)
+        hybrid.calibrate_cleared(trial.model, trial.buffers.replay.x)  # a refresh (worn cells) cleared them
         faulty = accuracy(predict_logits(trial.model, test.x), test.y)
         trial.restore(restore, data=train)
         restored = accuracy(predict_logits(trial.model, test.x), test.y)

@@ -290,3 +290,45 @@ def test_offset_compensation_is_the_same_with_and_without_autograd_and_survives_
     with torch.no_grad():
         assert torch.allclose(copy_.matmul(x), plain, atol=1e-5)
     assert xbar.offset_correction().abs().max() > 0 and torch.equal(copy_.column_target, xbar.column_target)
+
+
+def test_a_write_that_moves_nothing_leaves_the_offset_correction_alone():
+    """A partial write records as targets only what it asked of the cells it moved: drift from before the write
+    stays visible to offset compensation (a reference rebuilt from the drifted cells would hide it for good)."""
+    x = (torch.rand(128, 64, generator=torch.Generator().manual_seed(8)) < 0.3).float()
+    xbar = _programmed(inp=64, config=CrossbarConfig.ideal(drift_compensation="offset"), device=DeviceConfig.hfox_cmo())
+    xbar.set_time(1e6)
+    with torch.no_grad():
+        before = xbar.matmul(x)
+        xbar.consolidate(torch.zeros(32, 64))  # nothing beyond the write resolution: no cell moves
+        after = xbar.matmul(x)
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_measuring_more_readouts_does_not_change_later_results():
+    """The stage readouts read the live cells; their random draws are put back afterwards."""
+    from neuro_rm.learning.data import LabelledSet
+    from neuro_rm.readout import readout_accuracies
+
+    torch.manual_seed(0)
+    model = L.analogize(nn.Sequential(nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3)), DeviceConfig(), targets=["0"])
+    x = torch.rand(64, 48, generator=torch.Generator().manual_seed(2))
+    L.calibrate(model, x)
+    twin = copy.deepcopy(model)
+    readout_accuracies(model, LabelledSet(x, torch.zeros(64, dtype=torch.long)), x)
+    with torch.no_grad():
+        assert torch.equal(model(x), twin(x))  # the same noise draws as if nothing had been measured
+
+
+def test_calibrate_cleared_calibrates_only_what_a_write_cleared():
+    model = L.analogize(nn.Sequential(nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 8)), DeviceConfig(), targets=["0", "2"])
+    train = torch.rand(64, 48, generator=torch.Generator().manual_seed(3))
+    L.calibrate(model, train)
+    kept = model[2].crossbar.adc_full_scale.clone()
+    model[0].crossbar.program(model[0].crossbar.weight())  # a write: it clears that array's ADC calibration
+    assert not model[0].crossbar.calibrated
+    L.calibrate_cleared(model, train * 0.5)
+    reference = copy.deepcopy(model)
+    L.calibrate(reference, train * 0.5, layers=[reference[0]])
+    assert torch.equal(model[0].crossbar.adc_full_scale, reference[0].crossbar.adc_full_scale)
+    assert torch.equal(model[2].crossbar.adc_full_scale, kept)  # already calibrated: left as it was
