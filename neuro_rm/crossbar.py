@@ -46,6 +46,11 @@ class CrossbarConfig:
       column's common weight error (its mean over the rows) times Σx, measured as the column's sum read
       with every row on against the sum of its programming targets, which the controller knows (a
       common conductance shift is an offset ∝ Σx, not a gain, under the offset mapping). Off by default.
+      Assumed, not modelled: the all-rows read has its own ADC range (through the data path's calibrated
+      full scale it saturates on a drifted array: a review measured 33 % of tile columns at 10^6 s, and the
+      HfOx speaker RSNN then at 95.6 % instead of 99.2 %); it is taken noise-free (averaging 16 noisy reads
+      changed nothing in that review); IR drop, worst with every row on, is not simulated; and neither the
+      reference reads nor the multiply-add per output are charged in the ledger.
     """
 
     mapping: str = "offset"
