@@ -202,6 +202,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
         plan = policy(self.model, branches, self.ledger)
         done = apply_plan(self.model, plan)
+        hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
         for record in self.registry.values():
             if record.adapter in plan.fold:
                 record.adapter = None
