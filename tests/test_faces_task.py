@@ -123,7 +123,9 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
     quick = TrainConfig(epochs=12, lr=1e-2, batch_size=32)
     config = FaceDemoConfig(
         model="mixer", augment=AugmentConfig(copies=2, val_copies=1), split=FaceSplitConfig(folds=1), pretrain=quick,
-        unlearn=UnlearnConfig(train=TrainConfig(epochs=6, lr=1e-2, batch_size=32)), enroll=quick,
+        # 10 unlearning epochs: at 6 the `uniform` candidate had not converged and its test result (one of two
+        # photos) hung on the read-noise draws, so a change of random stream alone failed this test
+        unlearn=UnlearnConfig(train=TrainConfig(epochs=10, lr=1e-2, batch_size=32)), enroll=quick,
     )
     report = run_face_demo("mixer", config=config, faces=synthetic_faces(), progress=False)
     assert {"unlearn", "enroll_class", "fit_classifier", "reprogram_from"} <= set(calls)
