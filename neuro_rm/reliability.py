@@ -81,7 +81,9 @@ def fault_sweep(
     ``train``, default the replay buffer; selected on the holdout buffer).  ``auth`` is left untouched.
 
     The same restore run on the healthy array is the control: part of what a restore branch wins is plain
-    extra fine-tuning, so each row's ``repair`` is its restored accuracy less the control's."""
+    extra fine-tuning, so each row's ``repair`` is its restored accuracy less the control's (0: brought back as
+    far as a healthy array), and ``net_repair`` is what the branch won on the faulty array less what it wins on
+    the healthy one: (restored − faulty) − (control − clean)."""
     if not auth.deployed:
         raise ValueError("fault_sweep needs a deployed authenticator")
     test = test.of_classes(auth.active_labels)
@@ -98,7 +100,8 @@ def fault_sweep(
         trial.restore(restore, data=train)
         restored = accuracy(predict_logits(trial.model, test.x), test.y)
         row = {"fault": fault.kind, "level": fault.level, "label": fault.label, "accuracy": faulty,
-               "restored_accuracy": restored, "repair": restored - control}
+               "restored_accuracy": restored, "repair": restored - control,
+               "net_repair": (restored - faulty) - (control - clean)}
         rows.append(row)
         if on_row is not None:
             on_row(row)

@@ -50,6 +50,8 @@ def test_restore_recovers_from_heavy_faults(deployed, tiny_speech):
     for row in sweep["rows"]:
         assert row["restored_accuracy"] >= row["accuracy"]
         assert row["repair"] == pytest.approx(row["restored_accuracy"] - sweep["control_accuracy"])
+        gained, healthy_gain = row["restored_accuracy"] - row["accuracy"], sweep["control_accuracy"] - sweep["clean_accuracy"]
+        assert row["net_repair"] == pytest.approx(gained - healthy_gain)
     assert any(row["restored_accuracy"] > row["accuracy"] for row in sweep["rows"])
     assert 0 <= sweep["control_accuracy"] <= 1
 
