@@ -1,4 +1,4 @@
-"""Every benchmark table in one run: python benchmarks/run_all.py (about 5 minutes on 2 cores)."""
+"""Every benchmark table in one run: python benchmarks/run_all.py (one to two minutes on one thread)."""
 
 from __future__ import annotations
 
