@@ -290,7 +290,7 @@ class Crossbar(nn.Module):
         themselves for a state saved before this reference existed)."""
         if not self.column_target.any():
             return self.decode(self.cells.programmed_us).sum(dim=1)
-        return self.column_target.clone()
+        return self.column_target
 
     def _written(self, result: ProgramResult, column_target: torch.Tensor) -> None:
         """After a write: the ADC calibration is cleared (the next batch or ``calibrate`` sets it anew), every
@@ -379,9 +379,7 @@ class Crossbar(nn.Module):
         if self.config.drift_compensation != "offset":
             return None
         if self._gain_cache is None:
-            if not self.column_target.any():  # loaded from an older state: the programmed cells are the reference
-                self.column_target.copy_(self._column_targets())
-            self._gain_cache = (self.weight().sum(dim=1) - self.column_target) / self.in_features
+            self._gain_cache = (self.weight().sum(dim=1) - self._column_targets()) / self.in_features
         return self._gain_cache
 
     def compensation_gain(self) -> torch.Tensor | None:

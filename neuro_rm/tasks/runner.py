@@ -128,7 +128,7 @@ def _calibrate(task: Task, rewritten: nn.Module) -> None:
     """The ADCs of a rewritten array, calibrated on the task's training inputs as deployment calibrated them."""
     batch = task.calibration_batch()
     if batch is not None:
-        hybrid.calibrate(rewritten, batch)
+        hybrid.calibrate_cleared(rewritten, batch)
 
 
 def full_finetune_baseline(task: Task) -> None:
