@@ -112,26 +112,67 @@ def _straight_through(exact: torch.Tensor, rounded: torch.Tensor) -> torch.Tenso
 
 # The fixed calibration input of the drift reference readout: 64 random binary vectors (a seed, not data).
 _REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
-# Read noise comes from one shared table of standard normals, read at a fresh random offset on every call
-# (as evolution-strategies code shares a noise table): within a call every output gets its own draw, and a
-# table read costs a tenth of drawing anew.  Calls larger than half the table draw afresh.
-_NORMAL_TABLE_SIZE, _NORMAL_TABLE_SEED = 1 << 22, 1_000_003
-_normal_table: dict[torch.device, torch.Tensor] = {}
 # Reads without autograd go through the periphery this many tile sums at a time (1 MB: cache-sized).
 _CHUNK_ELEMENTS = 1 << 18
 _EMPTY = torch.empty(0)  # an absent optional tensor, for the compiled kernel
 
 
+def noise_key(generator: torch.Generator) -> int:
+    """One draw of ``generator`` that keys a call's read-noise stream (see ``stream_normals``)."""
+    return int(torch.randint(1 << 62, (), generator=generator))
+
+
+_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # SplitMix64's mixing multipliers (Steele, Lea & Flood 2014)
+_WEYL = 0x9E3779B97F4A7C15  # its Weyl increment, 2^64 / golden ratio
+
+
+def _int64(value: int) -> int:
+    """An unsigned 64-bit constant as the signed int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shift(z: torch.Tensor | int, bits: int) -> torch.Tensor | int:
+    """Logical right shift of int64 bits (torch's >> is arithmetic)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's mixing function on int64 tensors (multiplication wraps, as in the compiled kernel)."""
+    z = (z ^ _shift(z, 30)) * _int64(_MIX[0])
+    z = (z ^ _shift(z, 27)) * _int64(_MIX[1])
+    return z ^ _shift(z, 31)
+
+
+def _stream_normals_eager(key: int, rows: int, width: int) -> torch.Tensor:
+    """``fused``'s normal_fill in torch: pair p of row v is Box-Muller on a hash of (key, v·⌈width/2⌉ + p)."""
+    base = _mix64(torch.tensor(_int64(key)))
+    pairs = (width + 1) // 2
+    counter = torch.arange(rows * pairs, dtype=torch.int64)
+    h = _mix64(base + (counter + 1) * _int64(_WEYL))
+    u1 = (_shift(h, 40).float() + 0.5) * 2.0**-24
+    u2 = (_shift(h, 16) & 0xFFFFFF).float() * 2.0**-24
+    radius, angle = torch.sqrt(-2.0 * torch.log(u1)), 2 * math.pi * u2
+    pairs_of = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=-1).view(rows, 2 * pairs)
+    return pairs_of[:, :width].contiguous()
+
+
+def stream_normals(key: int, shape: torch.Size) -> torch.Tensor:
+    """Standard normal draws of ``shape`` (CPU) from the counter-based stream ``key``: every entry its own,
+    and calls with different keys share nothing.  The compiled kernel makes the same stream inside the
+    periphery loop; this is its stand-alone form (compiled where available, else torch)."""
+    width = shape[-1] if len(shape) else 1
+    rows = math.prod(shape) // width if width else 0
+    compiled = fused.kernel()
+    if compiled is None:
+        return _stream_normals_eager(key, rows, width).view(shape)
+    draws = torch.empty(shape)
+    compiled.normal_fill(draws, key)
+    return draws
+
+
 def standard_normals(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Standard normal draws of ``shape``: a random window of the shared table, independent entries within it."""
-    n = math.prod(shape)
-    if n > _NORMAL_TABLE_SIZE // 2:
-        return torch.randn(shape, generator=generator).to(device)
-    if device not in _normal_table:
-        table = torch.randn(_NORMAL_TABLE_SIZE, generator=torch.Generator().manual_seed(_NORMAL_TABLE_SEED))
-        _normal_table[device] = table.to(device)
-    start = int(torch.randint(_NORMAL_TABLE_SIZE - n + 1, (), generator=generator))
-    return _normal_table[device][start : start + n].view(shape)
+    """Fresh standard normal draws of ``shape`` for one call's read noise, keyed by the cells' generator."""
+    return stream_normals(noise_key(generator), shape).to(device)
 
 
 def _or_empty(t: torch.Tensor | None) -> torch.Tensor:
@@ -361,9 +402,10 @@ class Crossbar(nn.Module):
         return self._weight_cache
 
     def _summed_conductance(self) -> torch.Tensor:
-        """Conductance of all cells behind each weight (one cell, or both of a pair), for the read noise."""
+        """Conductance of all cells behind each weight (one cell, or both of a pair), for the read noise, as
+        (in, out), contiguous: the layout both the product and the compiled kernel read."""
         if self._conductance_cache is None:
-            self._conductance_cache = self.cells.conductance().sum(dim=0)
+            self._conductance_cache = self.cells.conductance().sum(dim=0).t().contiguous()
         return self._conductance_cache
 
     def _reference_readout(self, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -509,12 +551,12 @@ class Crossbar(nn.Module):
         per_square, per_conductance, per_spike, per_output = self._noise_terms()
         if spike_rows is not None and (per_conductance == 0 or self.config.mapping == "offset"):
             return spike_rows, per_spike, per_output, None
-        x2 = x * x
-        rows = x2.sum(dim=-1, keepdim=True)
+        squares = x * x
+        rows = squares.sum(dim=-1, keepdim=True)
         if not per_conductance:
             return rows, per_square, 0.0, None
         g = self._summed_conductance().to(x.dtype)
-        return rows, per_square, 1.0, torch.mm(x2, g.t(), out=out).mul_(per_conductance)
+        return rows, per_square, 1.0, torch.mm(squares, g, out=out).mul_(per_conductance)
 
     def _noise_std(
         self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
@@ -674,7 +716,6 @@ class Crossbar(nn.Module):
             y = F.linear(x, self.weight().to(x.dtype))
             return y if bias is None else y.add_(bias)
         y = torch.empty(x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
-        draws = standard_normals(y.shape, self.cells.generator, y.device) if noisy else None
         weights = self._adc_weights(x.dtype) if adc else self.weight().to(x.dtype).t()
         gain = None if gain is None else gain.to(y.dtype).expand(self.out_features).contiguous()
         step = max(1, _CHUNK_ELEMENTS // (self.row_tiles * self.out_features))
@@ -684,9 +725,10 @@ class Crossbar(nn.Module):
             whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
             rest_w = self._rest_rows(x.dtype) if adc else None
             compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
-                                    y, _or_empty(draws), rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
+                                    y, noisy, noise_key(self.cells.generator) if noisy else 0, rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
                                     _or_empty(bias), step, self._buffer("sums", self.row_tiles * step * self.out_features, x))
             return y
+        draws = standard_normals(y.shape, self.cells.generator, y.device) if noisy else None
         for start in range(0, x.shape[0], step):
             rows = slice(start, start + step)
             self._read_chunk(x[rows], y[rows], None if spike_rows is None else spike_rows[rows],

@@ -5,8 +5,10 @@ Eager torch makes one memory pass per operation (round, clamp, a scaled add per 
 its square root, the noisy add), which made the realistic readout cost 1.6-1.8x the ideal one on CPU.
 The same arithmetic in one C++ loop touches each tile sum once.  It is no approximation: the operations
 run in the eager order and rounding (a test checks outputs bit for bit without noise, and to within the
-rounding of torch's vectorised square root, which is not correctly rounded, with it); the random draws
-are the same.  A binary-input check (spikes) runs in one pass too.
+rounding of torch's vectorised square root, which is not correctly rounded, with it).  The read-noise
+draws are made inside the loop, row by row, from the counter-based stream that ``crossbar.stream_normals``
+gives stand-alone (``normal_fill``), so every call draws afresh without a memory pass over its draws.
+A binary-input check (spikes) runs in one pass too.
 
 It is compiled with torch's C++ extension loader on first use (about a minute, then cached on disk) and
 is never required: without a compiler, or with ``NEURO_RM_FUSED=0`` (or ``enabled = False``),
@@ -26,16 +28,86 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+// Fresh standard normals for read noise, as a stream keyed per call: the draws of a (rows, width) block are
+// pairs, pair p of row v from a hash of (key, v * ceil(width / 2) + p) (SplitMix64: a Weyl sequence through a
+// 64-bit mixing function, Steele, Lea & Flood, OOPSLA 2014) through Box-Muller, filling entries 2p and 2p + 1.
+// No state: any row is computed on its own (in parallel, inside the periphery loop, or by the eager torch
+// version in crossbar.py, which follows the same steps), the same key gives the same draws on any thread
+// count, and calls with different keys share nothing.  log and sin/cos are short series (atanh for the log
+// on [1/sqrt2, sqrt2), Taylor on [-pi/4, pi/4]) so that the loop vectorises; both exact to float precision.
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+static inline float log_unit(float u) {  // ln u for a normal float u in (0, 1]
+  int32_t bits;
+  std::memcpy(&bits, &u, sizeof bits);
+  int32_t exponent = ((bits >> 23) & 0xff) - 127;
+  int32_t mantissa_bits = (bits & 0x7fffff) | 0x3f800000;
+  float m;
+  std::memcpy(&m, &mantissa_bits, sizeof m);  // u = m * 2^exponent, m in [1, 2)
+  const bool high = m > 1.41421356f;
+  m = high ? 0.5f * m : m;
+  exponent += high;
+  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;  // ln m = 2 atanh s, |s| < 0.172
+  const float series = s * (2.0f + s2 * (2.0f / 3 + s2 * (2.0f / 5 + s2 * (2.0f / 7 + s2 * (2.0f / 9)))));
+  return series + static_cast<float>(exponent) * 0.693147181f;
+}
+
+static inline void normal_pair(uint64_t base, uint64_t counter, float& z0, float& z1) {
+  const uint64_t h = mix64(base + (counter + 1) * 0x9E3779B97F4A7C15ULL);
+  const float u1 = (static_cast<float>(static_cast<int32_t>(h >> 40)) + 0.5f) * 5.96046448e-8f;  // (0, 1), 2^-24
+  const float u2 = static_cast<float>(static_cast<int32_t>((h >> 16) & 0xffffff)) * 5.96046448e-8f;  // [0, 1)
+  const float radius = std::sqrt(-2.0f * log_unit(u1));
+  const float quadrant = std::nearbyint(4.0f * u2);  // angle 2 pi u2 = quadrant * pi/2 + a
+  const float a = (u2 - 0.25f * quadrant) * 6.28318531f, a2 = a * a;  // |a| <= pi/4
+  const float sin_a = a * (1.0f + a2 * (-1.0f / 6 + a2 * (1.0f / 120 + a2 * (-1.0f / 5040 + a2 * (1.0f / 362880)))));
+  const float cos_a = 1.0f + a2 * (-0.5f + a2 * (1.0f / 24 + a2 * (-1.0f / 720 + a2 * (1.0f / 40320 + a2 * (-1.0f / 3628800)))));
+  const int32_t q = static_cast<int32_t>(quadrant) & 3;
+  const float c = q == 0 ? cos_a : (q == 1 ? -sin_a : (q == 2 ? -cos_a : sin_a));
+  const float s = q == 0 ? sin_a : (q == 1 ? cos_a : (q == 2 ? -sin_a : -cos_a));
+  z0 = radius * c;
+  z1 = radius * s;
+}
+
+// Row v's draws (width of them) into dst.
+static void row_normals(uint64_t base, int64_t v, int64_t width, float* dst) {
+  const int64_t pairs = (width + 1) / 2, whole = width / 2;
+  const uint64_t first = static_cast<uint64_t>(v) * static_cast<uint64_t>(pairs);
+  for (int64_t p = 0; p < whole; ++p) normal_pair(base, first + p, dst[2 * p], dst[2 * p + 1]);
+  if (whole < pairs) {
+    float spare;
+    normal_pair(base, first + whole, dst[width - 1], spare);
+  }
+}
+
+// out (rows, width), contiguous float32 <- the stream of ``key``.
+void normal_fill(torch::Tensor& out, int64_t key) {
+  float* o = out.data_ptr<float>();
+  const int64_t width = out.dim() > 0 ? out.size(-1) : 1, rows = width > 0 ? out.numel() / width : 0;
+  const uint64_t base = mix64(static_cast<uint64_t>(key));
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) row_normals(base, v, width, o + v * width);
+  });
+}
 
 // One chunk of rows, in place on y (m, width): the sum over tiles of ADC codes (s: tiles x m x width, in
 // LSBs, rounded and clamped to +-top) times l (tiles x width); with no tiles y already holds the product.
-// Then read noise (d not null): variance = alpha * source + row_scale * rows[v], source = vs or y itself;
+// Then read noise (noisy): the draws of rows row0 + v of the stream ``base`` (see normal_fill) times the
+// std, variance = alpha * source + row_scale * rows[v], source = vs or y itself;
 // then the compensation gain g and the bias b (each where not null).  The operations and their order
 // are the eager ones (torch.mul, then addcmul_ per tile; torch.add(row, y, alpha); addcmul_; mul_; add_).
 static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, const float* l, float top,
-                      bool quantise, float* y, const float* d, const float* rows, float row_scale, float alpha,
-                      const float* vs, const float* g, const float* b) {
+                      bool quantise, float* y, bool noisy, uint64_t base, int64_t row0, const float* rows,
+                      float row_scale, float alpha, const float* vs, const float* g, const float* b) {
   at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> draws(noisy ? width : 0);  // one row's draws, made where they are used (in cache)
     for (int64_t v = begin; v < end; ++v) {
       float* yv = y + v * width;
       for (int64_t t = 0; t < tiles; ++t) {
@@ -50,10 +122,11 @@ static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, c
           yv[o] = t == 0 ? c * lt[o] : std::fma(c, lt[o], yv[o]);
         }
       }
-      if (d != nullptr) {
+      if (noisy) {
         const float rv = row_scale * rows[v];
         const float* src = vs == nullptr ? yv : vs + v * width;
-        const float* dv = d + v * width;
+        const float* dv = draws.data();
+        row_normals(base, row0 + v, width, draws.data());
         for (int64_t o = 0; o < width; ++o) {
           float var = std::fma(alpha, src[o], rv);
           var = var < 1e-30f ? 1e-30f : var;
@@ -96,10 +169,11 @@ static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch
 // The read of x (n, in) into out (n, width), step rows at a time.  levels >= 0: through the ADCs, with
 // whole_w (full tiles, rows, width) and rest_w (rest, width) the LSB-scaled weights (either may be empty)
 // and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
-// width).  draws, rows (n), var_src (n, width), gain and bias (width) may be empty.  Float32; x, out, draws,
-// rows, var_src, gain, bias, lsb and scratch contiguous.
+// width).  noisy: read noise from the stream noise_key (normal_fill's draws for out).  rows (n), var_src
+// (n, width), gain and bias (width) may be empty.  Float32; x, out, rows, var_src, gain, bias, lsb and scratch
+// contiguous.
 void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
-                    const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, const torch::Tensor& draws,
+                    const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, bool noisy, int64_t noise_key,
                     const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& var_src,
                     const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
   const int64_t n = x.size(0), in = x.size(1), width = out.size(1);
@@ -107,7 +181,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
   const int64_t full = adc && whole_w.numel() > 0 ? whole_w.size(0) : 0;
   const int64_t tile_rows = full > 0 ? whole_w.size(1) : 0;
   const int64_t tiles = adc ? full + (rest_w.numel() > 0 ? 1 : 0) : 0;
-  const float* d = optional(draws);
+  const uint64_t base = mix64(static_cast<uint64_t>(noise_key));
   const float* r = optional(rows);
   const float* vs = optional(var_src);
   for (int64_t start = 0; start < n; start += step) {
@@ -129,7 +203,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
       at::mm_out(yc, xc, whole_w);
     }
     periphery(adc ? sums.data_ptr<float>() : nullptr, tiles, m, width, adc ? lsb.data_ptr<float>() : nullptr,
-              static_cast<float>(levels), adc, yc.data_ptr<float>(), d == nullptr ? nullptr : d + start * width,
+              static_cast<float>(levels), adc, yc.data_ptr<float>(), noisy, base, start,
               r == nullptr ? nullptr : r + start, static_cast<float>(row_scale), static_cast<float>(alpha),
               vs == nullptr ? nullptr : vs + start * width, optional(gain), optional(bias));
   }
@@ -174,7 +248,7 @@ def _cpu_tag() -> str:
 
 
 def kernel() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``), or None where it cannot be built or is not
+    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``), or None where it cannot be built or is not
     ``enabled``."""
     global _kernel, _tried
     if not enabled:
@@ -193,7 +267,7 @@ def kernel() -> Any:
             module = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}",
                 cpp_sources=_SOURCE,
-                functions=["periphery_read", "binary_rows"],
+                functions=["periphery_read", "binary_rows", "normal_fill"],
                 extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
             )
             _kernel = module

@@ -1,0 +1,77 @@
+"""Read-noise draws: standard normal, fresh on every call (no draw reused within or across calls), and the
+same stream whether the compiled kernel or eager torch makes it."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from neuro_rm import crossbar as crossbar_module
+from neuro_rm import fused
+from neuro_rm.crossbar import Crossbar, CrossbarConfig, stream_normals
+from neuro_rm.device import DeviceConfig
+
+
+def _shared_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of b's values that also occur in a (exact float equality)."""
+    return np.isin(b.numpy().ravel(), a.numpy().ravel()).mean()
+
+
+def test_stream_is_standard_normal():
+    draws = stream_normals(20_240_601, torch.Size((400, 512))).double().ravel().numpy()
+    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 1) < 0.01
+    assert stats.kstest(draws, "norm").pvalue > 1e-3
+    for z in (2.0, 3.0, 4.0):  # the tails, not only the bulk
+        expected = 2 * stats.norm.sf(z)
+        assert abs((np.abs(draws) > z).mean() - expected) < 5 * np.sqrt(expected / draws.size) + 1e-6
+
+
+def test_different_keys_share_no_more_values_than_independent_randn_draws():
+    shape = torch.Size((200, 512))
+    a, b = stream_normals(1, shape), stream_normals(2, shape)
+    chance = _shared_fraction(torch.randn(shape), torch.randn(shape))  # equal floats by coincidence
+    assert _shared_fraction(a, b) < 2 * chance + 1e-3
+    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01
+    # positive control: the measure sees draws reused from a shared table (half of b is a's second half)
+    reused = torch.cat((a.ravel()[a.numel() // 2 :], b.ravel()[: b.numel() // 2])).view(shape)
+    assert _shared_fraction(a, reused) > 0.45
+
+
+def test_same_key_same_draws_and_rows_do_not_depend_on_the_batch():
+    assert torch.equal(stream_normals(7, torch.Size((9, 5))), stream_normals(7, torch.Size((9, 5))))
+    # row v of a call is the same draws whether the call has 3 rows or 9 (the kernel makes them row by row)
+    assert torch.equal(stream_normals(7, torch.Size((3, 5))), stream_normals(7, torch.Size((9, 5)))[:3])
+
+
+@pytest.mark.skipif(fused.kernel() is None, reason="no compiler for the fused kernel")
+@pytest.mark.parametrize("shape", [(7, 5), (3, 512), (1000,), (4, 1)])
+def test_compiled_and_eager_streams_agree(shape, monkeypatch):
+    compiled = stream_normals(123_456_789, torch.Size(shape))
+    monkeypatch.setattr(fused, "enabled", False)
+    eager = stream_normals(123_456_789, torch.Size(shape))
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=2e-6)  # log/sin/cos series vs libm
+
+
+def test_successive_reads_draw_fresh_noise():
+    """Two reads of the same input: independent noise of the expected std (a reused draw would correlate)."""
+    bar = Crossbar(512, 64, DeviceConfig(read_noise_us=0.5), CrossbarConfig.ideal(read_noise=True), seed=1)
+    bar.program(torch.randn(512, 64, generator=torch.Generator().manual_seed(2)) * 0.1)
+    x = (torch.rand(300, 64, generator=torch.Generator().manual_seed(3)) < 0.2).float()
+    clean = F.linear(x, bar.weight())
+    with torch.no_grad():
+        first, second = bar.matmul(x) - clean, bar.matmul(x) - clean
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.02
+    std = bar._noise_std(x, clean, x.sum(-1, keepdim=True)).expand_as(clean)
+    assert abs(float((first / std).std()) - 1) < 0.02
+    independent = (clean + torch.randn(clean.shape) * std) - clean  # the same rounding, fresh torch draws
+    assert _shared_fraction(first, second) < 2 * _shared_fraction(first, independent) + 1e-3
+
+
+def test_a_read_noise_table_would_be_caught(monkeypatch):
+    """Positive control for the test above: draws from one fixed window (a reused table) fail it."""
+    table = torch.randn(300 * 512)
+    monkeypatch.setattr(crossbar_module, "stream_normals", lambda key, shape: table[: np.prod(shape)].view(shape).clone())
+    monkeypatch.setattr(fused, "enabled", False)  # the eager periphery takes its draws from stream_normals
+    with pytest.raises(AssertionError):
+        test_successive_reads_draw_fresh_noise()
