@@ -1,6 +1,8 @@
 import json
 import math
 
+import pytest
+
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
 from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
@@ -52,6 +54,8 @@ def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tin
         for readout in READOUTS:
             assert 0.5 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)  # 4 easy speakers: far above chance
     assert report["restore.repair"] == report["restore.accuracy"] - report["restore.control_accuracy"]
+    assert report["restore.net_repair"] == pytest.approx((report["restore.accuracy"] - report["restore.noisy_accuracy"])
+                                                         - (report["restore.control_accuracy"] - report["restore.clean_accuracy"]))
     assert 0.5 <= report["restore.control_accuracy"] <= 1
 
 

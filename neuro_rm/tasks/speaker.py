@@ -73,7 +73,7 @@ class DemoConfig:
     unlearn: UnlearnConfig = UnlearnConfig()
     enroll: TrainConfig = ENROLL
     restore: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64)
-    write_noise_us: float = 1.0
+    write_noise_us: float = 5.0  # the restore step's fault: costs points, as the reference's (98.3 -> 90.3 %)
     device: DeviceConfig = DeviceConfig()
     crossbar: CrossbarConfig = CrossbarConfig()  # the periphery: realistic by default, CrossbarConfig.ideal() for none
     schedule: Schedule = Schedule()  # the array's age at each step
@@ -313,6 +313,8 @@ class SpeakerTask(Task):
         restored = auth.restore(config.restore, data=data.train.of_classes(auth.active_labels))
         report["restore.accuracy"] = accuracy_on(auth.model, current)
         report["restore.repair"] = report["restore.accuracy"] - report["restore.control_accuracy"]
+        report["restore.net_repair"] = ((report["restore.accuracy"] - report["restore.noisy_accuracy"])
+                                        - (report["restore.control_accuracy"] - report["restore.clean_accuracy"]))
         stage_readouts(report, "restore", auth.model, current, auth.buffers.replay.x)
         report["restore.trainable_params"] = restored.trainable_params
 
@@ -407,10 +409,12 @@ TABLE_ROWS = (
     ("enroll.new_accuracy", "enroll (LoRA + row): new speaker accuracy", "{:.2%}"),
     ("enroll.old_accuracy", "enroll: old speakers accuracy", "{:.2%}"),
     ("enroll.revoked_accuracy", "enroll: revoked speaker stays forgotten", "{:.2%}"),
-    ("restore.noisy_accuracy", "restore: accuracy after σ = 1 µS write noise", "{:.2%}"),
+    ("restore.write_noise_us", "restore: write noise added to every cell (µS)", "{:g}"),
+    ("restore.noisy_accuracy", "restore: accuracy after that write noise", "{:.2%}"),
     ("restore.accuracy", "restore: accuracy with restore branch", "{:.2%}"),
     ("restore.control_accuracy", "restore: the same restore on the healthy array (control)", "{:.2%}"),
-    ("restore.repair", "restore: repair net of the control (points)", "{:+.2%}"),
+    ("restore.repair", "restore: gap to the control (restored − control, points)", "{:+.2%}"),
+    ("restore.net_repair", "restore: repair net of the control ((restored − noisy) − (control − clean))", "{:+.2%}"),
     ("verify.eer", "verify: equal-error rate (revoked = impostor)", "{:.2%}"),
     ("verify.eer_ci", "verify: EER 95% interval (bootstrap over test utterances)", "{0[0]:.2%} – {0[1]:.2%}"),
     ("verify.min_dcf", "verify: minDCF (p_target = 0.01)", "{:.3f}"),
