@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import torch
 from torch import nn
 
 from neuro_rm import layers as hybrid
@@ -79,25 +80,39 @@ def peripheries(config: CrossbarConfig) -> dict[str, CrossbarConfig]:
             "compensated_offset": replace(realistic, drift_compensation="offset")}
 
 
-def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object) -> dict[str, float]:
-    """Accuracy on ``test`` of the same cells under each of ``peripheries``; the model's own periphery is
-    put back afterwards.  An ADC without a full scale (after a write, or in an ideal run) is calibrated
-    on ``calibration`` inputs (training data), never on the test inputs."""
+def _saved_draws(model: nn.Module) -> list[tuple[torch.Generator, torch.Tensor]]:
+    """Every crossbar's random generator with its state now, for ``_rewind``."""
+    return [(layer.crossbar.cells.generator, layer.crossbar.cells.generator.get_state())
+            for _, layer in hybrid.hybrid_layers(model)]
+
+
+def _rewind(saved: list[tuple[torch.Generator, torch.Tensor]]) -> None:
+    for generator, state in saved:
+        generator.set_state(state)
+
+
+def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object,
+                       configs: dict[str, CrossbarConfig] | None = None) -> dict[str, float]:
+    """Accuracy on ``test`` of the same cells under each of ``configs`` (default ``peripheries``).
+
+    Common random numbers: the cells' generators are put back to one saved state before each periphery reads the test, so
+    every periphery reads the same read-noise draws and two that compute alike score alike (at age 0, where
+    compensation is a gain of exactly 1, ``realistic`` equals ``compensated_global``); a difference is the
+    periphery's, not sampling.  Afterwards the own periphery and the generators' state are put back, so that
+    measuring leaves every later result as it was.  An ADC without a full scale (after a write, or in an ideal
+    run) is calibrated on ``calibration`` inputs (training data), never on the test inputs."""
     own = readout_of(model)
-    # the comparison reads the live cells: their random draws are put back, so that measuring more readouts
-    # leaves every later result as it was
-    generators = [(layer.crossbar.cells.generator, layer.crossbar.cells.generator.get_state())
-                  for _, layer in hybrid.hybrid_layers(model)]
+    saved = _saved_draws(model)
     out = {}
     try:
-        for name, config in peripheries(own).items():
+        for name, config in (configs or peripheries(own)).items():
             hybrid.set_readout(model, config)
             hybrid.calibrate_cleared(model, calibration)
+            _rewind(saved)  # after calibrating: a calibration pass (first ADC periphery only) draws too
             out[name] = accuracy_on(model, test)
     finally:
         hybrid.set_readout(model, own)
-        for generator, state in generators:
-            generator.set_state(state)
+        _rewind(saved)
     return out
 
 

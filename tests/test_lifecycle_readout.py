@@ -83,3 +83,23 @@ def test_an_ideal_run_calibrates_the_realistic_adc_on_the_calibration_inputs_not
 def test_presets_are_named_and_a_changed_one_is_custom():
     assert preset_name(DeviceConfig()) == "taox_1t1r" and preset_name(DeviceConfig.hfox_cmo()) == "hfox_cmo"
     assert preset_name(DeviceConfig.hfox_cmo(tolerance_us=0.5)) == "custom"
+
+
+
+def test_every_periphery_reads_the_same_draws_so_a_unit_gain_changes_nothing():
+    """Common random numbers: at age 0 the compensation gain is exactly 1, so realistic and gain-compensated
+    readouts are the same computation and score exactly alike; only sampling could tell them apart.
+    Positive control (run by hand): without the per-periphery reset they differ on this set."""
+    model = _model()
+    x = torch.randn(512, 24, generator=torch.Generator().manual_seed(2))
+    L.set_readout(model, CrossbarConfig.ideal())
+    with torch.no_grad():
+        test = LabelledSet(x, model(x).argmax(1))  # the noise-free answers: read noise flips some
+    L.set_readout(model, CrossbarConfig())  # the realistic ADC is not calibrated yet: the comparison calibrates it
+    for _, layer in L.hybrid_layers(model):
+        layer.crossbar.set_config(CrossbarConfig(drift_compensation="column"))
+        assert torch.equal(layer.crossbar.compensation_gain(), torch.ones(layer.crossbar.out_features))
+        layer.crossbar.set_config(CrossbarConfig())
+    got = readout_accuracies(model, test, calibration=x[:64])
+    assert got["realistic"] < got["ideal"]  # the noise flips answers: the test can see sampling differences
+    assert got["realistic"] == got["compensated_global"] == got["compensated_column"]
