@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import torch
 from torch import nn
 
 from neuro_rm import layers as hybrid
@@ -14,6 +15,8 @@ from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.report import accuracy_on
 
 DAY_S = 86_400.0
+COMPENSATED = ("global", "column", "offset")  # the drift compensations compared with none
+DRIFT_TIMES_S = (3600.0, 86400.0, 1e6)  # the ages of the deployed array in the demos' drift sweep
 
 
 @dataclass(frozen=True)
@@ -74,35 +77,85 @@ def peripheries(config: CrossbarConfig) -> dict[str, CrossbarConfig]:
     geometry = {"mapping": config.mapping, "tile_rows": config.tile_rows, "tile_cols": config.tile_cols}
     realistic = config if not config.is_ideal else CrossbarConfig(**geometry)
     return {"ideal": CrossbarConfig.ideal(**geometry), "realistic": replace(realistic, drift_compensation="none"),
-            "compensated_global": replace(realistic, drift_compensation="global"),
-            "compensated_column": replace(realistic, drift_compensation="column"),
-            "compensated_offset": replace(realistic, drift_compensation="offset")}
+            **{f"compensated_{mode}": replace(realistic, drift_compensation=mode) for mode in COMPENSATED}}
 
 
-def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object) -> dict[str, float]:
-    """Accuracy on ``test`` of the same cells under each of ``peripheries``; the model's own periphery is
-    put back afterwards.  An ADC without a full scale (after a write, or in an ideal run) is calibrated
-    on ``calibration`` inputs (training data), never on the test inputs."""
+def _saved_draws(model: nn.Module) -> list[tuple[torch.Generator, torch.Tensor]]:
+    """Every crossbar's random generator with its state now, for ``_rewind``."""
+    return [(layer.crossbar.cells.generator, layer.crossbar.cells.generator.get_state())
+            for _, layer in hybrid.hybrid_layers(model)]
+
+
+def _rewind(saved: list[tuple[torch.Generator, torch.Tensor]]) -> None:
+    for generator, state in saved:
+        generator.set_state(state)
+
+
+def readout_accuracies(model: nn.Module, test: LabelledSet, calibration: object,
+                       configs: dict[str, CrossbarConfig] | None = None) -> dict[str, float]:
+    """Accuracy on ``test`` of the same cells under each of ``configs`` (default ``peripheries``).
+
+    Common random numbers: the cells' generators are put back to one saved state before each periphery
+    reads the test, so every periphery reads the same read-noise draws and two that compute alike score
+    alike (at age 0, where compensation is a gain of exactly 1, ``realistic`` equals ``compensated_global``);
+    a difference is the periphery's, not sampling.  Afterwards the own periphery and the generators' state
+    are put back, so that measuring leaves every later result as it was.  An ADC without a full scale (after
+    a write, or in an ideal run) is calibrated on ``calibration`` inputs (training data), never on the test
+    inputs."""
     own = readout_of(model)
-    # the comparison reads the live cells: their random draws are put back, so that measuring more readouts
-    # leaves every later result as it was
-    generators = [(layer.crossbar.cells.generator, layer.crossbar.cells.generator.get_state())
-                  for _, layer in hybrid.hybrid_layers(model)]
+    saved = _saved_draws(model)
     out = {}
     try:
-        for name, config in peripheries(own).items():
+        for name, config in (configs or peripheries(own)).items():
             hybrid.set_readout(model, config)
             hybrid.calibrate_cleared(model, calibration)
+            _rewind(saved)  # after calibrating: a calibration pass (first ADC periphery only) draws too
             out[name] = accuracy_on(model, test)
     finally:
         hybrid.set_readout(model, own)
-        for generator, state in generators:
-            generator.set_state(state)
+        _rewind(saved)
+    return out
+
+
+def drift_sweep(model: nn.Module, test: LabelledSet, calibration: object,
+                times_s: tuple[float, ...]) -> dict[str, float]:
+    """Accuracy on ``test`` with the array aged to each of ``times_s`` (seconds since programming), through
+    the model's own periphery without compensation (``<t>s``) and with each (``<mode>.<t>s``, mode in
+    ``COMPENSATED``): the drift that compensation is meant to undo, on cells no branch has adapted to.
+    Every read at every age takes the same draws (``readout_accuracies``), so the figures differ by drift
+    and compensation only; the draws and each array's age are put back, so the sweep changes no later
+    result."""
+    own, layers = readout_of(model), [layer for _, layer in hybrid.hybrid_layers(model)]
+    ages = [layer.crossbar.cells.elapsed_s for layer in layers]
+    reads = {"": replace(own, drift_compensation="none"),
+             **{f"{mode}.": replace(own, drift_compensation=mode) for mode in COMPENSATED}}
+    out = {}
+    try:
+        for t in times_s:
+            hybrid.set_time(model, t)
+            out.update({f"{prefix}{t:g}s": value
+                        for prefix, value in readout_accuracies(model, test, calibration, reads).items()})
+    finally:
+        for layer, age in zip(layers, ages, strict=True):
+            layer.set_time(age)
     return out
 
 
 def stage_readouts(report: dict[str, object], stage: str, model: nn.Module, test: LabelledSet,
-                   calibration: object) -> None:
-    """Put ``<stage>.readout.<periphery>`` accuracies into a demo's flat ``report``."""
+                   calibration: object, array_test: LabelledSet | None = None) -> None:
+    """Put into a demo's flat ``report``:
+
+    ``<stage>.readout.<periphery>``: the stage's whole model (array and digital branches) on ``test``.  After
+    a stage that trained a branch, the branch was trained through the uncompensated readout and has absorbed
+    part of the drift, so the compensated rows here correct it twice: they say what switching compensation
+    on now would do, not what compensation achieves.
+    ``<stage>.array.<periphery>`` (with ``array_test``, the deployed classes still served): the analogue array
+    alone, every branch disabled, at the stage's age: the drift-compensation figures.  The branches are back
+    on exactly as they were afterwards."""
     for name, value in readout_accuracies(model, test, calibration).items():
         report[f"{stage}.readout.{name}"] = value
+    if array_test is not None:
+        with hybrid.disable_adapters(model):
+            array = readout_accuracies(model, array_test, calibration)
+        for name, value in array.items():
+            report[f"{stage}.array.{name}"] = value

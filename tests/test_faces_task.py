@@ -145,6 +145,13 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
         for readout in ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset"):
             assert 0 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)
     assert report["deploy.readout.ideal"] >= 0.5 and report["deploy.readout.realistic"] >= 0.5
+    # the drift-compensation figures: a drift sweep per compensation at deploy, the array alone later
+    for mode in ("", "global.", "column.", "offset."):
+        for t in ("3600s", "86400s", "1e+06s"):
+            assert 0 <= report[f"deploy.drift_accuracy.{mode}{t}"] <= 1, (mode, t)
+    for stage in ("revoke", "enroll"):
+        for readout in ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset"):
+            assert 0 <= report[f"{stage}.array.{readout}"] <= 1, (stage, readout)
 
 
 def test_average_reports_means_numbers_and_counts_choices():

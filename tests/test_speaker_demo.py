@@ -53,6 +53,14 @@ def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tin
     for stage in STAGES:
         for readout in READOUTS:
             assert 0.5 <= report[f"{stage}.readout.{readout}"] <= 1, (stage, readout)  # 4 easy speakers: far above chance
+            if stage != "deploy":  # the array alone, every branch off: the drift-compensation figures
+                assert 0 <= report[f"{stage}.array.{readout}"] <= 1, (stage, readout)
+    # at 0 s a gain compensation is exactly 1, and every periphery reads the same draws: no sampling difference
+    assert report["deploy.readout.realistic"] == report["deploy.readout.compensated_global"]
+    assert report["deploy.readout.realistic"] == report["deploy.readout.compensated_column"]
+    for mode in ("", "global.", "column.", "offset."):  # the drift that compensation is for, measured at deploy
+        for t in ("3600s", "86400s", "1e+06s"):
+            assert 0 <= report[f"deploy.drift_accuracy.{mode}{t}"] <= 1, (mode, t)
     assert report["restore.repair"] == report["restore.accuracy"] - report["restore.control_accuracy"]
     assert report["restore.net_repair"] == pytest.approx((report["restore.accuracy"] - report["restore.noisy_accuracy"])
                                                          - (report["restore.control_accuracy"] - report["restore.clean_accuracy"]))

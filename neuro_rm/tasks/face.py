@@ -40,7 +40,14 @@ from neuro_rm.learning.unlearn import METHODS, UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.mixer import FaceMixer, MixerConfig
-from neuro_rm.readout import ArrayClock, Schedule, readout_settings, stage_readouts
+from neuro_rm.readout import (
+    DRIFT_TIMES_S,
+    ArrayClock,
+    Schedule,
+    drift_sweep,
+    readout_settings,
+    stage_readouts,
+)
 from neuro_rm.tasks import runner
 from neuro_rm.tasks.runner import BASELINE, Task, commit_branch, deploy_figures, n_params, write_report
 
@@ -163,7 +170,8 @@ class FaceTask(Task):
         self.digital = copy.deepcopy(model)
 
     def deploy(self) -> None:
-        """Every conv/linear layer is written into crossbars once."""
+        """Every conv/linear layer is written into crossbars once; accuracy after drift without and with
+        each drift compensation."""
         config, report, model = self.config, self.report, self.model
         self.ledger = ledger = Ledger()
         ledger.post_training(self.fit.trainable_params, self.fit.steps, note="pretrain")
@@ -176,6 +184,8 @@ class FaceTask(Task):
         report["schedule"] = {k: v for k, v in config.schedule.as_dict().items() if k != "restore_s"}  # no restore step here
         self.clock = ArrayClock(config.schedule)
         stage_readouts(report, "deploy", model, self.test_old, self.calibration)
+        for key, value in drift_sweep(model, self.test_old, self.calibration, DRIFT_TIMES_S).items():
+            report[f"deploy.drift_accuracy.{key}"] = value  # at 0 s the readouts above measure no drift
         deploy_figures(report, ledger, model)
         self.snapshot = copy.deepcopy(model)  # the array as deployed, for the reprogramming baseline
 
@@ -198,7 +208,7 @@ class FaceTask(Task):
         for key in ("forget_accuracy", "retain_accuracy", "mia_auc"):
             report[f"revoke.{key}"] = report[f"revoke.{method}.{key}"]
         report["revoke.trainable_params"] = lora_params
-        stage_readouts(report, "revoke", self.model, self.test_keep, self.calibration)
+        stage_readouts(report, "revoke", self.model, self.test_keep, self.calibration, self.test_keep)
         self.loops = {"pretrain": "pretrain", "revoke": "revoke (", "baseline_full": "baseline: full",
                       "baseline_retrain": "baseline: retrain", "enroll": "enroll"}
 
@@ -244,7 +254,8 @@ class FaceTask(Task):
         report["enroll.backward_transfer"] = backward_transfer(before_acc, per_class_accuracy(after_logits, test_keep.y))
         report["enroll.revoked_accuracy"] = accuracy_on(model, self.test_gone)
         report["enroll.trainable_params"] = enroll_params
-        stage_readouts(report, "enroll", model, data.test.of_classes([*keep, new]), self.calibration)
+        stage_readouts(report, "enroll", model, data.test.of_classes([*keep, new]), self.calibration,
+                       test_keep)
 
     def inference(self) -> tuple[nn.Module, torch.Tensor, nn.Module]:
         return self.model, self.data.test.of_classes([*self.keep, self.new]).x, self.digital
