@@ -275,7 +275,7 @@ def cmd_face_demo(args: argparse.Namespace) -> None:
     from neuro_rm.tasks.face import format_result, run_face_demos
 
     result = run_face_demos(args.model, args.out, args.fast, args.seed, progress=not args.json, ideal=args.ideal,
-                            device=PRESETS[args.preset]())
+                            device=PRESETS[args.preset](), persons=args.persons)
     _emit(result, args.json, format_result)
 
 
@@ -438,6 +438,8 @@ def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--model", choices=["cnn", "mixer", "both"], default="cnn", help="network to run the lifecycle on")
     p.add_argument("--out", type=Path, default=None, help="folder for face_demo_<model>.json")
     p.add_argument("--fast", action="store_true", help="one fold, few epochs: a smoke run, not results")
+    p.add_argument("--persons", type=int, default=None,
+                   help="learn Olivetti persons 0..N-1 first, forget person 1, add person N (default 5, the paper's)")
     _readout_options(p)
 
     p = command("diffusion-demo", cmd_diffusion_demo,

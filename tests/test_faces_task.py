@@ -17,7 +17,7 @@ from neuro_rm.learning.unlearn import unlearn as shared_unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.heads import GrowableHead
 from neuro_rm.models.mixer import FaceMixer
-from neuro_rm.tasks.face import FaceDemoConfig, average_reports, run_face_demo
+from neuro_rm.tasks.face import FaceDemoConfig, average_reports, learning_first, pooled_intervals, run_face_demo
 
 
 def synthetic_faces(n_persons=6, per_person=10, seed=0):
@@ -152,6 +152,11 @@ def test_lifecycle_runs_through_the_shared_steps_and_forgets_and_learns(monkeypa
     for stage in ("revoke", "enroll"):
         for readout in ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset"):
             assert 0 <= report[f"{stage}.array.{readout}"] <= 1, (stage, readout)
+    # every headline figure with the photos behind it and an interval that holds it
+    assert report["photos.revoke.retain_accuracy"] == report["test_photos.keep"] == 4 * 2  # 4 kept persons, 2 photos
+    for key in ("revoke.retain_accuracy", "enroll.new_accuracy"):
+        low, high = report[f"interval.{key}"]
+        assert 0 <= low <= report[key] <= high <= 1, key
 
 
 def test_average_reports_means_numbers_and_counts_choices():
@@ -171,3 +176,28 @@ def test_reprogram_from_writes_the_trained_weights_into_the_crossbars():
         assert (layer.effective_weight() - target).abs().max() < 0.1 * target.abs().max()
         assert torch.equal(layer.bias, trained.get_submodule(name).bias.detach())
     assert torch.equal(deployed.head.weight, trained.head.weight)
+
+
+def test_more_persons_learnt_first_and_a_bad_count_is_refused():
+    config = learning_first(FaceDemoConfig(), 20)
+    assert config.persons == tuple(range(20)) and config.forget == 1 and config.new_person == 20
+    for bad in (2, 40):
+        with pytest.raises(ValueError, match="persons must be between 3 and 39"):
+            learning_first(FaceDemoConfig(), bad)
+
+
+def test_pooled_intervals_count_every_photo_once_and_narrow_with_more_photos():
+    def folds(photos):
+        return [{**{key: 0.9 for key in ("pretrain.accuracy", "deploy.accuracy", "revoke.retain_accuracy",
+                                         "enroll.old_accuracy")}, "revoke.forget_accuracy": 0.0, "enroll.new_accuracy": 1.0,
+                 **{f"test_photos.{name}": n for name, n in photos.items()}} for _ in range(5)]
+
+    small = pooled_intervals(folds({"old": 10, "keep": 10, "gone": 2, "new": 2}))
+    large = pooled_intervals(folds({"old": 40, "keep": 40, "gone": 2, "new": 2}))
+    assert small["photos.revoke.retain_accuracy"] == 50 and large["photos.revoke.retain_accuracy"] == 200
+    width = {name: r["interval.revoke.retain_accuracy"][1] - r["interval.revoke.retain_accuracy"][0]
+             for name, r in (("small", small), ("large", large))}
+    assert width["large"] < width["small"] / 1.8  # four times the photos: about half the width
+    low, high = large["interval.revoke.retain_accuracy"]
+    assert low < 0.9 < high and high - low < 0.1
+    assert small["interval.revoke.forget_accuracy"][0] == 0.0  # 0 of 10: the interval starts at 0

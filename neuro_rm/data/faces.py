@@ -21,6 +21,9 @@ from neuro_rm.data.labelled import LabelledSet
 MAX_FACES_BYTES = 1 << 30  # uncompressed size of a faces .npz (the bundled Olivetti set is 1.6 MB)
 
 
+OLIVETTI_PERSONS = 40  # people in the bundled set
+
+
 @dataclass
 class Faces:
     """``images`` (N, 64, 64) float32 in [0, 1], upright; ``labels`` (N,) person index."""

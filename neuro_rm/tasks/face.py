@@ -14,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
 from neuro_rm import layers as hybrid
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.data.faces import (
+    OLIVETTI_PERSONS,
     AugmentConfig,
     Faces,
     FaceSplitConfig,
@@ -149,6 +151,9 @@ class FaceTask(Task):
                             "forgotten_person": config.forget, "new_person": config.new_person})
         self.test_old, self.test_keep = data.test.of_classes(self.old), data.test.of_classes(self.keep)
         self.test_gone = data.test.of_classes([self.gone])
+        for name, photos in (("old", self.test_old), ("keep", self.test_keep), ("gone", self.test_gone),
+                             ("new", data.test.of_classes([self.new]))):
+            self.report[f"test_photos.{name}"] = len(photos.y)  # per fold: what one photo is worth
         self.members_gone = data.photos["train"].of_classes([self.gone])
         self.heldout_gone = LabelledSet.concat(data.photos["val"].of_classes([self.gone]), self.test_gone)
 
@@ -300,6 +305,30 @@ def average_reports(reports: list[dict[str, object]]) -> dict[str, object]:
 
 HEADLINE = ("pretrain.accuracy", "deploy.accuracy", "revoke.forget_accuracy", "revoke.retain_accuracy",
             "enroll.new_accuracy", "enroll.old_accuracy")
+# the test photos behind each headline figure (``test_photos.<set>`` of a fold)
+HEADLINE_PHOTOS = {"pretrain.accuracy": "old", "deploy.accuracy": "old", "revoke.forget_accuracy": "gone",
+                   "revoke.retain_accuracy": "keep", "enroll.new_accuracy": "new", "enroll.old_accuracy": "keep"}
+
+
+def learning_first(config: FaceDemoConfig, persons: int) -> FaceDemoConfig:
+    """The lifecycle on Olivetti persons 0 … persons−1 learnt first (person 1 forgotten) and person ``persons``
+    added: the paper's setting is 5; more persons give the retained figures a finer resolution."""
+    if not 3 <= persons <= OLIVETTI_PERSONS - 1:
+        raise ValueError(f"persons must be between 3 and {OLIVETTI_PERSONS - 1} (one Olivetti person is kept back to add), "
+                         f"got {persons}")
+    return replace(config, persons=tuple(range(persons)), forget=1, new_person=persons)
+
+
+def pooled_intervals(folds: list[dict[str, object]], level: float = 0.95) -> dict[str, object]:
+    """Each headline accuracy over every fold's test photos together (each photo is a test photo once), with
+    its Wilson interval: ``photos.<key>`` and ``interval.<key>``."""
+    out: dict[str, object] = {}
+    for key, photos in HEADLINE_PHOTOS.items():
+        n = [int(r[f"test_photos.{photos}"]) for r in folds]
+        correct = sum(round(float(r[key]) * k) for r, k in zip(folds, n, strict=True))
+        interval = stats.binomtest(correct, sum(n)).proportion_ci(confidence_level=level, method="wilson")
+        out[f"photos.{key}"], out[f"interval.{key}"] = sum(n), [interval.low, interval.high]
+    return out
 
 
 def run_face_demo(
@@ -312,14 +341,15 @@ def run_face_demo(
     faces: Faces | None = None,
     ideal: bool = False,
     device: DeviceConfig | None = None,
+    persons: int | None = None,
 ) -> dict[str, object]:
     """Run the face lifecycle for one model on every fold and return a flat, JSON-ready report.
 
-    Figures are means over the folds (``per_fold.*`` lists the headline ones), so every photo of the
-    six persons is a test photo once.  ``config`` replaces the model's preset (``seed`` still
+    Figures are means over the folds (``per_fold.*`` lists the headline ones, ``interval.*`` their pooled
+    Wilson intervals), so every photo of the persons used is a test photo once.  ``config`` replaces the model's preset (``seed`` still
     applies); ``faces`` replaces the bundled Olivetti set; ``ideal`` reads the crossbars through the ideal
-    periphery and ``device`` replaces the cell preset.  With ``out_dir`` the report is also
-    written there as ``face_demo_<model>.json``.
+    periphery and ``device`` replaces the cell preset; ``persons`` learns that many first (``learning_first``).
+    With ``out_dir`` the report is also written there as ``face_demo_<model>.json``.
     """
     start = time.perf_counter()
     if model_name not in PRESETS:
@@ -329,6 +359,8 @@ def run_face_demo(
         config = replace(config, crossbar=CrossbarConfig.ideal())
     if device is not None:
         config = replace(config, device=device)
+    if persons is not None:
+        config = learning_first(config, persons)
     if fast:
         config = fast_config(config)
     faces = faces if faces is not None else load_faces()
@@ -343,6 +375,7 @@ def run_face_demo(
     report = average_reports(folds)
     report["revoke.method"] = {m: sum(r["revoke.method"] == m for r in folds) for m in config.unlearn_methods}
     report.update({f"per_fold.{key}": [r[key] for r in folds] for key in HEADLINE})
+    report.update(pooled_intervals(folds))
     report["folds"] = config.split.folds
     report["split.clean_test_accuracy"] = report["pretrain.accuracy"]
     report.update(leaky_protocol(images, labels, config))
@@ -355,10 +388,11 @@ def run_face_demo(
 
 
 def run_face_demos(model: str = "cnn", out_dir: Path | str | None = None, fast: bool = False, seed: int = 0,
-                   progress: bool = True, ideal: bool = False, device: DeviceConfig | None = None) -> dict[str, object]:
+                   progress: bool = True, ideal: bool = False, device: DeviceConfig | None = None,
+                   persons: int | None = None) -> dict[str, object]:
     """``model`` is one of ``MODELS`` (its flat report) or ``both`` (reports keyed by model name)."""
     def run(name: str) -> dict[str, object]:
-        return run_face_demo(name, out_dir, fast, seed, progress, ideal=ideal, device=device)
+        return run_face_demo(name, out_dir, fast, seed, progress, ideal=ideal, device=device, persons=persons)
 
     return run(model) if model != "both" else {name: run(name) for name in MODELS}
 
