@@ -17,7 +17,13 @@ from neuro_rm.learning.unlearn import unlearn as shared_unlearn
 from neuro_rm.models.cnn import FaceCNN, FaceCNNConfig
 from neuro_rm.models.heads import GrowableHead
 from neuro_rm.models.mixer import FaceMixer
-from neuro_rm.tasks.face import FaceDemoConfig, average_reports, learning_first, pooled_intervals, run_face_demo
+from neuro_rm.tasks.face import (
+    FaceDemoConfig,
+    average_reports,
+    learning_first,
+    pooled_intervals,
+    run_face_demo,
+)
 
 
 def synthetic_faces(n_persons=6, per_person=10, seed=0):
