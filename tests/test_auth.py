@@ -142,7 +142,9 @@ def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):
     test = tiny_speech["test"].of_classes([0, 1, 2])
     clean = _acc(deployed, test)
-    hybrid.add_write_noise(deployed.model, 30.0)  # half the conductance window: the tiny model does notice
+    # σ as large as the conductance window: this tiny model of 3 easy speakers loses 12-66 points in each of 8
+    # draws tried (at half the window, 2 of 8 draws lost less than 10 points: a precondition left to chance)
+    hybrid.add_write_noise(deployed.model, 60.0)
     noisy = _acc(deployed, test)
     assert noisy <= clean - 0.1  # the damage is real, so a restore that does nothing cannot pass below
     deployed.restore(TrainConfig(epochs=8, lr=5e-3, batch_size=32))
