@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neuro_rm.learning.metrics import det_curve, eer_interval, equal_error_rate, min_dcf, verification_trials
+from neuro_rm.learning.metrics import det_curve, eer_interval, equal_error_rate, min_dcf, s_norm, verification_trials
 
 # Accepting claims with score >= t, these trials give (false-accept rate, miss rate):
 #   t = 0.1: (1, 0)    0.2: (3/4, 0)   0.3: (1/2, 0)   0.4: (1/2, 1/3)
@@ -72,3 +72,47 @@ def test_verification_trials_make_revoked_voices_impostors_only():
     trials = verification_trials(scores, torch.tensor([0, 1, 2]), claimable=[0, 1])  # speaker 2 revoked
     assert trials["genuine"].tolist() == [5.0, 6.0] and trials["genuine_of"].tolist() == [0, 1]
     assert trials["impostor"].tolist() == [2.0, 3.0, 1.0, 4.0] and trials["impostor_of"].tolist() == [1, 2, 0, 2]
+
+
+def _scaled_speakers(n=400, seed=0):
+    """Four speakers whose scores sit on different scales and offsets: each speaker's genuine scores beat
+    its own impostors, but one pooled threshold cannot serve all four."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(4).repeat_interleave(n // 4)
+    offset, scale = torch.tensor([0.0, 3.0, -2.0, 6.0]), torch.tensor([1.0, 3.0, 0.5, 2.0])
+    genuine = (labels[:, None] == torch.arange(4)).float() * 2.0
+    scores = offset + scale * (genuine + torch.randn(n, 4, generator=g))
+    return scores, labels
+
+
+def test_s_norm_puts_speakers_on_one_scale():
+    test, labels = _scaled_speakers(seed=0)
+    cohort, cohort_labels = _scaled_speakers(seed=1)
+    raw = verification_trials(test, labels, [0, 1, 2, 3])
+    normed = verification_trials(s_norm(test, [0, 1, 2, 3], cohort, cohort_labels), labels, [0, 1, 2, 3])
+    raw_eer, _ = equal_error_rate(raw["genuine"], raw["impostor"])
+    normed_eer, _ = equal_error_rate(normed["genuine"], normed["impostor"])
+    assert normed_eer < raw_eer - 0.1  # positive control: the raw pooled scores, same trials
+    # within one speaker s-norm is monotonic in the score up to the utterance term: the order holds on average
+    own, _ = equal_error_rate(test[labels == 1, 1], test[labels != 1, 1])
+    assert own < raw_eer
+
+
+def test_s_norm_by_hand_and_leaves_unclaimable_speakers_out():
+    scores = torch.tensor([[1.0, 2.0, 4.0, 9.0]])
+    cohort = torch.tensor([[0.0, 0.0, 0.0, 0.0], [2.0, 2.0, 2.0, 0.0], [1.0, 4.0, 6.0, 0.0]])
+    cohort_labels = torch.tensor([3, 3, 3])  # all other voices for speakers 0..2
+    out = s_norm(scores, [0, 1, 2], cohort, cohort_labels)
+    # speaker 0: cohort mean 1, std 1 → z = 0; the other claims 2, 4: mean 3, std √2 → t = (1 − 3)/√2
+    assert float(out[0, 0]) == pytest.approx(0.5 * (0.0 + (1 - 3) / math.sqrt(2)))
+    # speaker 2: cohort 0, 2, 6: mean 8/3, std √(28/3); others 1, 2: mean 1.5, std √0.5
+    assert float(out[0, 2]) == pytest.approx(0.5 * ((4 - 8 / 3) / math.sqrt(28 / 3) + (4 - 1.5) / math.sqrt(0.5)))
+    assert out[0, 3] == float("-inf")
+
+
+def test_s_norm_refuses_too_few_speakers_or_cohort():
+    scores = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="at least 3 claimable"):
+        s_norm(scores, [0, 1], scores, torch.tensor([2, 2]))
+    with pytest.raises(ValueError, match="cohort utterances of other voices for speaker 0"):
+        s_norm(scores, [0, 1, 2], scores, torch.tensor([0, 0]))

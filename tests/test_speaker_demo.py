@@ -36,6 +36,8 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
+    lo, hi = report["verify.snorm.eer_ci"]  # the same trials, s-normed against the holdout buffer
+    assert 0 <= lo <= report["verify.snorm.eer"] <= hi <= 1 and 0 <= report["verify.snorm.min_dcf"] <= 1
     assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()
 
 

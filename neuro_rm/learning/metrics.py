@@ -1,5 +1,5 @@
 """Metrics of learning and forgetting: accuracy, membership inference, verification (EER, minDCF, DET,
-bootstrap intervals), transfer."""
+bootstrap intervals, s-norm), transfer."""
 
 from __future__ import annotations
 
@@ -157,6 +157,38 @@ def verification_trials(scores: torch.Tensor, labels: torch.Tensor, claimable: l
         parts["genuine_of"].append(index[own])
         parts["impostor_of"].append(index[~own])
     return {k: torch.cat(v) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def s_norm(scores: torch.Tensor, claimable: list[int], cohort_scores: torch.Tensor,
+           cohort_labels: torch.Tensor) -> torch.Tensor:
+    """Symmetric score normalisation (s-norm) of verification ``scores`` (utterances × speakers).
+
+    Speakers' logits sit on different scales, so one threshold for all of them trades one speaker's false
+    accepts against another's misses.  Score s of utterance t for speaker e becomes
+    ½·[(s − μ_e)/σ_e + (s − μ_t)/σ_t]: μ_e, σ_e are speaker e's scores on a cohort of other voices'
+    utterances (``cohort_scores``, e.g. the holdout buffer: never the test trials), μ_t, σ_t utterance t's
+    scores for the other claimable speakers.  Columns outside ``claimable`` become -inf.
+    """
+    if len(claimable) < 3:
+        raise ValueError(f"s-norm needs at least 3 claimable speakers (2 others per claim), got {len(claimable)}")
+    rows = torch.as_tensor(claimable)
+    claims = scores[:, rows].double()
+    z = torch.empty(len(claimable), dtype=torch.float64)
+    zs = torch.empty_like(z)
+    for j, label in enumerate(claimable):
+        others = cohort_scores[cohort_labels != label, label].double()
+        if len(others) < 2:
+            raise ValueError(f"s-norm needs at least 2 cohort utterances of other voices for speaker {label}")
+        z[j], zs[j] = others.mean(), others.std()
+    k = len(claimable)  # utterance statistics over the other claimable speakers: leave the claim out
+    total, squares = claims.sum(dim=1, keepdim=True), (claims * claims).sum(dim=1, keepdim=True)
+    t_mean = (total - claims) / (k - 1)
+    t_var = ((squares - claims * claims) - (k - 1) * t_mean * t_mean) / (k - 2)
+    normed = 0.5 * ((claims - z) / zs + (claims - t_mean) / t_var.clamp_min(1e-12).sqrt())
+    out = torch.full(scores.shape, float("-inf"), dtype=scores.dtype)
+    out[:, rows] = normed.to(scores.dtype)
+    return out
 
 
 def backward_transfer(before: dict[int, float], after: dict[int, float]) -> float:

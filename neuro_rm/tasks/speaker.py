@@ -34,6 +34,7 @@ from neuro_rm.learning.metrics import (
     min_dcf,
     per_class_accuracy,
     predict_logits,
+    s_norm,
     verification_trials,
 )
 from neuro_rm.learning.report import accuracy_on
@@ -339,6 +340,13 @@ class SpeakerTask(Task):
         report["verify.threshold"] = calibration["threshold"]
         report["verify.revoked_accept_rate"] = _accept_rate(auth, data.test.of_classes([self.gone]).x)
         report["verify.impostor_accept_rate"] = _share_accepted(impostor, auth.threshold)
+        if len(auth.active_labels) >= 3:  # the same trials, s-normed against the holdout buffer (never the test set)
+            cohort = auth.buffers.holdout.of_classes(auth.active_labels)
+            normed = s_norm(auth.scores(data.test.x), auth.active_labels, auth.scores(cohort.x), cohort.y)
+            trials = verification_trials(normed, data.test.y, auth.active_labels)
+            report["verify.snorm.eer"], _ = equal_error_rate(trials["genuine"], trials["impostor"])
+            report["verify.snorm.eer_ci"] = list(eer_interval(**trials, seed=self.config.seed))
+            report["verify.snorm.min_dcf"], _ = min_dcf(trials["genuine"], trials["impostor"], p_target=0.01)
 
     def inference(self) -> tuple[nn.Module, torch.Tensor, nn.Module]:
         return self.auth.model, self.current.x, self.digital
@@ -426,6 +434,8 @@ TABLE_ROWS = (
     ("verify.eer", "verify: equal-error rate (revoked = impostor)", "{:.2%}"),
     ("verify.eer_ci", "verify: EER 95% interval (bootstrap over test utterances)", "{0[0]:.2%} – {0[1]:.2%}"),
     ("verify.min_dcf", "verify: minDCF (p_target = 0.01)", "{:.3f}"),
+    ("verify.snorm.eer", "verify: EER after s-norm (cohort: the holdout buffer)", "{:.2%}"),
+    ("verify.snorm.min_dcf", "verify: minDCF after s-norm", "{:.3f}"),
     ("verify.revoked_accept_rate", "verify: revoked voice accepted (final threshold)", "{:.2%}"),
     ("verify.impostor_accept_rate", "verify: impostor trials accepted", "{:.2%}"),
     ("energy.training_cost_ratio", "training cost ratio (full / LoRA parameters)", "{:.2f}×"),
@@ -446,6 +456,8 @@ def markdown_table(report: dict) -> str:
     reference = report.get("reference", {})
     lines = ["| step | measured | reference |", "|---|---|---|"]
     for key, label, fmt in TABLE_ROWS:
+        if key not in report:  # a figure this run could not make (s-norm with fewer than 3 speakers)
+            continue
         ref = reference.get(key)
         lines.append(f"| {label} | {fmt.format(report[key])} | {'' if ref is None else fmt.format(ref)} |")
     return "\n".join(lines) + "\n"
