@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from neuro_rm.learning.metrics import det_curve, eer_interval, equal_error_rate, min_dcf, s_norm, verification_trials
+from neuro_rm.learning.metrics import (
+    det_curve,
+    eer_interval,
+    equal_error_rate,
+    min_dcf,
+    s_norm,
+    verification_trials,
+)
 
 # Accepting claims with score >= t, these trials give (false-accept rate, miss rate):
 #   t = 0.1: (1, 0)    0.2: (3/4, 0)   0.3: (1/2, 0)   0.4: (1/2, 1/3)
