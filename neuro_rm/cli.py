@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.characterize import characterize_device
-from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.crossbar import COMPENSATIONS, CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
 from neuro_rm.learning.attacks import AuditConfig
 from neuro_rm.learning.continual import ENROLL
@@ -280,7 +280,8 @@ def cmd_face_demo(args: argparse.Namespace) -> None:
 
 
 def _readout(args: argparse.Namespace) -> CrossbarConfig:
-    return CrossbarConfig.ideal() if args.ideal else CrossbarConfig()
+    """The demo's periphery: realistic or ``--ideal``, read through ``--compensation``."""
+    return replace(CrossbarConfig.ideal() if args.ideal else CrossbarConfig(), drift_compensation=args.compensation)
 
 
 def cmd_diffusion_demo(args: argparse.Namespace) -> None:
@@ -430,6 +431,9 @@ def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--fast", action="store_true", help="two epochs per step: a smoke run, not results")
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
     _readout_options(p)
+    p.add_argument("--compensation", choices=COMPENSATIONS, default="none",
+                   help="drift compensation the whole lifecycle reads through, so every branch trains under it "
+                        "(default: %(default)s; each stage also reports the others, switched on after the fact)")
     p.add_argument("--seeds", type=int, default=None,
                    help="run the lifecycle with seeds --seed .. --seed+N-1; every figure as mean, sd and 95%% t-interval")
 

@@ -111,3 +111,19 @@ def test_energy_command_prices_a_state_and_a_lifecycle_every_way(trained, tmp_pa
     assert run["energy.gpu_nvml"].startswith(("skipped", "measured"))
     proc = _run("energy", "--state", tmp_path / "missing", ok=False)
     assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr
+
+
+@pytest.mark.parametrize("flags, expected", [([], "none"), (["--compensation", "offset"], "offset"),
+                                             (["--ideal", "--compensation", "column"], "column")])
+def test_demo_runs_its_whole_lifecycle_under_the_chosen_drift_compensation(flags, expected):
+    from neuro_rm.cli import _readout, build_parser
+
+    readout = _readout(build_parser().parse_args(["demo", *flags]))
+    assert readout.drift_compensation == expected
+    assert readout.is_ideal == ("--ideal" in flags)
+
+
+def test_demo_refuses_an_unknown_compensation():
+    proc = subprocess.run([sys.executable, "-m", "neuro_rm.cli", "demo", "--compensation", "gain"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--compensation" in proc.stderr and "offset" in proc.stderr
