@@ -100,9 +100,18 @@ def test_s_norm_puts_speakers_on_one_scale():
     raw_eer, _ = equal_error_rate(raw["genuine"], raw["impostor"])
     normed_eer, _ = equal_error_rate(normed["genuine"], normed["impostor"])
     assert normed_eer < raw_eer - 0.1  # positive control: the raw pooled scores, same trials
-    # within one speaker s-norm is monotonic in the score up to the utterance term: the order holds on average
-    own, _ = equal_error_rate(test[labels == 1, 1], test[labels != 1, 1])
-    assert own < raw_eer
+
+
+def test_s_norm_leaves_a_speakers_own_utterances_out_of_its_cohort():
+    """Speaker e's statistics come from other voices only: adding e's own (extreme) utterances to the cohort
+    changes nothing of e's scores."""
+    test, labels = _scaled_speakers(seed=0)
+    cohort, cohort_labels = _scaled_speakers(seed=1)
+    own = torch.full((50, 4), 1e3)
+    with_own = s_norm(test, [0, 1, 2, 3], torch.cat([cohort, own]), torch.cat([cohort_labels, torch.zeros(50, dtype=torch.long)]))
+    without = s_norm(test, [0, 1, 2, 3], cohort, cohort_labels)
+    assert torch.equal(with_own[:, 0], without[:, 0])
+    assert not torch.equal(with_own[:, 1], without[:, 1])  # for the other speakers they are other voices
 
 
 def test_s_norm_by_hand_and_leaves_unclaimable_speakers_out():

@@ -18,13 +18,27 @@ def _shared_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
     return np.isin(b.numpy().ravel(), a.numpy().ravel()).mean()
 
 
+def _check_standard_normal(draws: np.ndarray) -> None:
+    """Bulk (moments, KS) and tails: the count beyond 2, 3, 4 and 4.5 sd within 4 binomial sd of the normal
+    law's, and draws beyond 5 sd exist (2 M draws: about 1.2 expected)."""
+    assert abs(draws.mean()) < 0.005 and abs(draws.std() - 1) < 0.005
+    assert stats.kstest(draws[:200_000], "norm").pvalue > 1e-3
+    for z in (2.0, 3.0, 4.0, 4.5):
+        expected = draws.size * 2 * stats.norm.sf(z)
+        assert abs((np.abs(draws) > z).sum() - expected) < 4 * np.sqrt(expected) + 1, z
+    assert np.abs(draws).max() > 4.5
+
+
 def test_stream_is_standard_normal():
-    draws = stream_normals(20_240_601, torch.Size((400, 512))).double().ravel().numpy()
-    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 1) < 0.01
-    assert stats.kstest(draws, "norm").pvalue > 1e-3
-    for z in (2.0, 3.0, 4.0):  # the tails, not only the bulk
-        expected = 2 * stats.norm.sf(z)
-        assert abs((np.abs(draws) > z).mean() - expected) < 5 * np.sqrt(expected / draws.size) + 1e-6
+    _check_standard_normal(stream_normals(20_240_601, torch.Size((4096, 512))).double().ravel().numpy())
+
+
+@pytest.mark.parametrize("clip", [3.5, 4.0])
+def test_a_stream_without_tails_fails_the_check(clip):
+    """Positive control: normals clipped at 3.5 or 4 sd (a cheap generator's failure) are caught."""
+    draws = torch.randn(4096 * 512, generator=torch.Generator().manual_seed(1)).double().numpy()
+    with pytest.raises(AssertionError):
+        _check_standard_normal(np.clip(draws, -clip, clip))
 
 
 def test_different_keys_share_no_more_values_than_independent_randn_draws():
@@ -75,3 +89,59 @@ def test_a_read_noise_table_would_be_caught(monkeypatch):
     monkeypatch.setattr(fused, "enabled", False)  # the eager periphery takes its draws from stream_normals
     with pytest.raises(AssertionError):
         test_successive_reads_draw_fresh_noise()
+
+
+def _repeated_share(draws: list[torch.Tensor]) -> float:
+    """Share of all the draws whose value occurs more than once among them."""
+    _, counts = np.unique(torch.cat([d.ravel() for d in draws]).numpy(), return_counts=True)
+    return counts[counts > 1].sum() / sum(d.numel() for d in draws)
+
+
+def _draws_of_one_forward(monkeypatch, source) -> list[torch.Tensor]:
+    """The read-noise draws of every call of one RSNN forward pass (eager periphery, draws from ``source``)."""
+    from neuro_rm import layers
+    from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
+
+    torch.manual_seed(0)
+    model = layers.analogize(SpeakerRSNN(RSNNConfig(n_inputs=20, n_hidden=64, n_outputs=3)), targets=SYNAPSES).eval()
+    x = (torch.rand(64, 10, 20) < 0.3).float()
+    seen = []
+    monkeypatch.setattr(fused, "enabled", False)
+    with torch.no_grad():
+        model(x)  # the first batch calibrates the ADCs
+        monkeypatch.setattr(crossbar_module, "stream_normals", lambda key, shape: seen.append(source(key, shape)) or seen[-1])
+        model(x)
+    assert len(seen) == 11  # the input synapses once, the recurrent ones at each of 10 steps
+    return seen
+
+
+def test_no_draw_repeats_within_one_forward_pass(monkeypatch):
+    draws = _draws_of_one_forward(monkeypatch, stream_normals)
+    chance = _repeated_share([torch.randn(d.shape) for d in draws])  # equal float32 values by coincidence
+    assert _repeated_share(draws) < 2 * chance + 1e-3
+
+
+def test_a_table_read_at_random_offsets_is_caught(monkeypatch):
+    """Positive control: the old scheme, a random window of one shared table per call, fails the test above."""
+    table, offsets = torch.randn(1 << 18), np.random.default_rng(0)
+
+    def window(key, shape):
+        n = int(np.prod(shape))
+        start = int(offsets.integers(table.numel() - n))
+        return table[start : start + n].view(shape).clone()
+
+    draws = _draws_of_one_forward(monkeypatch, window)
+    assert _repeated_share(draws) > 0.05
+
+
+def test_rows_of_one_large_read_draw_apart():
+    """Within one read every input vector has its own draws, across the kernel's chunks too (a read of
+    the same vector 2,000 times gives 2,000 different noise vectors)."""
+    bar = Crossbar(256, 64, DeviceConfig(read_noise_us=0.5), CrossbarConfig(), seed=1)
+    bar.program(torch.randn(256, 64, generator=torch.Generator().manual_seed(2)) * 0.1)
+    x = (torch.rand(1, 64, generator=torch.Generator().manual_seed(3)) < 0.3).float().expand(2000, 64).contiguous()
+    with torch.no_grad():
+        y = bar.matmul(x)
+    assert torch.unique(y, dim=0).shape[0] == 2000
+    noise = y - y.mean(dim=0)  # the same input everywhere: what differs between rows is their noise
+    assert abs(np.corrcoef(noise[:1000].ravel(), noise[1000:].ravel())[0, 1]) < 0.02
