@@ -140,6 +140,9 @@ def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
 
 
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):
+    """The restore operation wins accuracy back on a damaged array.  On these 3 easy speakers a rank-8 branch
+    could relearn them from cells set at random, so this does not tell repair from relearning: the demo's
+    ``restore.net_repair`` against a fault-free control measures that."""
     test = tiny_speech["test"].of_classes([0, 1, 2])
     clean = _acc(deployed, test)
     # σ as large as the conductance window: this tiny model of 3 easy speakers loses 12-66 points in each of 8
