@@ -3,13 +3,14 @@
 Three parts, all in one run so the ratios are side by side:
 
 1. enrolling one bundled speaker with today's enrolment (30 epochs, lr 3e-3) and with the fast one
-   (``learning.continual.FAST_ENROLL``), seconds and validation accuracies (new speaker, old speakers);
+   (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
+   speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: verify time per utterance, the bytes the
    authenticator holds, enroll / revoke seconds and energy, at 6, 25, 100 and 200 speakers;
 3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
 
-Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-corpus]
+Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
 Part 2 uses a smaller RSNN (hidden 128) and short training so that 2 × 200 enrolments fit a shared
 2-core machine: it measures how costs grow, not the accuracy of a full-size model.
 """
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -43,22 +45,25 @@ def _acc(auth: SpeakerAuthenticator, data: LabelledSet) -> float:
     return accuracy(predict_logits(auth.model, data.x), data.y)
 
 
-def bundled_enrolment(pretrain_epochs: int) -> list[tuple]:
+def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
     base, splits, _, val = deployed_bundled(pretrain_epochs)
     old = list(range(5))
     state = tempfile.mkdtemp()
     base.save(state)
     rows = []
-    for label, config in (("today: 30 epochs, lr 3e-3", TrainConfig(epochs=30, lr=3e-3, batch_size=64)),
-                          ("fast: FAST_ENROLL", FAST_ENROLL)):
-        auth = SpeakerAuthenticator.load(state)
-        auth.consolidation = None
-        now = clock()  # one torch thread: the thread's CPU time, which other jobs on the machine do not inflate
-        start = now()
-        auth.enroll(splits.speaker_names[5], splits.train.select([5]).x, splits.val.select([5]).x, config)
-        seconds = now() - start
-        rows.append((label, seconds, _acc(auth, val.of_classes([5])), _acc(auth, val.of_classes(old))))
-    rows.append(("ratio fast / today", rows[1][1] / rows[0][1], "", ""))
+    for seed in seeds:
+        times = []
+        for label, config in (("today: 30 epochs, lr 3e-3", TrainConfig(epochs=30, lr=3e-3, batch_size=64)),
+                              ("fast: FAST_ENROLL", FAST_ENROLL)):
+            auth = SpeakerAuthenticator.load(state)
+            auth.consolidation = None
+            now = clock()  # one torch thread: the thread's CPU time, which other jobs on the machine do not inflate
+            start = now()
+            auth.enroll(splits.speaker_names[5], splits.train.select([5]).x, splits.val.select([5]).x,
+                        replace(config, seed=seed))
+            times.append(now() - start)
+            rows.append((f"seed {seed}, {label}", times[-1], _acc(auth, val.of_classes([5])), _acc(auth, val.of_classes(old))))
+        rows.append((f"seed {seed}, ratio fast / today", times[1] / times[0], "", ""))
     return rows
 
 
@@ -157,6 +162,7 @@ def main() -> None:
                         help="enrolled-speaker counts to measure at (default: %(default)s)")
     parser.add_argument("--skip-bundled", action="store_true")
     parser.add_argument("--skip-corpus", action="store_true")
+    parser.add_argument("--skip-many", action="store_true", help="skip part 2 (many speakers, the longest)")
     args = parser.parse_args()
     checkpoints = tuple(int(n) for n in args.checkpoints.split(","))
     torch.set_num_threads(1)
@@ -164,14 +170,16 @@ def main() -> None:
         print_table("Enrolling one bundled speaker, today vs fast (side by side)",
                     ("enrolment", "seconds", "val acc, new speaker", "val acc, old speakers"),
                     bundled_enrolment(args.pretrain_epochs))
-    with tempfile.TemporaryDirectory() as folder:
-        corpus = Path(folder) / "scale.h5"
-        generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50, n_speakers=max(checkpoints) + 1,
-                                                events_median=1000, seed=7))
-        rows = sum((many_speakers(policy, corpus, args.enroll_epochs, args.replay, checkpoints) for policy in (True, False)), [])
-    print_table("Many speakers (RSNN 140-128-N on a generated corpus; enroll = median of the last 5 enrolments)",
-                ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB",
-                 "enroll s", "enroll J", "revoke s", "revoke J"), rows)
+    if not args.skip_many:
+        with tempfile.TemporaryDirectory() as folder:
+            corpus = Path(folder) / "scale.h5"
+            generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50,
+                                                    n_speakers=max(checkpoints) + 1, events_median=1000, seed=7))
+            rows = sum((many_speakers(policy, corpus, args.enroll_epochs, args.replay, checkpoints)
+                        for policy in (True, False)), [])
+        print_table("Many speakers (RSNN 140-128-N on a generated corpus; enroll = median of the last 5 enrolments)",
+                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB",
+                     "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
                     ("speakers", "samples", "seconds", "peak MiB"), corpus_loading(args.corpus, checkpoints))
