@@ -122,49 +122,14 @@ def noise_key(generator: torch.Generator) -> int:
     return int(torch.randint(1 << 62, (), generator=generator))
 
 
-_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # SplitMix64's mixing multipliers (Steele, Lea & Flood 2014)
-_WEYL = 0x9E3779B97F4A7C15  # its Weyl increment, 2^64 / golden ratio
-
-
-def _int64(value: int) -> int:
-    """An unsigned 64-bit constant as the signed int64 with the same bits."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _shift(z: torch.Tensor | int, bits: int) -> torch.Tensor | int:
-    """Logical right shift of int64 bits (torch's >> is arithmetic)."""
-    return (z >> bits) & ((1 << (64 - bits)) - 1)
-
-
-def _mix64(z: torch.Tensor) -> torch.Tensor:
-    """SplitMix64's mixing function on int64 tensors (multiplication wraps, as in the compiled kernel)."""
-    z = (z ^ _shift(z, 30)) * _int64(_MIX[0])
-    z = (z ^ _shift(z, 27)) * _int64(_MIX[1])
-    return z ^ _shift(z, 31)
-
-
-def _stream_normals_eager(key: int, rows: int, width: int) -> torch.Tensor:
-    """``fused``'s normal_fill in torch: pair p of row v is Box-Muller on a hash of (key, v·⌈width/2⌉ + p)."""
-    base = _mix64(torch.tensor(_int64(key)))
-    pairs = (width + 1) // 2
-    counter = torch.arange(rows * pairs, dtype=torch.int64)
-    h = _mix64(base + (counter + 1) * _int64(_WEYL))
-    u1 = (_shift(h, 40).float() + 0.5) * 2.0**-24
-    u2 = (_shift(h, 16) & 0xFFFFFF).float() * 2.0**-24
-    radius, angle = torch.sqrt(-2.0 * torch.log(u1)), 2 * math.pi * u2
-    pairs_of = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=-1).view(rows, 2 * pairs)
-    return pairs_of[:, :width].contiguous()
-
-
 def stream_normals(key: int, shape: torch.Size) -> torch.Tensor:
-    """Standard normal draws of ``shape`` (CPU) from the counter-based stream ``key``: every entry its own,
-    and calls with different keys share nothing.  The compiled kernel makes the same stream inside the
-    periphery loop; this is its stand-alone form (compiled where available, else torch)."""
-    width = shape[-1] if len(shape) else 1
-    rows = math.prod(shape) // width if width else 0
-    compiled = fused.kernel()
+    """Standard normal draws of ``shape`` (CPU) from the stream ``key``: every entry its own, and calls with
+    different keys share nothing.  With the compiled module, the counter-based stream its periphery loop makes
+    (pair p of row v: Box-Muller on a SplitMix64 hash of key and v·⌈width/2⌉ + p), so the eager and compiled
+    periphery read the same draws; without one, ``torch.randn`` from a generator seeded with the key."""
+    compiled = fused.module()
     if compiled is None:
-        return _stream_normals_eager(key, rows, width).view(shape)
+        return torch.randn(shape, generator=torch.Generator().manual_seed(key))
     draws = torch.empty(shape)
     compiled.normal_fill(draws, key)
     return draws

@@ -7,12 +7,14 @@ The same arithmetic in one C++ loop touches each tile sum once.  It is no approx
 run in the eager order and rounding (a test checks outputs bit for bit without noise, and to within the
 rounding of torch's vectorised square root, which is not correctly rounded, with it).  The read-noise
 draws are made inside the loop, row by row, from the counter-based stream that ``crossbar.stream_normals``
-gives stand-alone (``normal_fill``), so every call draws afresh without a memory pass over its draws.
+gives stand-alone (``normal_fill``, used by the eager periphery too), so every call draws afresh without a
+memory pass over its draws.
 A binary-input check (spikes) runs in one pass too.
 
 It is compiled with torch's C++ extension loader on first use (about a minute, then cached on disk) and
-is never required: without a compiler, or with ``NEURO_RM_FUSED=0`` (or ``enabled = False``),
-``kernel()`` is None and ``crossbar.Crossbar`` runs the eager periphery.
+is never required: without a compiler, or with ``NEURO_RM_FUSED=0``, ``module()`` and ``kernel()`` are None,
+``crossbar.Crossbar`` runs the eager periphery and draws its noise with ``torch.randn``; ``enabled = False``
+switches only the periphery read to eager torch.
 """
 
 from __future__ import annotations
@@ -229,7 +231,9 @@ bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
 }
 """
 
-enabled = os.environ.get("NEURO_RM_FUSED", "1") != "0"  # False: always the eager periphery
+# NEURO_RM_FUSED=0: never build; ``enabled = False``: the eager periphery (the noise stream stays compiled)
+_buildable = os.environ.get("NEURO_RM_FUSED", "1") != "0"
+enabled = _buildable
 _kernel: Any = None
 _tried = False
 
@@ -248,10 +252,17 @@ def _cpu_tag() -> str:
 
 
 def kernel() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``), or None where it cannot be built or is not
-    ``enabled``."""
+    """The compiled module for the periphery read (``periphery_read``, ``binary_rows``), or None where it
+    cannot be built or is not ``enabled``."""
+    return module() if enabled else None
+
+
+def module() -> Any:
+    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``), built on first use whether
+    or not the compiled periphery is ``enabled`` (the read-noise stream uses it either way), or None where it
+    cannot be built or ``NEURO_RM_FUSED=0``."""
     global _kernel, _tried
-    if not enabled:
+    if not _buildable:
         return None
     if not _tried:
         _tried = True
@@ -264,13 +275,12 @@ def kernel() -> Any:
             finally:
                 quiet.setLevel(level)
 
-            module = load_inline(
+            _kernel = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}",
                 cpp_sources=_SOURCE,
                 functions=["periphery_read", "binary_rows", "normal_fill"],
                 extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
             )
-            _kernel = module
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery
             warnings.warn(f"neuro_rm: fused periphery kernel unavailable ({type(error).__name__}); using eager torch",
                           stacklevel=2)
