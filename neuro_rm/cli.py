@@ -352,7 +352,7 @@ def cmd_faults(args: argparse.Namespace) -> None:
 
     def progress(row: dict) -> None:
         print(f"  {row['label']}: {row['accuracy']:.3f} -> {row['restored_accuracy']:.3f} "
-              f"(repair net of control {row['repair']:+.3f})", file=sys.stderr)
+              f"(net repair {row['net_repair']:+.3f}, gap to control {row['repair']:+.3f})", file=sys.stderr)
 
     sweep = {"restore": TrainConfig(epochs=args.epochs, lr=2e-3, patience=4), "on_row": None if args.json else progress,
              "train": _labelled(splits.train)}

@@ -127,3 +127,14 @@ def test_demo_refuses_an_unknown_compensation():
     proc = subprocess.run([sys.executable, "-m", "neuro_rm.cli", "demo", "--compensation", "gain"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--compensation" in proc.stderr and "offset" in proc.stderr
+
+
+def test_demo_command_hands_the_chosen_compensation_to_the_lifecycle(monkeypatch, capsys):
+    """Positive control for the parser test above: the config the demo runs with carries the flag."""
+    from neuro_rm import cli
+    from neuro_rm.tasks import speaker
+
+    seen = {}
+    monkeypatch.setattr(speaker, "run_speaker_demo", lambda data, config, out, progress: seen.setdefault("config", config) and {})
+    assert cli.main(["demo", "--compensation", "offset", "--json", "--out", "none"]) == 0
+    assert seen["config"].crossbar.drift_compensation == "offset" and not seen["config"].crossbar.is_ideal
