@@ -171,6 +171,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_forgetting(args: argparse.Namespace) -> None:
+    from neuro_rm.readout import readout_of
     from neuro_rm.tasks.speaker import SpeakerData, audit_revocation, train_speaker_model
 
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
@@ -194,14 +195,15 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         voiceprint = None
     pretrain = _budget(PRETRAIN, args.epochs)
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
+    readout = readout_of(auth.model)  # the attack's own models are read as the audited array is
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
         targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
-                                                      auth.device_config, "control: trained with the voice")
+                                                      auth.device_config, "control: trained with the voice", readout)
     targets["retrain"] = train_speaker_model(data, keep, rsnn, pretrain, args.seed + 4001, auth.device_config,
-                                             "gold standard: retrained without the voice")
+                                             "gold standard: retrained without the voice", readout)
     audit = AuditConfig(shadows=args.shadows, references=args.references, relearn_seeds=args.relearn_seeds)
     report = audit_revocation(data, targets, rec.label, keep, rsnn, voiceprint, pretrain, auth.device_config,
-                              audit, seed=args.seed)
+                              audit, seed=args.seed, crossbar=readout)
     _emit({"speaker": args.speaker, "status": rec.status,
            "voiceprint": "old state" if args.old_state is not None else "none (give --old-state for branch-off)",
            **report}, args.json)

@@ -93,3 +93,19 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path):
     assert report["verify.eer.mean"] == (runs[0]["verify.eer"] + runs[1]["verify.eer"]) / 2
     assert runs[0]["deploy.write_pulses"] != runs[1]["deploy.write_pulses"]  # each run has its own seed
     assert "± " in (tmp_path / "report.md").read_text()
+
+
+def test_the_attacks_own_models_are_read_as_the_audited_array(tiny_speech):
+    """Shadow, reference and retrained models of the audit take the periphery of the array they are compared
+    with (``--ideal``, ``--compensation``), not the default one."""
+    from neuro_rm.device import DeviceConfig
+    from neuro_rm.models.rsnn import RSNNConfig
+    from neuro_rm.readout import readout_of
+    from neuro_rm.tasks.speaker import train_speaker_model
+
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    rsnn, quick = RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=4), TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    for readout in (CrossbarConfig(drift_compensation="offset"), CrossbarConfig.ideal()):
+        model = train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig(), crossbar=readout)
+        assert readout_of(model) == readout
+    assert readout_of(train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig())) == CrossbarConfig()

@@ -115,16 +115,17 @@ def _accept_rate(auth: SpeakerAuthenticator, x: torch.Tensor) -> float:
 
 def train_speaker_model(
     data: SpeakerData, classes: list[int], rsnn: RSNNConfig, pretrain: TrainConfig, seed: int,
-    device: DeviceConfig | None = None, description: str = "train",
+    device: DeviceConfig | None = None, description: str = "train", crossbar: CrossbarConfig | None = None,
 ) -> SpeakerRSNN:
-    """A model of the pretraining recipe on ``classes``, written into crossbars of ``device`` if given
-    (the gold standard retrained without a speaker, shadow models of the membership attack)."""
+    """A model of the pretraining recipe on ``classes``, written into crossbars of ``device`` if given and read
+    through ``crossbar`` (the gold standard retrained without a speaker, shadow models of the membership
+    attack: read as the audited array is read)."""
     torch.manual_seed(seed)
     model = SpeakerRSNN(rsnn)
     fit_classifier(model, data.train.of_classes(classes), data.val.of_classes(classes), replace(pretrain, seed=seed),
                    description=description)
     if device is not None:
-        hybrid.analogize(model, device, SYNAPSES, seed=seed)
+        hybrid.analogize(model, device, SYNAPSES, crossbar=crossbar, seed=seed)
     model.eval()
     return model
 
@@ -132,14 +133,14 @@ def train_speaker_model(
 def audit_revocation(
     data: SpeakerData, targets: dict[str, nn.Module], gone: int, keep: list[int], rsnn: RSNNConfig,
     voiceprint: tuple[torch.Tensor, torch.Tensor] | None, pretrain: TrainConfig, device: DeviceConfig,
-    audit: AuditConfig = AuditConfig(), cohort: int = 32, seed: int = 0,
+    audit: AuditConfig = AuditConfig(), cohort: int = 32, seed: int = 0, crossbar: CrossbarConfig | None = None,
 ) -> dict[str, float]:
     """Every attack of ``learning.attacks`` on ``targets``, with shadow models of the pretraining recipe
     of shape ``rsnn`` trained with and without speaker ``gone``.  The attacker holds the voice's training recordings, its
     test samples as probes and ``cohort`` test samples of each other speaker; never the other training data."""
     groups = (("with", sorted(keep + [gone]), 1000, audit.shadows), ("without", keep, 2000, audit.shadows),
               ("reference", keep, 3000, audit.references))
-    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}")
+    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}", crossbar)
                      for i in range(count)] for name, classes, start, count in groups}
     voice = VoiceData(gone, voiceprint, data.train.of_classes([gone]).x, data.test.of_classes([gone]).x,
                       data.test.of_classes(keep).subsample(cohort, seed))
@@ -283,7 +284,8 @@ class SpeakerTask(Task):
         targets = {"original": self.original, "retrain": self.retrained, config.revoke_mode: self.auth.model,
                    self.other_mode: self.twin.model}
         audit = audit_revocation(self.data, targets, self.gone, self.keep, self.auth.model.config, self.voiceprint,
-                                 config.pretrain, config.device, config.audit, config.audit_cohort, config.seed)
+                                 config.pretrain, config.device, config.audit, config.audit_cohort, config.seed,
+                                 config.crossbar)
         for key, value in audit.items():
             report[f"revoke.{key}"] = value
 
