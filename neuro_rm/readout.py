@@ -146,9 +146,9 @@ def stage_readouts(report: dict[str, object], stage: str, model: nn.Module, test
     """Put into a demo's flat ``report``:
 
     ``<stage>.readout.<periphery>``: the stage's whole model (array and digital branches) on ``test``.  After
-    a stage that trained a branch, the branch was trained through the uncompensated readout and has absorbed
-    part of the drift, so the compensated rows here correct it twice: they say what switching compensation
-    on now would do, not what compensation achieves.
+    a stage that trained a branch, the branch was trained through the run's own readout and has absorbed
+    part of the drift through it, so a compensation switched on (or off) now corrects twice (or not at all):
+    these rows say what switching now would do, not what compensation achieves.
     ``<stage>.array.<periphery>`` (with ``array_test``, the deployed classes still served): the analogue array
     alone, every branch disabled, at the stage's age: the drift-compensation figures.  The branches are back
     on exactly as they were afterwards."""

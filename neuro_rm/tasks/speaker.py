@@ -130,6 +130,14 @@ def train_speaker_model(
     return model
 
 
+def _trial_figures(prefix: str, trials: dict[str, torch.Tensor], seed: int) -> dict[str, object]:
+    """EER, its 95 % bootstrap interval over test utterances, and minDCF at p_target 0.01, as ``<prefix>.*``."""
+    genuine, impostor = trials["genuine"], trials["impostor"]
+    return {f"{prefix}.eer": equal_error_rate(genuine, impostor)[0],
+            f"{prefix}.eer_ci": list(eer_interval(**trials, seed=seed)),
+            f"{prefix}.min_dcf": min_dcf(genuine, impostor, p_target=0.01)[0]}
+
+
 def audit_revocation(
     data: SpeakerData, targets: dict[str, nn.Module], gone: int, keep: list[int], rsnn: RSNNConfig,
     voiceprint: tuple[torch.Tensor, torch.Tensor] | None, pretrain: TrainConfig, device: DeviceConfig,
@@ -330,25 +338,22 @@ class SpeakerTask(Task):
         report["restore.trainable_params"] = restored.trainable_params
 
     def verify(self) -> None:
-        """Threshold from the holdout buffer; EER over test trials, the revoked speaker as impostor."""
+        """Threshold from the holdout buffer; EER over test trials, the revoked speaker as impostor; the same
+        scores s-normed against the holdout buffer (never the test set) beside them."""
         auth, report, data = self.auth, self.report, self.data
         calibration = auth.calibrate()
-        trials = verification_trials(auth.scores(data.test.x), data.test.y, auth.active_labels)
-        genuine, impostor = trials["genuine"], trials["impostor"]
-        report["verify.eer"], _ = equal_error_rate(genuine, impostor)
-        report["verify.eer_ci"] = list(eer_interval(**trials, seed=self.config.seed))  # 95 %, utterances resampled
-        report["verify.min_dcf"], _ = min_dcf(genuine, impostor, p_target=0.01)
-        self.det = det_curve(genuine, impostor)
+        scores = auth.scores(data.test.x)  # one noisy read of the test set serves the raw and the s-normed trials
+        trials = verification_trials(scores, data.test.y, auth.active_labels)
+        report.update(_trial_figures("verify", trials, self.config.seed))
+        self.det = det_curve(trials["genuine"], trials["impostor"])
         report["verify.threshold"] = calibration["threshold"]
         report["verify.revoked_accept_rate"] = _accept_rate(auth, data.test.of_classes([self.gone]).x)
-        report["verify.impostor_accept_rate"] = _share_accepted(impostor, auth.threshold)
-        if len(auth.active_labels) >= 3:  # the same trials, s-normed against the holdout buffer (never the test set)
+        report["verify.impostor_accept_rate"] = _share_accepted(trials["impostor"], auth.threshold)
+        if len(auth.active_labels) >= 3:
             cohort = auth.buffers.holdout.of_classes(auth.active_labels)
-            normed = s_norm(auth.scores(data.test.x), auth.active_labels, auth.scores(cohort.x), cohort.y)
-            trials = verification_trials(normed, data.test.y, auth.active_labels)
-            report["verify.snorm.eer"], _ = equal_error_rate(trials["genuine"], trials["impostor"])
-            report["verify.snorm.eer_ci"] = list(eer_interval(**trials, seed=self.config.seed))
-            report["verify.snorm.min_dcf"], _ = min_dcf(trials["genuine"], trials["impostor"], p_target=0.01)
+            normed = s_norm(scores, auth.active_labels, auth.scores(cohort.x), cohort.y)
+            report.update(_trial_figures("verify.snorm", verification_trials(normed, data.test.y, auth.active_labels),
+                                         self.config.seed))
 
     def inference(self) -> tuple[nn.Module, torch.Tensor, nn.Module]:
         return self.auth.model, self.current.x, self.digital
