@@ -199,7 +199,7 @@ class Crossbar(nn.Module):
         self._seen: torch.Tensor | None = None  # largest |column sum| per tile seen while calibrating
         self.clip_tally: list[int] | None = None  # [clipped, converted] ADC conversions while a probe counts
         self._weight_cache: torch.Tensor | None = None
-        self._conductance_cache: torch.Tensor | None = None
+        self._conductance_cache: tuple[float, torch.Tensor] | None = None
         self._gain_cache: torch.Tensor | None = None
         self._adc_cache: tuple | None = None
         self._calibrated: bool | None = None
@@ -366,12 +366,15 @@ class Crossbar(nn.Module):
             self._weight_cache = self.decode(self.cells.conductance())
         return self._weight_cache
 
-    def _summed_conductance(self) -> torch.Tensor:
-        """Conductance of all cells behind each weight (one cell, or both of a pair), for the read noise, as
-        (in, out), contiguous: the layout both the product and the compiled kernel read."""
-        if self._conductance_cache is None:
-            self._conductance_cache = self.cells.conductance().sum(dim=0).t().contiguous()
-        return self._conductance_cache
+    def _conductance_variance(self, per_conductance: float) -> torch.Tensor:
+        """Read-noise variance per unit x² of each weight's cells (one cell, or both of a pair):
+        ``per_conductance`` · G summed over the cells, as (in, out), contiguous (the product's layout);
+        cached with its factor, so that a read pays one product and no pass to scale it."""
+        cached = self._conductance_cache
+        if cached is None or cached[0] != per_conductance:
+            summed = self.cells.conductance().sum(dim=0).t().contiguous()
+            cached = self._conductance_cache = (per_conductance, summed.mul_(per_conductance))
+        return cached[1]
 
     def _reference_readout(self, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Per-column |output| summed over the fixed calibration input (noise-free: 64 vectors average it)."""
@@ -520,8 +523,7 @@ class Crossbar(nn.Module):
         rows = squares.sum(dim=-1, keepdim=True)
         if not per_conductance:
             return rows, per_square, 0.0, None
-        g = self._summed_conductance().to(x.dtype)
-        return rows, per_square, 1.0, torch.mm(squares, g, out=out).mul_(per_conductance)
+        return rows, per_square, 1.0, torch.mm(squares, self._conductance_variance(per_conductance).to(x.dtype), out=out)
 
     def _noise_std(
         self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
@@ -686,7 +688,8 @@ class Crossbar(nn.Module):
         step = max(1, _CHUNK_ELEMENTS // (self.row_tiles * self.out_features))
         compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
         if compiled is not None:
-            rows, row_scale, alpha, source = self._variance_parts(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
+            variance = self._scratch("var", tuple(y.shape), x) if noisy else None
+            rows, row_scale, alpha, source = self._variance_parts(x, spike_rows, variance) if noisy else (_EMPTY, 0.0, 0.0, None)
             whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
             rest_w = self._rest_rows(x.dtype) if adc else None
             compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
