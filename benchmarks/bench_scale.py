@@ -18,11 +18,11 @@ Part 2 uses a smaller RSNN (hidden 128) and short training so that 2 × 200 enro
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from common import clock, deployed_bundled, print_table
 
 from neuro_rm import layers as hybrid
 from neuro_rm.auth import SpeakerAuthenticator
-from neuro_rm.data import load_speakers
+from neuro_rm.data import load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.consolidation import BranchBudget
@@ -68,8 +68,13 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
 
 
 def _state_bytes(auth: SpeakerAuthenticator) -> int:
+    """Bytes of the tensors the authenticator holds: the model's state, the buffers, and the fused-ΔW caches
+    (the dense ΔW and the copies of the factors it was built from)."""
     tensors = [*auth.model.state_dict().values(), auth.buffers.replay.x, auth.buffers.replay.y,
                auth.buffers.holdout.x, auth.buffers.holdout.y]
+    for _, layer in hybrid.hybrid_layers(auth.model):
+        if layer._fused_cache is not None:
+            tensors += [*layer._fused_cache[1], layer._fused_cache[2]]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -77,10 +82,11 @@ def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: l
     """Median seconds of one verify, and inference joules per verified utterance."""
     hybrid.reset_counts(auth.model)
     times = []
+    now = clock()
     for x, claim in zip(samples, claims, strict=False):
-        start = time.perf_counter()
+        start = now()
         auth.verify(x, claim)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     from neuro_rm.energy import Ledger
 
     ledger = Ledger()
@@ -88,39 +94,44 @@ def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: l
     return statistics.median(times), ledger.joules("infer") / len(times)
 
 
-def many_speakers(policy: bool, corpus: Path, epochs: int, replay: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
+def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
+    """Enrol speakers one after another into two copies of one deployed authenticator, the default
+    consolidation policy on one and none on the other, step by step in turn (so both see the same load);
+    at each checkpoint, verify and revoke on both.  Seconds are the thread's CPU time (one torch thread)."""
     splits = load_speakers(corpus, n_speakers=max(checkpoints) + 1, cache=False)
     train = LabelledSet(splits.train.x, splits.train.y)
     val = LabelledSet(splits.val.x, splits.val.y)
     quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
     first = list(range(checkpoints[0]))
-    auth, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
+    base, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
                                             RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=len(first)),
                                             TrainConfig(epochs=10, lr=2e-3, batch_size=64))
-    auth.deploy()
-    auth.consolidation = BranchBudget() if policy else None
-    auth.buffers.max_replay, auth.buffers.max_holdout = replay, 256  # small caps: 2 x 200 enrolments must fit
-    auth.calibrate()
+    base.deploy()
+    base.buffers.max_replay, base.buffers.max_holdout = replay, 256  # small caps: 2 x 200 enrolments must fit
+    base.calibrate()
+    base.consolidation = BranchBudget()
+    auths = {"on": base, "off": copy.deepcopy(base)}
+    auths["off"].consolidation = None  # the control: every branch stays live
     probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never revoked below
-    rows, enroll_times, enroll_joules = [], [], []
+    rows: dict[str, list[tuple]] = {policy: [] for policy in auths}
+    enrolled: dict[str, list[tuple[float, float]]] = {policy: [] for policy in auths}
+    now = clock()
     for label in range(checkpoints[0], max(checkpoints) + 1):
-        if label in checkpoints:
-            verify_s, verify_j = _verify_seconds(auth, probe.x[:40], [f"s{int(y)}" for y in probe.y[:40]])
-            before_j, start = auth.ledger.joules(), time.perf_counter()
-            victim = f"s{label - 2}"
-            auth.revoke(victim, train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
-            revoke_s, revoke_j = time.perf_counter() - start, auth.ledger.joules() - before_j
-            recent = enroll_times[-5:] or [float("nan")]
-            rows.append((label, "on" if policy else "off", len(hybrid.adapter_names(auth.model)), verify_s * 1e3,
-                         verify_j, _state_bytes(auth) / 2**20, statistics.median(recent),
-                         statistics.median(enroll_joules[-5:] or [float("nan")]), revoke_s, revoke_j))
-        if label == max(checkpoints):
-            break
-        before_j, start = auth.ledger.joules(), time.perf_counter()
-        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
-        enroll_times.append(time.perf_counter() - start)
-        enroll_joules.append(auth.ledger.joules() - before_j)
-    return rows
+        for policy, auth in auths.items():
+            if label in checkpoints:
+                verify_s, verify_j = _verify_seconds(auth, probe.x[:40], [f"s{int(y)}" for y in probe.y[:40]])
+                before_j, start = auth.ledger.joules(), now()
+                auth.revoke(f"s{label - 2}", train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
+                revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
+                recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_j,
+                                     _state_bytes(auth) / 2**20, statistics.median(t for t, _ in recent),
+                                     statistics.median(j for _, j in recent), revoke_s, revoke_j))
+            if label < max(checkpoints):
+                before_j, start = auth.ledger.joules(), now()
+                auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
+                enrolled[policy].append((now() - start, auth.ledger.joules() - before_j))
+    return rows["on"] + rows["off"]
 
 
 def _unlearn(train: TrainConfig):  # noqa: ANN202
@@ -134,7 +145,7 @@ import sys, time
 from neuro_rm.data import load_speakers
 def kb(field):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
-load_speakers(sys.argv[1], n_speakers=1, cache=False)
+load_speakers(sys.argv[4], n_speakers=1, cache=False)  # warm-up on another, tiny file: nothing of the measured one
 open("/proc/self/clear_refs", "w").write("5")
 before, start = kb("VmRSS:"), time.perf_counter()
 splits = load_speakers(sys.argv[1], n_speakers=int(sys.argv[2]), cache_dir=sys.argv[3])
@@ -144,11 +155,15 @@ print(time.perf_counter() - start, (kb("VmHWM:") - before) / 1024, len(splits.tr
 
 def corpus_loading(path: Path, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
     rows = []
-    for n in checkpoints:
-        with tempfile.TemporaryDirectory() as cache:
-            out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(n), cache], capture_output=True, text=True, check=True)
-            seconds, peak_mb, samples = out.stdout.split()
-            rows.append((n, int(samples), float(seconds), float(peak_mb)))
+    with tempfile.TemporaryDirectory() as folder:
+        warm_up = Path(folder) / "warm_up.h5"
+        generate_corpus(warm_up, GeneratorConfig(n_samples=40, n_speakers=2, n_channels=read_info(path).n_channels, seed=2))
+        for n in checkpoints:
+            with tempfile.TemporaryDirectory() as cache:
+                out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(n), cache, str(warm_up)],
+                                     capture_output=True, text=True, check=True)
+                seconds, peak_mb, samples = out.stdout.split()
+                rows.append((n, int(samples), float(seconds), float(peak_mb)))
     return rows
 
 
@@ -175,9 +190,9 @@ def main() -> None:
             corpus = Path(folder) / "scale.h5"
             generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50,
                                                     n_speakers=max(checkpoints) + 1, events_median=1000, seed=7))
-            rows = sum((many_speakers(policy, corpus, args.enroll_epochs, args.replay, checkpoints)
-                        for policy in (True, False)), [])
-        print_table("Many speakers (RSNN 140-128-N on a generated corpus; enroll = median of the last 5 enrolments)",
+            rows = many_speakers(corpus, args.enroll_epochs, args.replay, checkpoints)
+        print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
+                    "utterances; thread CPU seconds; enroll = median of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:

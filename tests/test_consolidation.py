@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -13,12 +14,12 @@ from neuro_rm.models import RSNNConfig
 NAMES = [f"enroll_{i}" for i in range(5)]
 
 
-def _model_with_branches(seed=0):
+def _model_with_branches(seed=0, precision="fp32"):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4))
     hybrid.analogize(model, crossbar=CrossbarConfig.ideal(), ledger=Ledger(), seed=seed)
     for name in NAMES:
-        hybrid.add_adapter(model, name, AdapterConfig())
+        hybrid.add_adapter(model, name, AdapterConfig(precision=precision))
         for p in hybrid.adapter_parameters(model, name):
             p.data.normal_(0, 0.08)
     hybrid.set_adapter(model, NAMES)
@@ -30,8 +31,9 @@ def _out(model, x):
         return model(x)
 
 
-def test_fold_keeps_outputs_fused_and_unfused_and_bounds_the_branches():
-    model, x = _model_with_branches(), torch.rand(32, 20)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_fold_keeps_outputs_fused_and_unfused_and_bounds_the_branches(precision):
+    model, x = _model_with_branches(precision=precision), torch.rand(32, 20)
     before = _out(model, x)
     plan = BranchBudget(max_branches=2, horizon_inferences=None)(model, NAMES, Ledger())
     assert plan == Plan(fold=NAMES[:3], merge=False, fuse=True)
@@ -41,11 +43,24 @@ def test_fold_keeps_outputs_fused_and_unfused_and_bounds_the_branches():
     assert torch.allclose(_out(model, x), before, atol=1e-5)
     hybrid.fuse_adapters(model, False)
     assert torch.allclose(_out(model, x), before, atol=1e-5)
+    # a second fold adds to ``store``: the voices folded first keep theirs
+    apply_plan(model, Plan(fold=NAMES[3:4], fuse=True))
+    assert sorted(hybrid.adapter_names(model)) == sorted([NAMES[4], STORE])
+    assert torch.allclose(_out(model, x), before, atol=1e-5)
+    hybrid.fuse_adapters(model, False)
+    assert torch.allclose(_out(model, x), before, atol=1e-5)
     # positive control: dropping the same branches without folding them changes the outputs
-    control = _model_with_branches()
+    control = _model_with_branches(precision=precision)
     for name in NAMES[:3]:
         hybrid.delete_adapter(control, name)
     assert (_out(control, x) - before).abs().max() > 100 * 1e-5
+
+
+def test_a_second_fold_that_replaced_store_would_be_caught(monkeypatch):
+    """Positive control for the second fold above: a fold that overwrites ``store`` loses the first voices."""
+    monkeypatch.setattr(torch.Tensor, "add_", lambda self, other, **kw: self.copy_(other))
+    with pytest.raises(AssertionError):
+        test_fold_keeps_outputs_fused_and_unfused_and_bounds_the_branches("fp32")
 
 
 def test_merge_into_the_cells_keeps_weights_within_the_write_tolerance():
@@ -70,9 +85,37 @@ def test_merge_is_chosen_only_when_it_pays_within_the_wear_budget():
     apply_plan(model, Plan(fold=NAMES[:2]))
     ledger = Ledger()
     ledger.post_programming(pulses=10 * 20 * 16, verify_reads=0)  # ten pulses per cell so far
-    assert BranchBudget(max_branches=2, horizon_inferences=1e9)(model, NAMES[2:] + ["x"], ledger).merge
-    assert not BranchBudget(max_branches=2, horizon_inferences=1e-3)(model, NAMES[2:] + ["x"], ledger).merge
-    assert not BranchBudget(max_branches=2, horizon_inferences=1e9, wear_budget=1e-6)(model, NAMES[2:] + ["x"], ledger).merge
+    rest = NAMES[2:]  # all folded: after a merge nothing digital is left to read
+    assert BranchBudget(max_branches=0, horizon_inferences=1e9)(model, rest, ledger).merge
+    assert not BranchBudget(max_branches=0, horizon_inferences=1e-3)(model, rest, ledger).merge
+    assert not BranchBudget(max_branches=0, horizon_inferences=1e9, wear_budget=1e-6)(model, rest, ledger).merge
+
+
+def test_no_merge_where_the_branches_left_stay_fused():
+    """A fused layer reads one dense ΔW whatever it sums, so merging ``store`` saves reads only where the
+    branches left are cheaper one by one: two rank-8 branches on these small layers are not (288 + 288 MACs
+    against 320 dense on 20 → 16, 160 + 160 against 64 on 16 → 4), so no horizon makes the merge pay."""
+    model = _model_with_branches()
+    apply_plan(model, Plan(fold=NAMES[:2]))
+    ledger = Ledger()
+    ledger.post_programming(pulses=10 * 20 * 16, verify_reads=0)
+    plan = BranchBudget(max_branches=2, horizon_inferences=1e12)(model, NAMES[2:], ledger)
+    assert plan.fold == NAMES[2:3] and not plan.merge and plan.fuse
+
+
+def test_after_a_merge_the_branches_left_are_read_one_by_one_where_that_is_cheaper():
+    model = _model_with_branches()
+    for name in NAMES[1:]:
+        hybrid.delete_adapter(model, name)
+    hybrid.add_adapter(model, "late", AdapterConfig(rank=2, alpha=4.0))  # 72 and 40 MACs one by one, 320 and 64 dense
+    hybrid.set_adapter(model, [NAMES[0], "late"])
+    ledger = Ledger()
+    ledger.post_programming(pulses=10 * 20 * 16, verify_reads=0)
+    plan = BranchBudget(max_branches=1, horizon_inferences=1e12)(model, [NAMES[0], "late"], ledger)
+    assert plan.fold == [NAMES[0]] and plan.merge
+    apply_plan(model, plan)
+    assert hybrid.adapter_names(model) == ["late"]
+    assert [layer.fused for _, layer in hybrid.hybrid_layers(model)] == [False, False]
 
 
 def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):

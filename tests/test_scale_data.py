@@ -53,37 +53,51 @@ PEAK = """
 import sys, h5py
 from neuro_rm.data import load_speakers
 from neuro_rm.data import speakers as module
+from neuro_rm.data.hsd import path_of
 module.CHUNK_SAMPLES = 100
-load_speakers(sys.argv[1], n_speakers=1, cache=False)  # warm-up: lazy imports and first-use buffers
+path, how, cache_dir, warm_up = sys.argv[1:5]
+if how == "holding":  # a loader that reads the file's events whole before binning (the failure to catch)
+    binned = module.to_frames
+    def to_frames(dataset, *args):
+        with h5py.File(path_of(dataset)) as f:
+            held = f["spikes/times"][()], f["spikes/units"][()]
+        return binned(dataset, *args)
+    module.to_frames = to_frames
+# warm-up on another, tiny file: lazy imports and first-use buffers, but none of the measured file's memory
+load_speakers(warm_up, n_speakers=1, cache=False)
 def kb(field):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
 open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) restarts from the present size
 before = kb("VmRSS:")
-if sys.argv[2] == "stream":
-    load_speakers(sys.argv[1], cache_dir=sys.argv[3])
+if how in ("stream", "holding"):
+    load_speakers(path, cache_dir=cache_dir)
 else:  # the events read whole: what a loader that does not stream holds
-    with h5py.File(sys.argv[1]) as f:
+    with h5py.File(path) as f:
         held = f["spikes/times"][()], f["spikes/units"][()]
 print((kb("VmHWM:") - before) * 1024)
 """
 
 
-def _peak_rss_growth(path, how, cache_dir):
+def _peak_rss_growth(path, how, cache_dir, warm_up):
     """Bytes the peak resident memory of a fresh process grows by while loading (imports excluded)."""
-    out = subprocess.run([sys.executable, "-c", PEAK, str(path), how, str(cache_dir)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PEAK, str(path), how, str(cache_dir), str(warm_up)],
+                         capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak resident size from /proc")
 def test_loader_streams_within_a_memory_bound(tmp_path):
-    """Loading never holds the file's events: its peak memory stays well below what reading them costs."""
-    path = tmp_path / "events.h5"
+    """Loading never holds the file's events: its peak memory stays well below what reading them costs, and
+    a loader that does read them whole (the positive control) is seen to exceed the bound."""
+    path, warm_up = tmp_path / "events.h5", tmp_path / "warm_up.h5"
     generate_corpus(path, GeneratorConfig(n_samples=1200, n_speakers=6, n_channels=80, events_median=8000, seed=1))
+    generate_corpus(warm_up, GeneratorConfig(n_samples=40, n_speakers=2, n_channels=80, events_median=8000, seed=2))
     bound = 16 * 2**20  # bytes; the file holds ~40 MB of events, its frames ~0.8 MB
-    streamed = _peak_rss_growth(path, "stream", tmp_path / "cache")
-    whole = _peak_rss_growth(path, "whole", tmp_path / "cache")
-    assert streamed < bound < whole  # the positive control: reading the events whole exceeds the bound
+    streamed = _peak_rss_growth(path, "stream", tmp_path / "cache", warm_up)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 12  # one cache entry per chunk of 100
+    whole = _peak_rss_growth(path, "whole", tmp_path / "cache", warm_up)
+    holding = _peak_rss_growth(path, "holding", tmp_path / "cache_holding", warm_up)
+    assert streamed < bound < min(whole, holding)
 
 
 def test_chunked_frames_equal_one_shot_frames_and_come_back_from_the_cache(corpus, tmp_path, monkeypatch):

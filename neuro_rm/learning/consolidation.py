@@ -8,19 +8,24 @@ enrolment (or a user calls when the device is idle): it looks at the live branch
 Two moves, both exact or bounded:
 
 * **fold** (digital): the named branches are summed into one full-rank digital branch, ``store``
-  (ΔW = B·I with B the summed ΔW), and deleted.  Outputs are unchanged up to float rounding; memory and
-  per-vector work stop growing (at most ``max_branches`` low-rank branches plus one dense ΔW per layer).
+  (ΔW = B·I with B the summed ΔW, held at fp32 whatever the folded branches' precision), and deleted.
+  Outputs are unchanged up to float rounding; memory and per-vector work stop growing (at most
+  ``max_branches`` low-rank branches plus one dense ΔW per layer).
 * **merge** (analogue, the "cortex"): ``store`` is written into the cells with ``merge_adapter`` (only cells
   whose target moves beyond the write tolerance are pulsed), after which nothing digital is left to read.
   Outputs then differ by at most what the write tolerance allows.
 
 A third, **fuse**, changes no weight: inference folds the active branches into one ΔW per layer, so its
-work is one dense product per layer whatever the number of branches (``layers.fuse_adapters``).
+work is one dense product per layer whatever the number of branches (``layers.fuse_adapters``).  A plan
+says whether inference is fused afterwards; :func:`apply_plan` fuses or un-fuses accordingly.
 
-The default, :class:`BranchBudget`, folds the oldest branches and fuses once more than ``max_branches``
-are live, and merges ``store`` when the energy of reading it digitally for ``horizon_inferences`` inferences exceeds the
-write energy of merging it (pulses estimated from the pulses per cell this array has needed so far) and
-the most-worn cell stays within ``wear_budget`` of its endurance.
+The default, :class:`BranchBudget`, folds the oldest branches once more than ``max_branches`` are live;
+inference is fused while ``store`` is live (one dense read beats a full-rank branch) or where the branches
+cost more read one by one than as one dense ΔW.  It merges ``store`` (with this plan's fold) when the
+digital reads the merge saves over ``horizon_inferences`` inferences cost more energy than writing it
+(pulses estimated from the pulses per cell this array has needed so far), and the most-worn cell stays
+within ``wear_budget`` of its endurance.  The reads saved are those of the dense ΔW minus those of the
+branches left (fused or one by one, the cheaper): a merge after which the layer stays fused saves none.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from neuro_rm.energy import Ledger
 from neuro_rm.lora import PRECISION_BITS, AdapterConfig, widest
 
 STORE = "store"  # the folded, full-rank digital branch
+STORE_PRECISION = "fp32"  # so that folding re-rounds nothing, whatever the folded branches' precision
 
 
 @dataclass
@@ -66,29 +72,72 @@ class BranchBudget:
 
     def __call__(self, model: nn.Module, branches: list[str], ledger: Ledger) -> Plan:
         fold = branches[: max(0, len(branches) - self.max_branches)]
-        merge = bool(fold) and self.horizon_inferences is not None and merge_pays(model, ledger, self.horizon_inferences, self.wear_budget)
-        return Plan(fold, merge, fuse=len(branches) > self.max_branches)
+        merge = bool(fold) and self.horizon_inferences is not None and merge_pays(
+            model, ledger, fold, self.horizon_inferences, self.wear_budget)
+        return Plan(fold, merge, fuse=fusion_pays(model, fold, merge))
 
 
-def merge_pays(model: nn.Module, ledger: Ledger, horizon: float, wear_budget: float) -> bool:
-    """Whether writing the present ``store`` into the cells costs less than reading it digitally
-    ``horizon`` times, with the most-worn cell staying within ``wear_budget`` of its endurance."""
-    layers = [layer for _, layer in hybrid.hybrid_layers(model) if STORE in layer.adapters]
+def _read_j(ledger: Ledger, macs: int, precision: str) -> float:
+    """Energy of ``macs`` digital multiply-adds whose weights are read from SRAM at ``precision``."""
+    return macs * (ledger.energy.mac_j(precision) + PRECISION_BITS[precision] * ledger.energy.sram_read_bit_j)
+
+
+def _digital_read_j(layer: hybrid.HybridLayer, ledger: Ledger, names: list[str]) -> float:
+    """Per input vector, the cheaper way to read the branches ``names`` of ``layer``: one by one
+    (r·(in+out) MACs each) or fused into one dense ΔW (in·out MACs at the widest precision)."""
+    held = [layer.adapters[n] for n in names if n in layer.adapters]
+    if not held:
+        return 0.0
+    width = layer.crossbar.in_features + layer.crossbar.out_features
+    separate = sum(_read_j(ledger, a.rank * width, a.precision) for a in held)
+    fused = _read_j(ledger, layer.crossbar.in_features * layer.crossbar.out_features, widest([a.precision for a in held]))
+    return min(separate, fused)
+
+
+def _after(layer: hybrid.HybridLayer, fold: list[str], merge: bool) -> list[str]:
+    """The digital branches ``layer`` reads once ``fold`` is folded (into ``store``) and, if ``merge``,
+    ``store`` is written into the cells."""
+    left = [n for n in layer.active if n not in fold and n != STORE]
+    holds_store = STORE in layer.adapters or any(n in layer.adapters for n in fold)
+    return left if merge or not holds_store else [*left, STORE]
+
+
+def fusion_pays(model: nn.Module, fold: list[str], merge: bool) -> bool:
+    """Whether, after the plan, reading one dense ΔW per layer costs fewer MACs than reading the
+    branches one by one (always, while the full-rank ``store`` is live)."""
+    for _, layer in hybrid.hybrid_layers(model):
+        names = _after(layer, fold, merge)
+        if STORE in names:
+            return True
+        rank = sum(layer.adapters[n].rank for n in names)
+        if rank * (layer.crossbar.in_features + layer.crossbar.out_features) > layer.crossbar.in_features * layer.crossbar.out_features:
+            return True
+    return False
+
+
+def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float, wear_budget: float) -> bool:
+    """Whether writing ``store``, with ``fold`` folded into it, into the cells costs less energy than the
+    digital reads it saves over ``horizon`` inferences, with the most-worn cell staying within
+    ``wear_budget`` of its endurance.  The saving is what inference reads with ``store`` live (fused)
+    minus what it reads after the merge (the other branches, fused or one by one, whichever is cheaper):
+    zero where they stay fused anyway, since a fused layer reads one dense ΔW whatever it sums."""
+    layers = [layer for _, layer in hybrid.hybrid_layers(model)
+              if STORE in layer.adapters or any(n in layer.adapters for n in fold)]
     if not layers:
         return False
     cells = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
     pulses_per_cell = ledger.count("write.rm_pulse") / max(cells, 1)
-    write_j = read_j = 0.0
+    write_j = saved_j = 0.0
     for layer in layers:
-        delta = layer.delta_weight([STORE]).reshape(layer.crossbar.out_features, -1)
+        held = [n for n in [STORE, *fold] if n in layer.adapters]
+        delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1)
         moved = int((delta.abs() > layer.crossbar.write_threshold).sum())
         write_j += moved * pulses_per_cell * ledger.energy.rm_write_pulse_j
-        adapter = layer.adapters[STORE]
-        read_j += delta.numel() * (ledger.energy.mac_j(adapter.precision) + PRECISION_BITS[adapter.precision] * ledger.energy.sram_read_bit_j)
+        saved_j += _read_j(ledger, delta.numel(), STORE_PRECISION) - _digital_read_j(layer, ledger, _after(layer, fold, merge=True))
         cells_worn = layer.crossbar.cells.cycles.max().item() + pulses_per_cell
         if cells_worn > wear_budget * layer.crossbar.device_config.endurance_cycles:
             return False
-    return write_j < horizon * read_j
+    return write_j < horizon * saved_j
 
 
 def fold_branches(model: nn.Module, names: list[str]) -> None:
@@ -102,7 +151,7 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
             delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
             if STORE not in layer.adapters:
                 width = layer.crossbar.in_features
-                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=widest([layer.adapters[n].precision for n in held])))
+                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=STORE_PRECISION))
                 layer.adapters[STORE].a.copy_(torch.eye(width))
                 layer.adapters[STORE].b.zero_()
                 layer.set_adapter([*layer.active, STORE])
@@ -112,11 +161,12 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
-    """Carry out a plan; returns what was done (folded names, cells pulsed by a merge)."""
+    """Carry out a plan: fold, merge, then fuse inference or read the branches one by one, as the plan
+    says; returns what was done (folded names, cells pulsed by a merge)."""
     if plan.fold:
         fold_branches(model, plan.fold)
-    if plan.fuse:
-        hybrid.fuse_adapters(model)
     merged = plan.merge and STORE in hybrid.adapter_names(model)
     pulses = sum(r.total_pulses for r in hybrid.merge_adapter(model, STORE)) if merged else 0
+    if hybrid.hybrid_layers(model):
+        hybrid.fuse_adapters(model, plan.fuse)
     return {"folded": list(plan.fold), "merged": merged, "merge_pulses": pulses}
