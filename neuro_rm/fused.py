@@ -37,12 +37,13 @@ _SOURCE = r"""
 
 // Fresh standard normals for read noise, as a stream keyed per call.  Row v of a (rows, width) block holds
 // ceil(width / 2) pairs; pair p comes from one hash of (key, v * ceil(width / 2) + p) (SplitMix64: a Weyl
-// sequence through a 64-bit mixing function, Steele, Lea & Flood, OOPSLA 2014) through Box-Muller: 24 bits
-// for the radius, 24 for an angle in (-pi/4, pi/4), 3 to turn it into one of the eight symmetric copies of
-// that sector (swap cos and sin, flip either sign), which covers the circle uniformly.  The pair's first
-// draw goes to entry p of the row, its second to entry ceil(width / 2) + p (an odd width drops the last
-// second draw).  No state: any row is computed on its own (in parallel, inside the periphery loop), the same
-// key gives the same draws on any thread count, and calls with different keys share nothing.
+// sequence through a 64-bit mixing function, Steele, Lea & Flood, OOPSLA 2014) through Box-Muller: 37 bits
+// for the radius (u = (k + 1/2) 2^-37 in (0, 1], exact where it matters, near 0, so the tails reach
+// sqrt(2 ln 2^38) = 7.26 sd), 24 for an angle in [-pi/4, pi/4], 3 to turn it into one of the eight
+// symmetric copies of that sector (swap cos and sin, flip either sign), which covers the circle uniformly.
+// The pair's first draw goes to entry p of the row, its second to entry ceil(width / 2) + p (an odd width
+// drops the last second draw).  No state: any row is computed on its own (in parallel, inside the periphery
+// loop), the same key gives the same draws on any thread count, and calls with different keys share nothing.
 // So that both loops vectorise at full width, the 64-bit hashes of a block of pairs are made first and the
 // float arithmetic follows on 32-bit lanes; log, sin and cos are polynomials without division (ln on
 // [1/sqrt2, sqrt2) as t + t^2 P(t), t = m - 1, P a least-squares fit on Chebyshev nodes, within 3e-8 of
@@ -89,20 +90,21 @@ constexpr int64_t kPairBlock = 256;
 static void row_normals(uint64_t base, int64_t v, int64_t width, float* dst) {
   const int64_t pairs = (width + 1) / 2, seconds = width - pairs;
   const uint64_t first = static_cast<uint64_t>(v) * static_cast<uint64_t>(pairs);
-  alignas(64) int32_t radius_bits[kPairBlock], angle_bits[kPairBlock];
+  alignas(64) float radius_steps[kPairBlock];
+  alignas(64) int32_t angle_bits[kPairBlock];
   alignas(64) uint32_t turn_bits[kPairBlock];
   alignas(64) float second[kPairBlock];
   for (int64_t start = 0; start < pairs; start += kPairBlock) {
     const int64_t n = std::min(kPairBlock, pairs - start);
     for (int64_t p = 0; p < n; ++p) {
       const uint64_t h = mix64(base + (first + static_cast<uint64_t>(start + p) + 1) * 0x9E3779B97F4A7C15ULL);
-      radius_bits[p] = static_cast<int32_t>(h >> 40);
-      angle_bits[p] = static_cast<int32_t>((h >> 16) & 0xffffff);
+      radius_steps[p] = static_cast<float>(static_cast<int64_t>(h >> 27));
+      angle_bits[p] = static_cast<int32_t>((h >> 3) & 0xffffff);
       turn_bits[p] = static_cast<uint32_t>(h & 7);
     }
     float* __restrict firsts = dst + start;
     for (int64_t p = 0; p < n; ++p) {
-      const float u = (static_cast<float>(radius_bits[p]) + 0.5f) * 5.96046448e-8f;  // (0, 1), steps of 2^-24
+      const float u = (radius_steps[p] + 0.5f) * 7.27595761e-12f;  // 2^-37
       const float radius = std::sqrt(-2.0f * log_unit(u));
       const float a = ((static_cast<float>(angle_bits[p]) + 0.5f) * 5.96046448e-8f - 0.5f) * 1.57079633f;
       const float a2 = a * a;

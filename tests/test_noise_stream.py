@@ -51,6 +51,48 @@ def test_a_stream_without_tails_fails_the_check(clip):
         _check_standard_normal(np.clip(draws, -clip, clip))
 
 
+def _check_pairs(draws: np.ndarray) -> None:
+    """The joint law of a row's two halves (the compiled stream puts a Box-Muller pair's two draws at
+    entries p and width/2 + p): each half standard normal on its own, the two uncorrelated (also in their
+    squares), and the angle of (first, second) uniform on the circle."""
+    half = draws.shape[1] // 2
+    first, second = draws[:, :half].ravel(), draws[:, half : 2 * half].ravel()
+    for part in (first, second):
+        assert abs(part.std() - 1) < 0.005 and stats.kstest(part[:200_000], "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.005 and abs(np.corrcoef(first**2, second**2)[0, 1]) < 0.005
+    counts, _ = np.histogram(np.arctan2(second, first), bins=256, range=(-np.pi, np.pi))
+    assert stats.chisquare(counts).pvalue > 1e-4
+
+
+def test_pairs_are_jointly_standard_normal(stream):
+    _check_pairs(stream(5, torch.Size((8192, 512))).double().numpy())
+
+
+def _sector_scheme(fault: str | None, seed: int = 0) -> np.ndarray:
+    """The compiled stream's construction in numpy (an angle in the sector (-pi/4, pi/4), turned by a swap and
+    two sign flips), with one of the faults a kernel change could bring; rows of 512 as the stream lays them."""
+    rng, n = np.random.default_rng(seed), 8192 * 256
+    radius, angle = np.sqrt(-2 * np.log(1 - rng.random(n))), (rng.random(n) - 0.5) * np.pi / 2
+    cos, sin = radius * np.cos(angle), radius * np.sin(angle)
+    swap = np.zeros(n, bool) if fault == "no swap" else rng.random(n) < 0.5
+    first = np.where(swap, sin, cos) * rng.choice([-1, 1], n)
+    second = np.where(swap, cos, sin)
+    second = np.copysign(second, first) if fault == "shared sign" else second * rng.choice([-1, 1], n)
+    return np.concatenate([first.reshape(8192, 256), second.reshape(8192, 256)], axis=1)
+
+
+def test_the_sector_construction_passes_the_pair_check():
+    _check_pairs(_sector_scheme(None))
+
+
+@pytest.mark.parametrize("fault", ["no swap", "shared sign"])
+def test_a_faulty_sector_construction_fails_the_pair_check(fault):
+    """Positive controls: without the swap, half a row's draws have variance 1.64 and the other half 0.36
+    (pooled, the row still looks normal); with the sign shared, a pair's draws correlate by 0.64."""
+    with pytest.raises(AssertionError):
+        _check_pairs(_sector_scheme(fault))
+
+
 def test_different_keys_share_no_more_values_than_independent_randn_draws(stream):
     shape = torch.Size((200, 512))
     a, b = stream(1, shape), stream(2, shape)
