@@ -2,7 +2,7 @@
 
 Three parts, all in one run so the ratios are side by side:
 
-1. enrolling one bundled speaker with today's enrolment (30 epochs, lr 3e-3) and with the fast one
+1. enrolling one bundled speaker with today's enrolment (``learning.continual.ENROLL``) and with the fast one
    (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
    speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
@@ -35,7 +35,7 @@ from neuro_rm.data import load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.consolidation import BranchBudget
-from neuro_rm.learning.continual import FAST_ENROLL
+from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.models import RSNNConfig
 
 CHECKPOINTS = (6, 25, 100, 200)
@@ -53,8 +53,7 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
     rows = []
     for seed in seeds:
         times = []
-        for label, config in (("today: 30 epochs, lr 3e-3", TrainConfig(epochs=30, lr=3e-3, batch_size=64)),
-                              ("fast: FAST_ENROLL", FAST_ENROLL)):
+        for label, config in (("today: ENROLL", ENROLL), ("fast: FAST_ENROLL", FAST_ENROLL)):
             auth = SpeakerAuthenticator.load(state)
             auth.consolidation = None
             now = clock()  # one torch thread: the thread's CPU time, which other jobs on the machine do not inflate

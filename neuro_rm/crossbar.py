@@ -169,6 +169,11 @@ class Crossbar(nn.Module):
     column currents (decoded conductances, so programming error, drift and faults are exactly what is
     computed), read noise, an ADC per tile and column, the digital sum over row tiles and the optional
     drift-compensation gain.  All row tiles are computed in one batched product.
+
+    The decoded weights, the read-noise variances and the compensation are cached until the cells change
+    through this object (``program``, ``consolidate``, ``set_time``, ``inject_stuck``, ``add_write_noise``,
+    ``load_state_dict``): a change made on ``self.cells`` directly is not seen.  Reads without autograd use
+    reused work buffers, so one crossbar is read by one thread at a time.
     """
 
     def __init__(
