@@ -93,6 +93,14 @@ def test_a_faulty_sector_construction_fails_the_pair_check(fault):
         _check_pairs(_sector_scheme(fault))
 
 
+@pytest.mark.skipif(fused.module() is None, reason="no compiler for the fused module")
+def test_the_compiled_stream_reaches_past_six_sd():
+    """The radius takes 37 bits of the hash, so the tails reach 7.26 sd; a 24-bit radius stops at 5.89 sd.
+    One draw beyond 6 sd needs about 10^9 draws to turn up by chance: this one was found once by search
+    (key 5143), and pins the stream's definition as well as its reach."""
+    assert stream_normals(5143, torch.Size((1972, 512)))[1971, 269] > 6.0
+
+
 def test_different_keys_share_no_more_values_than_independent_randn_draws(stream):
     shape = torch.Size((200, 512))
     a, b = stream(1, shape), stream(2, shape)

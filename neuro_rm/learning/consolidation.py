@@ -21,11 +21,15 @@ says whether inference is fused afterwards; :func:`apply_plan` fuses or un-fuses
 
 The default, :class:`BranchBudget`, folds the oldest branches once more than ``max_branches`` are live;
 inference is fused while ``store`` is live (one dense read beats a full-rank branch) or where the branches
-cost more read one by one than as one dense ΔW.  It merges ``store`` (with this plan's fold) when the
-digital reads the merge saves over ``horizon_inferences`` inferences cost more energy than writing it
-(pulses estimated from the pulses per cell this array has needed so far), and the most-worn cell stays
-within ``wear_budget`` of its endurance.  The reads saved are those of the dense ΔW minus those of the
-branches left (fused or one by one, the cheaper): a merge after which the layer stays fused saves none.
+cost more read one by one than as one dense ΔW, in every layer or in none.  By default it never merges: a
+merge re-targets each moved cell from its present conductance, so write-and-verify error adds up over
+merges like a random walk (review28: the stored weights' relative rms error 0.11 → 0.36 → 0.75 after 20
+and 100 merges that cancel out), and on the 512-wide RSNN a merge pays for its write energy within a few
+input vectors, so an energy rule alone would merge at every enrolment.  With ``horizon_inferences`` set,
+it merges ``store`` (with this plan's fold) when the digital reads the merge saves over that many input
+vectors cost more energy than writing it (pulses estimated from the pulses per cell this array has needed
+so far), and the most-worn cell stays within ``wear_budget`` of its endurance.  The reads saved are those
+of the fp32 dense ΔW minus those of the branches left: none at equal precision where the model stays fused.
 """
 
 from __future__ import annotations
@@ -60,10 +64,12 @@ class ConsolidationPolicy(Protocol):
 
 @dataclass
 class BranchBudget:
-    """The default policy (see the module docstring); ``horizon_inferences=None`` never merges."""
+    """The default policy (see the module docstring).  ``horizon_inferences`` (in input vectors, the unit the
+    read energy is counted in): None, the default, never merges; a number merges when the reads saved over
+    that many vectors outweigh the write."""
 
     max_branches: int = 8
-    horizon_inferences: float | None = 1e6
+    horizon_inferences: float | None = None
     wear_budget: float = 0.5  # fraction of the cells' endurance a merge may bring the most-worn cell to
 
     def __post_init__(self) -> None:
@@ -82,16 +88,15 @@ def _read_j(ledger: Ledger, macs: int, precision: str) -> float:
     return macs * (ledger.energy.mac_j(precision) + PRECISION_BITS[precision] * ledger.energy.sram_read_bit_j)
 
 
-def _digital_read_j(layer: hybrid.HybridLayer, ledger: Ledger, names: list[str]) -> float:
-    """Per input vector, the cheaper way to read the branches ``names`` of ``layer``: one by one
-    (r·(in+out) MACs each) or fused into one dense ΔW (in·out MACs at the widest precision)."""
+def _digital_read_j(layer: hybrid.HybridLayer, ledger: Ledger, names: list[str], fused: bool) -> float:
+    """Per input vector, reading the branches ``names`` of ``layer`` one by one (r·(in+out) MACs each) or
+    fused into one dense ΔW (in·out MACs at the widest precision)."""
     held = [layer.adapters[n] for n in names if n in layer.adapters]
     if not held:
         return 0.0
-    width = layer.crossbar.in_features + layer.crossbar.out_features
-    separate = sum(_read_j(ledger, a.rank * width, a.precision) for a in held)
-    fused = _read_j(ledger, layer.crossbar.in_features * layer.crossbar.out_features, widest([a.precision for a in held]))
-    return min(separate, fused)
+    if fused:
+        return _read_j(ledger, layer.crossbar.in_features * layer.crossbar.out_features, widest([a.precision for a in held]))
+    return sum(_read_j(ledger, a.rank * (layer.crossbar.in_features + layer.crossbar.out_features), a.precision) for a in held)
 
 
 def _after(layer: hybrid.HybridLayer, fold: list[str], merge: bool) -> list[str]:
@@ -119,21 +124,23 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
     """Whether writing ``store``, with ``fold`` folded into it, into the cells costs less energy than the
     digital reads it saves over ``horizon`` inferences, with the most-worn cell staying within
     ``wear_budget`` of its endurance.  The saving is what inference reads with ``store`` live (fused)
-    minus what it reads after the merge (the other branches, fused or one by one, whichever is cheaper):
-    zero where they stay fused anyway, since a fused layer reads one dense ΔW whatever it sums."""
+    minus what it reads after the merge: the other branches, fused in every layer or in none, as
+    :func:`fusion_pays` decides for the model; zero at equal precision where they stay fused, since a fused
+    layer reads one dense ΔW whatever it sums."""
     layers = [layer for _, layer in hybrid.hybrid_layers(model)
               if STORE in layer.adapters or any(n in layer.adapters for n in fold)]
     if not layers:
         return False
     cells = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
     pulses_per_cell = ledger.count("write.rm_pulse") / max(cells, 1)
+    fused_after = fusion_pays(model, fold, merge=True)  # what apply_plan will do, model-wide
     write_j = saved_j = 0.0
     for layer in layers:
         held = [n for n in [STORE, *fold] if n in layer.adapters]
         delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1)
         moved = int((delta.abs() > layer.crossbar.write_threshold).sum())
         write_j += moved * pulses_per_cell * ledger.energy.rm_write_pulse_j
-        saved_j += _read_j(ledger, delta.numel(), STORE_PRECISION) - _digital_read_j(layer, ledger, _after(layer, fold, merge=True))
+        saved_j += _read_j(ledger, delta.numel(), STORE_PRECISION) - _digital_read_j(layer, ledger, _after(layer, fold, merge=True), fused_after)
         cells_worn = layer.crossbar.cells.cycles.max().item() + pulses_per_cell
         if cells_worn > wear_budget * layer.crossbar.device_config.endurance_cycles:
             return False
@@ -162,11 +169,13 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
 
 def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
     """Carry out a plan: fold, merge, then fuse inference or read the branches one by one, as the plan
-    says; returns what was done (folded names, cells pulsed by a merge)."""
+    says (a policy owns fusion: a hand-made ``fuse_adapters`` lasts until the next plan); returns what was
+    done (folded names, cells pulsed by a merge)."""
     if plan.fold:
         fold_branches(model, plan.fold)
     merged = plan.merge and STORE in hybrid.adapter_names(model)
     pulses = sum(r.total_pulses for r in hybrid.merge_adapter(model, STORE)) if merged else 0
-    if hybrid.hybrid_layers(model):
-        hybrid.fuse_adapters(model, plan.fuse)
+    for _, layer in hybrid.hybrid_layers(model):
+        if layer.fused != plan.fuse:  # (re-)fusing drops the fused ΔW, whose rebuild is charged
+            layer.fuse(plan.fuse)
     return {"folded": list(plan.fold), "merged": merged, "merge_pulses": pulses}
