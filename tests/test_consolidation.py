@@ -6,8 +6,7 @@ from neuro_rm import layers as hybrid
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.energy import Ledger
-from neuro_rm.learning import TrainConfig
-from neuro_rm.learning import consolidation
+from neuro_rm.learning import TrainConfig, consolidation
 from neuro_rm.learning.consolidation import STORE, BranchBudget, Plan, apply_plan
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models import RSNNConfig

@@ -122,7 +122,7 @@ def fusion_pays(model: nn.Module, fold: list[str], merge: bool) -> bool:
 
 def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float, wear_budget: float) -> bool:
     """Whether writing ``store``, with ``fold`` folded into it, into the cells costs less energy than the
-    digital reads it saves over ``horizon`` inferences, with the most-worn cell staying within
+    digital reads it saves over ``horizon`` input vectors, with the most-worn cell staying within
     ``wear_budget`` of its endurance.  The saving is what inference reads with ``store`` live (fused)
     minus what it reads after the merge: the other branches, fused in every layer or in none, as
     :func:`fusion_pays` decides for the model; zero at equal precision where they stay fused, since a fused
