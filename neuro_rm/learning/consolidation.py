@@ -23,8 +23,8 @@ The default, :class:`BranchBudget`, folds the oldest branches once more than ``m
 inference is fused while ``store`` is live (one dense read beats a full-rank branch) or where the branches
 cost more read one by one than as one dense ΔW, in every layer or in none.  By default it never merges: a
 merge re-targets each moved cell from its present conductance, so write-and-verify error adds up over
-merges like a random walk (review28: the stored weights' relative rms error 0.11 → 0.36 → 0.75 after 20
-and 100 merges that cancel out), and on the 512-wide RSNN a merge pays for its write energy within a few
+merges like a random walk (``scripts/merge_error_walk.py``: the stored weights' relative rms error
+0.11 → 0.36 → 0.75 after 20 and 100 merges that cancel out), and on the 512-wide RSNN a merge pays for its write energy within a few
 input vectors, so an energy rule alone would merge at every enrolment.  With ``horizon_inferences`` set,
 it merges ``store`` (with this plan's fold) when the digital reads the merge saves over that many input
 vectors cost more energy than writing it (pulses estimated from the pulses per cell this array has needed
