@@ -57,13 +57,15 @@ class HybridLayer(nn.Module):
         self.sram_bits_read = 0
         self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
         self._fused_cache: tuple[tuple, list[torch.Tensor], torch.Tensor, str] | None = None
+        self.steady = 0  # depth of ``steady_reads`` contexts: while > 0 the fused ΔW is checked once
+        self._fused_checked = False  # the fused ΔW was checked inside the open ``steady_reads`` context
         self.disabled = 0  # depth of ``disable_adapters`` contexts: while > 0 the base runs alone
         self.write_aware: set[str] = set()  # adapters trained to be merged: forward shows what a merge writes
 
     def __getstate__(self) -> dict[str, object]:
-        """A copy or a pickle starts outside ``disable_adapters``: the depth belongs to the contexts open on
-        this object, which never exit on its copies."""
-        return {**super().__getstate__(), "disabled": 0}
+        """A copy or a pickle starts outside ``disable_adapters`` and ``steady_reads``: the depths belong to
+        the contexts open on this object, which never exit on its copies."""
+        return {**super().__getstate__(), "disabled": 0, "steady": 0, "_fused_checked": False}
 
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,6 +127,19 @@ class HybridLayer(nn.Module):
         self.fused = on
         self._fused_cache = None
 
+    @contextmanager
+    def steady_reads(self) -> Iterator[None]:
+        """Within the block the fused ΔW is checked against the branches at the first read only, not at
+        every read: for a loop that reads this layer many times while nothing writes its branches (a
+        recurrent network's time steps), where the check, which compares every factor value, would cost
+        more than the dense product it guards.  A branch changed inside the block is not seen."""
+        self.steady += 1
+        try:
+            yield
+        finally:
+            self.steady -= 1
+            self._fused_checked = self._fused_checked and self.steady > 0
+
     def unfuse(self) -> None:
         _deprecated("unfuse", "fuse(False)")
         self.fuse(False)
@@ -132,11 +147,13 @@ class HybridLayer(nn.Module):
     def _fused_delta(self) -> tuple[torch.Tensor, str]:
         # compare values, not version counters: writes through .data, numpy views or fused optimisers
         # do not bump a tensor's version; comparing r·(in+out) numbers costs little beside in·out·vectors
+        if self._fused_checked and self._fused_cache is not None:  # checked once in this steady_reads block
+            return self._fused_cache[2], self._fused_cache[3]
         adapters = [self.adapters[name] for name in self.active]
         aware = sorted(self.write_aware & set(self.active))
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((a.rank, a.alpha, a.precision) for a in adapters))
-        factors = [p for a in adapters for p in a.parameters()]
+        factors = [p for a in adapters for p in (a.a, a.b)]
         cache = self._fused_cache
         if cache is None or cache[0] != key or not all(torch.equal(p, q) for p, q in zip(factors, cache[1], strict=True)):
             with torch.no_grad():
@@ -148,6 +165,7 @@ class HybridLayer(nn.Module):
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + fold_macs
             if self.ledger is not None:
                 self.ledger.post_sram_write(delta.numel() * PRECISION_BITS[precision], note="fused ΔW")
+        self._fused_checked = self.steady > 0
         return cache[2], cache[3]
 
     def _applied_delta(self, name: str) -> torch.Tensor:

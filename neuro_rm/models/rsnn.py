@@ -8,6 +8,7 @@ Both synapse matrices are ordinary ``nn.Linear`` layers, so ``analogize`` puts t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import snntorch as snn
@@ -36,6 +37,13 @@ class RSNNConfig:
             raise ValueError(f"RSNNConfig.beta (membrane decay) must be in [0, 1], got {self.beta}")
         if not self.threshold > 0:
             raise ValueError(f"RSNNConfig.threshold must be > 0, got {self.threshold}")
+
+
+def _steady_reads(module: nn.Module) -> AbstractContextManager:
+    """A synapse read at every time step may hold the checks it makes at each read to one per loop (a
+    hardware layer's ``steady_reads``: its fused branches checked once per sample batch); a plain one has
+    none to hold."""
+    return module.steady_reads() if hasattr(module, "steady_reads") else nullcontext()
 
 
 def lif_step(
@@ -100,9 +108,10 @@ class SpeakerRSNN(nn.Module):
         """The spikes of each time step without autograd (``lif_step``), from the input currents (batch, T, hidden)."""
         spk = torch.zeros(current.shape[0], self.config.n_hidden, dtype=current.dtype, device=current.device)
         mem = torch.zeros_like(spk)
-        for t in range(current.shape[1]):
-            spk = lif_step(current[:, t], spk, mem, self.lif.recurrent, self.config.beta, self.config.threshold)
-            yield spk
+        with _steady_reads(self.lif.recurrent):
+            for t in range(current.shape[1]):
+                spk = lif_step(current[:, t], spk, mem, self.lif.recurrent, self.config.beta, self.config.threshold)
+                yield spk
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Spike counts per hidden neuron, what the readout sees (without autograd: counted step by step)."""
