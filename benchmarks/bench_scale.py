@@ -68,12 +68,12 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
 
 def _state_bytes(auth: SpeakerAuthenticator) -> int:
     """Bytes of the tensors the authenticator holds: the model's state, the buffers, and the fused-ΔW caches
-    (the dense ΔW and the copies of the factors it was built from)."""
+    (the dense ΔW and the copy of the factor values it was built from)."""
     tensors = [*auth.model.state_dict().values(), auth.buffers.replay.x, auth.buffers.replay.y,
                auth.buffers.holdout.x, auth.buffers.holdout.y]
     for _, layer in hybrid.hybrid_layers(auth.model):
         if layer._fused_cache is not None:
-            tensors += [*layer._fused_cache[1], layer._fused_cache[2]]
+            tensors += [layer._fused_cache[1], layer._fused_cache[2]]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 

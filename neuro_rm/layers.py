@@ -56,7 +56,7 @@ class HybridLayer(nn.Module):
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
         self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
-        self._fused_cache: tuple[tuple, list[torch.Tensor], torch.Tensor, str] | None = None
+        self._fused_cache: tuple[tuple, torch.Tensor, torch.Tensor, str] | None = None
         self.steady = 0  # depth of ``steady_reads`` contexts: while > 0 the fused ΔW is checked once
         self._fused_checked = False  # the fused ΔW was checked inside the open ``steady_reads`` context
         self.disabled = 0  # depth of ``disable_adapters`` contexts: while > 0 the base runs alone
@@ -153,14 +153,15 @@ class HybridLayer(nn.Module):
         aware = sorted(self.write_aware & set(self.active))
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((a.rank, a.alpha, a.precision) for a in adapters))
-        factors = [p for a in adapters for p in (a.a, a.b)]
+        # every factor value in one flat copy: one comparison, not one per factor (each costs microseconds)
+        values = torch.cat([p.detach().reshape(-1) for a in adapters for p in (a.a, a.b)])
         cache = self._fused_cache
-        if cache is None or cache[0] != key or not all(torch.equal(p, q) for p, q in zip(factors, cache[1], strict=True)):
+        if cache is None or cache[0] != key or not torch.equal(values, cache[1]):
             with torch.no_grad():
                 delta = sum(self._applied_delta(name) for name in self.active)
                 precision = widest([a.precision for a in adapters])
                 delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision, per_row=True)
-            self._fused_cache = cache = (key, [p.detach().clone() for p in factors], delta, precision)
+            self._fused_cache = cache = (key, values, delta, precision)
             fold_macs = sum(a.rank for a in adapters) * delta.numel()
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + fold_macs
             if self.ledger is not None:
@@ -408,7 +409,24 @@ class HybridConv2d(HybridLayer):
 
 # ====================================================================== whole-model operations
 def hybrid_layers(model: nn.Module) -> list[tuple[str, HybridLayer]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, HybridLayer)]
+    """The hybrid layers of ``model`` by qualified name, in ``named_modules`` order; the walk does not enter
+    them (they hold no hybrid layer, and their branches' modules grow with every enrolment)."""
+    found: list[tuple[str, HybridLayer]] = []
+    seen: set[int] = set()
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        if id(module) in seen:
+            return
+        seen.add(id(module))
+        if isinstance(module, HybridLayer):
+            found.append((prefix, module))
+            return
+        for name, child in module._modules.items():
+            if child is not None:
+                walk(f"{prefix}.{name}" if prefix else name, child)
+
+    walk("", model)
+    return found
 
 
 def _layers_or_fail(model: nn.Module) -> list[tuple[str, HybridLayer]]:

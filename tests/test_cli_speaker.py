@@ -40,8 +40,9 @@ def test_lifecycle_commands(trained):
     assert audit["state.branch_off_accuracy"] <= 1 / 3 + 0.05  # ... and not after erasure (chance among 3 rows)
     for key in ("membership_auc", "relearn_steps.1", "relearn_steps.5", "relearn_steps.10"):
         assert {f"{target}.{key}" for target in ("state", "original", "retrain")} <= set(audit)
-    enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--epochs", "4", "--lr", "1e-2", "--json").stdout)
+    enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--quick", "--json").stdout)
     assert enrolled["new_speaker_test_accuracy"] > 0.5
+    assert enrolled["recipe"] == {"epochs": 5, "lr": 1e-2, "min_steps": 0}  # FAST_ENROLL, not the 30-epoch default
     verdict = json.loads(_run("verify", "test:0", "--claim", "spk1", "--state", state, "--json").stdout)
     assert verdict["accept"] is False and verdict["reason"] == "revoked"
     restored = json.loads(_run("restore", "--state", state, "--epochs", "2", "--json").stdout)

@@ -9,14 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuro_rm.learning.placement import model_device
+
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The model's logits for ``x``, in eval mode, on the model's device, batch by batch (returned on the CPU).
+    A model already in eval mode is not switched (a switch visits every submodule: every branch, per call)."""
     was_training = model.training
-    model.eval()
-    device = next((t.device for t in (*model.parameters(), *model.buffers())), x.device)
+    if was_training:
+        model.eval()
+    device = model_device(model) if len(x) else x.device
     out = torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(batch_size)]) if len(x) else torch.empty(0)
-    model.train(was_training)
+    if was_training:
+        model.train()
     return out
 
 

@@ -6,6 +6,8 @@ device, so a seed gives the same draws on every device (see ``device.CellArray``
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 CHOICES = ("auto", "cpu", "cuda")
@@ -35,6 +37,5 @@ def resolve_device(name: str | torch.device | None = "cpu") -> torch.device:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of a model's first parameter or buffer (the CPU for a model with neither)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
