@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._utils import _flatten_dense_tensors
 
 from neuro_rm.crossbar import Crossbar, CrossbarConfig, OpCounts
 from neuro_rm.device import DeviceConfig, ProgramResult
@@ -154,9 +155,9 @@ class HybridLayer(nn.Module):
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((a.rank, a.alpha, a.precision) for a in adapters))
         # every factor value in one flat copy: one comparison, not one per factor (each costs microseconds)
-        values = torch.cat([p.detach().reshape(-1) for a in adapters for p in (a.a, a.b)])
+        values = _flatten_dense_tensors([p.detach() for a in adapters for p in (a.a, a.b)])
         cache = self._fused_cache
-        if cache is None or cache[0] != key or not torch.equal(values, cache[1]):
+        if cache is None or cache[0] != key or not _same_values(values, cache[1]):
             with torch.no_grad():
                 delta = sum(self._applied_delta(name) for name in self.active)
                 precision = widest([a.precision for a in adapters])
@@ -405,6 +406,14 @@ class HybridConv2d(HybridLayer):
 
     def _dense_out(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return self._conv(x, delta.view(self.weight_shape))
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """``torch.equal`` for flat float tensors; on the CPU through numpy, whose vectorised compare is about
+    five times faster on one thread (a fused layer's check runs at every inference call)."""
+    if a.device.type == "cpu" and b.device.type == "cpu":
+        return a.shape == b.shape and bool((a.numpy() == b.numpy()).all())
+    return torch.equal(a, b)
 
 
 # ====================================================================== whole-model operations
