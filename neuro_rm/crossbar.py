@@ -282,7 +282,10 @@ class Crossbar(nn.Module):
         The new targets are the weights the cells were last asked to hold plus ``delta``, re-encoded (a pair
         keeps one cell at g_min), not the present conductance plus ``delta``: a moved cell is written to its
         intended value afresh, so write-and-verify error and drift do not add up over merges
-        (``scripts/merge_error_walk.py``).  The scale stays as programmed (a change of scale would move every
+        (``scripts/merge_error_walk.py``).  The price: a branch trained against the present cells finds, on
+        the cells it moves, their old error and drift replaced by a fresh write error (the merged weights
+        differ from what it was trained with by two write errors there, not one); cells it leaves alone keep
+        theirs.  The scale stays as programmed (a change of scale would move every
         cell), targets are clipped to the window, and a change below the tolerance is not written:
         write-and-verify could not place a cell that precisely anyway.  See ``write_threshold`` for that
         limit in weight units.  Like programming, it clears the ADC calibration and records a new drift
