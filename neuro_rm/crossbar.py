@@ -272,35 +272,28 @@ class Crossbar(nn.Module):
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
         result = self.cells.program(self.encode(weight))
-        self._written()
+        self._written(result, self.decode(result.targets_us).sum(dim=1))
         return result
 
     def consolidate(self, delta: torch.Tensor) -> ProgramResult:
         """Add ``delta`` (weight units) to the stored weights, pulsing only the cells whose target moves by
         more than the write tolerance.
 
-        The new targets are the weights the cells were last asked to hold plus ``delta``, re-encoded (a pair
-        keeps one cell at g_min), not the present conductance plus ``delta``: a moved cell is written to its
-        intended value afresh, so write-and-verify error and drift do not add up over merges
-        (``scripts/merge_error_walk.py``).  The price: a branch trained against the present cells finds, on
-        the cells it moves, their old error and drift replaced by a fresh write error (the merged weights
-        differ from what it was trained with by two write errors there, not one); cells it leaves alone keep
-        theirs.  The scale stays as programmed (a change of scale would move every
-        cell), targets are clipped to the window, and a change below the tolerance is not written:
-        write-and-verify could not place a cell that precisely anyway.  See ``write_threshold`` for that
-        limit in weight units.  Like programming, it clears the ADC calibration and records a new drift
-        reference.
+        The scale stays as programmed (a change of scale would move every cell), targets are clipped to
+        the window, and a change below the tolerance is not written: write-and-verify could not place a
+        cell that precisely anyway.  See ``write_threshold`` for that limit in weight units.  Like
+        programming, it clears the ADC calibration and records a new drift reference.
         """
         if delta.shape != (self.out_features, self.in_features):
             raise ValueError(f"delta shape {tuple(delta.shape)} does not match crossbar {self.out_features}x{self.in_features}")
         delta = delta.detach().float().cpu()
         if not torch.isfinite(delta).all():
             raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
-        asked = self.cells.target_us
-        wanted = self.encode(self.decode(asked) + delta)
-        moved = (wanted - asked).abs() > self._write_resolution_us()
-        result = self.cells.program(torch.where(moved, wanted, asked), cells=moved)
-        self._written()
+        shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
+        moved = shift.abs() > self._write_resolution_us()
+        intended = self._column_targets() + (delta * moved.any(dim=0)).sum(dim=1)  # only what the write asked
+        result = self.cells.program(self.cells.conductance() + shift, cells=moved)
+        self._written(result, intended)
         return result
 
     def _column_targets(self) -> torch.Tensor:
@@ -310,16 +303,16 @@ class Crossbar(nn.Module):
             return self.decode(self.cells.programmed_us).sum(dim=1)
         return self.column_target
 
-    def _written(self) -> None:
+    def _written(self, result: ProgramResult, column_target: torch.Tensor) -> None:
         """After a write: the ADC calibration is cleared (the next batch or ``calibrate`` sets it anew), every
         cached view of the cells is stale, and the compensation references are recorded: the drift readout
-        afresh, the column targets from the cells' write targets on their levels (a partial write changes
-        the targets of the cells it moved only, so drift from before the write stays visible)."""
+        afresh, the column targets as the write intended them (a partial write adds what it asked of the
+        cells it moved; the others keep their targets, so drift from before the write stays visible)."""
         self.adc_full_scale.zero_()
         self._changed()
         self._seen = None
         self.drift_reference.copy_(self._reference_readout())
-        self.column_target.copy_(self.decode(self.device_config.quantize(self.cells.target_us)).sum(dim=1))
+        self.column_target.copy_(column_target)
 
     def _write_resolution_us(self) -> float:
         """Smallest conductance change a write can place: the verify tolerance, or half a level step

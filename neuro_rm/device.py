@@ -216,9 +216,7 @@ class ProgramResult:
 class CellArray(nn.Module):
     """A population of cells of one ``DeviceConfig``, holding their physical state.
 
-    State (buffers, so it travels with ``state_dict``): programmed conductance, the conductance each cell
-    was last asked to hold (its write target, before levels and window: the controller's record, from which
-    a later write re-targets so that write error does not add up), the time since the last
+    State (buffers, so it travels with ``state_dict``): programmed conductance, the time since the last
     programming run and each cell's age at that run (a cell left out of a partial write keeps drifting
     from when it was written; drift is a function of the cell's age), cumulative write cycles (wear), a
     response-strength factor per cell (device-to-device spread) and a stuck mask.
@@ -236,7 +234,6 @@ class CellArray(nn.Module):
         self.register_buffer(
             "programmed_us", (config.g_min_us + torch.rand(shape, generator=g) * config.tolerance_us).float()
         )
-        self.register_buffer("target_us", self.programmed_us.clone())  # formed cells were asked for nothing else
         self.register_buffer("response", torch.exp(config.device_to_device * torch.randn(shape, generator=g)))
         self.register_buffer("relax_direction", torch.randn(shape, generator=g))
         self.register_buffer("cycles", torch.zeros(shape, dtype=torch.int32))
@@ -250,9 +247,6 @@ class CellArray(nn.Module):
         if prefix + "age_offset_s" in missing_keys:  # saved before partial writes kept ages: all written at once
             missing_keys.remove(prefix + "age_offset_s")
             self.age_offset_s.zero_()
-        if prefix + "target_us" in missing_keys:  # saved before targets were kept: the programmed state stands in
-            missing_keys.remove(prefix + "target_us")
-            self.target_us = self.programmed_us.clone()
 
     @property
     def elapsed_s(self) -> float:
@@ -400,7 +394,6 @@ class CellArray(nn.Module):
             g = torch.where(frozen | failed | ~selected, g, settled)
         # cells left out keep what they were programmed to and their age; the written ones start anew
         self.programmed_us = torch.where(selected, g, self.programmed_us)
-        self.target_us = torch.where(selected, targets_us.float(), self.target_us)
         self.age_offset_s = torch.where(selected, 0.0, self.age_offset_s + self.elapsed_s).float()
         self.elapsed_s = 0.0
         clipped = selected & ((targets_us < cfg.g_min_us - cfg.tolerance_us) | (targets_us > cfg.g_max_us + cfg.tolerance_us))

@@ -133,7 +133,8 @@ class HybridLayer(nn.Module):
         """Within the block the fused ΔW is checked against the branches at the first read only, not at
         every read: for a loop that reads this layer many times while nothing writes its branches (a
         recurrent network's time steps), where the check, which compares every factor value, would cost
-        more than the dense product it guards.  A branch changed inside the block is not seen."""
+        more than the dense product it guards.  A factor value written inside the block is not seen; a change
+        of the active set or of write-awareness is."""
         self.steady += 1
         try:
             yield
@@ -154,7 +155,8 @@ class HybridLayer(nn.Module):
         aware = sorted(self.write_aware & set(self.active))
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((a.rank, a.alpha, a.precision) for a in adapters))
-        # every factor value in one flat copy: one comparison, not one per factor (each costs microseconds)
+        # every factor value in one flat copy (two or more tensors: a copy, never a view of one of them): one
+        # comparison, not one per factor (each costs microseconds)
         values = _flatten_dense_tensors([p.detach() for a in adapters for p in (a.a, a.b)])
         cache = self._fused_cache
         if cache is None or cache[0] != key or not _same_values(values, cache[1]):
@@ -243,6 +245,7 @@ class HybridLayer(nn.Module):
         for name in names:
             self._require(name)
         self.active = names
+        self._fused_checked = False  # a new active set is checked even inside steady_reads
 
     def remove_adapter(self, name: str) -> None:
         _deprecated("remove_adapter", "delete_adapter")
@@ -408,10 +411,13 @@ class HybridConv2d(HybridLayer):
         return self._conv(x, delta.view(self.weight_shape))
 
 
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """``torch.equal`` for flat float tensors; on the CPU through numpy, whose vectorised compare is about
     five times faster on one thread (a fused layer's check runs at every inference call)."""
-    if a.device.type == "cpu" and b.device.type == "cpu":
+    if a.device.type == "cpu" and b.device.type == "cpu" and a.dtype == b.dtype and a.dtype in _NUMPY_FLOATS:
         return a.shape == b.shape and bool((a.numpy() == b.numpy()).all())
     return torch.equal(a, b)
 
@@ -770,6 +776,7 @@ def set_write_aware(model: nn.Module, name: str, on: bool = True) -> None:
     that ``merge`` will write, so what the branch learns is what the cells will hold."""
     for layer in _holding(model, name):
         (layer.write_aware.add if on else layer.write_aware.discard)(name)
+        layer._fused_checked = False
 
 
 def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
