@@ -95,3 +95,20 @@ def test_consolidation_writes_no_change_finer_than_the_cells_can_hold():
     pulses = xbar.consolidate(delta).pulses.reshape(-1, 4, 6).sum(0)
     assert pulses[0, 0] == 0 and pulses[1, 1] > 0 and int((pulses > 0).sum()) == 1
     assert xbar.write_threshold * xbar._gain() == pytest.approx(config.level_step_us / 2)
+
+
+def test_a_merged_repair_undoes_the_cells_error():
+    """A merge writes each moved cell to its present conductance plus ΔW: a ΔW learnt against the cells as they
+    are (here the exact repair of their write noise) is what they end up holding, within the write tolerance.
+    Re-targeting from the weights the cells were asked to hold would add the repair to those and double the error."""
+    xbar = Crossbar(32, 48, DeviceConfig(), CrossbarConfig.ideal(), seed=0)
+    intended = torch.randn(32, 48, generator=torch.Generator().manual_seed(1)) * 0.1
+
+    def error() -> float:
+        return float((xbar.weight() - intended).norm() / intended.norm())
+
+    xbar.program(intended)
+    xbar.add_write_noise(5.0)
+    noisy = error()
+    xbar.consolidate(intended - xbar.weight())
+    assert error() < 0.3 * noisy

@@ -584,3 +584,23 @@ def test_inside_steady_reads_a_new_active_set_is_seen():
         reference = model(x)
     assert not torch.allclose(both, only_a, atol=1e-4)
     assert torch.allclose(only_a, reference, atol=1e-5)
+
+
+def test_inside_steady_reads_a_change_of_write_awareness_is_seen():
+    model, layer = _layer_with_adapter({0: 3.0, 2: 0.4})  # row 2's change is below the write threshold
+    L.fuse_adapters(model)
+    x = torch.zeros(2, 16)
+    x[:, 3] = 1.0
+    with torch.no_grad(), layer.steady_reads():
+        plain = model(x)
+        L.set_write_aware(model, "d")  # now row 2's change is dropped, as a merge would drop it
+        aware = model(x)
+    assert not torch.allclose(plain[:, 2], aware[:, 2], atol=1e-6)
+    assert torch.allclose(plain[:, 0], aware[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_the_fused_check_compares_values_of_every_float_type(dtype):
+    a = torch.tensor([1.0, -0.0, 2.5], dtype=dtype)
+    assert L._same_values(a, a.clone()) and L._same_values(a, torch.tensor([1.0, 0.0, 2.5], dtype=dtype))
+    assert not L._same_values(a, torch.tensor([1.0, 0.0, 2.0], dtype=dtype))

@@ -132,3 +132,23 @@ def test_s_norm_refuses_too_few_speakers_or_cohort():
         s_norm(scores, [0, 1], scores, torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="cohort utterances of other voices for speaker 0"):
         s_norm(scores, [0, 1, 2], scores, torch.tensor([0, 0]))
+
+
+def test_predict_logits_reads_in_eval_mode_and_puts_every_module_back_as_it_was():
+    from torch import nn
+
+    from neuro_rm.learning.metrics import predict_logits
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    model[2].eval()  # a frozen part stays frozen; the rest is training
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(predict_logits(model, x), predict_logits(model, x))  # dropout off while predicting
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    model.eval()
+    model[1].train()  # eval at the top, one submodule training: still read in eval mode
+    assert torch.equal(predict_logits(model, x), predict_logits(model, x))
+    assert [m.training for m in model.modules()] == [False, False, True, False]
+    model.train()
+    with pytest.raises(RuntimeError):
+        predict_logits(model, torch.randn(2, 5))  # wrong width: the forward raises ...
+    assert all(m.training for m in model.modules())  # ... and the modes are back all the same

@@ -23,8 +23,8 @@ The default, :class:`BranchBudget`, folds the oldest branches once more than ``m
 inference is fused while ``store`` is live (one dense read beats a full-rank branch) or where the branches
 cost more read one by one than as one dense ΔW, in every layer or in none.  By default it never merges.  A
 merge writes each moved cell to its present conductance plus ΔW, because a branch is trained against the
-cells as they are (a repair branch undoes their error; re-targeting from the intended weights instead undid
-the repair, review29), so every merge's write-and-verify error stays in the cells: over many merges of
+cells as they are (a repair branch undoes their error: ``tests/test_crossbar.py``, a merged repair; re-targeting
+from the intended weights would add the repair to those), so every merge's write-and-verify error stays in the cells: over many merges of
 changes that cancel out it adds up like a random walk (``scripts/merge_error_walk.py``: the stored weights'
 relative rms error 0.11 → 0.36 → 0.75 after 20 and 100 merges); a merge also rewrites a third to a half of
 the cells and clips some at the window's edge (``benchmarks/bench_merge.py``); and on the 512-wide RSNN a

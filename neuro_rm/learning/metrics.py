@@ -15,15 +15,16 @@ from neuro_rm.learning.placement import model_device
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The model's logits for ``x``, in eval mode, on the model's device, batch by batch (returned on the CPU).
-    A model already in eval mode is not switched (a switch visits every submodule: every branch, per call)."""
-    was_training = model.training
-    if was_training:
-        model.eval()
-    device = model_device(model) if len(x) else x.device
-    out = torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(batch_size)]) if len(x) else torch.empty(0)
-    if was_training:
-        model.train()
-    return out
+    Every module's mode is put back as it was, also on an error; modules already in eval mode are not touched."""
+    training = [m for m in model.modules() if m.training]
+    for m in training:
+        m.training = False
+    try:
+        device = model_device(model) if len(x) else x.device
+        return torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(batch_size)]) if len(x) else torch.empty(0)
+    finally:
+        for m in training:
+            m.training = True
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
