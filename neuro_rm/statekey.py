@@ -79,8 +79,10 @@ def sign(key: bytes, payload: bytes) -> str:
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
-def signature_matches(key: bytes, payload: bytes, mac: str) -> bool:
-    return hmac.compare_digest(sign(key, payload), mac)
+def signature_matches(key: bytes, payload: bytes, mac: object) -> bool:
+    """Whether ``mac`` signs ``payload``; anything but a string of ASCII characters (as a hex digest is) matches
+    nothing (``hmac.compare_digest`` refuses non-ASCII strings with an error)."""
+    return isinstance(mac, str) and mac.isascii() and hmac.compare_digest(sign(key, payload), mac)
 
 
 def refuse_inside(folder: Path | str, key_file: Path | str | None = None) -> None:

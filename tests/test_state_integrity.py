@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import resign, tiny_spike_file
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import neuro_rm.store as store
@@ -516,6 +516,7 @@ def test_random_mutations_of_state_json_get_one_line_or_a_verdict(cli_state, tmp
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from(["CURRENT", "audit.jsonl"]), where=st.integers(0, 10**6), value=JSON, delete=st.booleans())
+@example(which="CURRENT", where=10**6, value="\x80", delete=False)  # a non-ASCII signature once raised a TypeError
 def test_random_mutations_of_current_and_the_audit_log_get_one_line_or_a_verdict(cli_state, tmp_path_factory, capsys,
                                                                                   which, where, value, delete):
     """CURRENT edited without the key, or the audit log edited and re-signed by a key holder: one line or a verdict."""
