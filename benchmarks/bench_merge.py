@@ -20,9 +20,9 @@ from common import deployed_bundled
 
 from neuro_rm import layers as hybrid
 from neuro_rm.auth import SpeakerAuthenticator
-from neuro_rm.learning import accuracy, predict_logits
 from neuro_rm.learning.consolidation import Plan, apply_plan
 from neuro_rm.learning.continual import ENROLL
+from neuro_rm.learning.report import accuracy_on
 
 
 def main() -> None:
@@ -37,8 +37,7 @@ def main() -> None:
     old, new = list(range(5)), 5
 
     def acc(auth: SpeakerAuthenticator, labels: list[int]) -> float:
-        data = val.of_classes(labels)
-        return accuracy(predict_logits(auth.model, data.x), data.y)
+        return accuracy_on(auth.model, val.of_classes(labels))
 
     for seed in args.seeds:
         auth = SpeakerAuthenticator.load(state)

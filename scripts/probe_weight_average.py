@@ -18,13 +18,12 @@ import json
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from sweep_pretrain import VARIANTS, _splits
 
 from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.metrics import accuracy, predict_logits
-from neuro_rm.learning.train import cross_entropy_loss, fit
+from neuro_rm.learning.train import cross_entropy_loss, fit, selection_score
 from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
 
 
@@ -64,8 +63,7 @@ def run(train: LabelledSet, val: LabelledSet, test: LabelledSet, seed: int, min_
         scores = []
         for state in states:
             load(state)
-            logits = predict_logits(model, data.x)
-            scores.append(accuracy(logits, data.y) - 1e-3 * float(F.cross_entropy(logits, data.y)))  # fit_classifier's criterion
+            scores.append(selection_score(predict_logits(model, data.x), data.y))
         return states[max(range(len(scores)), key=lambda i: (scores[i], -i))]
 
     last = max(2, len(states) // 4)

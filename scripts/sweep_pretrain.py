@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from neuro_rm.data.bundled import load_bundled_speakers
 from neuro_rm.data.speakers import load_speakers
@@ -32,7 +31,7 @@ from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
-from neuro_rm.learning.train import EarlyStop, cross_entropy_loss, fit
+from neuro_rm.learning.train import EarlyStop, cross_entropy_loss, fit, selection_score
 from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
 
 BASE = TrainConfig(epochs=1, lr=1e-3, batch_size=64)
@@ -66,7 +65,7 @@ def curve(train: LabelledSet, val: LabelledSet, test: LabelledSet, config: Train
 
     def score() -> float:
         logits = predict_logits(model, val.x)
-        value = accuracy(logits, val.y) - 1e-3 * float(F.cross_entropy(logits, val.y))  # fit_classifier's criterion
+        value = selection_score(logits, val.y)
         out["val_score"].append(value)
         out["val_accuracy"].append(accuracy(logits, val.y))
         out["test_accuracy"].append(accuracy(predict_logits(model, test.x), test.y))  # reported only

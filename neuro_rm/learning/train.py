@@ -102,6 +102,11 @@ def cross_entropy_loss(model: nn.Module, data: LabelledSet, augmentation: Augmen
     return lambda idx: F.cross_entropy(model(augment(data.x[idx], augmentation, generator)), data.y[idx])
 
 
+def selection_score(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """What ``fit_classifier`` selects epochs on: accuracy, ties broken by the lower cross-entropy."""
+    return accuracy(logits, labels) - 1e-3 * float(F.cross_entropy(logits, labels))
+
+
 def fit_classifier(
     model: nn.Module,
     train: LabelledSet,
@@ -115,8 +120,7 @@ def fit_classifier(
     params = list(model.parameters()) if params is None else params
 
     def score() -> float:
-        logits = predict_logits(model, val.x)
-        return accuracy(logits, val.y) - 1e-3 * float(F.cross_entropy(logits, val.y))
+        return selection_score(predict_logits(model, val.x), val.y)
 
     loss = cross_entropy_loss(model, train, config.augment, config.seed)
     return fit(model, params, loss, len(train), config, score, description)
