@@ -11,6 +11,7 @@ from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
+from neuro_rm.learning.unlearn import ERASE_METHOD, MASK_METHOD
 from neuro_rm.models import RSNNConfig
 from neuro_rm.plasticity import Recorder
 from neuro_rm.store import CorruptStateError
@@ -68,8 +69,9 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     voiceprint = (deployed.model.head.weight[1].detach().clone(), deployed.model.head.bias[1].detach().clone())
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) >= 0.9  # the attack finds the voice before revocation
     suspended = copy.deepcopy(deployed)
-    suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    masked = suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert branch_off_accuracy(suspended.model, 1, voiceprint, bob) >= 0.9  # suspend only masks: reversible by design
+    assert masked.extra["method"] == MASK_METHOD
     recorder = Recorder()  # someone keeping snapshots of the cells from before the erasure
     hybrid.add_hook(deployed.model, recorder)
     hybrid.set_time(deployed.model, 3600.0)
@@ -85,6 +87,7 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) <= 1 / 3 + 0.05  # chance among 3 rows + 5 points
     assert report.extra["write_pulses"] == deployed.ledger.count("write.rm_pulse") - pulses_before > 0
     assert 0 < report.extra["cells_written"] < deployed.model.fc_in.crossbar.n_cells  # only cells that had to move
+    assert report.extra["method"] == ERASE_METHOD != MASK_METHOD  # each mode's own default target
 
 
 def _revoked_vs_impostors(auth, test, revoked_label):

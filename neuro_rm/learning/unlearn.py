@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,20 +26,30 @@ from neuro_rm.learning.metrics import accuracy, per_class_accuracy, predict_logi
 from neuro_rm.learning.train import FitResult, fit
 
 METHODS = ("relabel", "ascent", "uniform", "impostor")
+# Default targets, each chosen on validation: a branch that masks the voice (suspend) pushes it below impostors
+# (scripts/compare_unlearning.py); erasure, whose readout is re-learnt afterwards, moves the cells least with the
+# uniform target and leaves the voice answered most like a stranger's (scripts/probe_erase_membership.py).
+MASK_METHOD, ERASE_METHOD = "impostor", "uniform"
 
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    method: str = "impostor"  # chosen on validation: scripts/compare_unlearning.py
+    method: str | None = None  # None: the default target of the revocation mode (MASK_METHOD, ERASE_METHOD)
     # min_steps: the step budget 8 epochs give on the bundled set, kept on small sets (where 8 epochs are a few steps)
     train: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64, min_steps=200)
     ascent_weight: float = 0.5
     ascent_cap: float = 5.0  # nats: the forgotten loss is pushed up to this, not beyond
     balanced: bool = True  # retain terms and selection weigh every retained speaker alike (False: per sample)
+    impostor_sd: float = 1.0  # impostor method: the forgotten voice's logits go this many sd below the mean impostor logit
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if self.method is not None and self.method not in METHODS:
             raise ValueError(f"unlearning method must be one of {METHODS}, got {self.method!r}")
+
+
+def with_method(config: UnlearnConfig, default: str) -> UnlearnConfig:
+    """``config``, with ``default`` as its target where it names none."""
+    return config if config.method is not None else replace(config, method=default)
 
 
 def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tensor:
@@ -52,15 +62,15 @@ def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tenso
 
 
 @torch.no_grad()
-def impostor_logits(model: nn.Module, retained: LabelledSet) -> torch.Tensor:
-    """Per class, a clear impostor's logit: one standard deviation below the mean logit the model gives
+def impostor_logits(model: nn.Module, retained: LabelledSet, sd: float = 1.0) -> torch.Tensor:
+    """Per class, a clear impostor's logit: ``sd`` standard deviations below the mean logit the model gives
     samples of *other* classes (so a forgotten voice lands among the impostors, not on their edge)."""
     logits = predict_logits(model, retained.x)
     others = (retained.y.view(-1, 1) != torch.arange(logits.shape[1]).view(1, -1)).float()
     count = others.sum(dim=0).clamp_min(1)
     mean = (logits * others).sum(dim=0) / count
     std = (((logits - mean) ** 2) * others).sum(dim=0).div(count).sqrt()
-    return mean - std
+    return mean - sd * std
 
 
 def forgetting_score(model: nn.Module, val: LabelledSet, forget: list[int], balanced: bool = True) -> float:
@@ -101,6 +111,7 @@ def unlearn(
     """
     if not forget:
         raise ValueError("unlearn needs at least one class to forget")
+    config = with_method(config, MASK_METHOD)
     if set(forget) & set(keep) or not keep:
         raise ValueError(f"classes to keep {keep} must be non-empty and disjoint from those to forget {forget}")
     gone = torch.isin(train.y, torch.tensor(forget))
@@ -128,7 +139,7 @@ def unlearn(
             logits = model(train.x[idx])
             return F.cross_entropy(logits, targets[idx])
     elif config.method == "impostor":
-        ceiling = impostor_logits(model, train.where(~gone))
+        ceiling = impostor_logits(model, train.where(~gone), config.impostor_sd)
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             logits, mask = model(train.x[idx]), gone[idx]

@@ -1,0 +1,124 @@
+"""Does erasure leave the revoked voice looking like a voice never heard?  Erasure variants side by side.
+
+    OMP_NUM_THREADS=1 python scripts/probe_erase_membership.py --seeds 0 1 2 3 4 [--variants NAME ...]
+
+The membership attack of the demo (shadow models of the pretraining recipe with and without the voice) is
+fitted once; per seed the demo's lifecycle runs to the revocation (pretrain, deploy, the array aged to the
+revocation's age), and the voice is erased on copies with each variant of ``VARIANTS`` (the unlearning target
+of the forget branch, the weight decay of the re-learnt readout rows).  Each
+erased model's membership AUC against reference models that never heard the voice is reported with the
+gold standard (retrained without the voice) and the original (positive control) beside it, on the
+validation split (probes: the voice's validation samples; cohort: the other speakers' validation samples),
+which chooses the target, and on the test split (reported only).  An AUC far below 0.5 is as telling as
+one far above: the voice is answered unlike a stranger's.  ``z`` is the target's mean membership score in
+units of the references' spread (0: like them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+from dataclasses import replace
+
+import torch
+
+from neuro_rm.learning.attacks import MembershipAttack, branch_off_accuracy
+from neuro_rm.learning.erase import EraseConfig
+from neuro_rm.learning.report import accuracy_on
+from neuro_rm.learning.unlearn import UnlearnConfig
+from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
+from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, SpeakerTask, train_speaker_model
+
+
+def variant(method: str, impostor_sd: float = 1.0, weight_decay: float = 0.0) -> EraseConfig:
+    """The erasure of the lifecycle with one unlearning target and one weight decay of the re-learnt readout."""
+    erase = EraseConfig(layers=ERASE_SYNAPSES)
+    return replace(erase, unlearn=UnlearnConfig(method=method, impostor_sd=impostor_sd),
+                   readout=replace(erase.readout, weight_decay=weight_decay))
+
+
+VARIANTS = {  # the first: erasure up to 7e5d79c; the default now: uniform, weight decay 3e-2
+    "impostor-1sd": variant("impostor"),
+    "impostor-mean": variant("impostor", impostor_sd=0.0),
+    "impostor+1sd": variant("impostor", impostor_sd=-1.0),
+    "uniform": variant("uniform"),
+    **{f"uniform-wd{wd:.0e}".replace("e-0", "e-"): variant("uniform", weight_decay=wd) for wd in (1e-3, 1e-2, 3e-2, 1e-1)},
+}
+
+
+def bundled() -> SpeakerData:
+    from neuro_rm.cli import _labelled, _splits
+
+    splits = _splits(None, None)
+    return SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
+
+
+def membership(attack: MembershipAttack, model: torch.nn.Module, references: list) -> dict[str, float]:
+    reference = torch.stack([attack.scores(m).mean() for m in references])
+    return {"auc": attack.auc(model, references),
+            "z": float((attack.scores(model).mean() - reference.mean()) / reference.std().clamp_min(1e-6))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--references", type=int, default=6)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    data, config = bundled(), DemoConfig()
+    probe_task = SpeakerTask(data, config)
+    gone, keep, rsnn_outputs = probe_task.gone, probe_task.keep, len(probe_task.old)
+    rsnn = RSNNConfig(n_inputs=data.train.x.shape[-1], n_outputs=rsnn_outputs)
+    shadow = lambda classes, seed, what: train_speaker_model(  # noqa: E731
+        data, classes, rsnn, config.pretrain, seed, config.device, what, config.crossbar)
+    with_voice = [shadow(sorted(keep + [gone]), 1000 + i, "shadow with") for i in range(config.audit.shadows)]
+    without = [shadow(keep, 2000 + i, "shadow without") for i in range(config.audit.shadows)]
+    references = [shadow(keep, 3000 + i, "reference") for i in range(args.references)]
+    attacks = {split: MembershipAttack(getattr(data, split).of_classes([gone]).x,
+                                       getattr(data, split).of_classes(keep).subsample(config.audit_cohort, 0), keep
+                                       ).fit(with_voice, without) for split in ("val", "test")}
+    rows = []
+    for seed in args.seeds:
+        task = SpeakerTask(data, replace(config, seed=seed))
+        task.pretrain()
+        task.deploy()
+        task.aging.advance(task.auth.model, "revoke")
+        voiceprint = (task.auth.model.head.weight[gone].detach().clone(), task.auth.model.head.bias[gone].detach().clone())
+        models = {"original": task.auth.model, "retrain": shadow(keep, seed + 1, "retrain")}
+        extra: dict[str, dict[str, float]] = {name: {} for name in models}
+        for name in args.variants:
+            who = copy.deepcopy(task.auth)
+            report = who.revoke(data.names[gone], data.train.of_classes([gone]).x, retain=data.train.of_classes(keep),
+                                config=VARIANTS[name].unlearn, mode="erase", erase=VARIANTS[name])
+            who.calibrate()
+            models[name] = who.model
+            extra[name] = {"rounds": report.extra["rounds"], "write_pulses": report.extra["write_pulses"],
+                           "branch_off": branch_off_accuracy(who.model, gone, voiceprint, data.val.of_classes([gone]).x)}
+        for name, model in models.items():
+            row = {"seed": seed, "model": name, **extra[name]}
+            for split, attack in attacks.items():
+                row.update({f"{split}.{k}": v for k, v in membership(attack, model, references).items()})
+                row[f"{split}.retain"] = accuracy_on(model, getattr(data, split).of_classes(keep))
+                row[f"{split}.forget"] = accuracy_on(model, getattr(data, split).of_classes([gone]))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(f"null (references against each other), val: {attacks['val'].null_spread(references)}, "
+          f"test: {attacks['test'].null_spread(references)}")
+    for name in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == name]
+        cells = []
+        for key in ("val.auc", "val.z", "val.retain", "test.auc", "test.z", "test.retain"):
+            values = [r[key] for r in mine]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{key} {statistics.fmean(values):.3f} ± {sd:.3f}")
+        print(f"{name:>14}: " + "; ".join(cells))
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
