@@ -114,7 +114,8 @@ def main() -> None:
             values = [r[key] for r in mine]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{key} {statistics.fmean(values):.3f} ± {sd:.3f}")
-        print(f"{name:>14}: " + "; ".join(cells))
+        gap = statistics.fmean(abs(r["val.auc"] - 0.5) for r in mine)  # what chooses: nearest to a stranger's
+        print(f"{name:>14}: mean |val.auc - 0.5| {gap:.3f}; " + "; ".join(cells))
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(rows, handle, indent=1)

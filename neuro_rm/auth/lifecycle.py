@@ -148,7 +148,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self._forget_record(rec)
             head_bits = self.ledger.post_row_write(len(keep), self.model.head.in_features + 1, note=f"erase {name}: readout rows")
             steps = sum(f.steps for f in erased.fits)
-            self.ledger.post_training(erased.trainable_params, steps + erased.readout.steps, note=f"erase {name}")
+            self.ledger.post_training(erased.trainable_params, steps + sum(r.steps for r in erased.readouts), note=f"erase {name}")
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
                 "method": with_method(erase.unlearn, ERASE_METHOD).method, "mode": mode, "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,

@@ -56,9 +56,9 @@ class EraseConfig:
 class EraseResult:
     fits: list[FitResult]  # one per consolidation round
     programs: list[ProgramResult]
-    readout: FitResult
+    readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round
     trainable_params: int
-    residual: float  # share of the forgotten samples the cells alone still give to their old readout rows
+    residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
 
     @property
     def write_pulses(self) -> int:
@@ -100,6 +100,13 @@ def _readout_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) ->
     return torch.cat(captured)
 
 
+def _write_rows(head: nn.Module, rows: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for row, (weight, bias) in rows.items():
+            head.weight[row] = weight
+            head.bias[row] = bias
+
+
 def relearn_readout(model: nn.Module, rows: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, seed: int = 0) -> FitResult:
     """Re-initialise readout ``rows`` and learn them from ``train`` alone (epoch chosen on ``val``)."""
     head = model.head
@@ -135,17 +142,20 @@ def erase_classes(
 
     ``train`` holds the samples to forget and retained samples; ``val`` (all current classes) selects
     each forget branch's epoch; the retained part of ``train`` and ``retain_val`` re-learn the readout
-    rows of ``keep``.  Erasure checks itself: after each consolidation it switches every digital branch
-    off, puts the old readout rows back and measures how many forgotten samples still reach them; while
-    that share is above chance it runs another round, allowed to write more.  Write costs go to the
-    layers' ledger.
+    rows of ``keep``.  Erasure checks itself as the attacker would: with the readout as it will be served
+    (the forgotten rows erased, the others re-learnt) it switches every digital branch off, puts the old
+    rows back and measures how many forgotten samples reach them, among those trained on and among those
+    of ``val`` (a target met on the trained samples alone can be memorised); while that share is above
+    chance it runs another round against the served readout, allowed to write more.  Write costs go to
+    the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
     unlearning = with_method(config.unlearn, ERASE_METHOD)
     voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
-    fits, programs, trainable, cost, residual = [], [], 0, config.write_cost, 1.0
+    fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
     for round_ in range(config.max_rounds):
+        _write_rows(model.head, voiceprints)  # the branch learns to turn the voice away from its old rows
         branch = f"{name}_{round_}"
         params = hybrid.add_adapter(model, branch, AdapterConfig(config.rank, config.alpha), config.layers)
         hybrid.activate_adapter(model, branch)
@@ -155,13 +165,16 @@ def erase_classes(
         trainable = max(trainable, sum(p.numel() for p in params))
         programs += hybrid.merge_adapter(model, branch)
         hybrid.calibrate(model, retained.x)  # the ADC full scale, set anew on retained samples
-        residual = max(branch_off_accuracy(model, row, voiceprints[row], forgotten.of_classes([row]).x) for row in forget)
+        for row in forget:
+            model.head.erase_row(row)
+        readouts.append(relearn_readout(model, keep, retained, retain_val.of_classes(keep), config.readout, config.readout.seed))
+        residual = max(branch_off_accuracy(model, row, voiceprints[row], samples.of_classes([row]).x)
+                       for row in forget for samples in (forgotten, val) if (samples.y == row).any())
         if residual <= chance:
             break
         cost /= 4
-    # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
-    hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     for row in forget:
         model.head.erase_row(row)
-    readout = relearn_readout(model, keep, retained, retain_val.of_classes(keep), config.readout, config.readout.seed)
-    return EraseResult(fits, programs, readout, trainable + len(keep) * (model.head.in_features + 1), residual)
+    # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
+    hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
+    return EraseResult(fits, programs, readouts, trainable + len(keep) * (model.head.in_features + 1), residual)
