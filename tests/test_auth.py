@@ -79,7 +79,10 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     assert any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))
     kept_rows = deployed.model.head.weight[[0, 2]].detach().clone()
     pulses_before = deployed.ledger.count("write.rm_pulse")
-    report = deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="erase")
+    trained_on, held_out = tiny_speech["train"].of_classes([1]).x, deployed.buffers.holdout.of_classes([1]).x
+    report = deployed.revoke("bob", trained_on, config=UnlearnConfig(train=QUICK), mode="erase")
+    served = max(branch_off_accuracy(deployed.model, 1, voiceprint, x) for x in (trained_on, held_out))
+    assert report.extra["residual"] == pytest.approx(served, abs=0.05)  # the self-check saw the model as served
     assert not any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))  # no old snapshot is left
     assert not torch.equal(deployed.model.head.weight[[0, 2]].detach(), kept_rows)  # the others' rows are re-learnt
     assert _acc(deployed, tiny_speech["test"].of_classes([0, 2])) >= 0.9

@@ -173,8 +173,6 @@ def erase_classes(
         if residual <= chance:
             break
         cost /= 4
-    for row in forget:
-        model.head.erase_row(row)
     # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
     hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     return EraseResult(fits, programs, readouts, trainable + len(keep) * (model.head.in_features + 1), residual)
