@@ -3,7 +3,8 @@
     python scripts/compare_unlearning.py [--data FILE] [--revoke LABEL] [--seeds N]
 
 Pretrains and deploys the speaker RSNN on all speakers but the last, then, on copies:
-- revokes one speaker with each unlearning method, and, as the gold standard, retrains from scratch
+- revokes one speaker with each unlearning method in the `suspend` mode (the masking branch, whose target this
+  chooses; erasure's target is chosen by scripts/probe_erase_membership.py), and, as the gold standard, retrains from scratch
   without that speaker (the voice was never learnt);
 - enrolls the last speaker afterwards.
 It prints validation metrics: forgotten and retained accuracy, membership-inference AUC (the revoked
@@ -69,7 +70,7 @@ def run(splits, revoke: int, seed: int) -> list[dict]:
     candidates = {}
     for method in METHODS:
         trial = copy.deepcopy(base)
-        trial.revoke(names[revoke], forget_train.x, retain=train.of_classes(keep),
+        trial.revoke(names[revoke], forget_train.x, retain=train.of_classes(keep), mode="suspend",
                      config=replace(config.unlearn, method=method, train=seeded(config.unlearn.train)))
         candidates[method] = trial
     gold, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(keep), val.of_classes(keep),  # the voice never seen

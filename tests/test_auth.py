@@ -7,9 +7,9 @@ import torch
 
 from neuro_rm import layers as hybrid
 from neuro_rm.audit import AuditTamperedError
-from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.auth import SpeakerAuthenticator, lifecycle
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, predict_logits
+from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, erase, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
 from neuro_rm.learning.unlearn import ERASE_METHOD, MASK_METHOD
 from neuro_rm.models import RSNNConfig
@@ -64,14 +64,21 @@ def test_revoke_forgets_in_either_mode_and_drops_the_voiceprint(deployed, tiny_s
         deployed.revoke("ann", test.of_classes([0]).x, mode="forget")
 
 
-def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(deployed, tiny_speech):
+def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(deployed, tiny_speech, monkeypatch):
+    targets = []  # the target each forget branch is trained with, read where it runs
+
+    def spy(real):
+        return lambda *args, **kwargs: targets.append(args[6].method) or real(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "unlearn", spy(lifecycle.unlearn))
+    monkeypatch.setattr(erase, "unlearn", spy(erase.unlearn))
     bob = tiny_speech["test"].of_classes([1]).x
     voiceprint = (deployed.model.head.weight[1].detach().clone(), deployed.model.head.bias[1].detach().clone())
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) >= 0.9  # the attack finds the voice before revocation
     suspended = copy.deepcopy(deployed)
     masked = suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert branch_off_accuracy(suspended.model, 1, voiceprint, bob) >= 0.9  # suspend only masks: reversible by design
-    assert masked.extra["method"] == MASK_METHOD
+    assert masked.extra["method"] == MASK_METHOD and targets == [MASK_METHOD]
     recorder = Recorder()  # someone keeping snapshots of the cells from before the erasure
     hybrid.add_hook(deployed.model, recorder)
     hybrid.set_time(deployed.model, 3600.0)
@@ -90,7 +97,8 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) <= 1 / 3 + 0.05  # chance among 3 rows + 5 points
     assert report.extra["write_pulses"] == deployed.ledger.count("write.rm_pulse") - pulses_before > 0
     assert 0 < report.extra["cells_written"] < deployed.model.fc_in.crossbar.n_cells  # only cells that had to move
-    assert report.extra["method"] == ERASE_METHOD != MASK_METHOD  # each mode's own default target
+    assert report.extra["method"] == ERASE_METHOD != MASK_METHOD  # each mode's own default target ...
+    assert set(targets[1:]) == {ERASE_METHOD} and len(targets) == 1 + report.extra["rounds"]  # ... is what ran
 
 
 def _revoked_vs_impostors(auth, test, revoked_label):

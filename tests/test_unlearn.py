@@ -11,7 +11,9 @@ from neuro_rm.learning import (
     predict_logits,
     unlearn,
 )
+from neuro_rm.learning.erase import relearn_readout
 from neuro_rm.learning.unlearn import relabel, with_method
+from neuro_rm.models.heads import GrowableHead
 
 
 def _mlp(seed=0):
@@ -84,3 +86,16 @@ def test_a_step_that_cannot_help_leaves_the_model_unchanged(trained, tiny_speech
     result = fit_classifier(model, noise, tiny_speech["val"], TrainConfig(epochs=2, lr=1e-1, batch_size=32))
     assert result.best_epoch == -1
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_relearning_readout_rows_with_weight_decay_leaves_the_other_rows_as_they_were():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.head = GrowableHead(8, 4)
+    model.head.erase_row(3)
+    x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
+    frozen = (model.head.weight[2:].detach().clone(), model.head.bias[2:].detach().clone())
+    config = TrainConfig(epochs=5, lr=1e-2, batch_size=16, weight_decay=0.1)
+    relearn_readout(model, [0, 1], LabelledSet(x, y), LabelledSet(x, y), config)
+    assert torch.equal(model.head.weight[2:].detach(), frozen[0]) and torch.equal(model.head.bias[2:].detach(), frozen[1])
+    assert model.head.bias[3] == -1e4  # an erased row stays erased

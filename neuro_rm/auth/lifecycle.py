@@ -32,7 +32,7 @@ from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
-from neuro_rm.learning.unlearn import ERASE_METHOD, MASK_METHOD, UnlearnConfig, unlearn, with_method
+from neuro_rm.learning.unlearn import MASK_METHOD, UnlearnConfig, unlearn, with_method
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
 
@@ -150,7 +150,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.trainable_params, steps + sum(r.steps for r in erased.readouts), note=f"erase {name}")
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                "method": with_method(erase.unlearn, ERASE_METHOD).method, "mode": mode, "write_pulses": erased.write_pulses,
+                "method": erased.unlearning.method, "mode": mode, "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
                 "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
             self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
