@@ -4,9 +4,16 @@ import pytest
 import torch
 
 from neuro_rm.learning import TrainConfig
-from neuro_rm.learning.attacks import MembershipAttack, RelearnConfig, branch_off_accuracy, relearn
+from neuro_rm.learning.attacks import (
+    MembershipAttack,
+    RelearnConfig,
+    branch_off_accuracy,
+    branch_off_auc,
+    relearn,
+)
 from neuro_rm.learning.train import fit_classifier
 from neuro_rm.models import RSNNConfig, SpeakerRSNN
+from neuro_rm.models.heads import GrowableHead
 
 QUICK = TrainConfig(epochs=6, lr=5e-3, batch_size=32)
 
@@ -74,3 +81,18 @@ def test_relearning_recognises_a_known_voice_within_its_budget_and_leaves_the_mo
     assert result.steps <= 40 and len(result.voice_loss) == result.steps + 1  # stops once the voice is recognised
     assert result.voice_loss[-1] < result.voice_loss[0]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_branch_off_auc_finds_a_voiceprint_whose_bias_alone_loses_the_argmax():
+    """A row that ranks the voice above everyone else but whose old bias is too low: argmax finds nothing,
+    the bias-free attack finds all of it; the reversed row finds nothing either way."""
+    model = torch.nn.Sequential()
+    model.head = GrowableHead(2, 3)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.0, -1.0]]))
+        model.head.bias.zero_()
+    voice, others = torch.tensor([[3.0, 0.0], [2.0, 0.5]]), torch.tensor([[0.0, 2.0], [0.0, -2.0], [1.0, 1.0]])
+    row = (torch.tensor([1.0, 0.0]), torch.tensor(-10.0))  # points at the voice, bias far too low
+    assert branch_off_accuracy(model, 1, row, voice) == 0.0
+    assert branch_off_auc(model, 1, row, voice, others) == 1.0
+    assert branch_off_auc(model, 1, (-row[0], row[1]), voice, others) == 0.0

@@ -1,7 +1,8 @@
 """Attacks that try to undo a revocation, each with a positive control in its caller.
 
 ``branch_off_accuracy``: someone who can edit the state switches every digital branch off and puts back a
-copy of the revoked speaker's old readout row (their voiceprint, read from an earlier state folder).
+copy of the revoked speaker's old readout row (their voiceprint, read from an earlier state folder);
+``branch_off_auc``: the same with the row's bias free.
 ``relearn``: someone with k recordings of the revoked voice trains a fresh small branch and a fresh readout
 row on them; the steps until the voice is recognised again are compared with a model that never learnt
 the voice.  ``MembershipAttack``: shadow models trained with and without the speaker teach a classifier
@@ -32,18 +33,39 @@ def _head(model: nn.Module) -> nn.Module:
     return head
 
 
-@torch.no_grad()
-def branch_off_accuracy(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> float:
-    """Share of ``x`` classified as ``row`` with every digital branch off and ``voiceprint`` (weight, bias)
-    written back into that readout row. The model is not changed (the attack runs on a copy)."""
+def _restored(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` with every digital branch off and ``voiceprint`` (weight, bias) back in ``row``."""
     attacked = copy.deepcopy(model)
     if hybrid.hybrid_layers(attacked):
         hybrid.set_adapter(attacked, [])
     head = _head(attacked)
     head.weight[row] = voiceprint[0]
     head.bias[row] = voiceprint[1]
-    attacked.eval()
-    return float((attacked(x).argmax(dim=1) == row).float().mean())
+    return attacked.eval()
+
+
+@torch.no_grad()
+def branch_off_accuracy(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> float:
+    """Share of ``x`` classified as ``row`` with every digital branch off and ``voiceprint`` (weight, bias)
+    written back into that readout row. The model is not changed (the attack runs on a copy)."""
+    return float((_restored(model, row, voiceprint)(x).argmax(dim=1) == row).float().mean())
+
+
+@torch.no_grad()
+def branch_off_auc(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor,
+                   others: torch.Tensor) -> float:
+    """Branch-off without a threshold: the AUC of the restored row's margin over the best other row, ``x`` (the
+    voice) against ``others`` (other speakers).  An editor who writes the old row back may write its bias too,
+    and argmax (``branch_off_accuracy``) scores only the old bias; 1.0 means some bias brings the voice back
+    and lets no other speaker in."""
+    attacked = _restored(model, row, voiceprint)
+
+    def margin(z: torch.Tensor) -> torch.Tensor:
+        logits = attacked(z)
+        rest = torch.cat([logits[:, :row], logits[:, row + 1 :]], dim=1)
+        return logits[:, row] - rest.max(dim=1).values
+
+    return roc_auc(margin(x), margin(others))
 
 
 @dataclass(frozen=True)
@@ -231,6 +253,7 @@ def audit_forgetting(
     for name, model in targets.items():
         if voice.voiceprint is not None:  # without an old copy of the row there is nothing to put back
             report[f"{name}.branch_off_accuracy"] = branch_off_accuracy(model, voice.row, voice.voiceprint, voice.probe)
+            report[f"{name}.branch_off_auc"] = branch_off_auc(model, voice.row, voice.voiceprint, voice.probe, voice.others.x)
         report[f"{name}.membership_auc"] = attack.auc(model, references)
         for k in config.relearn_k:
             if k > len(voice.recordings):
