@@ -33,7 +33,7 @@ from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import accuracy, predict_logits
 from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.train import PRETRAIN
-from neuro_rm.learning.unlearn import ERASE_METHOD, MASK_METHOD, METHODS, UnlearnConfig
+from neuro_rm.learning.unlearn import METHODS, UnlearnConfig
 from neuro_rm.models.rsnn import RSNNConfig
 from neuro_rm.statekey import ENV as KEY_ENV
 from neuro_rm.statekey import refuse_inside
@@ -487,8 +487,7 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
                    help="erase: no change to the digital state brings the voice back (costs RM writes); "
                    "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
-    p.add_argument("--method", choices=METHODS, default=None,
-                   help=f"unlearning target (default: {ERASE_METHOD} for erase, {MASK_METHOD} for suspend)")
+    p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method, help="unlearning target (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
 

@@ -42,7 +42,7 @@ def variant(method: str, impostor_sd: float = 1.0, weight_decay: float = 0.0) ->
                    readout=replace(erase.readout, weight_decay=weight_decay))
 
 
-VARIANTS = {  # the first: erasure up to 7e5d79c; the default now: uniform, weight decay 3e-2
+VARIANTS = {  # the first: erasure up to b8e1d1b; the default now: impostor-wd3e-2
     "impostor-1sd": variant("impostor"),
     "impostor-mean": variant("impostor", impostor_sd=0.0),
     "impostor+1sd": variant("impostor", impostor_sd=-1.0),

@@ -11,7 +11,6 @@ from neuro_rm.auth import SpeakerAuthenticator, lifecycle
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, erase, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
-from neuro_rm.learning.unlearn import ERASE_METHOD, MASK_METHOD
 from neuro_rm.models import RSNNConfig
 from neuro_rm.plasticity import Recorder
 from neuro_rm.store import CorruptStateError
@@ -78,7 +77,7 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     suspended = copy.deepcopy(deployed)
     masked = suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert branch_off_accuracy(suspended.model, 1, voiceprint, bob) >= 0.9  # suspend only masks: reversible by design
-    assert masked.extra["method"] == MASK_METHOD and targets == [MASK_METHOD]
+    assert masked.extra["method"] == UnlearnConfig.method and targets == [UnlearnConfig.method]
     recorder = Recorder()  # someone keeping snapshots of the cells from before the erasure
     hybrid.add_hook(deployed.model, recorder)
     hybrid.set_time(deployed.model, 3600.0)
@@ -97,8 +96,8 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     assert branch_off_accuracy(deployed.model, 1, voiceprint, bob) <= 1 / 3 + 0.05  # chance among 3 rows + 5 points
     assert report.extra["write_pulses"] == deployed.ledger.count("write.rm_pulse") - pulses_before > 0
     assert 0 < report.extra["cells_written"] < deployed.model.fc_in.crossbar.n_cells  # only cells that had to move
-    assert report.extra["method"] == ERASE_METHOD != MASK_METHOD  # each mode's own default target ...
-    assert set(targets[1:]) == {ERASE_METHOD} and len(targets) == 1 + report.extra["rounds"]  # ... is what ran
+    assert report.extra["method"] == UnlearnConfig.method  # the default target, read from what ran ...
+    assert set(targets[1:]) == {UnlearnConfig.method} and len(targets) == 1 + report.extra["rounds"]  # ... in every round
 
 
 def _revoked_vs_impostors(auth, test, revoked_label):

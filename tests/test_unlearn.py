@@ -12,7 +12,7 @@ from neuro_rm.learning import (
     unlearn,
 )
 from neuro_rm.learning.erase import relearn_readout
-from neuro_rm.learning.unlearn import relabel, with_method
+from neuro_rm.learning.unlearn import relabel
 from neuro_rm.models.heads import GrowableHead
 
 
@@ -59,11 +59,6 @@ def test_uniform_forgetting_is_less_confident_than_relabelling(trained, tiny_spe
 def test_relabel_draws_only_kept_classes():
     labels = relabel(torch.zeros(1000, dtype=torch.long), [1, 3], seed=0)
     assert set(labels.tolist()) == {1, 3}
-
-
-def test_a_named_target_is_kept_and_none_takes_the_modes_default():
-    assert with_method(UnlearnConfig(), "uniform").method == "uniform"
-    assert with_method(UnlearnConfig(method="relabel"), "uniform").method == "relabel"
 
 
 def test_bad_requests_are_refused(trained, tiny_speech):

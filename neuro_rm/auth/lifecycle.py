@@ -32,7 +32,7 @@ from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
-from neuro_rm.learning.unlearn import MASK_METHOD, UnlearnConfig, unlearn, with_method
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
 
@@ -135,7 +135,6 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         if mode == "suspend":
             branch = f"revoke_{rec.label}"
             params = self._new_adapter(branch, adapter)
-            config = with_method(config, MASK_METHOD)
             result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
             self._forget_record(rec)
             report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),

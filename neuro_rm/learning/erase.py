@@ -27,13 +27,13 @@ from neuro_rm.learning.attacks import branch_off_accuracy
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.train import FitResult, fit, selection_score
-from neuro_rm.learning.unlearn import ERASE_METHOD, UnlearnConfig, unlearn, with_method
+from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 
 
 @dataclass(frozen=True)
 class EraseConfig:
-    unlearn: UnlearnConfig = UnlearnConfig()  # its method None: ERASE_METHOD
+    unlearn: UnlearnConfig = UnlearnConfig()
     rank: int = 8
     alpha: float = 16.0
     layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
@@ -60,7 +60,7 @@ class EraseResult:
     programs: list[ProgramResult]
     readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round
     trainable_params: int
-    unlearning: UnlearnConfig  # what the forget branches were trained with (its method resolved)
+    unlearning: UnlearnConfig  # what the forget branches were trained with
     residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
 
     @property
@@ -158,7 +158,7 @@ def erase_classes(
     the last round leaves it above.  Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
-    unlearning = with_method(config.unlearn, ERASE_METHOD)
+    unlearning = config.unlearn
     voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0

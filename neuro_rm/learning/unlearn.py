@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,16 +26,12 @@ from neuro_rm.learning.metrics import accuracy, per_class_accuracy, predict_logi
 from neuro_rm.learning.train import FitResult, fit
 
 METHODS = ("relabel", "ascent", "uniform", "impostor")
-# Default targets, each chosen on validation: a branch that masks the voice (suspend) pushes it below impostors
-# (scripts/compare_unlearning.py); erasure, whose readout is re-learnt afterwards, writes about 14 times fewer
-# pulses with the uniform target, and the membership attack then finds the voice answered nearer a stranger's than
-# after the impostor target, whose push below impostors is itself a trace (scripts/probe_erase_membership.py).
-MASK_METHOD, ERASE_METHOD = "impostor", "uniform"
-
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    method: str | None = None  # None: the default target of the revocation mode (MASK_METHOD, ERASE_METHOD)
+    # chosen on validation for both modes: scripts/compare_unlearning.py (suspend's mask) and
+    # scripts/probe_erase_membership.py (erase: with "uniform" the old readout row, its bias free, still finds the voice)
+    method: str = "impostor"
     # min_steps: the step budget 8 epochs give on the bundled set, kept on small sets (where 8 epochs are a few steps)
     train: TrainConfig = TrainConfig(epochs=8, lr=2e-3, batch_size=64, min_steps=200)
     ascent_weight: float = 0.5
@@ -44,13 +40,8 @@ class UnlearnConfig:
     impostor_sd: float = 1.0  # impostor method: the forgotten voice's logits go this many sd below the mean impostor logit
 
     def __post_init__(self) -> None:
-        if self.method is not None and self.method not in METHODS:
+        if self.method not in METHODS:
             raise ValueError(f"unlearning method must be one of {METHODS}, got {self.method!r}")
-
-
-def with_method(config: UnlearnConfig, default: str) -> UnlearnConfig:
-    """``config``, with ``default`` as its target where it names none."""
-    return config if config.method is not None else replace(config, method=default)
 
 
 def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tensor:
@@ -112,7 +103,6 @@ def unlearn(
     """
     if not forget:
         raise ValueError("unlearn needs at least one class to forget")
-    config = with_method(config, MASK_METHOD)
     if set(forget) & set(keep) or not keep:
         raise ValueError(f"classes to keep {keep} must be non-empty and disjoint from those to forget {forget}")
     gone = torch.isin(train.y, torch.tensor(forget))
