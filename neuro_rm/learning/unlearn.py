@@ -27,6 +27,7 @@ from neuro_rm.learning.train import FitResult, fit
 
 METHODS = ("relabel", "ascent", "uniform", "impostor")
 
+
 @dataclass(frozen=True)
 class UnlearnConfig:
     # chosen on validation for both modes: scripts/compare_unlearning.py (suspend's mask) and
