@@ -1,4 +1,4 @@
-"""Erasure: forgetting written into the crossbar, so that no change to the digital state can undo it.
+"""Erasure: forgetting written into the crossbar, so that switching digital branches off cannot undo it.
 
 A digital branch that suppresses a class only masks it: switch the branch off and the cells still hold
 the class.  Erasure goes further, in three steps:
