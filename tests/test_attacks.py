@@ -84,15 +84,16 @@ def test_relearning_recognises_a_known_voice_within_its_budget_and_leaves_the_mo
 
 
 def test_branch_off_auc_finds_a_voiceprint_whose_bias_alone_loses_the_argmax():
-    """A row that ranks the voice above everyone else but whose old bias is too low: argmax finds nothing,
-    the bias-free attack finds all of it; the reversed row finds nothing either way."""
+    """A row that ranks the voice's margin above everyone else's but whose old bias is too low: argmax finds
+    nothing, the bias-free attack finds all of it; the reversed row finds little."""
     model = torch.nn.Sequential()
     model.head = GrowableHead(2, 3)
     with torch.no_grad():
         model.head.weight.copy_(torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.0, -1.0]]))
         model.head.bias.zero_()
-    voice, others = torch.tensor([[3.0, 0.0], [2.0, 0.5]]), torch.tensor([[0.0, 2.0], [0.0, -2.0], [1.0, 1.0]])
+    voice = torch.tensor([[3.0, 0.0], [2.0, 0.5]])
+    others = torch.tensor([[0.0, 2.0], [0.0, -2.0], [1.0, 1.0], [2.5, 3.0]])  # the last: high on the row, claimed by row 0
     row = (torch.tensor([1.0, 0.0]), torch.tensor(-10.0))  # points at the voice, bias far too low
     assert branch_off_accuracy(model, 1, row, voice) == 0.0
-    assert branch_off_auc(model, 1, row, voice, others) == 1.0
-    assert branch_off_auc(model, 1, (-row[0], row[1]), voice, others) == 0.0
+    assert branch_off_auc(model, 1, row, voice, others) == 1.0  # the margin over the best other row, not the raw logit
+    assert branch_off_auc(model, 1, (-row[0], row[1]), voice, others) <= 0.25

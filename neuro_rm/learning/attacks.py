@@ -57,7 +57,8 @@ def branch_off_auc(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, t
     """Branch-off without a threshold: the AUC of the restored row's margin over the best other row, ``x`` (the
     voice) against ``others`` (other speakers).  An editor who writes the old row back may write its bias too,
     and argmax (``branch_off_accuracy``) scores only the old bias; 1.0 means some bias brings the voice back
-    and lets no other speaker in."""
+    and lets no other speaker in.  Part of it needs no old row (no other row claims the voice): compare it
+    with the same attack on a zero row (``audit_forgetting``'s ``branch_off_auc_zero_row``)."""
     attacked = _restored(model, row, voiceprint)
 
     def margin(z: torch.Tensor) -> torch.Tensor:
@@ -254,6 +255,9 @@ def audit_forgetting(
         if voice.voiceprint is not None:  # without an old copy of the row there is nothing to put back
             report[f"{name}.branch_off_accuracy"] = branch_off_accuracy(model, voice.row, voice.voiceprint, voice.probe)
             report[f"{name}.branch_off_auc"] = branch_off_auc(model, voice.row, voice.voiceprint, voice.probe, voice.others.x)
+            # its control: a zero row scores "no other row claims this voice", which needs no old copy (review32)
+            zero = (torch.zeros_like(voice.voiceprint[0]), torch.zeros_like(voice.voiceprint[1]))
+            report[f"{name}.branch_off_auc_zero_row"] = branch_off_auc(model, voice.row, zero, voice.probe, voice.others.x)
         report[f"{name}.membership_auc"] = attack.auc(model, references)
         for k in config.relearn_k:
             if k > len(voice.recordings):
