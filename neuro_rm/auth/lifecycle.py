@@ -149,7 +149,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.trainable_params, steps + sum(r.steps for r in erased.readouts), note=f"erase {name}")
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                "method": erased.unlearning.method, "mode": mode, "write_pulses": erased.write_pulses,
+                "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
                 "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
             self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,

@@ -60,7 +60,6 @@ class EraseResult:
     programs: list[ProgramResult]
     readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round
     trainable_params: int
-    unlearning: UnlearnConfig  # what the forget branches were trained with
     residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
 
     @property
@@ -149,7 +148,7 @@ def erase_classes(
 
     ``train`` holds the samples to forget and retained samples; ``val`` (all current classes) selects
     each forget branch's epoch; the retained part of ``train`` and ``retain_val`` re-learn the readout
-    rows of ``keep``.  Erasure checks itself as the attacker would: with the readout as it will be served
+    rows of ``keep``.  Erasure checks itself as the argmax branch-off attacker would: with the readout as served
     (the forgotten rows erased, the others re-learnt) it switches every digital branch off, puts the old
     rows back and measures how many forgotten samples reach them, among those trained on and among those
     of ``val`` (a target met on the trained samples alone can be memorised; ``val`` is what each branch
@@ -158,7 +157,6 @@ def erase_classes(
     the last round leaves it above.  Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
-    unlearning = config.unlearn
     voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
@@ -168,7 +166,7 @@ def erase_classes(
         params = hybrid.add_adapter(model, branch, AdapterConfig(config.rank, config.alpha), config.layers)
         hybrid.activate_adapter(model, branch)
         hybrid.set_write_aware(model, branch)
-        fits.append(unlearn(model, params, forget, train, val, keep, unlearning, f"{description} ({round_ + 1})",
+        fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
                             penalty=write_cost(model, branch, cost)))
         trainable = max(trainable, sum(p.numel() for p in params))
         programs += hybrid.merge_adapter(model, branch)
@@ -187,4 +185,4 @@ def erase_classes(
         warnings.warn(f"erasure: after {config.max_rounds} rounds, {residual:.0%} of the forgotten samples still reach their "
                       f"old rows with every branch off (chance: {chance:.0%}); revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
-    return EraseResult(fits, programs, readouts, trainable + len(keep) * (model.head.in_features + 1), unlearning, residual)
+    return EraseResult(fits, programs, readouts, trainable + len(keep) * (model.head.in_features + 1), residual)
