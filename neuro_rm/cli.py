@@ -189,7 +189,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
     if args.old_state is not None:  # a copy from before the revocation: its voiceprint and the positive control
         old = SpeakerAuthenticator.load(args.old_state, anchored=False, device=args.device)  # older than its folder's latest, by design
         row = old.record(args.speaker).label
-        voiceprint = (old.model.head.weight[row].detach().clone(), old.model.head.bias[row].detach().clone())
+        voiceprint = old.model.head.copy_row(row)
         targets["original"] = old.model
     else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
         voiceprint = None

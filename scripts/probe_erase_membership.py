@@ -90,7 +90,7 @@ def main() -> None:
         task.pretrain()
         task.deploy()
         task.aging.advance(task.auth.model, "revoke")
-        voiceprint = (task.auth.model.head.weight[gone].detach().clone(), task.auth.model.head.bias[gone].detach().clone())
+        voiceprint = task.auth.model.head.copy_row(gone)
         models = {"original": task.auth.model, "retrain": shadow(keep, seed + 1, "retrain")}
         extra: dict[str, dict[str, float]] = {name: {} for name in models}
         for name in args.variants:

@@ -38,9 +38,7 @@ def _restored(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.
     attacked = copy.deepcopy(model)
     if hybrid.hybrid_layers(attacked):
         hybrid.set_adapter(attacked, [])
-    head = _head(attacked)
-    head.weight[row] = voiceprint[0]
-    head.bias[row] = voiceprint[1]
+    _head(attacked).write_row(row, voiceprint)
     return attacked.eval()
 
 

@@ -102,13 +102,6 @@ def _readout_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) ->
     return torch.cat(captured)
 
 
-def _write_rows(head: nn.Module, rows: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    with torch.no_grad():
-        for row, (weight, bias) in rows.items():
-            head.weight[row] = weight
-            head.bias[row] = bias
-
-
 def relearn_readout(model: nn.Module, rows: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, seed: int = 0) -> FitResult:
     """Re-initialise readout ``rows`` and learn them from ``train`` alone (epoch chosen on ``val``).
 
@@ -157,11 +150,12 @@ def erase_classes(
     the last round leaves it above.  Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
-    voiceprints = {row: (model.head.weight[row].detach().clone(), model.head.bias[row].detach().clone()) for row in forget}
+    voiceprints = {row: model.head.copy_row(row) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
     for round_ in range(config.max_rounds):
-        _write_rows(model.head, voiceprints)  # the branch learns to turn the voice away from its old rows
+        for row, voiceprint in voiceprints.items():  # the branch learns to turn the voice away from its old rows
+            model.head.write_row(row, voiceprint)
         branch = f"{name}_{round_}"
         params = hybrid.add_adapter(model, branch, AdapterConfig(config.rank, config.alpha), config.layers)
         hybrid.activate_adapter(model, branch)

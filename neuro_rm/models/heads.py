@@ -81,6 +81,16 @@ class GrowableHead(nn.Module):
             self.weight[row].zero_()
             self.bias[row] = -1e4
 
+    def copy_row(self, row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A detached copy of a class's (weight, bias): its voiceprint, as someone holding an old state has it."""
+        return self.weight[row].detach().clone(), self.bias[row].detach().clone()
+
+    def write_row(self, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Put a (weight, bias) copy back into ``row``."""
+        with torch.no_grad():
+            self.weight[row] = voiceprint[0]
+            self.bias[row] = voiceprint[1]
+
     def reset_rows(self, rows: list[int], seed: int = 0) -> None:
         """Re-initialise ``rows`` as fresh rows (what they learnt before is overwritten, not kept)."""
         generator = torch.Generator().manual_seed(seed)

@@ -240,7 +240,7 @@ class SpeakerTask(Task):
         auth, config, report, data = self.auth, self.config, self.report, self.data
         self.aging.advance(auth.model, "revoke")
         self.original = copy.deepcopy(auth.model)  # before revocation: the attacks' positive control
-        self.voiceprint = (auth.model.head.weight[self.gone].detach().clone(), auth.model.head.bias[self.gone].detach().clone())
+        self.voiceprint = auth.model.head.copy_row(self.gone)
         self.other_mode = next(m for m in REVOKE_MODES if m != config.revoke_mode)
         self.twin = copy.deepcopy(auth)
         report["revoke.mode"] = config.revoke_mode
