@@ -31,6 +31,7 @@ class TrainConfig:
     patience_steps: int | None = None  # ... and not before this many optimiser steps without one (small sets: more epochs)
     smooth_epochs: int = 1  # stopping watches the median validation score of this many last epochs
     augment: Augment = Augment()  # spike dropout and shifts of the training frames (fit_classifier)
+    average_last: float = 0.0  # > 0: keep the mean weights of this fraction of the last epochs run, not the best epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -43,6 +44,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.patience_steps must be None or >= 1, got {self.patience_steps}")
         if self.smooth_epochs < 1:
             raise ValueError(f"TrainConfig.smooth_epochs must be >= 1, got {self.smooth_epochs}")
+        if not 0.0 <= self.average_last <= 1.0:
+            raise ValueError(f"TrainConfig.average_last must be a fraction in [0, 1], got {self.average_last}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
 

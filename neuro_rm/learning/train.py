@@ -54,9 +54,16 @@ class EarlyStop:
 @dataclass
 class FitResult:
     steps: int
-    best_epoch: int
-    best_score: float
+    best_epoch: int  # the epoch kept; with weight averaging the last epoch of the average
+    best_score: float  # validation score of the kept weights
     trainable_params: int
+    averaged_epochs: int = 0  # how many last epochs' weights were averaged (0: one epoch kept as it was)
+
+
+def averaging_window(epochs_run: int, fraction: float) -> int:
+    """How many of the last ``epochs_run`` epochs ``TrainConfig.average_last = fraction`` averages: at least 2
+    (one epoch is no average), at most all of them."""
+    return min(epochs_run, max(2, int(epochs_run * fraction)))
 
 
 def fit(
@@ -72,24 +79,36 @@ def fit(
     and finally restore the parameters of the best-scoring epoch.
 
     The untrained starting point is a candidate too (epoch -1): a step that cannot improve the
-    validation score leaves the model as it was.  ``EarlyStop`` stops training early.
+    validation score leaves the model as it was.  ``EarlyStop`` stops training early.  With
+    ``config.average_last`` the mean weights of the last epochs run are kept instead: on a small validation
+    split the single best epoch is partly luck, and the average chooses nothing (scripts/probe_weight_average.py).
     """
     model.eval()
     best = {"score": score(), "epoch": -1, "state": [p.detach().clone() for p in params]}
     stop = EarlyStop(config, math.ceil(n_samples / config.batch_size))
+    tail: list[list[torch.Tensor]] = []  # the last epochs' weights, as many as the average can still need
+    last_epoch = -1
 
     def after_epoch(epoch: int) -> bool:
+        nonlocal last_epoch
+        last_epoch = epoch
         value = score()
         if value > best["score"]:
             best.update(score=value, epoch=epoch, state=[p.detach().clone() for p in params])
+        if config.average_last:
+            tail.append([p.detach().clone() for p in params])
+            del tail[: len(tail) - averaging_window(epoch + 1, config.average_last)]
         return stop.update(epoch, value)
 
     model.train()
     steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)
+    kept = [torch.stack(epochs).mean(0) for epochs in zip(*tail, strict=True)] if tail else best["state"]
     with torch.no_grad():
-        for p, kept in zip(params, best["state"], strict=True):
-            p.copy_(kept)
+        for p, value in zip(params, kept, strict=True):
+            p.copy_(value)
     model.eval()
+    if tail:
+        return FitResult(steps, last_epoch, score(), sum(p.numel() for p in params), len(tail))
     return FitResult(steps, best["epoch"], best["score"], sum(p.numel() for p in params))
 
 
