@@ -1,6 +1,8 @@
 """The pretraining schedule: stopping that a single noisy epoch cannot trigger, patience fair to small sets,
 and augmentation of spike frames."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -72,3 +74,49 @@ def test_pretraining_with_augmentation_still_learns(tiny_speech):
                          augment=Augment(spike_dropout=0.1, time_shift=1, channel_jitter=1))
     result = fit_classifier(model, LabelledSet(train.x, train.y), LabelledSet(val.x, val.y), config)
     assert result.best_score > 0.9
+
+
+def _recorded_fit(config, scores):
+    """Fit one scalar weight by SGD-like Adam steps; ``score`` hands out ``scores`` in turn and records the
+    weight at every call (the first call is the untrained start)."""
+    from neuro_rm.learning.train import fit
+
+    weight = torch.nn.Parameter(torch.zeros(()))
+    seen: list[float] = []
+    remaining = iter(scores)
+
+    def score() -> float:
+        seen.append(float(weight.detach()))
+        return next(remaining)
+
+    result = fit(torch.nn.Module(), [weight], lambda idx: (weight - 10.0) ** 2, 8, config, score)
+    return float(weight), seen, result
+
+
+def test_weight_average_keeps_the_mean_of_the_last_epochs_run():
+    from neuro_rm.learning.train import averaging_window
+
+    assert [averaging_window(n, 0.25) for n in (1, 2, 7, 8, 12, 13)] == [1, 2, 2, 2, 3, 3]
+    # 12 epochs, validation peaks at epoch 2 (the third epoch): the average ignores the peak and takes epochs 9-11
+    scores = [0.0] + [0.9 if e == 2 else 0.5 for e in range(12)]
+    config = TrainConfig(epochs=12, lr=0.1, batch_size=8, average_last=0.25)
+    kept, seen, result = _recorded_fit(config, scores + [0.7])  # the last score is the average's own
+    assert kept == pytest.approx(sum(seen[-4:-1]) / 3)  # seen[-1] is the averaged weight, scored once
+    assert (result.best_epoch, result.averaged_epochs, result.best_score) == (11, 3, 0.7)
+    # the control: without averaging the best-scoring epoch is kept, exactly
+    kept, seen, result = _recorded_fit(replace(config, average_last=0.0), scores)
+    assert kept == seen[3] and (result.best_epoch, result.averaged_epochs) == (2, 0)
+
+
+def test_weight_average_follows_early_stopping():
+    scores = [0.0, 0.5, 0.6, 0.7] + [0.6] * 20  # no better median after epoch 2: stops at epoch 2 + 4
+    config = TrainConfig(epochs=24, lr=0.1, batch_size=8, patience=4, smooth_epochs=1, average_last=0.5)
+    kept, seen, result = _recorded_fit(config, scores)
+    assert result.best_epoch == 6 and result.averaged_epochs == 3  # 7 epochs run, half of them rounded down
+    assert kept == pytest.approx(sum(seen[-4:-1]) / 3)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_weight_average_fraction_is_checked(fraction):
+    with pytest.raises(ValueError, match="average_last"):
+        TrainConfig(average_last=fraction)
