@@ -137,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
     result = {"speakers": names[: len(first)], "held_out": names[len(first):], "best_epoch": fit.best_epoch,
+              "averaged_epochs": fit.averaged_epochs,
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
               "trainable_params": fit.trainable_params, "steps": fit.steps}
     if distributed.rank() == 0:

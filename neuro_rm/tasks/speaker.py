@@ -210,6 +210,7 @@ class SpeakerTask(Task):
         )
         report["pretrain.accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(old))
         report["pretrain.best_epoch"] = fit.best_epoch
+        report["pretrain.averaged_epochs"] = fit.averaged_epochs  # 0: the best validation epoch kept as it was
         # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
         linear = linear_baseline(data.train.of_classes(old), data.val.of_classes(old), data.test.of_classes(old))
         report["baseline_linear.accuracy"] = linear.accuracy
