@@ -118,11 +118,25 @@ def revoked_bob(deployed, tiny_speech):
     return deployed
 
 
-def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech, tmp_path):
+def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech, tmp_path, monkeypatch):
     deployed.save(tmp_path)
     loaded = SpeakerAuthenticator.load(tmp_path)
-    report = loaded.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="erase")
+    ran = []
+    monkeypatch.setattr(lifecycle, "erase_classes", lambda *a, **k: ran.append(erase.erase_classes(*a, **k)) or ran[-1])
+    monkeypatch.setattr(erase, "branch_off_accuracy", lambda *a, **k: 1.0)  # the self-check never passes: every round runs
+    updates, bits = loaded.ledger.count("train.updates"), loaded.ledger.count("write.sram")
+    config = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=2, layers=("fc_in",),
+                               readout=TrainConfig(epochs=3, lr=3e-3, batch_size=32))
+    with pytest.warns(UserWarning, match="after 2 rounds"):
+        report = loaded.revoke("bob", tiny_speech["train"].of_classes([1]).x, mode="erase", erase=config)
     assert report.extra["write_pulses"] == loaded.ledger.count("write.rm_pulse") > 0
+    # the updates made: each round's branch over its own steps, the retained rows over theirs (not every step at both sizes)
+    erased, row = ran[0], loaded.model.head.in_features + 1
+    assert len(erased.fits) == len(erased.readouts) == 2 and erased.row_params == 2 * row
+    made = erased.branch_params * sum(f.steps for f in erased.fits) + erased.row_params * sum(r.steps for r in erased.readouts)
+    assert loaded.ledger.count("train.updates") - updates == made
+    # row writes: the 2 retained rows re-learnt in each round, and the voiceprint put back before the second
+    assert loaded.ledger.count("write.sram") - bits == report.extra["write_bits"] == (2 * 2 + 1) * row * 32
 
 
 def test_a_suspended_voice_is_rejected_like_an_impostor(revoked_bob, tiny_speech):

@@ -145,9 +145,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{rec.label}", f"erase {name}")
             self._forget_record(rec)
-            head_bits = self.ledger.post_row_write(len(keep), self.model.head.in_features + 1, note=f"erase {name}: readout rows")
+            rounds = len(erased.fits)  # each round re-learns the retained rows; rounds after the first put the voiceprint back
+            head_bits = self.ledger.post_row_write(rounds * len(keep) + rounds - 1, self.model.head.in_features + 1,
+                                                   note=f"erase {name}: readout rows")
             steps = sum(f.steps for f in erased.fits)
-            self.ledger.post_training(erased.trainable_params, steps + sum(r.steps for r in erased.readouts), note=f"erase {name}")
+            self.ledger.post_training(erased.branch_params, steps, note=f"erase {name}: forget branches")
+            self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"erase {name}: readout rows")
             report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
                 "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,

@@ -59,8 +59,13 @@ class EraseResult:
     fits: list[FitResult]  # one per consolidation round
     programs: list[ProgramResult]
     readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round
-    trainable_params: int
+    branch_params: int  # of the largest forget branch
+    row_params: int  # of the retained readout rows re-learnt in each round
     residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
+
+    @property
+    def trainable_params(self) -> int:
+        return self.branch_params + self.row_params
 
     @property
     def write_pulses(self) -> int:
@@ -179,4 +184,4 @@ def erase_classes(
         warnings.warn(f"erasure: after {config.max_rounds} rounds, {residual:.0%} of the forgotten samples still reach their "
                       f"old rows with every branch off (chance: {chance:.0%}); revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
-    return EraseResult(fits, programs, readouts, trainable + len(keep) * (model.head.in_features + 1), residual)
+    return EraseResult(fits, programs, readouts, trainable, len(keep) * (model.head.in_features + 1), residual)
