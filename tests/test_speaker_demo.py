@@ -38,7 +38,10 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     lo, hi = report["verify.snorm.eer_ci"]  # the same trials, s-normed against the holdout buffer
     assert 0 <= lo <= report["verify.snorm.eer"] <= hi <= 1 and 0 <= report["verify.snorm.min_dcf"] <= 1
-    assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in (tmp_path / "report.md").read_text()
+    table = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "det.png").stat().st_size > 0 and "minDCF" in table
+    erase_row = next(line for line in table.splitlines() if line.startswith("| erase |"))  # the attack beside its control
+    assert f"| {report['revoke.erase.branch_off_auc']:.3f} | {report['revoke.erase.branch_off_auc_zero_row']:.3f} |" in erase_row
 
 
 STAGES = ("deploy", "revoke", "enroll", "restore")

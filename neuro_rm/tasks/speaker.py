@@ -474,11 +474,12 @@ def markdown_table(report: dict) -> str:
 def audit_table(report: dict) -> str:
     """The attacks on the revocation, one row per model, as a Markdown table."""
     ks = sorted({int(key.rsplit(".", 1)[1]) for key in report if key.startswith("revoke.original.relearn_steps.")})
-    head = ["model", "branch-off accuracy", "branch-off AUC (bias free)", "membership AUC"] + [f"relearn steps, k = {k}" for k in ks]
+    head = ["model", "branch-off accuracy", "branch-off AUC (bias free)", "the same, zero row (control)",
+            "membership AUC"] + [f"relearn steps, k = {k}" for k in ks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for target in AUDIT_TARGETS:
-        cells = [target, f"{report[f'revoke.{target}.branch_off_accuracy']:.1%}", f"{report[f'revoke.{target}.branch_off_auc']:.3f}",
-                 f"{report[f'revoke.{target}.membership_auc']:.3f}"]
+        cells = [target] + [f"{report[f'revoke.{target}.{key}']:{fmt}}" for key, fmt in (
+            ("branch_off_accuracy", ".1%"), ("branch_off_auc", ".3f"), ("branch_off_auc_zero_row", ".3f"), ("membership_auc", ".3f"))]
         cells += [f"{report[f'revoke.{target}.relearn_steps.{k}']:.1f} ± {report[f'revoke.{target}.relearn_steps_sd.{k}']:.1f}" for k in ks]
         lines.append("| " + " | ".join(cells) + " |")
     null = f"{report['revoke.membership.null_mean']:.3f} ± {report['revoke.membership.null_sd']:.3f}"
