@@ -133,6 +133,8 @@ def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech,
     # the updates made: each round's branch over its own steps, the retained rows over theirs (not every step at both sizes)
     erased, row = ran[0], loaded.model.head.in_features + 1
     assert len(erased.fits) == len(erased.readouts) == 2 and erased.row_params == 2 * row
+    assert erased.branch_params == config.rank * (20 + 32)  # a rank-8 branch on fc_in (20 inputs, 32 neurons)
+    assert all(f.steps > 0 for f in erased.fits + erased.readouts)
     made = erased.branch_params * sum(f.steps for f in erased.fits) + erased.row_params * sum(r.steps for r in erased.readouts)
     assert loaded.ledger.count("train.updates") - updates == made
     # row writes: the 2 retained rows re-learnt in each round, and the voiceprint put back before the second

@@ -77,20 +77,34 @@ def test_pretraining_with_augmentation_still_learns(tiny_speech):
 
 
 def _recorded_fit(config, scores):
-    """Fit one scalar weight by SGD-like Adam steps; ``score`` hands out ``scores`` in turn and records the
-    weight at every call (the first call is the untrained start)."""
+    """Fit two parameters (a vector and a matrix) by Adam on a quadratic; ``score`` hands out ``scores`` in turn
+    (the untrained start first) and records both parameters at every call; after the last entry it scores the
+    weights themselves, so the kept model's own score can be checked."""
     from neuro_rm.learning.train import fit
 
-    weight = torch.nn.Parameter(torch.zeros(()))
-    seen: list[float] = []
+    vector, matrix = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     remaining = iter(scores)
 
-    def score() -> float:
-        seen.append(float(weight.detach()))
-        return next(remaining)
+    aim, aim2 = torch.tensor([10.0, -3.0, 0.5]), torch.tensor([[-4.0, 2.0], [0.3, 7.0]])  # every entry its own path
 
-    result = fit(torch.nn.Module(), [weight], lambda idx: (weight - 10.0) ** 2, 8, config, score)
-    return float(weight), seen, result
+    def own_score() -> float:
+        return -float((vector.detach() - aim).abs().sum() + (matrix.detach() - aim2).abs().sum())
+
+    def score() -> float:
+        seen.append((vector.detach().clone(), matrix.detach().clone()))
+        given = next(remaining, None)
+        return own_score() if given is None else given
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        return ((vector - aim) ** 2).sum() + ((matrix - aim2) ** 2).sum()
+
+    result = fit(torch.nn.Module(), [vector, matrix], loss, 8, config, score)
+    return (vector.detach(), matrix.detach()), seen, result, own_score()
+
+
+def _mean(states):
+    return tuple(torch.stack([s[i] for s in states]).mean(0) for i in range(2))
 
 
 def test_weight_average_keeps_the_mean_of_the_last_epochs_run():
@@ -98,22 +112,34 @@ def test_weight_average_keeps_the_mean_of_the_last_epochs_run():
 
     assert [averaging_window(n, 0.25) for n in (1, 2, 7, 8, 12, 13)] == [1, 2, 2, 2, 3, 3]
     # 12 epochs, validation peaks at epoch 2 (the third epoch): the average ignores the peak and takes epochs 9-11
-    scores = [0.0] + [0.9 if e == 2 else 0.5 for e in range(12)]
+    scores = [-1e9] + [-1.0 if e == 2 else -50.0 for e in range(12)]
     config = TrainConfig(epochs=12, lr=0.1, batch_size=8, average_last=0.25)
-    kept, seen, result = _recorded_fit(config, scores + [0.7])  # the last score is the average's own
-    assert kept == pytest.approx(sum(seen[-4:-1]) / 3)  # seen[-1] is the averaged weight, scored once
-    assert (result.best_epoch, result.averaged_epochs, result.best_score) == (11, 3, 0.7)
+    kept, seen, result, own = _recorded_fit(config, scores)
+    for value, expected, last in zip(kept, _mean(seen[-4:-1]), seen[-2], strict=True):  # seen[-1]: the average, scored once
+        assert torch.allclose(value, expected) and not torch.allclose(value, last)
+    assert (result.best_epoch, result.averaged_epochs) == (11, 3)
+    assert result.best_score == own  # the score of the weights kept, not of the last epoch or the peak
     # the control: without averaging the best-scoring epoch is kept, exactly
-    kept, seen, result = _recorded_fit(replace(config, average_last=0.0), scores)
-    assert kept == seen[3] and (result.best_epoch, result.averaged_epochs) == (2, 0)
+    kept, seen, result, _ = _recorded_fit(replace(config, average_last=0.0), scores)
+    assert all(torch.equal(value, expected) for value, expected in zip(kept, seen[3], strict=True))
+    assert (result.best_epoch, result.averaged_epochs, result.best_score) == (2, 0, -1.0)
 
 
 def test_weight_average_follows_early_stopping():
-    scores = [0.0, 0.5, 0.6, 0.7] + [0.6] * 20  # no better median after epoch 2: stops at epoch 2 + 4
+    scores = [-1e9, -50.0, -40.0, -30.0] + [-40.0] * 20  # no better median after epoch 2: stops at epoch 2 + 4
     config = TrainConfig(epochs=24, lr=0.1, batch_size=8, patience=4, smooth_epochs=1, average_last=0.5)
-    kept, seen, result = _recorded_fit(config, scores)
+    kept, seen, result, _ = _recorded_fit(config, scores)
     assert result.best_epoch == 6 and result.averaged_epochs == 3  # 7 epochs run, half of them rounded down
-    assert kept == pytest.approx(sum(seen[-4:-1]) / 3)
+    assert all(torch.allclose(value, expected) for value, expected in zip(kept, _mean(seen[-4:-1]), strict=True))
+
+
+def test_weight_average_leaves_an_unchanged_weight_bit_identical():
+    from neuro_rm.learning.train import fit
+
+    moving, still = torch.nn.Parameter(torch.zeros(())), torch.nn.Parameter(torch.full((5,), 0.1))
+    config = TrainConfig(epochs=9, lr=0.1, batch_size=8, average_last=1.0)
+    fit(torch.nn.Module(), [moving, still], lambda idx: (moving - 1.0) ** 2 + 0.0 * still.sum(), 8, config, lambda: 0.0)
+    assert torch.equal(still.detach(), torch.full((5,), 0.1)) and 0 < float(moving) < 1
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.5])
