@@ -133,15 +133,6 @@ def test_weight_average_follows_early_stopping():
     assert all(torch.allclose(value, expected) for value, expected in zip(kept, _mean(seen[-4:-1]), strict=True))
 
 
-def test_weight_average_leaves_an_unchanged_weight_bit_identical():
-    from neuro_rm.learning.train import fit
-
-    moving, still = torch.nn.Parameter(torch.zeros(())), torch.nn.Parameter(torch.full((5,), 0.1))
-    config = TrainConfig(epochs=9, lr=0.1, batch_size=8, average_last=1.0)
-    fit(torch.nn.Module(), [moving, still], lambda idx: (moving - 1.0) ** 2 + 0.0 * still.sum(), 8, config, lambda: 0.0)
-    assert torch.equal(still.detach(), torch.full((5,), 0.1)) and 0 < float(moving) < 1
-
-
 @pytest.mark.parametrize("fraction", [-0.1, 1.5])
 def test_weight_average_fraction_is_checked(fraction):
     with pytest.raises(ValueError, match="average_last"):

@@ -104,8 +104,7 @@ def fit(
 
     model.train()
     steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)
-    # the mean in float64, back in each parameter's dtype: an unchanged weight stays bit-identical
-    kept = [torch.stack(epochs).double().mean(0).to(epochs[0].dtype) for epochs in zip(*tail, strict=True)] if tail else best["state"]
+    kept = [torch.stack(epochs).mean(0) for epochs in zip(*tail, strict=True)] if tail else best["state"]
     with torch.no_grad():
         for p, value in zip(params, kept, strict=True):
             p.copy_(value)
