@@ -26,6 +26,7 @@ from neuro_rm.learning.metrics import accuracy, predict_logits
 PRETRAIN = TrainConfig(epochs=30, lr=1e-3, batch_size=64, min_steps=800, patience=6, patience_steps=300, smooth_epochs=3,
                        augment=Augment(spike_dropout=0.1, time_shift=1, channel_jitter=2), average_last=0.25)
 
+
 class EarlyStop:
     """When to stop: ``config.patience`` epochs, and at least ``config.patience_steps`` optimiser steps, without
     a better median of the last ``config.smooth_epochs`` validation scores.
