@@ -16,7 +16,7 @@ KEYS = (
     "restore.accuracy", "verify.eer", "energy.training_cost_ratio", "energy.write_energy_ratio",
     "energy.inference_energy_ratio_vs_gpu", "baseline_full.retain_accuracy", "seconds", "baseline_linear.accuracy",
     "pretrain.margin_over_linear", "verify.min_dcf", "revoke.retain_before", "revoke.erase.retain_change",
-    "revoke.suspend.retain_change",
+    "revoke.suspend.retain_change", "pretrain.retain_accuracy", "revoke.erase.retain_change_from_pretrain",
 )
 
 
@@ -34,6 +34,10 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
     assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
     assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]
+    for mode in ("erase", "suspend"):  # the retained speakers after revocation against their own digital accuracy
+        assert report[f"revoke.{mode}.retain_change_from_pretrain"] == (report[f"revoke.{mode}.retain_accuracy"]
+                                                                         - report["pretrain.retain_accuracy"])
+    assert 0 < report["pretrain.retain_accuracy"] <= 1
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     lo, hi = report["verify.snorm.eer_ci"]  # the same trials, s-normed against the holdout buffer

@@ -209,6 +209,8 @@ class SpeakerTask(Task):
             RSNNConfig(n_inputs=data.train.x.shape[-1], n_outputs=len(old)), config.pretrain, seed=config.seed,
         )
         report["pretrain.accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(old))
+        # the speakers a revocation keeps, digitally: what their accuracy after revocation is compared with (same clips)
+        report["pretrain.retain_accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(self.keep))
         report["pretrain.best_epoch"] = fit.best_epoch
         report["pretrain.averaged_epochs"] = fit.averaged_epochs  # 0: the best validation epoch kept as it was
         # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
@@ -252,6 +254,8 @@ class SpeakerTask(Task):
                 if mode == config.revoke_mode:
                     report[f"revoke.{key}"] = value
             report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
+            report[f"revoke.{mode}.retain_change_from_pretrain"] = (report[f"revoke.{mode}.retain_accuracy"]
+                                                                     - report["pretrain.retain_accuracy"])
         stage_readouts(report, "revoke", auth.model, data.test.of_classes(self.keep), auth.buffers.replay.x,
                        data.test.of_classes(self.keep))
 
