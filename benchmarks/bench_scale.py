@@ -68,13 +68,11 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
 
 def _state_bytes(auth: SpeakerAuthenticator) -> int:
     """Bytes of the tensors the authenticator holds: the model's state, the buffers, and the fused-ΔW caches
-    (the dense ΔW and the copy of the factor values it was built from)."""
+    (the dense ΔW, the copy of the factor values it was built from, the check's scratch buffer)."""
     tensors = [*auth.model.state_dict().values(), auth.buffers.replay.x, auth.buffers.replay.y,
                auth.buffers.holdout.x, auth.buffers.holdout.y]
-    for _, layer in hybrid.hybrid_layers(auth.model):
-        if layer._fused_cache is not None:
-            tensors += [layer._fused_cache[1], layer._fused_cache[2]]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    caches = [layer._fused_cache for _, layer in hybrid.hybrid_layers(auth.model) if layer._fused_cache is not None]
+    return sum(t.numel() * t.element_size() for t in tensors) + sum(cache.nbytes() for cache in caches)
 
 
 def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> tuple[float, float]:

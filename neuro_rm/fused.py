@@ -260,6 +260,24 @@ bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
   }
   return binary;
 }
+
+// Whether the tensors `parts`, laid end to end, hold the same bytes as `reference`: 1 yes, 0 no, -1 when
+// `reference` or a part is not a contiguous CPU tensor of one dtype (the caller then compares another way).
+// One memcmp per part and no copy: the staleness check a fused ΔW makes at every inference call.
+int64_t same_bytes(const std::vector<torch::Tensor>& parts, const torch::Tensor& reference) {
+  if (!reference.device().is_cpu() || !reference.is_contiguous()) return -1;
+  const char* ref = static_cast<const char*>(reference.data_ptr());
+  const int64_t item = reference.element_size(), total = reference.numel() * item;
+  int64_t offset = 0;
+  for (const auto& part : parts) {
+    if (!part.device().is_cpu() || part.scalar_type() != reference.scalar_type() || !part.is_contiguous()) return -1;
+    const int64_t size = part.numel() * item;
+    if (offset + size > total) return 0;
+    if (size > 0 && std::memcmp(part.data_ptr(), ref + offset, size) != 0) return 0;
+    offset += size;
+  }
+  return offset == total ? 1 : 0;
+}
 """
 
 # NEURO_RM_FUSED=0: never build; ``enabled = False``: the eager periphery (the noise stream stays compiled)
@@ -289,9 +307,9 @@ def kernel() -> Any:
 
 
 def module() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``), built on first use whether
-    or not the compiled periphery is ``enabled`` (the read-noise stream uses it either way), or None where it
-    cannot be built or ``NEURO_RM_FUSED=0``."""
+    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``, ``same_bytes``), built on
+    first use whether or not the compiled periphery is ``enabled`` (the read-noise stream and the fused ΔW's
+    check use it either way), or None where it cannot be built or ``NEURO_RM_FUSED=0``."""
     global _kernel, _tried
     if not _buildable:
         return None
@@ -309,7 +327,7 @@ def module() -> Any:
             _kernel = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}",
                 cpp_sources=_SOURCE,
-                functions=["periphery_read", "binary_rows", "normal_fill"],
+                functions=["periphery_read", "binary_rows", "normal_fill", "same_bytes"],
                 extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
             )
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery

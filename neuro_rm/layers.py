@@ -22,12 +22,21 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch._utils import _flatten_dense_tensors
 
+from neuro_rm import fused as fused_kernel
 from neuro_rm.crossbar import Crossbar, CrossbarConfig, OpCounts
 from neuro_rm.device import DeviceConfig, ProgramResult
 from neuro_rm.energy import Ledger
-from neuro_rm.lora import PRECISION_BITS, AdapterConfig, LoRAAdapter, quantize, widest
+from neuro_rm.lora import (
+    PRECISION_BITS,
+    AdapterConfig,
+    Branch,
+    DenseAdapter,
+    LoRAAdapter,
+    make_branch,
+    quantize,
+    widest,
+)
 from neuro_rm.plasticity import HookBus, PlasticityEvent, PlasticityHook
 
 
@@ -57,7 +66,7 @@ class HybridLayer(nn.Module):
         self.digital_macs: dict[str, int] = {}
         self.sram_bits_read = 0
         self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
-        self._fused_cache: tuple[tuple, torch.Tensor, torch.Tensor, str] | None = None
+        self._fused_cache: FusedDelta | None = None
         self.steady = 0  # depth of ``steady_reads`` contexts: while > 0 the fused ΔW is checked once
         self._fused_checked = False  # the fused ΔW was checked inside the open ``steady_reads`` context
         self.disabled = 0  # depth of ``disable_adapters`` contexts: while > 0 the base runs alone
@@ -82,6 +91,12 @@ class HybridLayer(nn.Module):
     def _dense_out(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _branch_out(self, x: torch.Tensor, adapter: Branch) -> torch.Tensor:
+        """The branch's product before its scale: low-rank through its factors, full-rank as one matrix."""
+        if isinstance(adapter, DenseAdapter):
+            return self._dense_out(x, adapter.delta_weight())
+        return self._adapter_out(x, adapter)
+
     def _check_input(self, x: torch.Tensor) -> None:
         raise NotImplementedError
 
@@ -104,12 +119,12 @@ class HybridLayer(nn.Module):
             if name in self.write_aware:
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
             else:
-                branch = self._adapter_out(x, adapter)
+                branch = self._branch_out(x, adapter)
                 if y.requires_grad or branch.requires_grad:
                     y = y + adapter.scale * branch
                 else:  # y is this call's own: scaled and added in one pass
                     y.add_(branch, alpha=adapter.scale)
-            macs = vectors * adapter.rank * (self.crossbar.in_features + self.crossbar.out_features)
+            macs = vectors * adapter.macs(self.crossbar.in_features, self.crossbar.out_features)
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
             self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
         return y
@@ -149,30 +164,26 @@ class HybridLayer(nn.Module):
         self.fuse(False)
 
     def _fused_delta(self) -> tuple[torch.Tensor, str]:
-        # compare values, not version counters: writes through .data, numpy views or fused optimisers
-        # do not bump a tensor's version; comparing r·(in+out) numbers costs little beside in·out·vectors
         if self._fused_checked and self._fused_cache is not None:  # checked once in this steady_reads block
-            return self._fused_cache[2], self._fused_cache[3]
+            return self._fused_cache.delta, self._fused_cache.precision
         adapters = [self.adapters[name] for name in self.active]
         aware = sorted(self.write_aware & set(self.active))
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
-               tuple((a.rank, a.alpha, a.precision) for a in adapters))
-        # every factor value in one flat copy (two or more tensors: a copy, never a view of one of them): one
-        # comparison, not one per factor (each costs microseconds)
-        values = _flatten_dense_tensors([p.detach() for a in adapters for p in (a.a, a.b)])
+               tuple((type(a), a.rank, a.alpha, a.precision) for a in adapters))
+        factors = tuple(p for a in adapters for p in a.held)
         cache = self._fused_cache
-        if cache is None or cache[0] != key or not _same_values(values, cache[1]):
+        if cache is None or not cache.holds(key, factors):
             with torch.no_grad():
                 delta = sum(self._applied_delta(name) for name in self.active)
                 precision = widest([a.precision for a in adapters])
                 delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision, per_row=True)
-            self._fused_cache = cache = (key, values, delta, precision)
-            fold_macs = sum(a.rank for a in adapters) * delta.numel()
+            self._fused_cache = cache = FusedDelta(key, factors, delta, precision)
+            fold_macs = sum(a.delta_macs() for a in adapters)
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + fold_macs
             if self.ledger is not None:
                 self.ledger.post_sram_write(delta.numel() * PRECISION_BITS[precision], note="fused ΔW")
         self._fused_checked = self.steady > 0
-        return cache[2], cache[3]
+        return cache.delta, cache.precision
 
     def _applied_delta(self, name: str) -> torch.Tensor:
         """ΔW of adapter ``name`` as the forward applies it (write-aware adapters: what a merge writes)."""
@@ -211,12 +222,12 @@ class HybridLayer(nn.Module):
     def _label(self) -> str:
         return self.layer_name or type(self).__name__
 
-    def _require(self, name: str) -> LoRAAdapter:
+    def _require(self, name: str) -> Branch:
         if name not in self.adapters:
             raise KeyError(f"{self._label()}: no adapter named {name!r} (have {sorted(self.adapters)})")
         return self.adapters[name]
 
-    def add_adapter(self, name: str, config: AdapterConfig = AdapterConfig()) -> LoRAAdapter:
+    def add_adapter(self, name: str, config: AdapterConfig = AdapterConfig()) -> Branch:
         """Add a branch; like PEFT's, it is not active until ``set_adapter`` names it."""
         if not name or not isinstance(name, str) or "." in name:
             raise ValueError(f"adapter names must be non-empty strings without dots, got {name!r}")
@@ -225,7 +236,7 @@ class HybridLayer(nn.Module):
         if name in self.adapters:
             raise ValueError(f"{self._label()}: an adapter named {name!r} exists already")
         seed = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
-        adapter = LoRAAdapter(self.crossbar.in_features, self.crossbar.out_features, config, seed)
+        adapter = make_branch(self.crossbar.in_features, self.crossbar.out_features, config, seed)
         self.adapters[name] = adapter.to(self.crossbar.weight_max.device)
         return adapter
 
@@ -418,10 +429,36 @@ _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """``torch.equal`` for flat float tensors; on the CPU through numpy, whose vectorised compare is about
-    five times faster on one thread (a fused layer's check runs at every inference call)."""
+    five times faster on one thread."""
     if a.device.type == "cpu" and b.device.type == "cpu" and a.dtype == b.dtype and a.dtype in _NUMPY_FLOATS:
         return a.shape == b.shape and bool((a.numpy() == b.numpy()).all())
     return torch.equal(a, b)
+
+
+class FusedDelta:
+    """The active branches folded into one ΔW, and what it was built from, so that a read can tell whether
+    it is stale.  It compares the factors' stored values, not their version counters: writes through
+    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference
+    call, so on the CPU the compiled ``same_bytes`` compares each factor's bytes in place (no copy; a value
+    that only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild)."""
+
+    def __init__(self, key: tuple, factors: tuple[torch.Tensor, ...], delta: torch.Tensor, precision: str) -> None:
+        self.key, self.factors, self.delta, self.precision = key, factors, delta, precision
+        self.values = torch.cat([p.detach().reshape(-1) for p in factors])  # a copy, never a view of a factor
+
+    def holds(self, key: tuple, factors: tuple[torch.Tensor, ...]) -> bool:
+        """Whether this ΔW is still the fold of ``factors`` under ``key`` (settings, active set)."""
+        if key != self.key or len(factors) != len(self.factors) or any(p is not q for p, q in zip(factors, self.factors, strict=True)):
+            return False
+        compiled = fused_kernel.module()
+        same = compiled.same_bytes(list(factors), self.values) if compiled is not None else -1
+        if same >= 0:
+            return bool(same)
+        return _same_values(torch.cat([p.detach().reshape(-1) for p in factors]), self.values)
+
+    def nbytes(self) -> int:
+        """Bytes held beside the model's own tensors: the ΔW and the copy of the factor values."""
+        return self.delta.numel() * self.delta.element_size() + self.values.numel() * self.values.element_size()
 
 
 # ====================================================================== whole-model operations
@@ -688,11 +725,13 @@ def adapter_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
 
 
 def adapter_specs(model: nn.Module) -> dict[str, dict[str, object]]:
-    """Enough to rebuild every adapter before loading a state dict: rank, alpha, precision, layers."""
+    """Enough to rebuild every adapter before loading a state dict: rank, alpha, precision, whether it is
+    full-rank (its shape then follows each layer), layers."""
     specs: dict[str, dict[str, object]] = {}
     for layer_name, layer in hybrid_layers(model):
         for name, adapter in layer.adapters.items():
-            spec = specs.setdefault(name, {"rank": adapter.rank, "alpha": adapter.alpha, "precision": adapter.precision, "layers": []})
+            spec = specs.setdefault(name, {"rank": adapter.rank, "alpha": adapter.alpha, "precision": adapter.precision,
+                                           "full_rank": isinstance(adapter, DenseAdapter), "layers": []})
             spec["layers"].append(layer_name)
     return specs
 

@@ -97,8 +97,9 @@ def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
                  f"speakers[{i}].adapter", "null or the name of one of the state's adapters")
     for name, spec in adapters.items():
         at = f"adapters.{name}"
-        _require(isinstance(spec, dict) and set(spec) == {"rank", "alpha", "precision", "layers"}, at,
-                 "an object with keys alpha, layers, precision, rank")
+        _require(isinstance(spec, dict) and set(spec) - {"full_rank"} == {"rank", "alpha", "precision", "layers"}, at,
+                 "an object with keys alpha, layers, precision, rank (and full_rank in states saved since it exists)")
+        _require(isinstance(spec.get("full_rank", False), bool), f"{at}.full_rank", "true or false")
         _require(_int(spec["rank"], 1, MAX_RANK), f"{at}.rank", f"an integer from 1 to {MAX_RANK}")
         _require(_number(spec["alpha"]), f"{at}.alpha", "a finite number")
         _require(isinstance(spec["precision"], str) and spec["precision"] in PRECISION_BITS, f"{at}.precision", f"one of {sorted(PRECISION_BITS)}")

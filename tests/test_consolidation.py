@@ -166,3 +166,23 @@ def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
     auth.revoke("n0", train.of_classes([2]).x[:20], mode="suspend")
     assert auth.registry["n0"].status == "revoked" and STORE in hybrid.adapter_names(auth.model)
     assert any(e["action"] == "consolidate" for e in auth.audit.entries)
+
+
+def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):
+    """``store`` is full-rank in every layer, whose input widths differ (20 inputs, 32 hidden): the saved
+    state must rebuild it at each layer's own shape."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    auth, _ = SpeakerAuthenticator.pretrain(["s0", "s1"], train.of_classes([0, 1]), val.of_classes([0, 1]),
+                                            RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
+    auth.deploy()
+    auth.consolidation = BranchBudget(max_branches=1, horizon_inferences=None)
+    for i in range(3):
+        auth.enroll(f"n{i}", train.of_classes([2 + i % 2]).x[:30], val.of_classes([2 + i % 2]).x[:20], config=quick)
+    assert STORE in hybrid.adapter_names(auth.model)
+    auth.save(tmp_path / "state")
+    back = SpeakerAuthenticator.load(tmp_path / "state", anchored=False)
+    saved, loaded = auth.model.state_dict(), back.model.state_dict()
+    assert sorted(saved) == sorted(loaded) and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    assert [tuple(layer.adapters[STORE].delta_weight().shape) for _, layer in hybrid.hybrid_layers(back.model)] == [(32, 20), (32, 32)]
+    assert [layer.active for _, layer in hybrid.hybrid_layers(back.model)] == [layer.active for _, layer in hybrid.hybrid_layers(auth.model)]

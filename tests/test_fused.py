@@ -92,3 +92,17 @@ def test_spike_check_agrees_with_the_eager_one(values, binary, monkeypatch):
     assert (compiled is None) == (eager is None) == (not binary)
     if binary:
         assert torch.equal(compiled, eager) and torch.equal(compiled, x.sum(dim=-1, keepdim=True))
+
+
+def test_same_bytes_compares_factors_in_place_and_declines_what_it_cannot_read():
+    parts = [torch.randn(3, 4), torch.randn(5)]
+    reference = torch.cat([p.reshape(-1) for p in parts])
+    compiled = fused.module()
+    assert compiled.same_bytes(parts, reference) == 1
+    changed = [parts[0], parts[1].clone()]
+    changed[1][4] += 1e-6
+    assert compiled.same_bytes(changed, reference) == 0
+    assert compiled.same_bytes([parts[0]], reference) == 0  # fewer values than the reference
+    assert compiled.same_bytes([*parts, torch.zeros(1)], reference) == 0  # more
+    assert compiled.same_bytes([parts[0].t(), parts[1]], reference) == -1  # not contiguous: the caller decides
+    assert compiled.same_bytes(parts, reference.double()) == -1  # another dtype

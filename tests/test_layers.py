@@ -461,7 +461,16 @@ def test_the_fused_delta_is_held_and_charged_at_the_adapters_precision():
     assert (error <= bound).all() and error.max() > 0  # rounded once more, within half a step per weight
 
 
-def test_fused_output_follows_writes_that_bypass_version_counters():
+@pytest.fixture(params=["compiled check", "torch check"])
+def fused_check(request, monkeypatch):
+    """Run a fused-ΔW test with the compiled byte compare and with the torch compare it falls back to."""
+    if request.param == "torch check":
+        monkeypatch.setattr(L.fused_kernel, "module", lambda: None)
+    elif L.fused_kernel.module() is None:
+        pytest.skip("no compiler for the compiled check")
+
+
+def test_fused_output_follows_writes_that_bypass_version_counters(fused_check):
     model = _fused_pair()
     x = torch.randn(5, 6)
     params = L.adapter_parameters(model, "a") + L.adapter_parameters(model, "b")
@@ -477,6 +486,49 @@ def test_fused_output_follows_writes_that_bypass_version_counters():
         params[1].data.mul_(-2.0)  # through .data: a tensor with a counter of its own
         assert not torch.allclose(model(x), before, atol=1e-4)
         assert torch.allclose(model(x), _unfused(model, x), atol=1e-5)
+
+
+def test_fused_output_follows_a_swapped_storage_and_a_copy_follows_its_own_factors(fused_check):
+    """A parameter given new storage (``.data = ...``) and a deep copy (new storages, same values): the
+    check must read each factor where it lives now."""
+    import copy
+
+    model = _fused_pair()
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        before = model(x)
+        twin = copy.deepcopy(model)
+        assert torch.equal(twin(x), before)
+        first = L.adapter_parameters(model, "a")[0]
+        first.data = first.data * -2.0  # new storage behind the same parameter
+        swapped = model(x)
+        assert not torch.allclose(swapped, before, atol=1e-4)
+        assert torch.allclose(swapped, _unfused(model, x), atol=1e-5)
+        assert torch.equal(twin(x), before)  # the copy's factors did not change
+        L.adapter_parameters(twin, "b")[1].mul_(0.5)
+        assert not torch.allclose(twin(x), before, atol=1e-4)
+        assert torch.allclose(twin(x), _unfused(twin, x), atol=1e-5)
+
+
+def test_a_full_rank_branch_adds_its_matrix_read_alone_or_fused_and_is_charged_in_times_out():
+    model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL)
+    layer = model[0]
+    L.add_adapter(model, "full", AdapterConfig(precision="fp32", full_rank=True))
+    assert L.adapter_parameters(model, "full")[0].shape == (4, 6)  # no factor A: the matrix itself
+    with torch.no_grad():
+        layer.adapters["full"].b.copy_(torch.randn(4, 6, generator=torch.Generator().manual_seed(3)))
+    L.set_adapter(model, "full")
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        with L.disable_adapters(model):
+            base = model(x)
+        L.reset_counts(model)
+        alone = model(x)
+        assert layer.digital_macs["fp32"] == 3 * 6 * 4
+        L.fuse_adapters(model)
+        fused = model(x)
+    assert torch.allclose(alone, base + x @ layer.adapters["full"].b.T, atol=1e-5)
+    assert torch.allclose(fused, alone, atol=1e-5)
 
 
 def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
@@ -550,8 +602,8 @@ def test_a_fused_recurrent_network_checks_its_branches_once_a_sample_batch_and_s
     recurrent = model.lif.recurrent
     x = (torch.rand(2, 7, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
     checks = []
-    original = L._same_values
-    monkeypatch.setattr(L, "_same_values", lambda p, q: checks.append(1) or original(p, q))
+    original = L.FusedDelta.holds
+    monkeypatch.setattr(L.FusedDelta, "holds", lambda self, *args: checks.append(1) or original(self, *args))
     with torch.no_grad():
         L.fuse_adapters(model)
         model(x)  # builds the fused ΔW of both layers

@@ -452,6 +452,8 @@ def test_a_non_object_audit_line_gets_one_line(state, capsys):
     (lambda s: s["speakers"][0].update(label="0"), "speakers[0].label"),
     (lambda s: s["rsnn"].update(n_hidden=60_000), "rsnn"),  # 3.6e9 weights: refused before it is built
     (lambda s: s["adapters"].update(x={"rank": 1, "alpha": 1.0, "precision": "fp7", "layers": []}), "adapters.x.precision"),
+    (lambda s: s["adapters"].update(x={"rank": 1, "alpha": 1.0, "precision": "fp32", "full_rank": "yes", "layers": []}),
+     "adapters.x.full_rank"),
     (lambda s: s["speakers"][0].update(adapter="ghost"), "speakers[0].adapter"),
 ])
 def test_a_signed_state_json_with_a_wrong_type_or_size_is_refused_by_name(state, capsys, change, field):

@@ -102,7 +102,8 @@ class Persistence:
                 auth.crossbar_config = CrossbarConfig(**{"dac_bits": None, **state["crossbar"]})
                 hybrid.analogize(model, auth.device_config, SYNAPSES, auth.crossbar_config)
                 for name, spec in state["adapters"].items():
-                    hybrid.add_adapter(model, name, AdapterConfig(spec["rank"], spec["alpha"], spec["precision"]), spec["layers"])
+                    config = AdapterConfig(spec["rank"], spec["alpha"], spec["precision"], spec.get("full_rank", False))
+                    hybrid.add_adapter(model, name, config, spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_adapter(state["active"][layer_name])
                 hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones

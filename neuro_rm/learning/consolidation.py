@@ -93,14 +93,14 @@ def _read_j(ledger: Ledger, macs: int, precision: str) -> float:
 
 
 def _digital_read_j(layer: hybrid.HybridLayer, ledger: Ledger, names: list[str], fused: bool) -> float:
-    """Per input vector, reading the branches ``names`` of ``layer`` one by one (r·(in+out) MACs each) or
-    fused into one dense ΔW (in·out MACs at the widest precision)."""
+    """Per input vector, reading the branches ``names`` of ``layer`` one by one (r·(in+out) MACs each, in·out
+    for the full-rank ``store``) or fused into one dense ΔW (in·out MACs at the widest precision)."""
     held = [layer.adapters[n] for n in names if n in layer.adapters]
     if not held:
         return 0.0
     if fused:
         return _read_j(ledger, layer.crossbar.in_features * layer.crossbar.out_features, widest([a.precision for a in held]))
-    return sum(_read_j(ledger, a.rank * (layer.crossbar.in_features + layer.crossbar.out_features), a.precision) for a in held)
+    return sum(_read_j(ledger, a.macs(layer.crossbar.in_features, layer.crossbar.out_features), a.precision) for a in held)
 
 
 def _after(layer: hybrid.HybridLayer, fold: list[str], merge: bool) -> list[str]:
@@ -161,10 +161,7 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
         with torch.no_grad():
             delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
             if STORE not in layer.adapters:
-                width = layer.crossbar.in_features
-                layer.add_adapter(STORE, AdapterConfig(rank=width, alpha=float(width), precision=STORE_PRECISION))
-                layer.adapters[STORE].a.copy_(torch.eye(width))
-                layer.adapters[STORE].b.zero_()
+                layer.add_adapter(STORE, AdapterConfig(precision=STORE_PRECISION, full_rank=True))
                 layer.set_adapter([*layer.active, STORE])
             layer.adapters[STORE].b.add_(delta)
         for name in held:
