@@ -9,7 +9,7 @@ import torch
 from neuro_rm.learning.augment import Augment, augment
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
-from neuro_rm.learning.train import EarlyStop, fit_classifier
+from neuro_rm.learning.train import EarlyStop, fit_classifier, mean_weights
 
 
 def _stop_epoch(scores, config, steps_per_epoch=20):
@@ -137,3 +137,13 @@ def test_weight_average_follows_early_stopping():
 def test_weight_average_fraction_is_checked(fraction):
     with pytest.raises(ValueError, match="average_last"):
         TrainConfig(average_last=fraction)
+
+
+def test_mean_weights_keeps_an_unmoved_entry_bit_for_bit():
+    torch.manual_seed(0)
+    still = torch.randn(100_000)
+    moved = torch.randn(100_000)
+    epochs = tuple(torch.stack([still, moved + k]) for k in range(3))  # row 0 never moves, row 1 does
+    mean = mean_weights(epochs)
+    assert torch.equal(mean[0], still)  # a plain float mean of three equal values rounds some of them
+    assert torch.equal(mean[1], torch.stack([e[1] for e in epochs]).mean(0))  # a moved entry: the plain mean

@@ -83,8 +83,9 @@ def fit(
 
     The untrained starting point is a candidate too (epoch -1): a step that cannot improve the
     validation score leaves the model as it was.  ``EarlyStop`` stops training early.  With
-    ``config.average_last`` the mean weights of the last epochs run are kept instead: on a small validation
-    split the single best epoch is partly luck, and the average chooses nothing (scripts/probe_weight_average.py).
+    ``config.average_last`` the mean weights of the last epochs run are kept instead, whatever their score
+    (the start is then no candidate): on a small validation split the single best epoch is partly luck, and
+    the average chooses nothing (scripts/probe_weight_average.py).
     """
     model.eval()
     best = {"score": score(), "epoch": -1, "state": [p.detach().clone() for p in params]}
@@ -105,7 +106,7 @@ def fit(
 
     model.train()
     steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)
-    kept = [torch.stack(epochs).mean(0) for epochs in zip(*tail, strict=True)] if tail else best["state"]
+    kept = [mean_weights(epochs) for epochs in zip(*tail, strict=True)] if tail else best["state"]
     with torch.no_grad():
         for p, value in zip(params, kept, strict=True):
             p.copy_(value)
@@ -113,6 +114,13 @@ def fit(
     if tail:
         return FitResult(steps, last_epoch, score(), sum(p.numel() for p in params), len(tail))
     return FitResult(steps, best["epoch"], best["score"], sum(p.numel() for p in params))
+
+
+def mean_weights(epochs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The mean of one parameter's values over ``epochs``; an entry that never moved (a frozen row) comes
+    back bit for bit, where a float mean of three or more equal numbers may round in its last bit."""
+    stacked = torch.stack(epochs)
+    return torch.where((stacked == stacked[0]).all(0), stacked[0], stacked.mean(0))
 
 
 def cross_entropy_loss(model: nn.Module, data: LabelledSet, augmentation: Augment | None = None,
