@@ -194,6 +194,21 @@ def test_an_erased_enrolment_leaves_no_recorded_copy_of_its_branch(deployed, tin
     assert not any("delta_weight" in e.data for e in recorder.select(adapter="enroll_3"))
 
 
+def test_verify_scores_a_claim_as_the_trials_do_and_rejects_a_revoked_voice(deployed, tiny_speech):
+    hybrid.set_readout(deployed.model, CrossbarConfig.ideal())  # one read gives the same scores every time
+    deployed.calibrate()
+    test = tiny_speech["test"]
+    sample = test.of_classes([1]).x[0]
+    scores = deployed.scores(sample.unsqueeze(0))[0]
+    for name, label in (("ann", 0), ("bob", 1), ("cy", 2)):
+        result = deployed.verify(sample, name)
+        assert result["score"] == float(scores[label])
+        assert result["accept"] == (result["score"] >= deployed.threshold)
+    deployed.revoke("cy", tiny_speech["train"].of_classes([2]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    assert deployed.verify(test.of_classes([2]).x[0], "cy") == {
+        "claim": "cy", "accept": False, "score": float("-inf"), "threshold": deployed.threshold, "reason": "revoked"}
+
+
 def test_bad_samples_get_clear_errors(deployed, tiny_speech):
     deployed.calibrate()
     sample = tiny_speech["test"].x[0]
