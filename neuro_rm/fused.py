@@ -262,7 +262,8 @@ bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
 }
 
 // Whether the tensors `parts`, laid end to end, hold the same bytes as `reference`: 1 yes, 0 no, -1 when
-// `reference` or a part is not a contiguous CPU tensor of one dtype (the caller then compares another way).
+// `reference` or a part is not a contiguous CPU tensor of one dtype whose bytes are its values (a zero tensor
+// holds none, a negated or conjugated view reads its bytes with a flip): the caller then compares values.
 // One memcmp per part and no copy: the staleness check a fused ΔW makes at every inference call.
 int64_t same_bytes(const std::vector<torch::Tensor>& parts, const torch::Tensor& reference) {
   if (!reference.device().is_cpu() || !reference.is_contiguous()) return -1;
@@ -270,7 +271,8 @@ int64_t same_bytes(const std::vector<torch::Tensor>& parts, const torch::Tensor&
   const int64_t item = reference.element_size(), total = reference.numel() * item;
   int64_t offset = 0;
   for (const auto& part : parts) {
-    if (!part.device().is_cpu() || part.scalar_type() != reference.scalar_type() || !part.is_contiguous()) return -1;
+    if (!part.device().is_cpu() || part.scalar_type() != reference.scalar_type() || !part.is_contiguous() ||
+        part._is_zerotensor() || part.is_neg() || part.is_conj() || (part.numel() > 0 && part.data_ptr() == nullptr)) return -1;
     const int64_t size = part.numel() * item;
     if (offset + size > total) return 0;
     if (size > 0 && std::memcmp(part.data_ptr(), ref + offset, size) != 0) return 0;

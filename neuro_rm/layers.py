@@ -244,11 +244,13 @@ class HybridLayer(nn.Module):
         """Erase an adapter: its tensors (and gradients) are zeroed and freed, it is no longer active,
         and no fused ΔW holding it survives.  An optimiser's state for it belongs to the caller: drop it."""
         adapter = self._require(name)
-        delta = adapter.delta_weight().detach()
+        delta = adapter.delta_weight().detach().clone()  # the event's copy: erase zeroes what a view would show
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
         self.write_aware.discard(name)
+        if self._fused_cache is not None:
+            self._fused_cache.wipe()  # its copy of the factor values would outlive the branch in freed memory
         self._fused_cache = None
         self.emit("forget", adapter=name, delta_weight=delta)
 
@@ -455,6 +457,11 @@ class FusedDelta:
         if same >= 0:
             return bool(same)
         return _same_values(torch.cat([p.detach().reshape(-1) for p in factors]), self.values)
+
+    def wipe(self) -> None:
+        """Overwrite the copy of the factor values and the ΔW with zeros (a deleted branch leaves nothing)."""
+        self.values.zero_()
+        self.delta.zero_()
 
     def nbytes(self) -> int:
         """Bytes held beside the model's own tensors: the ΔW and the copy of the factor values."""
@@ -834,7 +841,7 @@ def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
         bits += adapter.bits
         if layer.ledger is not None:
             layer.ledger.post_sram_write(adapter.bits, note=f"adapter {name}")
-        layer.emit(kind, adapter=name, delta_weight=adapter.delta_weight().detach())
+        layer.emit(kind, adapter=name, delta_weight=adapter.delta_weight().detach().clone())
     return bits
 
 

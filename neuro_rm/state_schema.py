@@ -106,6 +106,8 @@ def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
         _require(_strings(spec["layers"]), f"{at}.layers", "a list of layer names")
     active = state.get("active")
     _require(isinstance(active, dict) and all(_strings(v) for v in active.values()), "active", "an object of name lists")
+    fused = state.get("fused", {})  # absent in states saved before fusion was kept
+    _require(isinstance(fused, dict) and all(isinstance(v, bool) for v in fused.values()), "fused", "an object of true/false per layer")
     threshold = state.get("threshold")
     _require(threshold is None or _number(threshold), "threshold", "null or a finite number")
     metadata = state.get("metadata", {})

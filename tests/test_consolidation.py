@@ -186,3 +186,4 @@ def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):
     assert sorted(saved) == sorted(loaded) and all(torch.equal(saved[k], loaded[k]) for k in saved)
     assert [tuple(layer.adapters[STORE].delta_weight().shape) for _, layer in hybrid.hybrid_layers(back.model)] == [(32, 20), (32, 32)]
     assert [layer.active for _, layer in hybrid.hybrid_layers(back.model)] == [layer.active for _, layer in hybrid.hybrid_layers(auth.model)]
+    assert [layer.fused for _, layer in hybrid.hybrid_layers(back.model)] == [True, True]  # read fused, as before the save

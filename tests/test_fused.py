@@ -106,3 +106,5 @@ def test_same_bytes_compares_factors_in_place_and_declines_what_it_cannot_read()
     assert compiled.same_bytes([*parts, torch.zeros(1)], reference) == 0  # more
     assert compiled.same_bytes([parts[0].t(), parts[1]], reference) == -1  # not contiguous: the caller decides
     assert compiled.same_bytes(parts, reference.double()) == -1  # another dtype
+    assert compiled.same_bytes([parts[0], torch._neg_view(parts[1])], reference) == -1  # its bytes are not its values
+    assert compiled.same_bytes([parts[0], torch._efficientzerotensor(5)], reference) == -1  # no bytes at all

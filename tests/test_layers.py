@@ -527,16 +527,25 @@ def test_a_full_rank_branch_adds_its_matrix_read_alone_or_fused_and_is_charged_i
         assert layer.digital_macs["fp32"] == 3 * 6 * 4
         L.fuse_adapters(model)
         fused = model(x)
+        assert layer.digital_macs["fp32"] == 2 * 3 * 6 * 4 + 6 * 4  # and folding it costs in·out once
     assert torch.allclose(alone, base + x @ layer.adapters["full"].b.T, atol=1e-5)
     assert torch.allclose(fused, alone, atol=1e-5)
+    forgotten = []  # a hook sees the forget event's ΔW (the Recorder keeps no copy of it)
+    L.add_hook(model, lambda event: forgotten.append(event.data["delta_weight"].clone()) if event.kind == "forget" else None)
+    held = layer.adapters["full"].delta_weight().detach().clone()
+    L.delete_adapter(model, "full")
+    assert len(forgotten) == 1 and torch.equal(forgotten[0], held) and bool(held.any())  # not the zeroed storage
 
 
 def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
     model = _fused_pair()
     with torch.no_grad():
         model(torch.randn(2, 6))  # builds the fold of a and b
+    caches = [layer._fused_cache for _, layer in L.hybrid_layers(model)]
+    assert all(bool(cache.values.any()) for cache in caches)
     L.delete_adapter(model, "a")
     assert all(layer._fused_cache is None for _, layer in L.hybrid_layers(model))
+    assert not any(bool(cache.values.any() or cache.delta.any()) for cache in caches)  # wiped, not just dropped
 
 
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():

@@ -53,6 +53,7 @@ class Persistence:
             "head_classes": self.model.head.n_classes,
             "adapters": hybrid.adapter_specs(self.model) if self.deployed else {},
             "active": {n: layer.active for n, layer in hybrid.hybrid_layers(self.model)},
+            "fused": {n: layer.fused for n, layer in hybrid.hybrid_layers(self.model)},
             "threshold": self.threshold,
             "metadata": self.metadata,
         }
@@ -106,6 +107,7 @@ class Persistence:
                     hybrid.add_adapter(model, name, config, spec["layers"])
                 for layer_name, layer in hybrid.hybrid_layers(model):
                     layer.set_adapter(state["active"][layer_name])
+                    layer.fuse(state.get("fused", {}).get(layer_name, False))  # as the policy left it
                 hybrid.set_ledger(model, auth.ledger)  # later writes (erasure) are costed like the first ones
             model.load_state_dict(tensors, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
