@@ -146,13 +146,20 @@ def test_after_a_merge_the_branches_left_are_read_one_by_one_where_that_is_cheap
     assert [layer.fused for _, layer in hybrid.hybrid_layers(model)] == [False, False]
 
 
-def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
+def _two_speaker_authenticator(tiny_speech, quick, max_branches):
+    """Speakers 0 and 1 pretrained and deployed (20 inputs, 32 hidden), consolidating beyond ``max_branches``."""
     train, val = tiny_speech["train"], tiny_speech["val"]
-    quick = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
     auth, _ = SpeakerAuthenticator.pretrain(["s0", "s1"], train.of_classes([0, 1]), val.of_classes([0, 1]),
                                             RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
     auth.deploy()
-    auth.consolidation = BranchBudget(max_branches=2, horizon_inferences=None)
+    auth.consolidation = BranchBudget(max_branches=max_branches, horizon_inferences=None)
+    return auth
+
+
+def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
+    auth = _two_speaker_authenticator(tiny_speech, quick, max_branches=2)
     auth.buffers.max_replay, auth.buffers.max_holdout = 60, 40
     for i in range(6):  # re-use the two other voices' samples under new names: the registry grows
         source = 2 + i % 2
@@ -173,10 +180,7 @@ def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):
     state must rebuild it at each layer's own shape."""
     train, val = tiny_speech["train"], tiny_speech["val"]
     quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
-    auth, _ = SpeakerAuthenticator.pretrain(["s0", "s1"], train.of_classes([0, 1]), val.of_classes([0, 1]),
-                                            RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
-    auth.deploy()
-    auth.consolidation = BranchBudget(max_branches=1, horizon_inferences=None)
+    auth = _two_speaker_authenticator(tiny_speech, quick, max_branches=1)
     for i in range(3):
         auth.enroll(f"n{i}", train.of_classes([2 + i % 2]).x[:30], val.of_classes([2 + i % 2]).x[:20], config=quick)
     assert STORE in hybrid.adapter_names(auth.model)
