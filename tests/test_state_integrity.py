@@ -455,6 +455,7 @@ def test_a_non_object_audit_line_gets_one_line(state, capsys):
     (lambda s: s["adapters"].update(x={"rank": 1, "alpha": 1.0, "precision": "fp32", "full_rank": "yes", "layers": []}),
      "adapters.x.full_rank"),
     (lambda s: s["speakers"][0].update(adapter="ghost"), "speakers[0].adapter"),
+    (lambda s: s.update(fused={"fc_in": "yes"}), "fused"),
 ])
 def test_a_signed_state_json_with_a_wrong_type_or_size_is_refused_by_name(state, capsys, change, field):
     _edit_state_json(state, change)
