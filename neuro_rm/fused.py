@@ -289,6 +289,15 @@ _kernel: Any = None
 _tried = False
 
 
+_CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"]
+
+
+def _source_tag() -> str:
+    """A short digest of the kernel's source and flags: a build cache shared by two checkouts must not hand
+    one version's binary to the other (torch decides whether to rebuild by the name's own cache folder)."""
+    return hashlib.sha256((_SOURCE + " ".join(_CFLAGS)).encode()).hexdigest()[:12]
+
+
 def _cpu_tag() -> str:
     """A short digest of this CPU's model and instruction-set flags: the kernel is built with
     ``-march=native``, so a build cache shared between machines (an NFS home) must not hand one CPU's
@@ -327,10 +336,10 @@ def module() -> Any:
                 quiet.setLevel(level)
 
             _kernel = load_inline(
-                name=f"neuro_rm_periphery_{_cpu_tag()}",
+                name=f"neuro_rm_periphery_{_cpu_tag()}_{_source_tag()}",
                 cpp_sources=_SOURCE,
                 functions=["periphery_read", "binary_rows", "normal_fill", "same_bytes"],
-                extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno"],
+                extra_cflags=_CFLAGS,
             )
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery
             warnings.warn(f"neuro_rm: fused periphery kernel unavailable ({type(error).__name__}); using eager torch",

@@ -141,6 +141,8 @@ class HybridLayer(nn.Module):
         if not isinstance(on, bool):
             raise TypeError(f"fuse takes True or False, got {on!r}")
         self.fused = on
+        if self._fused_cache is not None:
+            self._fused_cache.wipe()
         self._fused_cache = None
 
     @contextmanager
@@ -173,6 +175,8 @@ class HybridLayer(nn.Module):
         factors = tuple(p for a in adapters for p in a.held)
         cache = self._fused_cache
         if cache is None or not cache.holds(key, factors):
+            if cache is not None:
+                cache.wipe()  # the old copy may hold a branch that is gone or changed
             with torch.no_grad():
                 delta = sum(self._applied_delta(name) for name in self.active)
                 precision = widest([a.precision for a in adapters])
@@ -459,7 +463,8 @@ class FusedDelta:
         return _same_values(torch.cat([p.detach().reshape(-1) for p in factors]), self.values)
 
     def wipe(self) -> None:
-        """Overwrite the copy of the factor values and the ΔW with zeros (a deleted branch leaves nothing)."""
+        """Overwrite the copy of the factor values and the ΔW with zeros before the cache is dropped or
+        replaced: freed memory keeps no copy of a branch (a deleted one, or one since rewritten)."""
         self.values.zero_()
         self.delta.zero_()
 

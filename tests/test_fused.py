@@ -94,6 +94,13 @@ def test_spike_check_agrees_with_the_eager_one(values, binary, monkeypatch):
         assert torch.equal(compiled, eager) and torch.equal(compiled, x.sum(dim=-1, keepdim=True))
 
 
+def test_the_kernel_is_cached_under_a_name_that_follows_its_source(monkeypatch):
+    """Two checkouts sharing one build cache must not load each other's binary."""
+    tag = fused._source_tag()
+    monkeypatch.setattr(fused, "_SOURCE", fused._SOURCE + "// changed\n")
+    assert fused._source_tag() != tag
+
+
 def test_same_bytes_compares_factors_in_place_and_declines_what_it_cannot_read():
     parts = [torch.randn(3, 4), torch.randn(5)]
     reference = torch.cat([p.reshape(-1) for p in parts])

@@ -530,10 +530,16 @@ def test_a_full_rank_branch_adds_its_matrix_read_alone_or_fused_and_is_charged_i
         assert layer.digital_macs["fp32"] == 2 * 3 * 6 * 4 + 6 * 4  # and folding it costs in·out once
     assert torch.allclose(alone, base + x @ layer.adapters["full"].b.T, atol=1e-5)
     assert torch.allclose(fused, alone, atol=1e-5)
-    forgotten = []  # a hook sees the forget event's ΔW (the Recorder keeps no copy of it)
-    L.add_hook(model, lambda event: forgotten.append(event.data["delta_weight"].clone()) if event.kind == "forget" else None)
+    events = []  # what a hook is handed (the Recorder keeps no copy of a forget event's ΔW)
+    L.add_hook(model, lambda event: events.append(event))
+    held = layer.adapters["full"].delta_weight().detach().clone()
+    L.commit_adapter(model, "full", "potentiate")
+    with torch.no_grad():
+        layer.adapters["full"].b.mul_(3.0)  # trained further after the commit
+    assert torch.equal(events[-1].data["delta_weight"], held)  # the event keeps what was committed
     held = layer.adapters["full"].delta_weight().detach().clone()
     L.delete_adapter(model, "full")
+    forgotten = [e.data["delta_weight"] for e in events if e.kind == "forget"]
     assert len(forgotten) == 1 and torch.equal(forgotten[0], held) and bool(held.any())  # not the zeroed storage
 
 
@@ -546,6 +552,20 @@ def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
     L.delete_adapter(model, "a")
     assert all(layer._fused_cache is None for _, layer in L.hybrid_layers(model))
     assert not any(bool(cache.values.any() or cache.delta.any()) for cache in caches)  # wiped, not just dropped
+
+
+def test_a_replaced_or_unfused_cache_is_wiped():
+    model = _fused_pair()
+    x = torch.randn(2, 6)
+    with torch.no_grad():
+        model(x)
+        first = model[0]._fused_cache
+        L.adapter_parameters(model, "a")[1].mul_(2.0)  # a rewrite: the next read rebuilds
+        model(x)
+        second = model[0]._fused_cache
+    assert second is not first and not bool(first.values.any() or first.delta.any())
+    L.fuse_adapters(model, False)
+    assert not bool(second.values.any() or second.delta.any())
 
 
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():
