@@ -141,9 +141,7 @@ class HybridLayer(nn.Module):
         if not isinstance(on, bool):
             raise TypeError(f"fuse takes True or False, got {on!r}")
         self.fused = on
-        if self._fused_cache is not None:
-            self._fused_cache.wipe()
-        self._fused_cache = None
+        self._drop_fused()
 
     @contextmanager
     def steady_reads(self) -> Iterator[None]:
@@ -160,6 +158,12 @@ class HybridLayer(nn.Module):
         finally:
             self.steady -= 1
             self._fused_checked = self._fused_checked and self.steady > 0
+
+    def _drop_fused(self) -> None:
+        """Forget the fused ΔW, wiped first: its copy of the factor values would outlive a branch in freed memory."""
+        if self._fused_cache is not None:
+            self._fused_cache.wipe()
+        self._fused_cache = None
 
     def unfuse(self) -> None:
         _deprecated("unfuse", "fuse(False)")
@@ -253,9 +257,7 @@ class HybridLayer(nn.Module):
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]
         self.write_aware.discard(name)
-        if self._fused_cache is not None:
-            self._fused_cache.wipe()  # its copy of the factor values would outlive the branch in freed memory
-        self._fused_cache = None
+        self._drop_fused()
         self.emit("forget", adapter=name, delta_weight=delta)
 
     def set_adapter(self, names: str | Iterable[str]) -> None:
@@ -441,6 +443,11 @@ def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
+def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The values of ``tensors`` end to end, in a new tensor (never a view of one of them)."""
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
 class FusedDelta:
     """The active branches folded into one ΔW, and what it was built from, so that a read can tell whether
     it is stale.  It compares the factors' stored values, not their version counters: writes through
@@ -450,7 +457,7 @@ class FusedDelta:
 
     def __init__(self, key: tuple, factors: tuple[torch.Tensor, ...], delta: torch.Tensor, precision: str) -> None:
         self.key, self.factors, self.delta, self.precision = key, factors, delta, precision
-        self.values = torch.cat([p.detach().reshape(-1) for p in factors])  # a copy, never a view of a factor
+        self.values = _flat_copy(factors)
 
     def holds(self, key: tuple, factors: tuple[torch.Tensor, ...]) -> bool:
         """Whether this ΔW is still the fold of ``factors`` under ``key`` (settings, active set)."""
@@ -460,7 +467,7 @@ class FusedDelta:
         same = compiled.same_bytes(list(factors), self.values) if compiled is not None else -1
         if same >= 0:
             return bool(same)
-        return _same_values(torch.cat([p.detach().reshape(-1) for p in factors]), self.values)
+        return _same_values(_flat_copy(factors), self.values)
 
     def wipe(self) -> None:
         """Overwrite the copy of the factor values and the ΔW with zeros before the cache is dropped or
