@@ -108,6 +108,9 @@ def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
     _require(isinstance(active, dict) and all(_strings(v) for v in active.values()), "active", "an object of name lists")
     fused = state.get("fused", {})  # absent in states saved before fusion was kept
     _require(isinstance(fused, dict) and all(isinstance(v, bool) for v in fused.values()), "fused", "an object of true/false per layer")
+    caps = state.get("buffer_caps", {})  # absent in states saved before the caps were kept
+    _require(isinstance(caps, dict) and set(caps) <= {"replay", "holdout"} and all(_int(v, 1) for v in caps.values()),
+             "buffer_caps", "an object with integer replay and holdout caps >= 1")
     threshold = state.get("threshold")
     _require(threshold is None or _number(threshold), "threshold", "null or a finite number")
     metadata = state.get("metadata", {})

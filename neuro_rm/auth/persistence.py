@@ -56,9 +56,9 @@ class Persistence:
             "fused": {n: layer.fused for n, layer in hybrid.hybrid_layers(self.model)},
             "threshold": self.threshold,
             "metadata": self.metadata,
+            "buffer_caps": {"replay": self.buffers.max_replay, "holdout": self.buffers.max_holdout},
         }
-        buffers = {"replay_x": self.buffers.replay.x, "replay_y": self.buffers.replay.y,
-                   "holdout_x": self.buffers.holdout.x, "holdout_y": self.buffers.holdout.y}
+        buffers = {f"{name}_{part}": getattr(self.buffers.held(name), part) for name in Buffers.NAMES for part in "xy"}
         where = str(Path(folder).resolve())
         self._snapshots[where] = save_snapshot(folder, {
             "state.json": encode_json(state),
@@ -93,8 +93,9 @@ class Persistence:
             model.head.resize(state["head_classes"])
             records = [SpeakerRecord(**r) for r in state["speakers"]]
             buffers_t = decode_tensors(files["buffers.safetensors"], "buffers.safetensors")
-            buffers = Buffers(LabelledSet(buffers_t["replay_x"], buffers_t["replay_y"]),
-                              LabelledSet(buffers_t["holdout_x"], buffers_t["holdout_y"]))
+            caps = state.get("buffer_caps", {})  # absent in states saved before the caps were kept: the defaults
+            buffers = Buffers(*(LabelledSet(buffers_t[f"{name}_x"], buffers_t[f"{name}_y"]) for name in Buffers.NAMES),
+                              **{f"max_{name}": caps[name] for name in caps})
             auth = cls(model, [r.name for r in records], buffers)
             auth.registry = {r.name: r for r in records}
             if state["device"] is not None:
@@ -114,7 +115,7 @@ class Persistence:
             what = f"no entry {error}" if isinstance(error, KeyError) else error
             raise CorruptStateError(f"state in {folder} does not describe a valid model: {what}") from None
         model.to(where).eval()
-        auth.buffers = Buffers(auth.buffers.replay.to(where), auth.buffers.holdout.to(where))
+        auth.buffers = auth.buffers.to(where)
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])

@@ -11,10 +11,10 @@ import torch
 
 from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
+from neuro_rm.data.labelled import LabelledSet, pack_frames
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy
-from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.placement import model_device
 from neuro_rm.learning.train import FitResult
 from neuro_rm.models.rsnn import SpeakerRSNN
@@ -34,30 +34,68 @@ class SpeakerRecord:
     adapter: str | None = None  # the branch that enrolled this speaker, if not the backbone
 
 
-@dataclass
+class _PackedSamples:
+    """A ``LabelledSet`` attribute held with its frames packed (``pack_frames``: spike counts in a byte each)
+    and handed out as float32 frames, the type every model step takes."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, buffers: Buffers | None, owner: type | None = None) -> LabelledSet | _PackedSamples:
+        if buffers is None:
+            return self
+        held = getattr(buffers, self.slot)
+        return LabelledSet(held.x.float(), held.y)
+
+    def __set__(self, buffers: Buffers, samples: LabelledSet) -> None:
+        setattr(buffers, self.slot, LabelledSet(pack_frames(samples.x), samples.y))
+
+
 class Buffers:
     """Small per-speaker sample buffers kept on the device: replay for training, holdout for selection.
 
     Each holds at most ``max_replay`` / ``max_holdout`` samples in all, shared evenly by the speakers, so
-    memory and the work of every later enrolment stay flat however many voices are enrolled.
+    memory and the work of every later enrolment stay flat however many voices are enrolled. The frames
+    are kept packed (a byte per spike count) and read out as float32.
     """
 
-    replay: LabelledSet
-    holdout: LabelledSet
-    max_replay: int = 4096
-    max_holdout: int = 2048
+    replay = _PackedSamples()
+    holdout = _PackedSamples()
+    NAMES = ("replay", "holdout")
+
+    def __init__(self, replay: LabelledSet, holdout: LabelledSet, max_replay: int = 4096, max_holdout: int = 2048) -> None:
+        for name, cap in (("max_replay", max_replay), ("max_holdout", max_holdout)):
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ValueError(f"{name} must be an integer >= 1 (samples kept), got {cap!r}")
+        self.replay, self.holdout = replay, holdout
+        self.max_replay, self.max_holdout = max_replay, max_holdout
+
+    def held(self, name: str) -> LabelledSet:
+        """The ``replay`` or ``holdout`` samples as they are kept (frames packed), for saving and sizing."""
+        return getattr(self, f"_{name}")
+
+    def nbytes(self) -> int:
+        """Bytes the buffers hold."""
+        return sum(t.numel() * t.element_size() for name in self.NAMES for t in (self.held(name).x, self.held(name).y))
+
+    def to(self, device: torch.device | str) -> Buffers:
+        """The same buffers, caps included, on ``device``."""
+        return Buffers(*(self.held(name).to(device) for name in self.NAMES), self.max_replay, self.max_holdout)
+
+    def _keep(self, name: str, samples: LabelledSet) -> None:
+        setattr(self, f"_{name}", samples)  # already packed: a subset of what is held
 
     def drop(self, label: int) -> None:
-        self.replay = self.replay.without_classes([label])
-        self.holdout = self.holdout.without_classes([label])
+        for name in self.NAMES:
+            self._keep(name, self.held(name).without_classes([label]))
 
     def bound(self) -> None:
         """Thin both buffers evenly over their speakers down to their caps."""
-        for name, cap in (("replay", self.max_replay), ("holdout", self.max_holdout)):
-            held = getattr(self, name)
+        for name, cap in zip(self.NAMES, (self.max_replay, self.max_holdout), strict=True):
+            held = self.held(name)
             speakers = len(torch.unique(held.y))
             if len(held) > cap and speakers:
-                setattr(self, name, held.subsample(max(1, cap // speakers)))
+                self._keep(name, held.subsample(max(1, cap // speakers)))
 
 
 @dataclass

@@ -6,6 +6,24 @@ from dataclasses import dataclass
 
 import torch
 
+# Integer types a set of frames is packed into, narrowest first (``pack_frames``).
+_PACKED_DTYPES = (torch.uint8, torch.int16)
+
+
+def pack_frames(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the narrowest integer type that holds every value exactly, or ``x`` itself if none does.
+
+    Spike-count frames are small non-negative integers: a kept set of them needs a byte a value, not
+    float32's four, and loses nothing (``x.float()`` gives the same frames back)."""
+    if x.numel() == 0:
+        return x.to(_PACKED_DTYPES[0])
+    lowest, highest = x.min(), x.max()
+    for dtype in _PACKED_DTYPES:
+        info = torch.iinfo(dtype)
+        if lowest >= info.min and highest <= info.max and torch.equal(x.to(dtype).to(x.dtype), x):
+            return x.to(dtype)
+    return x
+
 
 @dataclass
 class LabelledSet:
