@@ -137,8 +137,16 @@ def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech,
     assert all(f.steps > 0 for f in erased.fits + erased.readouts)
     made = erased.branch_params * sum(f.steps for f in erased.fits) + erased.row_params * sum(r.steps for r in erased.readouts)
     assert loaded.ledger.count("train.updates") - updates == made
-    # row writes: the 2 retained rows re-learnt in each round, and the voiceprint put back before the second
-    assert loaded.ledger.count("write.sram") - bits == report.extra["write_bits"] == (2 * 2 + 1) * row * 32
+    # row writes: in each round the voice's row erased and the 2 retained rows re-learnt; the voiceprint put back before the second
+    assert loaded.ledger.count("write.sram") - bits == report.extra["write_bits"] == (2 * (1 + 2) + 1) * row * 32
+
+
+def test_a_suspension_charges_its_branch_and_the_erased_readout_row(deployed, tiny_speech):
+    before = deployed.ledger.count("write.sram")
+    report = deployed.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    branch_bits = sum(p.numel() for p in hybrid.adapter_parameters(deployed.model, "revoke_1")) * 32  # fp32
+    row_bits = (deployed.model.head.in_features + 1) * 32  # the voice's row zeroed, its bias set
+    assert report.extra["write_bits"] == branch_bits + row_bits == deployed.ledger.count("write.sram") - before
 
 
 def test_a_suspended_voice_is_rejected_like_an_impostor(revoked_bob, tiny_speech):

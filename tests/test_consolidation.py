@@ -60,6 +60,18 @@ def test_folds_keep_outputs_fused_and_unfused_and_bound_the_branches(precision):
     assert (_out(control, x) - reference).abs().max() > 100 * 1e-5
 
 
+def test_a_fold_charges_the_rewrite_of_store_and_the_forming_of_each_delta():
+    model = _model_with_branches()
+    layers = [layer for _, layer in hybrid.hybrid_layers(model)]
+    ledger = layers[0].ledger
+    forming = sum(layer.adapters[name].delta_macs() for layer in layers for name in NAMES[:3])
+    sram, macs = ledger.count("write.sram"), sum(sum(layer.digital_macs.values()) for layer in layers)
+    consolidation.fold_branches(model, NAMES[:3])
+    store_bits = sum(layer.adapters[STORE].b.numel() for layer in layers) * 32  # fp32, every entry rewritten
+    assert ledger.count("write.sram") - sram == store_bits
+    assert sum(sum(layer.digital_macs.values()) for layer in layers) - macs == forming
+
+
 def test_a_second_fold_that_replaced_store_is_caught(monkeypatch):
     """Positive control for the second fold above: a fold that overwrites ``store`` keeps the first fold's
     outputs and loses them at the second."""

@@ -137,17 +137,18 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             params = self._new_adapter(branch, adapter)
             result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
             self._forget_record(rec)
+            row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
             report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
-                                  method=config.method, mode=mode)
+                                  row_bits, method=config.method, mode=mode)
         else:
             erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
             joules_before = self.ledger.joules("write")
             erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{rec.label}", f"erase {name}")
             self._forget_record(rec)
-            rounds = len(erased.fits)  # each round re-learns the retained rows; rounds after the first put the voiceprint back
-            head_bits = self.ledger.post_row_write(rounds * len(keep) + rounds - 1, self.model.head.in_features + 1,
-                                                   note=f"erase {name}: readout rows")
+            # each round erases the voice's row and re-learns the retained rows; rounds after the first put the voiceprint back
+            rounds = len(erased.fits)
+            head_bits = self._post_rows(rounds * len(keep) + 2 * rounds - 1, f"erase {name}: readout rows")
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.branch_params, steps, note=f"erase {name}: forget branches")
             self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"erase {name}: readout rows")
@@ -158,6 +159,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
                               holdout_accuracy=report.holdout_accuracy, **report.extra)
         return report
+
+    def _post_rows(self, rows: int, note: str) -> int:
+        """Charge ``rows`` readout rows (weights and bias) written to SRAM; returns the bits."""
+        return self.ledger.post_row_write(rows, self.model.head.in_features + 1, note=note)
 
     def _forget_record(self, rec: SpeakerRecord) -> None:
         """What every revocation drops: the voiceprint (readout row) and the buffered samples."""
