@@ -66,12 +66,14 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
     return rows
 
 
-def _state_bytes(auth: SpeakerAuthenticator) -> int:
-    """Bytes of the tensors the authenticator holds: the model's state, the buffers as kept (packed), and the
-    fused-ΔW caches (the dense ΔW, the copy of the factor values it was built from, the check's scratch buffer)."""
-    caches = [layer._fused_cache for _, layer in hybrid.hybrid_layers(auth.model) if layer._fused_cache is not None]
-    return (sum(t.numel() * t.element_size() for t in auth.model.state_dict().values()) + auth.buffers.nbytes()
-            + sum(cache.nbytes() for cache in caches))
+def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float]:
+    """(state, buffers, everything held) in MiB.  State, the count this table has always used: the model's
+    tensors, the buffers as kept (packed) and the fused-ΔW caches (the dense ΔW and the copy of the factor
+    values it was built from); everything held adds the crossbars' read caches and work buffers
+    (``SpeakerAuthenticator.memory``)."""
+    held = auth.memory()
+    fused = sum(layer._fused_cache.nbytes() for _, layer in hybrid.hybrid_layers(auth.model) if layer._fused_cache is not None)
+    return (held["model"] + held["buffers"] + fused) / 2**20, held["buffers"] / 2**20, held["total"] / 2**20
 
 
 def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> tuple[float, float]:
@@ -121,7 +123,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
                 rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_j,
-                                     _state_bytes(auth) / 2**20, auth.buffers.nbytes() / 2**20, statistics.median(t for t, _ in recent),
+                                     *_memory_mib(auth), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), revoke_s, revoke_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
@@ -189,7 +191,7 @@ def main() -> None:
             rows = many_speakers(corpus, args.enroll_epochs, args.replay, checkpoints)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     "utterances; thread CPU seconds; enroll = median of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB", "buffers MiB",
+                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB", "buffers MiB", "all held MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",

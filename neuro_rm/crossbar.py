@@ -115,6 +115,9 @@ _REFERENCE_VECTORS, _REFERENCE_SEED = 64, 20_240_601
 # Reads without autograd go through the periphery this many tile sums at a time (1 MB: cache-sized).
 _CHUNK_ELEMENTS = 1 << 18
 _EMPTY = torch.empty(0)  # an absent optional tensor, for the compiled kernel
+# A work buffer is reallocated smaller once it holds more than this many times a read's need, and more than
+# this floor of elements (64 kB of float32: below it, keeping one costs less than reallocating it).
+SCRATCH_SLACK, SCRATCH_FLOOR = 4, 1 << 14
 
 
 def noise_key(generator: torch.Generator) -> int:
@@ -491,9 +494,12 @@ class Crossbar(nn.Module):
         return self._buffer(name, size, like)[:size].view(shape)
 
     def _buffer(self, name: str, size: int, like: torch.Tensor) -> torch.Tensor:
-        """The flat work buffer behind ``_scratch``: at least ``size`` elements of ``like``'s kind."""
+        """The flat work buffer behind ``_scratch``: at least ``size`` elements of ``like``'s kind, and not
+        more than ``SCRATCH_SLACK`` times that (beyond a small floor), so one large batch (a calibration, an
+        evaluation) does not pin its work memory for every later small read."""
         flat = self._scratch_buffers.get(name)
-        if flat is None or flat.numel() < size or flat.dtype != like.dtype or flat.device != like.device:
+        oversized = flat is not None and flat.numel() > SCRATCH_SLACK * max(size, SCRATCH_FLOOR)
+        if flat is None or oversized or flat.numel() < size or flat.dtype != like.dtype or flat.device != like.device:
             flat = self._scratch_buffers[name] = torch.empty(size, dtype=like.dtype, device=like.device)
         return flat
 
@@ -690,7 +696,7 @@ class Crossbar(nn.Module):
         y = torch.empty(x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
         weights = self._adc_weights(x.dtype) if adc else self.weight().to(x.dtype).t()
         gain = None if gain is None else gain.to(y.dtype).expand(self.out_features).contiguous()
-        step = max(1, _CHUNK_ELEMENTS // (self.row_tiles * self.out_features))
+        step = max(1, min(len(x), _CHUNK_ELEMENTS // (self.row_tiles * self.out_features)))  # rows a chunk
         compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
         if compiled is not None:
             variance = self._scratch("var", tuple(y.shape), x) if noisy else None

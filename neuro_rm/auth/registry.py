@@ -17,6 +17,7 @@ from neuro_rm.energy import Ledger
 from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy
 from neuro_rm.learning.placement import model_device
 from neuro_rm.learning.train import FitResult
+from neuro_rm.memory import storages
 from neuro_rm.models.rsnn import SpeakerRSNN
 
 ENROLLED, REVOKED = "enrolled", "revoked"
@@ -155,6 +156,15 @@ class Registry:
         if rec.status == REVOKED:
             raise ValueError(f"speaker {name!r} is already revoked")
         return rec
+
+    def memory(self) -> dict[str, int]:
+        """Bytes of tensor memory this authenticator keeps, by part: ``model`` (its state: weights, cells,
+        branches, readout), ``buffers`` (as kept, packed), ``caches`` (everything else the model holds: the
+        crossbars' read caches and work buffers, fused ΔWs and what their checks compare), and ``total``."""
+        state = storages(list(self.model.state_dict(keep_vars=True).values()))
+        caches = {key: size for key, size in storages(self.model).items() if key not in state}
+        return {"model": sum(state.values()), "buffers": self.buffers.nbytes(), "caches": sum(caches.values()),
+                "total": sum(storages(self.model, self.buffers).values())}
 
     @property
     def deployed(self) -> bool:

@@ -1,0 +1,47 @@
+"""What an authenticator keeps in memory: counted by walking it, and not pinned by one large batch."""
+
+import types
+
+import torch
+
+from neuro_rm import crossbar
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.learning import TrainConfig, predict_logits
+from neuro_rm.memory import storages
+from neuro_rm.models import RSNNConfig
+
+
+def test_each_storage_is_counted_once_whoever_holds_it():
+    weight = torch.nn.Parameter(torch.zeros(100))
+    weight.grad = torch.ones(100)
+    holder = types.SimpleNamespace(a=weight, view=weight[10:20], both=[weight, {"again": weight}], library=torch)
+    found = storages(holder)
+    assert sorted(found.values()) == [400, 400]  # the weight (its view is the same storage) and its gradient
+    assert sum(storages(holder, torch.zeros(3)).values()) == 812
+
+
+def _deployed(tiny_speech):
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    auth, _ = SpeakerAuthenticator.pretrain(["a", "b", "c"], train.of_classes([0, 1, 2]), val.of_classes([0, 1, 2]),
+                                            RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=3), TrainConfig(epochs=1))
+    auth.deploy()
+    return auth
+
+
+def _caches_after_a_large_batch_then_one_sample(auth, frames):
+    with torch.no_grad():
+        auth.model.eval()(frames.repeat(20, 1, 1))  # 4,800 samples in one read (an evaluation, a calibration)
+    large = auth.memory()["caches"]
+    predict_logits(auth.model, frames[:1])
+    return large, auth.memory()
+
+
+def test_one_large_batch_does_not_pin_its_work_memory(tiny_speech, monkeypatch):
+    auth, frames = _deployed(tiny_speech), tiny_speech["test"].x
+    large, after = _caches_after_a_large_batch_then_one_sample(auth, frames)
+    assert after["total"] == after["model"] + after["buffers"] + after["caches"]
+    assert after["caches"] < large / 4
+    # positive control: buffers that are never made smaller keep the large batch's work memory
+    monkeypatch.setattr(crossbar, "SCRATCH_SLACK", 10**9)
+    kept_large, kept = _caches_after_a_large_batch_then_one_sample(_deployed(tiny_speech), frames)
+    assert kept["caches"] > kept_large / 2
