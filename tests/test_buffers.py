@@ -36,6 +36,13 @@ def test_buffers_hold_spike_counts_in_a_byte_and_hand_back_the_same_frames(tiny_
     assert buffers.nbytes() - label_bytes == (float_bytes - label_bytes) // 4
 
 
+def test_frames_that_cannot_be_packed_come_back_as_they_were_given(tiny_speech):
+    train = tiny_speech["train"]
+    scaled = LabelledSet(train.x.double() / 3, train.y)  # float64, not whole numbers
+    buffers = Buffers(scaled, tiny_speech["val"])
+    assert buffers.replay.x.dtype == torch.float64 and torch.equal(buffers.replay.x, scaled.x)
+
+
 def test_bad_caps_are_refused_by_name(tiny_speech):
     with pytest.raises(ValueError, match="max_holdout"):
         Buffers(tiny_speech["train"], tiny_speech["val"], max_holdout=0)

@@ -37,7 +37,8 @@ class SpeakerRecord:
 
 class _PackedSamples:
     """A ``LabelledSet`` attribute held with its frames packed (``pack_frames``: spike counts in a byte each)
-    and handed out as float32 frames, the type every model step takes."""
+    and handed out as float32 frames, the type every model step takes (frames that could not be packed are
+    handed out as they were given)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_{name}"
@@ -46,7 +47,7 @@ class _PackedSamples:
         if buffers is None:
             return self
         held = getattr(buffers, self.slot)
-        return LabelledSet(held.x.float(), held.y)
+        return held if held.x.is_floating_point() else LabelledSet(held.x.float(), held.y)  # frames not packed: as given
 
     def __set__(self, buffers: Buffers, samples: LabelledSet) -> None:
         setattr(buffers, self.slot, LabelledSet(pack_frames(samples.x), samples.y))
