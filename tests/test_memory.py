@@ -45,3 +45,11 @@ def test_one_large_batch_does_not_pin_its_work_memory(tiny_speech, monkeypatch):
     monkeypatch.setattr(crossbar, "SCRATCH_SLACK", 10**9)
     kept_large, kept = _caches_after_a_large_batch_then_one_sample(_deployed(tiny_speech), frames)
     assert kept["caches"] > kept_large / 2
+
+
+def test_training_leaves_no_gradient_behind(tiny_speech):
+    auth = _deployed(tiny_speech)
+    trained = auth.enroll("dee", tiny_speech["train"].of_classes([3]).x, tiny_speech["val"].of_classes([3]).x, TrainConfig(epochs=1))
+    assert trained.fit.steps > 0
+    assert [name for name, p in auth.model.named_parameters() if p.grad is not None] == []
+    assert auth.memory()["model"] == sum(t.numel() * t.element_size() for t in auth.model.state_dict().values())

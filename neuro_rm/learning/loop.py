@@ -100,4 +100,9 @@ def optimize(
                 record.steps = steps
             if after_epoch is not None and after_epoch(epoch):
                 break
+    with torch.no_grad():  # a trained parameter keeps no gradient: memory, and a trace of the last batch
+        for p in params:
+            if p.grad is not None:
+                p.grad.zero_()
+                p.grad = None
     return steps
