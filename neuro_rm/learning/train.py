@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -105,7 +106,8 @@ def fit(
         return stop.update(epoch, value)
 
     model.train()
-    steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)
+    with _only_trained(model, params):
+        steps = optimize(params, batch_loss, n_samples, config, after_epoch, description)
     kept = [mean_weights(epochs) for epochs in zip(*tail, strict=True)] if tail else best["state"]
     with torch.no_grad():
         for p, value in zip(params, kept, strict=True):
@@ -114,6 +116,21 @@ def fit(
     if tail:
         return FitResult(steps, last_epoch, score(), sum(p.numel() for p in params), len(tail))
     return FitResult(steps, best["epoch"], best["score"], sum(p.numel() for p in params))
+
+
+@contextmanager
+def _only_trained(model: nn.Module, params: list[nn.Parameter]) -> Iterator[None]:
+    """Every parameter of ``model`` outside ``params`` frozen while they train: backward spends no work on
+    it and leaves no gradient on it (older branches, the backbone's readout rows outside ``params``)."""
+    trained = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def mean_weights(epochs: tuple[torch.Tensor, ...]) -> torch.Tensor:
