@@ -21,6 +21,7 @@ MAX_CLASSES = 1 << 12  # speakers ever registered
 MAX_PARAMETERS = 10**8  # weights of the backbone and readout together
 MAX_RANK = 1 << 12
 MAX_COUNT = 10**12  # any other integer setting (endurance cycles, pulses)
+MAX_BUFFER_CAP = 10**9  # samples a replay or holdout buffer may be allowed to keep
 STATUSES = ("enrolled", "revoked")
 
 
@@ -109,8 +110,8 @@ def check_state(state: object, stored_values: int = MAX_PARAMETERS) -> None:
     fused = state.get("fused", {})  # absent in states saved before fusion was kept
     _require(isinstance(fused, dict) and all(isinstance(v, bool) for v in fused.values()), "fused", "an object of true/false per layer")
     caps = state.get("buffer_caps", {})  # absent in states saved before the caps were kept
-    _require(isinstance(caps, dict) and set(caps) <= {"replay", "holdout"} and all(_int(v, 1) for v in caps.values()),
-             "buffer_caps", "an object with integer replay and holdout caps >= 1")
+    _require(isinstance(caps, dict) and set(caps) <= {"replay", "holdout"} and all(_int(v, 1, MAX_BUFFER_CAP) for v in caps.values()),
+             "buffer_caps", f"an object with integer replay and holdout caps from 1 to {MAX_BUFFER_CAP}")
     threshold = state.get("threshold")
     _require(threshold is None or _number(threshold), "threshold", "null or a finite number")
     metadata = state.get("metadata", {})

@@ -118,27 +118,28 @@ def revoked_bob(deployed, tiny_speech):
     return deployed
 
 
-def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rounds", [2, 3])
+def test_an_erasure_after_loading_is_costed_in_the_ledger(deployed, tiny_speech, tmp_path, monkeypatch, rounds):
     deployed.save(tmp_path)
     loaded = SpeakerAuthenticator.load(tmp_path)
     ran = []
     monkeypatch.setattr(lifecycle, "erase_classes", lambda *a, **k: ran.append(erase.erase_classes(*a, **k)) or ran[-1])
     monkeypatch.setattr(erase, "branch_off_accuracy", lambda *a, **k: 1.0)  # the self-check never passes: every round runs
     updates, bits = loaded.ledger.count("train.updates"), loaded.ledger.count("write.sram")
-    config = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=2, layers=("fc_in",),
+    config = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=rounds, layers=("fc_in",),
                                readout=TrainConfig(epochs=3, lr=3e-3, batch_size=32))
-    with pytest.warns(UserWarning, match="after 2 rounds"):
+    with pytest.warns(UserWarning, match=f"after {rounds} rounds"):
         report = loaded.revoke("bob", tiny_speech["train"].of_classes([1]).x, mode="erase", erase=config)
     assert report.extra["write_pulses"] == loaded.ledger.count("write.rm_pulse") > 0
     # the updates made: each round's branch over its own steps, the retained rows over theirs (not every step at both sizes)
     erased, row = ran[0], loaded.model.head.in_features + 1
-    assert len(erased.fits) == len(erased.readouts) == 2 and erased.row_params == 2 * row
+    assert len(erased.fits) == len(erased.readouts) == rounds and erased.row_params == 2 * row
     assert erased.branch_params == config.rank * (20 + 32)  # a rank-8 branch on fc_in (20 inputs, 32 neurons)
     assert all(f.steps > 0 for f in erased.fits + erased.readouts)
     made = erased.branch_params * sum(f.steps for f in erased.fits) + erased.row_params * sum(r.steps for r in erased.readouts)
     assert loaded.ledger.count("train.updates") - updates == made
-    # row writes: in each round the voice's row erased and the 2 retained rows re-learnt; the voiceprint put back before the second
-    assert loaded.ledger.count("write.sram") - bits == report.extra["write_bits"] == (2 * (1 + 2) + 1) * row * 32
+    # row writes: in each round the voice's row erased and the 2 retained rows re-learnt; the voiceprint put back before every later one
+    assert loaded.ledger.count("write.sram") - bits == report.extra["write_bits"] == (rounds * (1 + 2) + rounds - 1) * row * 32
 
 
 def test_a_suspension_charges_its_branch_and_the_erased_readout_row(deployed, tiny_speech):

@@ -1,5 +1,6 @@
 """The replay and holdout buffers an authenticator keeps: packed exactly, bounded, and saved with their caps."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,11 +19,13 @@ QUICK = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
     (torch.tensor([[0.5, 1.0]]), torch.float32),  # fractions: no integer type holds them
     (torch.tensor([[1.0, float("nan")]]), torch.float32),
     (torch.tensor([[40000.0, 1.0]]), torch.float32),  # past int16
+    (torch.tensor([[-0.0, 1.0]]), torch.float32),  # a negative zero would come back positive
 ])
 def test_frames_are_packed_only_where_every_value_survives(frames, dtype):
     packed = pack_frames(frames)
     assert packed.dtype == dtype
     assert torch.equal(packed.float(), frames) or torch.isnan(frames).any()
+    assert torch.equal(torch.signbit(packed.float()), torch.signbit(frames))
 
 
 def test_buffers_hold_spike_counts_in_a_byte_and_hand_back_the_same_frames(tiny_speech):
@@ -43,9 +46,27 @@ def test_frames_that_cannot_be_packed_come_back_as_they_were_given(tiny_speech):
     assert buffers.replay.x.dtype == torch.float64 and torch.equal(buffers.replay.x, scaled.x)
 
 
-def test_bad_caps_are_refused_by_name(tiny_speech):
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64, torch.int64])
+def test_frames_come_back_in_the_type_they_were_given_and_as_a_copy(tiny_speech, dtype):
+    train = tiny_speech["train"]
+    given = LabelledSet(train.x.to(dtype) * (1 << 20 if dtype == torch.int64 else 1), train.y)  # past float32's integers
+    expected = given.x.clone()
+    buffers = Buffers(given, tiny_speech["val"])
+    handed = buffers.replay.x
+    assert handed.dtype == dtype and torch.equal(handed, expected)
+    handed.add_(1)  # a write to what was handed out reaches neither the buffer nor the caller's tensor
+    assert torch.equal(buffers.replay.x, expected) and torch.equal(buffers.to("cpu").replay.x, expected)
+
+
+def test_bad_caps_are_refused_by_name_whenever_they_are_set(tiny_speech):
     with pytest.raises(ValueError, match="max_holdout"):
         Buffers(tiny_speech["train"], tiny_speech["val"], max_holdout=0)
+    buffers = Buffers(tiny_speech["train"], tiny_speech["val"])
+    for bad in (0, -1, 2.5, True, "9", 10**30):
+        with pytest.raises(ValueError, match="max_replay"):
+            buffers.max_replay = bad
+    buffers.max_replay = np.int64(7)  # any integer type; kept as a plain int, so a state saves it
+    assert buffers.max_replay == 7 and type(buffers.max_replay) is int
 
 
 def test_a_saved_state_keeps_its_buffer_caps_and_packed_frames(tiny_speech, tmp_path):

@@ -65,11 +65,13 @@ def test_a_fold_charges_the_rewrite_of_store_and_the_forming_of_each_delta():
     layers = [layer for _, layer in hybrid.hybrid_layers(model)]
     ledger = layers[0].ledger
     forming = sum(layer.adapters[name].delta_macs() for layer in layers for name in NAMES[:3])
-    sram, macs = ledger.count("write.sram"), sum(sum(layer.digital_macs.values()) for layer in layers)
+    sram, macs, joules = ledger.count("write.sram"), ledger.count("write.digital_mac"), ledger.joules("write")
     consolidation.fold_branches(model, NAMES[:3])
     store_bits = sum(layer.adapters[STORE].b.numel() for layer in layers) * 32  # fp32, every entry rewritten
     assert ledger.count("write.sram") - sram == store_bits
-    assert sum(sum(layer.digital_macs.values()) for layer in layers) - macs == forming
+    assert ledger.count("write.digital_mac") - macs == forming
+    energy = ledger.energy
+    assert ledger.joules("write") - joules == pytest.approx(store_bits * energy.sram_write_bit_j + forming * energy.mac_fp32_j)
 
 
 def test_a_second_fold_that_replaced_store_is_caught(monkeypatch):

@@ -1,5 +1,6 @@
 """What an authenticator keeps in memory: counted by walking it, and not pinned by one large batch."""
 
+import collections
 import types
 
 import torch
@@ -18,6 +19,16 @@ def test_each_storage_is_counted_once_whoever_holds_it():
     found = storages(holder)
     assert sorted(found.values()) == [400, 400]  # the weight (its view is the same storage) and its gradient
     assert sum(storages(holder, torch.zeros(3)).values()) == 812
+
+
+def test_tensors_held_by_hooks_queues_numpy_views_and_sparse_tensors_are_found_once():
+    snapshot, queued, base = torch.zeros(50), torch.zeros(25), torch.zeros(10)
+    hook = lambda: snapshot  # noqa: E731 - a hook that keeps a snapshot alive
+    sparse = torch.eye(4).to_sparse()
+    sparse_size = sum(t.untyped_storage().nbytes() for t in (sparse._indices(), sparse._values()))
+    holder = types.SimpleNamespace(hooks=[hook], queue=collections.deque([queued]), array=base.numpy(), base=base,
+                                   sparse=sparse)
+    assert sum(storages(holder).values()) == 200 + 100 + 40 + sparse_size
 
 
 def _deployed(tiny_speech):

@@ -209,7 +209,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         once merged, in the cells); revoking them then works as for a backbone speaker."""
         branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
         plan = policy(self.model, branches, self.ledger)
+        before = self.ledger.joules("write")
         done = apply_plan(self.model, plan)
+        done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
         hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
         for record in self.registry.values():
             if record.adapter in plan.fold:

@@ -4,6 +4,7 @@ names and frames before it touches the model."""
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ import torch
 
 from neuro_rm.audit import AuditLog
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.data.labelled import LabelledSet, pack_frames
+from neuro_rm.data.labelled import PACKED_DTYPES, LabelledSet, pack_frames
 from neuro_rm.device import DeviceConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy
@@ -19,6 +20,7 @@ from neuro_rm.learning.placement import model_device
 from neuro_rm.learning.train import FitResult
 from neuro_rm.memory import storages
 from neuro_rm.models.rsnn import SpeakerRSNN
+from neuro_rm.state_schema import MAX_BUFFER_CAP
 
 ENROLLED, REVOKED = "enrolled", "revoked"
 # How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
@@ -37,8 +39,8 @@ class SpeakerRecord:
 
 class _PackedSamples:
     """A ``LabelledSet`` attribute held with its frames packed (``pack_frames``: spike counts in a byte each)
-    and handed out as float32 frames, the type every model step takes (frames that could not be packed are
-    handed out as they were given)."""
+    and handed out as a copy in the type they were given in (float32 for frames from ``check_frames``):
+    change the buffer by assigning to it, never through what it hands out."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_{name}"
@@ -46,10 +48,12 @@ class _PackedSamples:
     def __get__(self, buffers: Buffers | None, owner: type | None = None) -> LabelledSet | _PackedSamples:
         if buffers is None:
             return self
-        held = getattr(buffers, self.slot)
-        return held if held.x.is_floating_point() else LabelledSet(held.x.float(), held.y)  # frames not packed: as given
+        held, given = getattr(buffers, self.slot), getattr(buffers, f"{self.slot}_dtype")
+        return LabelledSet(held.x.to(given, copy=True), held.y.clone())
 
     def __set__(self, buffers: Buffers, samples: LabelledSet) -> None:
+        packed_already = samples.x.dtype in PACKED_DTYPES  # a saved state's buffers: float32 frames, packed
+        setattr(buffers, f"{self.slot}_dtype", torch.float32 if packed_already else samples.x.dtype)
         setattr(buffers, self.slot, LabelledSet(pack_frames(samples.x), samples.y))
 
 
@@ -66,11 +70,15 @@ class Buffers:
     NAMES = ("replay", "holdout")
 
     def __init__(self, replay: LabelledSet, holdout: LabelledSet, max_replay: int = 4096, max_holdout: int = 2048) -> None:
-        for name, cap in (("max_replay", max_replay), ("max_holdout", max_holdout)):
-            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-                raise ValueError(f"{name} must be an integer >= 1 (samples kept), got {cap!r}")
         self.replay, self.holdout = replay, holdout
         self.max_replay, self.max_holdout = max_replay, max_holdout
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("max_replay", "max_holdout"):  # checked on every write: a saved state must load back
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_BUFFER_CAP:
+                raise ValueError(f"{name} must be an integer from 1 to {MAX_BUFFER_CAP} (samples kept), got {value!r}")
+            value = int(value)
+        super().__setattr__(name, value)
 
     def held(self, name: str) -> LabelledSet:
         """The ``replay`` or ``holdout`` samples as they are kept (frames packed), for saving and sizing."""
@@ -81,8 +89,11 @@ class Buffers:
         return sum(t.numel() * t.element_size() for name in self.NAMES for t in (self.held(name).x, self.held(name).y))
 
     def to(self, device: torch.device | str) -> Buffers:
-        """The same buffers, caps included, on ``device``."""
-        return Buffers(*(self.held(name).to(device) for name in self.NAMES), self.max_replay, self.max_holdout)
+        """The same buffers, caps and the frames' types included, on ``device``."""
+        moved = Buffers(*(self.held(name).to(device) for name in self.NAMES), self.max_replay, self.max_holdout)
+        for name in self.NAMES:
+            setattr(moved, f"_{name}_dtype", getattr(self, f"_{name}_dtype"))
+        return moved
 
     def _keep(self, name: str, samples: LabelledSet) -> None:
         setattr(self, f"_{name}", samples)  # already packed: a subset of what is held

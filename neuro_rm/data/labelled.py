@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 # Integer types a set of frames is packed into, narrowest first (``pack_frames``).
-_PACKED_DTYPES = (torch.uint8, torch.int16)
+PACKED_DTYPES = (torch.uint8, torch.int16)
 
 
 def pack_frames(x: torch.Tensor) -> torch.Tensor:
@@ -15,10 +15,14 @@ def pack_frames(x: torch.Tensor) -> torch.Tensor:
 
     Spike-count frames are small non-negative integers: a kept set of them needs a byte a value, not
     float32's four, and loses nothing (``x.float()`` gives the same frames back)."""
+    if x.is_complex() or x.dtype == torch.bool:
+        return x
     if x.numel() == 0:
-        return x.to(_PACKED_DTYPES[0])
+        return x.to(PACKED_DTYPES[0])
+    if x.is_floating_point() and torch.signbit(x[x == 0]).any():
+        return x  # a negative zero would come back positive
     lowest, highest = x.min(), x.max()
-    for dtype in _PACKED_DTYPES:
+    for dtype in PACKED_DTYPES:
         info = torch.iinfo(dtype)
         if lowest >= info.min and highest <= info.max and torch.equal(x.to(dtype).to(x.dtype), x):
             return x.to(dtype)

@@ -154,7 +154,7 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
 def fold_branches(model: nn.Module, names: list[str]) -> None:
     """Sum the ΔW of ``names`` into the full-rank ``store`` branch (created on first use) and delete them;
     ``store`` is active wherever it holds something.  Exact up to float rounding.  The layers' ledgers are
-    charged the rewrite of ``store``; forming the ΔW counts as digital MACs."""
+    charged the forming of each ΔW (digital MACs) and the rewrite of ``store`` (SRAM), both as writes."""
     for _, layer in hybrid.hybrid_layers(model):
         held = [n for n in names if n in layer.adapters]
         if not held:
@@ -165,12 +165,15 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
                 layer.add_adapter(STORE, AdapterConfig(precision=STORE_PRECISION, full_rank=True))
                 layer.set_adapter([*layer.active, STORE])
             layer.adapters[STORE].b.add_(delta)
-        for name in held:  # forming each ΔW is digital work, and rewriting ``store`` an SRAM write of all of it
-            adapter = layer.adapters[name]
-            layer.digital_macs[adapter.precision] = layer.digital_macs.get(adapter.precision, 0) + adapter.delta_macs()
-            layer.delete_adapter(name)
-        if layer.ledger is not None:
+        if layer.ledger is not None:  # forming each ΔW is digital work, and rewriting ``store`` an SRAM write of all of it
+            for name in held:
+                adapter = layer.adapters[name]
+                macs = adapter.delta_macs()
+                layer.ledger.post("write.digital_mac", macs * layer.ledger.energy.mac_j(adapter.precision), macs,
+                                  note=f"fold {name} into store")
             layer.ledger.post_sram_write(layer.adapters[STORE].bits, note="fold into store")
+        for name in held:
+            layer.delete_adapter(name)
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:

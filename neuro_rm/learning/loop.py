@@ -84,25 +84,27 @@ def optimize(
     generator = torch.Generator().manual_seed(config.seed)
     steps = 0
     show = config.progress and distributed.rank() == 0
-    with work.training(description, params) as record:  # counted when a WorkMeter is active
-        for epoch in tqdm(range(epochs_for(n_samples, config)), desc=description, disable=not show, leave=False):
-            for indices in minibatches(n_samples, config.batch_size, generator):
-                local = distributed.shard(indices)
-                optimizer.zero_grad(set_to_none=True)
-                if len(local):  # a rank with an empty slice still joins the gradient average
-                    loss = batch_loss(local)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
-                    loss.backward()
-                distributed.average_gradients(params)
-                optimizer.step()
-                steps += 1
-                record.steps = steps
-            if after_epoch is not None and after_epoch(epoch):
-                break
-    with torch.no_grad():  # a trained parameter keeps no gradient: memory, and a trace of the last batch
-        for p in params:
-            if p.grad is not None:
-                p.grad.zero_()
-                p.grad = None
+    try:
+        with work.training(description, params) as record:  # counted when a WorkMeter is active
+            for epoch in tqdm(range(epochs_for(n_samples, config)), desc=description, disable=not show, leave=False):
+                for indices in minibatches(n_samples, config.batch_size, generator):
+                    local = distributed.shard(indices)
+                    optimizer.zero_grad(set_to_none=True)
+                    if len(local):  # a rank with an empty slice still joins the gradient average
+                        loss = batch_loss(local)
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(f"{description}: loss became {float(loss)} at step {steps}")
+                        loss.backward()
+                    distributed.average_gradients(params)
+                    optimizer.step()
+                    steps += 1
+                    record.steps = steps
+                if after_epoch is not None and after_epoch(epoch):
+                    break
+    finally:
+        with torch.no_grad():  # a trained parameter keeps no gradient: memory, and a trace of the last batch
+            for p in params:
+                if p.grad is not None:
+                    p.grad.zero_()
+                    p.grad = None
     return steps
