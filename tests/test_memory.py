@@ -66,3 +66,10 @@ def test_training_leaves_no_gradient_behind(tiny_speech):
         assert auth.enroll(name, voice, held_out, TrainConfig(epochs=1)).fit.steps > 0
     assert [name for name, p in auth.model.named_parameters() if p.grad is not None] == []
     assert auth.memory()["model"] == sum(t.numel() * t.element_size() for t in auth.model.state_dict().values())
+
+
+def test_parameters_the_caller_froze_stay_frozen_after_training(tiny_speech):
+    auth = _deployed(tiny_speech)
+    auth.model.head.bias.requires_grad_(False)
+    auth.enroll("dee", tiny_speech["train"].of_classes([3]).x, tiny_speech["val"].of_classes([3]).x, TrainConfig(epochs=1))
+    assert not auth.model.head.bias.requires_grad and auth.model.head.weight.requires_grad

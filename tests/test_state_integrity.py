@@ -456,6 +456,9 @@ def test_a_non_object_audit_line_gets_one_line(state, capsys):
      "adapters.x.full_rank"),
     (lambda s: s["speakers"][0].update(adapter="ghost"), "speakers[0].adapter"),
     (lambda s: s.update(fused={"fc_in": "yes"}), "fused"),
+    (lambda s: s.update(buffer_caps={"replay": 0}), "buffer_caps"),
+    (lambda s: s.update(buffer_caps={"replay": 10**10}), "buffer_caps"),
+    (lambda s: s.update(buffer_caps={"holdout": 2.5}), "buffer_caps"),
 ])
 def test_a_signed_state_json_with_a_wrong_type_or_size_is_refused_by_name(state, capsys, change, field):
     _edit_state_json(state, change)
