@@ -70,6 +70,10 @@ def test_training_leaves_no_gradient_behind(tiny_speech):
 
 def test_parameters_the_caller_froze_stay_frozen_after_training(tiny_speech):
     auth = _deployed(tiny_speech)
-    auth.model.head.bias.requires_grad_(False)
-    auth.enroll("dee", tiny_speech["train"].of_classes([3]).x, tiny_speech["val"].of_classes([3]).x, TrainConfig(epochs=1))
-    assert not auth.model.head.bias.requires_grad and auth.model.head.weight.requires_grad
+    auth.consolidation = None
+    voice, held_out = tiny_speech["train"].of_classes([3]).x, tiny_speech["val"].of_classes([3]).x
+    auth.enroll("dee", voice, held_out, TrainConfig(epochs=1))
+    first, second = auth.model.fc_in.adapters["enroll_3"].a, auth.model.fc_in.adapters["enroll_3"].b
+    first.requires_grad_(False)  # the caller freezes one factor of the first voice's branch
+    auth.enroll("eve", voice, held_out, TrainConfig(epochs=1))  # trains another branch while that one is live
+    assert not first.requires_grad and second.requires_grad
