@@ -62,6 +62,9 @@ def test_counts_read_as_counts_and_a_share_interval_stays_in_its_range():
     assert "| pulses | 1,001 ± 1 | 999 – 1,002 |" in table
     ratio = aggregate([{"r": 1.0}, {"r": 30.0}, {"r": 2.0}], [0, 1, 2])
     assert ratio["r.ci95"][0] < 0 and "| 11.0× ± 16.5× | 0.0× – 51.9× |" in markdown_table(ratio, (("r", "r", "{:.1f}×"),))
+    cost = aggregate([{"verify.min_dcf": 0.77}, {"verify.min_dcf": 0.25}, {"verify.min_dcf": 0.42}], [0, 1, 2])
+    assert cost["verify.min_dcf.ci95"][0] < 0 and cost["verify.min_dcf.ci95"][1] > 1  # the raw interval leaves [0, 1]
+    assert "| 0.000 – 1.000 |" in markdown_table(cost, (("verify.min_dcf", "minDCF", "{:.3f}"),))
 
 
 def test_cli_refuses_fewer_than_two_seeds():

@@ -87,9 +87,11 @@ def _cell(fmt: str, mean: float, sd: float) -> str:
     return f"{_format(fmt, mean)} ± {_format(fmt, sd)}"
 
 
-def _within_range(fmt: str, lo: float, hi: float) -> tuple[float, float]:
+def _within_range(key: str, fmt: str, lo: float, hi: float) -> tuple[float, float]:
     """A t-interval cut to what the figure can be: a share to [0, 1] ([-1, 1] for a signed change in points),
-    a ratio (``×``) to at least 0."""
+    a normalised detection cost (minDCF) to [0, 1], a ratio (``×``) to at least 0."""
+    if key.endswith("min_dcf"):
+        return max(lo, 0.0), min(hi, 1.0)
     if fmt.endswith("×"):
         return max(lo, 0.0), hi
     if not fmt.endswith("%}"):
@@ -108,7 +110,7 @@ def markdown_table(aggregated: dict, rows: Sequence[tuple[str, str, str]], refer
             continue
         mean, sd, (lo, hi) = aggregated[f"{key}.mean"], aggregated[f"{key}.sd"], aggregated[f"{key}.ci95"]
         ref = (reference or {}).get(key)
-        lo, hi = _within_range(fmt, lo, hi)
+        lo, hi = _within_range(key, fmt, lo, hi)
         interval = f"{_format(fmt, lo)} – {_format(fmt, hi)}"
         lines.append(f"| {label} | {_cell(fmt, mean, sd)} | {interval} | {'' if ref is None else fmt.format(ref)} |")
     return "\n".join(lines) + "\n"
