@@ -62,7 +62,7 @@ class Buffers:
 
     Each holds at most ``max_replay`` / ``max_holdout`` samples in all, shared evenly by the speakers, so
     memory and the work of every later enrolment stay flat however many voices are enrolled. The frames
-    are kept packed (a byte per spike count) and read out as float32.
+    are kept packed (a byte per spike count) and read out as a copy, in the type they were given.
     """
 
     replay = _PackedSamples()
