@@ -86,7 +86,7 @@ class Buffers:
 
     def nbytes(self) -> int:
         """Bytes the buffers hold."""
-        return sum(t.numel() * t.element_size() for name in self.NAMES for t in (self.held(name).x, self.held(name).y))
+        return sum(storages(self).values())
 
     def to(self, device: torch.device | str) -> Buffers:
         """The same buffers, caps and the frames' types included, on ``device``."""
@@ -174,9 +174,11 @@ class Registry:
         branches, readout), ``buffers`` (as kept, packed), ``caches`` (everything else the model holds: the
         crossbars' read caches and work buffers, fused ΔWs and what their checks compare), and ``total``."""
         state = storages(list(self.model.state_dict(keep_vars=True).values()))
-        caches = {key: size for key, size in storages(self.model).items() if key not in state}
-        return {"model": sum(state.values()), "buffers": self.buffers.nbytes(), "caches": sum(caches.values()),
-                "total": sum(storages(self.model, self.buffers).values())}
+        buffers = storages(self.buffers)
+        everything = storages(self.model, self.buffers)
+        caches = sum(size for key, size in everything.items() if key not in state and key not in buffers)
+        return {"model": sum(state.values()), "buffers": sum(buffers.values()), "caches": caches,
+                "total": sum(everything.values())}
 
     @property
     def deployed(self) -> bool:
