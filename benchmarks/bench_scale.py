@@ -66,14 +66,14 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
     return rows
 
 
-def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float]:
-    """(state, buffers, everything held) in MiB.  State, the count this table has always used: the model's
-    tensors, the buffers as kept (packed) and the fused-ΔW caches (the dense ΔW and the copy of the factor
-    values it was built from); everything held adds the crossbars' read caches and work buffers
-    (``SpeakerAuthenticator.memory``)."""
+def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]:
+    """(state, buffers, fused caches, everything held) in MiB.  State: what a save keeps, the model's
+    ``state_dict`` tensors and the buffers as kept (packed).  Fused caches: the dense ΔW per fused layer and
+    the copy of the factor values its staleness check compares.  Everything held
+    (``SpeakerAuthenticator.memory``) adds to both the crossbars' read caches and work buffers."""
     held = auth.memory()
     fused = sum(layer._fused_cache.nbytes() for _, layer in hybrid.hybrid_layers(auth.model) if layer._fused_cache is not None)
-    return (held["model"] + held["buffers"] + fused) / 2**20, held["buffers"] / 2**20, held["total"] / 2**20
+    return (held["model"] + held["buffers"]) / 2**20, held["buffers"] / 2**20, fused / 2**20, held["total"] / 2**20
 
 
 def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str], repeats: int = 5) -> tuple[float, float]:
@@ -195,7 +195,7 @@ def main() -> None:
             rows = many_speakers(corpus, args.enroll_epochs, args.replay, checkpoints)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     "utterances; thread CPU seconds; enroll = median of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB", "buffers MiB", "all held MiB",
+                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
