@@ -76,24 +76,30 @@ def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]
     return (held["model"] + held["buffers"]) / 2**20, held["buffers"] / 2**20, fused / 2**20, held["total"] / 2**20
 
 
-def _verify_seconds(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str], repeats: int = 5) -> tuple[float, float]:
-    """Seconds of one verify (the median over ``samples``; the fastest of ``repeats`` passes, as every timing
-    here: on a shared machine, the pass nothing interrupted), and inference joules per verified utterance."""
-    hybrid.reset_counts(auth.model)
-    medians = []
+def _verify_pass(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> float:
+    """The median seconds of one verify over ``samples``."""
     now = clock()
-    for _ in range(repeats):
-        times = []
-        for x, claim in zip(samples, claims, strict=False):
-            start = now()
-            auth.verify(x, claim)
-            times.append(now() - start)
-        medians.append(statistics.median(times))
+    times = []
+    for x, claim in zip(samples, claims, strict=False):
+        start = now()
+        auth.verify(x, claim)
+        times.append(now() - start)
+    return statistics.median(times)
+
+
+def _verify_seconds(auth: SpeakerAuthenticator, reference: SpeakerAuthenticator, samples: torch.Tensor,
+                    claims: list[str], repeats: int = 5) -> tuple[float, float, float]:
+    """Seconds of one verify on ``auth`` and on ``reference`` (the 6-speaker state, kept aside), passes taken
+    in turn so both see the same machine (its speed drifts over a run's minutes); each the fastest of
+    ``repeats`` passes' medians, as every timing here: on a shared machine, the pass nothing interrupted.
+    Also inference joules per verified utterance on ``auth``."""
+    hybrid.reset_counts(auth.model)
+    passes = [(_verify_pass(auth, samples, claims), _verify_pass(reference, samples, claims)) for _ in range(repeats)]
     from neuro_rm.energy import Ledger
 
     ledger = Ledger()
     hybrid.post_inference(ledger, hybrid.collect_counts(auth.model))
-    return min(medians), ledger.joules("infer") / (repeats * len(samples))
+    return min(t for t, _ in passes), min(r for _, r in passes), ledger.joules("infer") / (repeats * len(samples))
 
 
 def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
@@ -112,6 +118,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int
     base.buffers.max_replay, base.buffers.max_holdout = replay, 256  # small caps: 2 x 200 enrolments must fit
     base.calibrate()
     base.consolidation = BranchBudget()
+    reference = copy.deepcopy(base)  # the 6-speaker state, timed beside every checkpoint
     auths = {"on": base, "off": copy.deepcopy(base)}
     auths["off"].consolidation = None  # the control: every branch stays live
     probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never revoked below
@@ -121,12 +128,14 @@ def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int
     for label in range(checkpoints[0], max(checkpoints) + 1):
         for policy, auth in auths.items():
             if label in checkpoints:
-                verify_s, verify_j = _verify_seconds(auth, probe.x[:40], [f"s{int(y)}" for y in probe.y[:40]])
+                verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40],
+                                                                  [f"s{int(y)}" for y in probe.y[:40]])
                 before_j, start = auth.ledger.joules(), now()
                 auth.revoke(f"s{label - 2}", train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
-                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_j,
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), verify_s * 1e3,
+                                     verify_s / reference_s, verify_j,
                                      *_memory_mib(auth), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), revoke_s, revoke_j))
             if label < max(checkpoints):
@@ -195,7 +204,7 @@ def main() -> None:
             rows = many_speakers(corpus, args.enroll_epochs, args.replay, checkpoints)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     "utterances; thread CPU seconds; enroll = median of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "verify ms/utt", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB",
+                    ("speakers", "policy", "branches", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
