@@ -6,13 +6,16 @@ Three parts, all in one run so the ratios are side by side:
    (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
    speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
-   consolidation policy and (positive control) with none: verify time per utterance, the bytes the
-   authenticator holds, enroll / revoke seconds and energy, at 6, 25, 100 and 200 speakers;
+   consolidation policy and (positive control) with none: identification accuracy on the enrolled speakers'
+   test utterances, verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
+   (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
+   100 and 200 speakers;
 3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
 
 Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
-Part 2 uses a smaller RSNN (hidden 128) and short training so that 2 × 200 enrolments fit a shared
-2-core machine: it measures how costs grow, not the accuracy of a full-size model.
+Part 2 uses a smaller RSNN (hidden 128), 1-epoch enrolments and, by default, buffer caps of an eighth of the
+product's (``--replay 512 --holdout 256``; the product's are 4096 / 2048) so that 2 × 200 enrolments fit a
+shared 2-core machine; its accuracy column shows what that costs.
 """
 
 from __future__ import annotations
@@ -76,6 +79,22 @@ def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]
     return (held["model"] + held["buffers"]) / 2**20, held["buffers"] / 2**20, fused / 2**20, held["total"] / 2**20
 
 
+def _resident_mib(auth: SpeakerAuthenticator, sample: torch.Tensor, claim: str) -> float:
+    """Everything held, in MiB, by the authenticator a device boots from this one's saved state and serves one
+    verify with: no work buffers left by training, the fused ΔW and its check's copy rebuilt."""
+    with tempfile.TemporaryDirectory() as folder:
+        auth.save(Path(folder) / "state")
+        booted = SpeakerAuthenticator.load(Path(folder) / "state")
+        booted.verify(sample, claim)
+        return booted.memory()["total"] / 2**20
+
+
+def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> float:
+    """Test accuracy over the enrolled speakers' utterances: the highest-scoring enrolled speaker is the right one."""
+    held = test.of_classes(auth.active_labels)
+    return accuracy(auth.scores(held.x), held.y)
+
+
 def _verify_pass(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> float:
     """The median seconds of one verify over ``samples``."""
     now = clock()
@@ -102,7 +121,7 @@ def _verify_seconds(auth: SpeakerAuthenticator, reference: SpeakerAuthenticator,
     return min(t for t, _ in passes), min(r for _, r in passes), ledger.joules("infer") / (repeats * len(samples))
 
 
-def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
+def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
     """Enrol speakers one after another into two copies of one deployed authenticator, the default
     consolidation policy on one and none on the other, step by step in turn (so both see the same load);
     at each checkpoint, verify and revoke on both.  Seconds are the thread's CPU time (one torch thread)."""
@@ -115,28 +134,30 @@ def many_speakers(corpus: Path, epochs: int, replay: int, checkpoints: tuple[int
                                             RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=len(first)),
                                             TrainConfig(epochs=10, lr=2e-3, batch_size=64))
     base.deploy()
-    base.buffers.max_replay, base.buffers.max_holdout = replay, 256  # small caps: 2 x 200 enrolments must fit
+    base.buffers.max_replay, base.buffers.max_holdout = replay, holdout
     base.calibrate()
     base.consolidation = BranchBudget()
     reference = copy.deepcopy(base)  # the 6-speaker state, timed beside every checkpoint
     auths = {"on": base, "off": copy.deepcopy(base)}
     auths["off"].consolidation = None  # the control: every branch stays live
-    probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never revoked below
+    test = LabelledSet(splits.test.x, splits.test.y)
+    probe = test.of_classes([0, 1, 2, 3])  # never revoked below
     rows: dict[str, list[tuple]] = {policy: [] for policy in auths}
     enrolled: dict[str, list[tuple[float, float]]] = {policy: [] for policy in auths}
     now = clock()
     for label in range(checkpoints[0], max(checkpoints) + 1):
         for policy, auth in auths.items():
             if label in checkpoints:
-                verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40],
-                                                                  [f"s{int(y)}" for y in probe.y[:40]])
+                claims = [f"s{int(y)}" for y in probe.y[:40]]
+                verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40], claims)
+                identified = _identification(auth, test)
                 before_j, start = auth.ledger.joules(), now()
                 auth.revoke(f"s{label - 2}", train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
-                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), verify_s * 1e3,
-                                     verify_s / reference_s, verify_j,
-                                     *_memory_mib(auth), statistics.median(t for t, _ in recent),
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, verify_s * 1e3,
+                                     verify_s / reference_s, verify_j, *_memory_mib(auth),
+                                     _resident_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), revoke_s, revoke_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
@@ -183,7 +204,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="corpus-size file for part 3 (scripts/make_corpus.py)")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each enrolment in part 2")
-    parser.add_argument("--replay", type=int, default=512, help="replay buffer cap in part 2 (samples in all)")
+    parser.add_argument("--replay", type=int, default=512, help="replay buffer cap in part 2 (samples in all; the product's is 4096)")
+    parser.add_argument("--holdout", type=int, default=256, help="holdout buffer cap in part 2 (the product's is 2048)")
     parser.add_argument("--checkpoints", default=",".join(map(str, CHECKPOINTS)),
                         help="enrolled-speaker counts to measure at (default: %(default)s)")
     parser.add_argument("--skip-bundled", action="store_true")
@@ -201,10 +223,11 @@ def main() -> None:
             corpus = Path(folder) / "scale.h5"
             generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50,
                                                     n_speakers=max(checkpoints) + 1, events_median=1000, seed=7))
-            rows = many_speakers(corpus, args.enroll_epochs, args.replay, checkpoints)
+            rows = many_speakers(corpus, args.enroll_epochs, args.replay, args.holdout, checkpoints)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
-                    "utterances; thread CPU seconds; enroll = median of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB",
+                    f"utterances; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
+                    "of the last 5 enrolments)",
+                    ("speakers", "policy", "branches", "test acc, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
