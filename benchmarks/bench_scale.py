@@ -1,6 +1,6 @@
 """Scale: time, memory and energy per operation against the number of enrolled speakers and the corpus size.
 
-Three parts, all in one run so the ratios are side by side:
+Four parts, all in one run so the ratios are side by side:
 
 1. enrolling one bundled speaker with today's enrolment (``learning.continual.ENROLL``) and with the fast one
    (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
@@ -11,8 +11,11 @@ Three parts, all in one run so the ratios are side by side:
    (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
    100 and 200 speakers;
 3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
+4. 60 speakers enrolled with the default policy, then suspend-revoked one by one (a suspension's branch is
+   never folded): branches, verify time beside the 6-speaker state, and memory at 0, 10, 25 and 50.
 
 Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
+    [--skip-suspend]
 Part 2 uses a smaller RSNN (hidden 128), 1-epoch enrolments and, by default, buffer caps of an eighth of the
 product's (``--replay 512 --holdout 256``; the product's are 4096 / 2048) so that 2 × 200 enrolments fit a
 shared 2-core machine; its accuracy column shows what that costs.
@@ -79,7 +82,7 @@ def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]
     return (held["model"] + held["buffers"]) / 2**20, held["buffers"] / 2**20, fused / 2**20, held["total"] / 2**20
 
 
-def _resident_mib(auth: SpeakerAuthenticator, sample: torch.Tensor, claim: str) -> float:
+def _booted_mib(auth: SpeakerAuthenticator, sample: torch.Tensor, claim: str) -> float:
     """Everything held, in MiB, by the authenticator a device boots from this one's saved state and serves one
     verify with: no work buffers left by training, the fused ΔW and its check's copy rebuilt."""
     with tempfile.TemporaryDirectory() as folder:
@@ -121,6 +124,20 @@ def _verify_seconds(auth: SpeakerAuthenticator, reference: SpeakerAuthenticator,
     return min(t for t, _ in passes), min(r for _, r in passes), ledger.joules("infer") / (repeats * len(samples))
 
 
+def _deployed(train: LabelledSet, val: LabelledSet, n_first: int, replay: int, holdout: int) -> SpeakerAuthenticator:
+    """Speakers 0 .. n_first-1 pretrained (RSNN 140-128-N), deployed, with the given buffer caps and the
+    default consolidation policy: where parts 2 and 4 start."""
+    first = list(range(n_first))
+    auth, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
+                                            RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=n_first),
+                                            TrainConfig(epochs=10, lr=2e-3, batch_size=64))
+    auth.deploy()
+    auth.buffers.max_replay, auth.buffers.max_holdout = replay, holdout
+    auth.calibrate()
+    auth.consolidation = BranchBudget()
+    return auth
+
+
 def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
     """Enrol speakers one after another into two copies of one deployed authenticator, the default
     consolidation policy on one and none on the other, step by step in turn (so both see the same load);
@@ -129,14 +146,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
     train = LabelledSet(splits.train.x, splits.train.y)
     val = LabelledSet(splits.val.x, splits.val.y)
     quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
-    first = list(range(checkpoints[0]))
-    base, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
-                                            RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=len(first)),
-                                            TrainConfig(epochs=10, lr=2e-3, batch_size=64))
-    base.deploy()
-    base.buffers.max_replay, base.buffers.max_holdout = replay, holdout
-    base.calibrate()
-    base.consolidation = BranchBudget()
+    base = _deployed(train, val, checkpoints[0], replay, holdout)
     reference = copy.deepcopy(base)  # the 6-speaker state, timed beside every checkpoint
     auths = {"on": base, "off": copy.deepcopy(base)}
     auths["off"].consolidation = None  # the control: every branch stays live
@@ -157,13 +167,39 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
                 rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
-                                     _resident_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
+                                     _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), revoke_s, revoke_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
                 auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
                 enrolled[policy].append((now() - start, auth.ledger.joules() - before_j))
     return rows["on"] + rows["off"]
+
+
+def many_suspensions(corpus: Path, epochs: int, replay: int, holdout: int, enrolled: int = 60,
+                      counts: tuple[int, ...] = (0, 10, 25, 50)) -> list[tuple]:
+    """Enrol ``enrolled`` speakers with the default policy, then suspend-revoke them one after another: a
+    suspension's branch is never offered to the policy, so branches pile up.  At each count of suspensions,
+    verify beside the 6-speaker state (as in part 2), the branches and memory."""
+    splits = load_speakers(corpus, n_speakers=enrolled + 1, cache=False)
+    train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
+    quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
+    auth = _deployed(train, val, CHECKPOINTS[0], replay, holdout)
+    reference = copy.deepcopy(auth)
+    probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never suspended below
+    claims = [f"s{int(y)}" for y in probe.y[:40]]
+    for label in range(CHECKPOINTS[0], enrolled + 1):
+        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
+    rows = []
+    for done in range(max(counts) + 1):
+        if done in counts:
+            verify_s, reference_s, _ = _verify_seconds(auth, reference, probe.x[:40], claims)
+            state, _, fused, held = _memory_mib(auth)
+            rows.append((done, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_s / reference_s, state + fused, fused, held))
+        if done < max(counts):
+            label = enrolled - done
+            auth.revoke(f"s{label}", train.of_classes([label]).x, mode="suspend", config=_unlearn(quick))
+    return rows
 
 
 def _unlearn(train: TrainConfig):  # noqa: ANN202
@@ -211,6 +247,7 @@ def main() -> None:
     parser.add_argument("--skip-bundled", action="store_true")
     parser.add_argument("--skip-corpus", action="store_true")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2 (many speakers, the longest)")
+    parser.add_argument("--skip-suspend", action="store_true", help="skip part 4 (many suspensions)")
     args = parser.parse_args()
     checkpoints = tuple(int(n) for n in args.checkpoints.split(","))
     torch.set_num_threads(1)
@@ -229,6 +266,15 @@ def main() -> None:
                     "of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "test acc, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J", "revoke s", "revoke J"), rows)
+    if not args.skip_suspend:
+        with tempfile.TemporaryDirectory() as folder:
+            corpus = Path(folder) / "suspend.h5"
+            generate_corpus(corpus, GeneratorConfig(n_samples=61 * 50, n_speakers=61, events_median=1000, seed=7))
+            rows = many_suspensions(corpus, args.enroll_epochs, args.replay, args.holdout)
+        print_table(f"Suspensions (60 speakers enrolled with the default policy, then suspend-revoked one after another; "
+                    f"buffer caps {args.replay} / {args.holdout})",
+                    ("suspended", "branches", "verify ms/utt", "verify / 6 speakers", "state + fused MiB", "fused MiB",
+                     "all held MiB"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",
                     ("speakers", "samples", "seconds", "peak MiB"), corpus_loading(args.corpus, checkpoints))
