@@ -8,6 +8,7 @@ lifecycle loss unchanged.  Backend: gloo on CPU, NCCL when CUDA is present.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -19,7 +20,19 @@ def init_from_env() -> bool:
     """Join the process group that ``torchrun`` describes in the environment; False when run alone."""
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(leave)
     return is_distributed()
+
+
+def leave() -> None:
+    """Tear the process group down while the interpreter is still whole.
+
+    Left to interpreter shutdown, gloo's worker threads can be destroyed while still joinable and abort the
+    process (SIGABRT, "terminate called without an active exception") after all its work succeeded.
+    ``init_from_env`` registers this at exit; calling it earlier is harmless.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
