@@ -16,12 +16,12 @@ from scipy import stats
 INTERVAL = "95 % Student-t interval over seeds (n - 1 degrees of freedom) of the per-seed figure"
 
 
-def _flat(report: dict, prefix: str = "") -> dict[str, object]:
+def flatten(report: dict, prefix: str = "") -> dict[str, object]:
     """Nested dicts as dotted keys (``energy.inference_j_per_sample.gpu``)."""
     out: dict[str, object] = {}
     for key, value in report.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -52,7 +52,7 @@ def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str]
     if len(reports) != len(seeds) or len(reports) < 2:
         raise ValueError(f"need one report per seed and at least 2 seeds, got {len(reports)} reports for seeds {list(seeds)}")
     skip = set(skip)
-    flat = [_flat({k: v for k, v in r.items() if k not in skip}) for r in reports]
+    flat = [flatten({k: v for k, v in r.items() if k not in skip}) for r in reports]
     keys = list(dict.fromkeys(k for r in flat for k in r))
     out: dict[str, object] = {"seeds": list(seeds), "interval": INTERVAL}
     for key in keys:
@@ -100,6 +100,13 @@ def _within_range(key: str, fmt: str, lo: float, hi: float) -> tuple[float, floa
     return max(lo, floor), min(hi, 1.0)
 
 
+def formatted(aggregated: dict, key: str, fmt: str) -> tuple[str, str]:
+    """``key``'s mean ± sd over seeds and its t-interval (cut to the figure's possible range), each as text."""
+    mean, sd, (lo, hi) = aggregated[f"{key}.mean"], aggregated[f"{key}.sd"], aggregated[f"{key}.ci95"]
+    lo, hi = _within_range(key, fmt, lo, hi)
+    return _cell(fmt, mean, sd), f"{_format(fmt, lo)} – {_format(fmt, hi)}"
+
+
 def markdown_table(aggregated: dict, rows: Sequence[tuple[str, str, str]], reference: dict | None = None) -> str:
     """``rows`` (key, label, format) as a Markdown table of mean ± sd over seeds, the t-interval (a share's cut
     to its possible range), and the reference figure; a key missing from ``aggregated`` is left out."""
@@ -108,9 +115,7 @@ def markdown_table(aggregated: dict, rows: Sequence[tuple[str, str, str]], refer
     for key, label, fmt in rows:
         if f"{key}.mean" not in aggregated:
             continue
-        mean, sd, (lo, hi) = aggregated[f"{key}.mean"], aggregated[f"{key}.sd"], aggregated[f"{key}.ci95"]
         ref = (reference or {}).get(key)
-        lo, hi = _within_range(key, fmt, lo, hi)
-        interval = f"{_format(fmt, lo)} – {_format(fmt, hi)}"
-        lines.append(f"| {label} | {_cell(fmt, mean, sd)} | {interval} | {'' if ref is None else fmt.format(ref)} |")
+        cell, interval = formatted(aggregated, key, fmt)
+        lines.append(f"| {label} | {cell} | {interval} | {'' if ref is None else fmt.format(ref)} |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,101 @@
+"""Issue 16's table: one column per speaker set, from the folders ``neuro-rm demo --seeds N --out DIR`` wrote.
+
+Every cell is mean ± sd over seeds with the 95 % t-interval, read from each run's ``report.json``; the bars
+(RSNN at or above the linear floor, retained speakers within 2 points of pretraining after either
+revocation) are judged here from the same figures, per seed and on the mean, so the verdict printed beside
+the table is computed rather than written by hand.
+
+    python scripts/sets_table.py "WAV seed 0=/tmp/runs/wav6" "small5=/tmp/runs/small5" ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from neuro_rm.learning.seeds import flatten, formatted
+
+ROWS = (
+    ("pretrain.accuracy", "RSNN, test accuracy", "{:.2%}"),
+    ("baseline_linear.accuracy", "logistic regression, same frames", "{:.2%}"),
+    ("pretrain.margin_over_linear", "RSNN − logistic regression (points)", "{:+.2%}"),
+    ("deploy.accuracy", "deployed, after write-verify", "{:.2%}"),
+    ("pretrain.retain_accuracy", "retained speakers, pretrained (digital)", "{:.2%}"),
+    ("revoke.retain_before", "retained speakers, deployed, before revocation", "{:.2%}"),
+    ("revoke.erase.retain_accuracy", "retained speakers after revocation, erase", "{:.2%}"),
+    ("revoke.suspend.retain_accuracy", "retained speakers after revocation, suspend", "{:.2%}"),
+    ("revoke.erase.retain_change_from_pretrain", "erase: retained change from pretraining (points)", "{:+.2%}"),
+    ("revoke.suspend.retain_change_from_pretrain", "suspend: retained change from pretraining (points)", "{:+.2%}"),
+    ("revoke.forget_accuracy", "revoked speaker", "{:.2%}"),
+    ("verify.eer", "EER, revoked voice as impostor", "{:.2%}"),
+    ("verify.min_dcf", "minDCF, p_target 0.01", "{:.3f}"),
+    ("enroll.new_accuracy", "enrolled speaker", "{:.2%}"),
+    ("enroll.old_accuracy", "old speakers after enrolment", "{:.2%}"),
+)
+
+# (key, lowest acceptable value, what the bar says)
+BARS = (
+    ("pretrain.margin_over_linear", 0.0, "RSNN at or above the linear floor"),
+    ("revoke.erase.retain_change_from_pretrain", -0.02, "erase keeps retained speakers within 2 points"),
+    ("revoke.suspend.retain_change_from_pretrain", -0.02, "suspend keeps retained speakers within 2 points"),
+)
+
+
+def load_run(folder: Path) -> tuple[dict, list[dict]]:
+    """The aggregated report of a ``--seeds`` run and each seed's own report, flattened."""
+    summary = folder / "report.json"
+    if not summary.is_file():
+        raise FileNotFoundError(f"{summary} is missing: pass a folder written by `neuro-rm demo --seeds N --out DIR`")
+    aggregated = json.loads(summary.read_text())
+    seeds = [flatten(json.loads((folder / f"seed_{s}" / "report.json").read_text())) for s in aggregated["seeds"]]
+    return aggregated, seeds
+
+
+def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
+    """Per-seed values in points, and whether the mean (and the interval's low end) clear ``floor``."""
+    values = [float(s[key]) for s in seeds]
+    per_seed = ", ".join(f"{100 * v:+.1f}" for v in values)
+    mean, lo = aggregated[f"{key}.mean"], aggregated[f"{key}.ci95"][0]
+    if mean < floor:
+        judged = f"**missed** by {100 * (floor - mean):.2f} points on the mean"
+    else:
+        judged = "met on the mean" + (" and the interval" if lo >= floor else f", not on the interval (low end {100 * lo:+.1f})")
+    below = sum(v < floor for v in values)
+    return f"{judged}; seeds: {per_seed} ({below} of {len(values)} below)"
+
+
+def render(runs: list[tuple[str, Path]]) -> str:
+    loaded = [(label, *load_run(folder)) for label, folder in runs]
+    head = "| figure (key) | " + " | ".join(f"{label}, {len(a['seeds'])} seeds" for label, a, _ in loaded) + " |"
+    lines = [head, "|---" * (len(loaded) + 1) + "|"]
+    for key, name, fmt in ROWS:
+        cells = []
+        for _, aggregated, _ in loaded:
+            if f"{key}.mean" in aggregated:
+                cell, interval = formatted(aggregated, key, fmt)
+                cells.append(f"{cell} [{interval}]")
+            else:
+                cells.append("–")
+        lines.append(f"| {name} (`{key}`) | " + " | ".join(cells) + " |")
+    lines += ["", "| bar | " + " | ".join(label for label, _, _ in loaded) + " |", "|---" * (len(loaded) + 1) + "|"]
+    for key, floor, says in BARS:
+        lines.append(f"| {says} | " + " | ".join(verdict(a, s, key, floor) for _, a, s in loaded) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="a set's label and the --out folder of its --seeds run")
+    args = parser.parse_args()
+    runs = []
+    for item in args.runs:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            parser.error(f"{item!r}: give each run as LABEL=DIR")
+        runs.append((label, Path(folder)))
+    print(render(runs), end="")
+
+
+if __name__ == "__main__":
+    main()
