@@ -9,7 +9,9 @@ Four parts, all in one run so the ratios are side by side:
    consolidation policy and (positive control) with none: identification accuracy on the enrolled speakers'
    test utterances, verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
    (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
-   100 and 200 speakers;
+   100 and 200 speakers; the energy in two parts: what the ledger charges (SRAM writes of branches, rows
+   and folds) and the training's compute on the chip (its forward, backward and evaluation passes and Adam's
+   updates, ``energy_report.chip_training_j``), counted on a copy so that the meter stays out of the timings;
 3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
 4. 60 speakers enrolled with the default policy, then suspend-revoked one by one (a suspension's branch is
    never folded): branches, verify time beside the 6-speaker state, and memory at 0, 10, 25 and 50.
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,10 +43,12 @@ from neuro_rm import layers as hybrid
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.data import load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
+from neuro_rm.energy_report import chip_training_j
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.models import RSNNConfig
+from neuro_rm.work import WorkMeter
 
 CHECKPOINTS = (6, 25, 100, 200)
 
@@ -124,6 +130,15 @@ def _verify_seconds(auth: SpeakerAuthenticator, reference: SpeakerAuthenticator,
     return min(t for t, _ in passes), min(r for _, r in passes), ledger.joules("infer") / (repeats * len(samples))
 
 
+def _training_j(auth: SpeakerAuthenticator, operation: Callable[[SpeakerAuthenticator], object]) -> float:
+    """Chip joules of the training ``operation`` runs (at the ledger's node), counted on a copy of ``auth``:
+    the meter's hooks would slow the timed operations, and the copy's state is the one they start from."""
+    twin = copy.deepcopy(auth)
+    with WorkMeter() as meter:
+        operation(twin)
+    return math.fsum(chip_training_j(record, twin.ledger.energy) for record in meter.records)
+
+
 def _deployed(train: LabelledSet, val: LabelledSet, n_first: int, replay: int, holdout: int) -> SpeakerAuthenticator:
     """Speakers 0 .. n_first-1 pretrained (RSNN 140-128-N), deployed, with the given buffer caps and the
     default consolidation policy: where parts 2 and 4 start."""
@@ -161,14 +176,24 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                 claims = [f"s{int(y)}" for y in probe.y[:40]]
                 verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40], claims)
                 identified = _identification(auth, test)
+
+                def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
+                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode="suspend", config=_unlearn(quick))
+
+                def enroll(a: SpeakerAuthenticator, new: int = label) -> None:
+                    a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, quick)
+
+                revoke_train_j = _training_j(auth, revoke)
                 before_j, start = auth.ledger.joules(), now()
-                auth.revoke(f"s{label - 2}", train.of_classes([label - 2]).x, mode="suspend", config=_unlearn(quick))
+                revoke(auth)
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
+                enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
                 rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
-                                     statistics.median(j for _, j in recent), revoke_s, revoke_j))
+                                     statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
+                                     revoke_train_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
                 auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
@@ -265,7 +290,8 @@ def main() -> None:
                     f"utterances; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "test acc, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
-                     "enroll s", "enroll J", "revoke s", "revoke J"), rows)
+                     "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
+                     "revoke J, training"), rows)
     if not args.skip_suspend:
         with tempfile.TemporaryDirectory() as folder:
             corpus = Path(folder) / "suspend.h5"
