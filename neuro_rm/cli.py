@@ -118,7 +118,14 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from neuro_rm.learning import distributed
 
-    distributed.init_from_env()
+    distributed.init_from_env(args.device)
+    try:
+        _train(args, distributed.rank())
+    finally:
+        distributed.leave()
+
+
+def _train(args: argparse.Namespace, rank: int) -> None:
     if has_state(args.state) and not args.overwrite:
         raise ValueError(f"{args.state} holds a state already; training would replace its deployment, registry, "
                          "revocations and audit log: pass --overwrite to replace it")
@@ -140,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> None:
               "averaged_epochs": fit.averaged_epochs,
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
               "trainable_params": fit.trainable_params, "steps": fit.steps}
-    if distributed.rank() == 0:
+    if rank == 0:
         from neuro_rm.learning.baseline import linear_baseline
 
         linear = linear_baseline(_labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), test)

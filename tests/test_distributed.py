@@ -1,20 +1,28 @@
 """Two CPU processes under torchrun train the same adapter and must end with identical weights."""
 
+import atexit
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file
+
+from neuro_rm.learning import distributed
 
 HERE = Path(__file__).parent
 
 CHILD = textwrap.dedent(
     """
-    import os, sys
+    import atexit, os, sys
     sys.path.insert(0, {tests!r})
     import torch
+    import torch.distributed as dist
+
+    # registered before init_from_env, so it runs after the teardown that registers: is the group gone by then?
+    atexit.register(lambda: open(os.path.join({out!r}, f"left{{os.environ['RANK']}}"), "w").write(str(not dist.is_initialized())))
     from safetensors.torch import save_file
     from conftest import synthetic_speakers
     from neuro_rm import layers as hybrid
@@ -49,3 +57,17 @@ def test_two_ranks_end_with_identical_adapter_weights(tmp_path):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert rank0["p1"].abs().sum() > 0 and rank0["p3"].abs().sum() > 0  # B starts at zero: it really trained
+    # left to interpreter shutdown, the group sometimes aborted a finished rank (SIGABRT): it is torn down at exit
+    assert [(tmp_path / f"left{r}").read_text() for r in (0, 1)] == ["True", "True"]
+
+
+def test_the_backend_follows_the_training_device_not_the_machine(monkeypatch):
+    chosen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA machine
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: chosen.append(backend))
+    monkeypatch.setattr(atexit, "register", lambda fn: fn)
+    for device in ("cpu", None, "cuda"):
+        distributed.init_from_env(device)
+    assert chosen == ["gloo", "gloo", "nccl"]  # NCCL cannot reduce CPU tensors
