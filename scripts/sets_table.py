@@ -32,6 +32,18 @@ ROWS = (
     ("verify.min_dcf", "minDCF, p_target 0.01", "{:.3f}"),
     ("enroll.new_accuracy", "enrolled speaker", "{:.2%}"),
     ("enroll.old_accuracy", "old speakers after enrolment", "{:.2%}"),
+    ("revoke.unseen_accept_rate", "never-enrolled voice accepted as someone, after erase", "{:.2%}"),
+    ("revoke.revoked_accept_rate", "revoked voice accepted as someone, after erase", "{:.2%}"),
+    ("baseline_retrain.revoked_accept_rate", "revoked voice accepted, model retrained without it", "{:.2%}"),
+    ("revoke.impostor_accept_rate", "impostor trials of enrolled speakers accepted, after erase", "{:.2%}"),
+    ("verify.snorm.eer", "EER after s-norm", "{:.2%}"),
+    ("restore.net_repair", "restore, net of its fault-free control (points)", "{:+.2%}"),
+    ("revoke.erase.branch_off_auc", "attack: branch off, bias-free row, erased model (AUC)", "{:.3f}"),
+    ("revoke.erase.branch_off_auc_zero_row", "the same with a zero row (control), erased model", "{:.3f}"),
+    ("revoke.retrain.branch_off_auc", "the same attack on the retrained model", "{:.3f}"),
+    ("revoke.erase.membership_auc", "membership AUC, erased model", "{:.3f}"),
+    ("revoke.retrain.membership_auc", "membership AUC, retrained model", "{:.3f}"),
+    ("revoke.membership.null_sd", "membership AUC's scatter between models that never heard the voice (sd)", "{:.3f}"),
 )
 
 # (key, lowest acceptable value, what the bar says)

@@ -65,6 +65,10 @@ def test_counts_read_as_counts_and_a_share_interval_stays_in_its_range():
     cost = aggregate([{"verify.min_dcf": 0.77}, {"verify.min_dcf": 0.25}, {"verify.min_dcf": 0.42}], [0, 1, 2])
     assert cost["verify.min_dcf.ci95"][0] < 0 and cost["verify.min_dcf.ci95"][1] > 1  # the raw interval leaves [0, 1]
     assert "| 0.000 – 1.000 |" in markdown_table(cost, (("verify.min_dcf", "minDCF", "{:.3f}"),))
+    auc = aggregate([{"erase": {"membership_auc": a, "branch_off_auc_zero_row": a}} for a in (0.99, 0.6, 0.95)], [0, 1, 2])
+    assert auc["erase.membership_auc.ci95"][1] > 1  # an attack's AUC is a share too
+    rows = (("erase.membership_auc", "AUC", "{:.3f}"), ("erase.branch_off_auc_zero_row", "control", "{:.3f}"))
+    assert markdown_table(auc, rows).count("– 1.000 |") == 2
 
 
 def test_cli_refuses_fewer_than_two_seeds():
