@@ -34,22 +34,25 @@ def _run(folder: Path, margins: list[float], erase: list[float]) -> Path:
     return folder
 
 
-def test_a_set_under_the_floor_is_reported_missed_beside_one_above(sets_table, tmp_path: Path) -> None:
+def _bar(text: str, starts: str) -> list[str]:
+    return next(line for line in text.splitlines() if line.startswith(starts)).split(" | ")[1:]
+
+
+def test_the_interval_decides_met_missed_or_not_determined(sets_table, tmp_path: Path) -> None:
     above = _run(tmp_path / "above", [0.02, 0.03, 0.025], [-0.01, 0.0, -0.005])
-    below = _run(tmp_path / "below", [0.01, -0.05, 0.0], [-0.03, -0.04, -0.01])
+    below = _run(tmp_path / "below", [-0.03, -0.04, -0.035], [-0.03, -0.04, -0.01])
     text = sets_table.render([("above", above), ("below", below)])
-    floor = next(line for line in text.splitlines() if line.startswith("| RSNN at or above the linear floor"))
-    above_cell, below_cell = floor.split(" | ")[1:3]
-    assert above_cell.startswith("met on the mean and the interval") and "0 of 3 below" in above_cell
-    assert below_cell.startswith("**missed** by 1.33 points") and "+1.0, -5.0, +0.0 (1 of 3 below)" in below_cell
-    erase = next(line for line in text.splitlines() if line.startswith("| erase keeps"))
-    assert erase.split(" | ")[2].startswith("**missed** by 0.67 points") and "(2 of 3 below)" in erase
+    above_cell, below_cell = _bar(text, "| RSNN at or above the linear floor")
+    assert above_cell.startswith("met: mean +2.50 [+1.3, +3.7]") and "0 of 3 below" in above_cell
+    assert below_cell.startswith("**missed**: mean -3.50") and "-3.0, -4.0, -3.5 (3 of 3 below)" in below_cell
+    erase = _bar(text, "| erase leaves")
+    assert erase[0].startswith("met") and erase[1].startswith("**not determined**: mean -2.67") and "(2 of 3 below)" in erase[1]
 
 
-def test_a_mean_that_clears_the_bar_with_an_interval_that_does_not_says_so(sets_table, tmp_path: Path) -> None:
+def test_a_mean_that_clears_the_bar_with_an_interval_that_does_not_is_not_called_met(sets_table, tmp_path: Path) -> None:
     run = _run(tmp_path / "wide", [0.04, -0.01, 0.0], [0.0, 0.0, 0.0])
-    text = sets_table.render([("wide", run)])
-    assert "met on the mean, not on the interval" in text
+    floor = _bar(sets_table.render([("wide", run)]), "| RSNN at or above the linear floor")[0]
+    assert floor.startswith("**not determined**: mean +1.00") and "(1 of 3 below)" in floor
 
 
 def test_a_folder_without_a_seeds_report_names_the_command_to_run(sets_table, tmp_path: Path) -> None:
