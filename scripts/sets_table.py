@@ -29,6 +29,8 @@ ROWS = (
     ("revoke.suspend.retain_accuracy", "retained speakers after revocation, suspend", "{:.2%}"),
     ("revoke.erase.retain_change_from_pretrain", "erase: retained change from pretraining (points)", "{:+.2%}"),
     ("revoke.suspend.retain_change_from_pretrain", "suspend: retained change from pretraining (points)", "{:+.2%}"),
+    ("revoke.erase.retain_change_from_masked_pretrain", "erase: the same, revoked score masked in pretraining (points)", "{:+.2%}"),
+    ("revoke.suspend.retain_change_from_masked_pretrain", "suspend: the same, revoked score masked in pretraining (points)", "{:+.2%}"),
     ("revoke.forget_accuracy", "revoked speaker", "{:.2%}"),
     ("verify.eer", "EER, revoked voice as impostor", "{:.2%}"),
     ("verify.min_dcf", "minDCF, p_target 0.01", "{:.3f}"),
@@ -53,6 +55,9 @@ BARS = (
     ("pretrain.margin_over_linear", 0.0, "RSNN at or above the linear floor"),
     ("revoke.erase.retain_change_from_pretrain", -0.02, "erase leaves retained speakers no more than 2 points below pretraining"),
     ("revoke.suspend.retain_change_from_pretrain", -0.02, "suspend leaves retained speakers no more than 2 points below pretraining"),
+    # like for like (runs since the key exists): pretraining judged with the revoked voice's score masked
+    ("revoke.erase.retain_change_from_masked_pretrain", -0.02, "the same for erase, against pretraining with the revoked score masked"),
+    ("revoke.suspend.retain_change_from_masked_pretrain", -0.02, "the same for suspend, against pretraining with the revoked score masked"),
 )
 
 
@@ -67,7 +72,10 @@ def load_run(folder: Path) -> tuple[dict, list[dict]]:
 
 
 def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
-    """Met / missed / not determined by the interval against ``floor``, with the mean and each seed, in points."""
+    """Met / missed / not determined by the interval against ``floor``, with the mean and each seed, in points
+    ("–" for a run whose reports predate ``key``)."""
+    if f"{key}.mean" not in aggregated:
+        return "–"
     values = [float(s[key]) for s in seeds]
     per_seed = ", ".join(f"{100 * v:+.1f}" for v in values)
     mean, (lo, hi) = aggregated[f"{key}.mean"], aggregated[f"{key}.ci95"]

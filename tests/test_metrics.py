@@ -152,3 +152,17 @@ def test_predict_logits_reads_in_eval_mode_and_puts_every_module_back_as_it_was(
     with pytest.raises(RuntimeError):
         predict_logits(model, torch.randn(2, 5))  # wrong width: the forward raises ...
     assert all(m.training for m in model.modules())  # ... and the modes are back all the same
+
+
+def test_accuracy_among_masks_the_classes_left_out_and_only_those() -> None:
+    from torch import nn
+
+    from neuro_rm.learning.data import LabelledSet
+    from neuro_rm.learning.report import accuracy_among, accuracy_on
+
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0], [0.0, 1.0, 5.0]])  # clip 0 is class 2, taken by class 1
+    data = LabelledSet(logits, torch.tensor([2, 0, 2]))
+    model = nn.Identity()
+    assert accuracy_on(model, data) == pytest.approx(2 / 3)
+    assert accuracy_among(model, data, [0, 2]) == 1.0  # class 1 masked: clip 0 goes to class 2
+    assert accuracy_among(model, data, [1, 2]) == pytest.approx(1 / 3)  # class 0 masked: clip 1 cannot be right

@@ -38,6 +38,11 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
         assert report[f"revoke.{mode}.retain_change_from_pretrain"] == (report[f"revoke.{mode}.retain_accuracy"]
                                                                          - report["pretrain.retain_accuracy"])
     assert 0 < report["pretrain.retain_accuracy"] <= 1
+    # masking the revoked voice's score can only remove mistakes: the like-for-like reference is never lower
+    assert report["pretrain.retain_accuracy"] <= report["pretrain.retain_accuracy_masked"] <= 1
+    for mode in ("erase", "suspend"):
+        assert report[f"revoke.{mode}.retain_change_from_masked_pretrain"] == (
+            report[f"revoke.{mode}.retain_accuracy"] - report["pretrain.retain_accuracy_masked"])
     lo, hi = report["verify.eer_ci"]
     assert 0 <= lo <= report["verify.eer"] <= hi <= 1 and 0 <= report["verify.min_dcf"] <= 1
     lo, hi = report["verify.snorm.eer_ci"]  # the same trials, s-normed against the holdout buffer

@@ -37,7 +37,7 @@ from neuro_rm.learning.metrics import (
     s_norm,
     verification_trials,
 )
-from neuro_rm.learning.report import accuracy_on
+from neuro_rm.learning.report import accuracy_among, accuracy_on
 from neuro_rm.learning.seeds import markdown_table as seeds_table
 from neuro_rm.learning.seeds import over_seeds
 from neuro_rm.learning.train import PRETRAIN, fit_classifier
@@ -211,6 +211,8 @@ class SpeakerTask(Task):
         report["pretrain.accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(old))
         # the speakers a revocation keeps, digitally: what their accuracy after revocation is compared with (same clips)
         report["pretrain.retain_accuracy"] = accuracy_on(self.auth.model, data.test.of_classes(self.keep))
+        # like for like: the revoked voice's score masked, as its erased row is after a revocation
+        report["pretrain.retain_accuracy_masked"] = accuracy_among(self.auth.model, data.test.of_classes(self.keep), self.keep)
         report["pretrain.best_epoch"] = fit.best_epoch
         report["pretrain.averaged_epochs"] = fit.averaged_epochs  # 0: the best validation epoch kept as it was
         # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
@@ -256,6 +258,8 @@ class SpeakerTask(Task):
             report[f"revoke.{mode}.retain_change"] = report[f"revoke.{mode}.retain_accuracy"] - report["revoke.retain_before"]
             report[f"revoke.{mode}.retain_change_from_pretrain"] = (report[f"revoke.{mode}.retain_accuracy"]
                                                                      - report["pretrain.retain_accuracy"])
+            report[f"revoke.{mode}.retain_change_from_masked_pretrain"] = (report[f"revoke.{mode}.retain_accuracy"]
+                                                                            - report["pretrain.retain_accuracy_masked"])
         stage_readouts(report, "revoke", auth.model, data.test.of_classes(self.keep), auth.buffers.replay.x,
                        data.test.of_classes(self.keep))
 
@@ -424,6 +428,8 @@ TABLE_ROWS = (
     ("revoke.erase.retain_accuracy", "revoke, erase: retained speakers accuracy", "{:.2%}"),
     ("revoke.erase.retain_change", "revoke, erase: retained accuracy change from deployed (points)", "{:+.2%}"),
     ("revoke.suspend.retain_change", "revoke, suspend: retained accuracy change from deployed (points)", "{:+.2%}"),
+    ("revoke.erase.retain_change_from_masked_pretrain", "revoke, erase: retained change from pretraining, revoked score masked there (points)", "{:+.2%}"),
+    ("revoke.suspend.retain_change_from_masked_pretrain", "revoke, suspend: retained change from pretraining, revoked score masked there (points)", "{:+.2%}"),
     ("revoke.erase.write_pulses", "revoke, erase: write pulses (cells beyond tolerance)", "{:,}"),
     ("revoke.erase.write_energy_j", "revoke, erase: write energy (J)", "{:.3g}"),
     ("baseline_full.retain_accuracy", "full fine-tune + reprogram: retained accuracy", "{:.2%}"),
