@@ -1,4 +1,4 @@
-"""scripts/sets_table.py: issue 16's bars judged from the seeds runs' own reports, per seed and on the mean."""
+"""scripts/sets_table.py: issue 16's bars judged from the seeds runs' own reports, by the interval, with the mean and seeds."""
 
 from __future__ import annotations
 

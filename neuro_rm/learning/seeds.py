@@ -90,7 +90,8 @@ def _cell(fmt: str, mean: float, sd: float) -> str:
 def _within_range(key: str, fmt: str, lo: float, hi: float) -> tuple[float, float]:
     """A t-interval cut to what the figure can be: a share to [0, 1] ([-1, 1] for a signed change in points),
     a normalised detection cost (minDCF) and an attack's AUC to [0, 1], a ratio (``×``) to at least 0."""
-    if key.endswith("min_dcf") or key.rsplit(".", 1)[-1].startswith("auc") or "_auc" in key.rsplit(".", 1)[-1]:
+    name = key.rsplit(".", 1)[-1]
+    if name == "min_dcf" or "auc" in name.split("_"):
         return max(lo, 0.0), min(hi, 1.0)
     if fmt.endswith("×"):
         return max(lo, 0.0), hi
