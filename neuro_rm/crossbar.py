@@ -515,12 +515,12 @@ class Crossbar(nn.Module):
             self._noise_cache = (self.device_config, (s0 / k2, s1 / k2, spikes, s1 / gain))
         return self._noise_cache[1]
 
-    def _variance_parts(
-        self, x: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    def _variance_terms(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None
     ) -> tuple[torch.Tensor, float, float, torch.Tensor | None]:
         """Each output's read-noise variance, per input vector (output-referred), as
-        ``row_scale · rows + alpha · source``: a sum per vector (vectors, 1) and its factor, a factor and
-        a source that is None where it is the output itself (written into ``out`` if given); no autograd.
+        ``row_scale · rows + alpha · source``: a sum per vector (vectors, 1) and its factor, a factor, and the
+        matrix whose product with x² is the source, or None where the source is the output itself; no autograd.
 
         Independent cell noise of variance s0 + s1·G gives a column sum of variance
         Σ_i x_i²·(s0 + s1·G_i) / k² = (s0·‖x‖² + s1·(x² @ Gᵀ)) / k².  For the offset mapping and binary
@@ -530,11 +530,18 @@ class Crossbar(nn.Module):
         per_square, per_conductance, per_spike, per_output = self._noise_terms()
         if spike_rows is not None and (per_conductance == 0 or self.config.mapping == "offset"):
             return spike_rows, per_spike, per_output, None
-        squares = x * x
-        rows = squares.sum(dim=-1, keepdim=True)
+        rows = (x * x).sum(dim=-1, keepdim=True)
         if not per_conductance:
             return rows, per_square, 0.0, None
-        return rows, per_square, 1.0, torch.mm(squares, self._conductance_variance(per_conductance).to(x.dtype), out=out)
+        return rows, per_square, 1.0, self._conductance_variance(per_conductance).to(x.dtype)
+
+    def _variance_parts(
+        self, x: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float, float, torch.Tensor | None]:
+        """``_variance_terms`` with the squares' product made (into ``out`` if given): the source, None
+        where it is the output itself."""
+        rows, row_scale, alpha, square_w = self._variance_terms(x, spike_rows)
+        return rows, row_scale, alpha, None if square_w is None else torch.mm(x * x, square_w, out=out)
 
     def _noise_std(
         self, x: torch.Tensor, y: torch.Tensor, spike_rows: torch.Tensor | None, out: torch.Tensor | None = None
@@ -699,12 +706,12 @@ class Crossbar(nn.Module):
         step = max(1, min(len(x), _CHUNK_ELEMENTS // (self.row_tiles * self.out_features)))  # rows a chunk
         compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
         if compiled is not None:
-            variance = self._scratch("var", tuple(y.shape), x) if noisy else None
-            rows, row_scale, alpha, source = self._variance_parts(x, spike_rows, variance) if noisy else (_EMPTY, 0.0, 0.0, None)
+            # the squares' product is made row by row in the kernel's periphery loop, zero inputs skipped
+            rows, row_scale, alpha, square_w = self._variance_terms(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
             whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
             rest_w = self._rest_rows(x.dtype) if adc else None
             compiled.periphery_read(x, _or_empty(whole_w), _or_empty(rest_w), _or_empty(lsb), self._levels() if adc else -1,
-                                    y, noisy, noise_key(self.cells.generator) if noisy else 0, rows, row_scale, alpha, _or_empty(source), _or_empty(gain),
+                                    y, noisy, noise_key(self.cells.generator) if noisy else 0, rows, row_scale, alpha, _or_empty(square_w), _or_empty(gain),
                                     _or_empty(bias), step, self._buffer("sums", self.row_tiles * step * self.out_features, x))
             return y
         draws = standard_normals(y.shape, self.cells.generator, y.device) if noisy else None

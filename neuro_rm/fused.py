@@ -34,6 +34,9 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cstring>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 // Fresh standard normals for read noise, as a stream keyed per call.  Row v of a (rows, width) block holds
 // ceil(width / 2) pairs; pair p comes from one hash of (key, v * ceil(width / 2) + p) (SplitMix64: a Weyl
@@ -130,17 +133,64 @@ void normal_fill(torch::Tensor& out, int64_t key) {
   });
 }
 
+constexpr int64_t kSquareBlock = 128;  // outputs a block of squares_row keeps in registers (8 AVX-512 lanes)
+
+// dst (width) <- (x * x) @ g for one input row x (k) and g (k, width): for each output, the inputs in order,
+// one fma each from zero, zero inputs skipped (fma(0, g, s) = s), as narrow_product sums.  The non-zero
+// inputs are listed first (idx, sq: k each), then each block of outputs is summed over them in registers, so
+// that the loop loads weights and makes no load or store of the sums per input.
+static void squares_row(const float* x, int64_t k, const float* g, int64_t width, float* dst, int32_t* idx, float* sq) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    if (x[i] != 0.0f) {
+      idx[n] = static_cast<int32_t>(i);
+      sq[n++] = x[i] * x[i];
+    }
+  }
+  int64_t o0 = 0;
+#if defined(__AVX512F__)
+  for (; o0 + kSquareBlock <= width; o0 += kSquareBlock) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t p = 0; p < n; ++p) {
+      const __m512 a = _mm512_set1_ps(sq[p]);
+      const float* gi = g + idx[p] * width + o0;
+      a0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi), a0);
+      a1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 16), a1);
+      a2 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 32), a2);
+      a3 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 48), a3);
+      a4 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 64), a4);
+      a5 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 80), a5);
+      a6 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 96), a6);
+      a7 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 112), a7);
+    }
+    float* d = dst + o0;
+    _mm512_storeu_ps(d, a0); _mm512_storeu_ps(d + 16, a1); _mm512_storeu_ps(d + 32, a2); _mm512_storeu_ps(d + 48, a3);
+    _mm512_storeu_ps(d + 64, a4); _mm512_storeu_ps(d + 80, a5); _mm512_storeu_ps(d + 96, a6); _mm512_storeu_ps(d + 112, a7);
+  }
+#endif
+  for (int64_t j = o0; j < width; ++j) dst[j] = 0.0f;
+  for (int64_t p = 0; p < n && o0 < width; ++p) {
+    const float a = sq[p];
+    const float* gi = g + idx[p] * width;
+    for (int64_t j = o0; j < width; ++j) dst[j] = std::fma(a, gi[j], dst[j]);
+  }
+}
+
 // One chunk of rows, in place on y (m, width): the sum over tiles of ADC codes (s: tiles x m x width, in
 // LSBs, rounded and clamped to +-top) times l (tiles x width); with no tiles y already holds the product.
 // Then read noise (noisy): the draws of rows row0 + v of the stream ``base`` (see normal_fill) times the
-// std, variance = alpha * source + row_scale * rows[v], source = vs or y itself;
+// std, variance = alpha * source + row_scale * rows[v], source = the squares' product (xs * xs) @ gsq (xs
+// the chunk's inputs, (m, k)) where gsq is given, else y itself;
 // then the compensation gain g and the bias b (each where not null).  The operations and their order
 // are the eager ones (torch.mul, then addcmul_ per tile; torch.add(row, y, alpha); addcmul_; mul_; add_).
 static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, const float* l, float top,
                       bool quantise, float* y, bool noisy, uint64_t base, int64_t row0, const float* rows,
-                      float row_scale, float alpha, const float* vs, const float* g, const float* b) {
+                      float row_scale, float alpha, const float* xs, int64_t k, const float* gsq,
+                      const float* g, const float* b) {
   at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> draws(noisy ? width : 0);  // one row's draws, made where they are used (in cache)
+    std::vector<float> squares(gsq != nullptr ? width + k : 0);  // one row's squares product, then its inputs
+    std::vector<int32_t> nonzero(gsq != nullptr ? k : 0);
     for (int64_t v = begin; v < end; ++v) {
       float* yv = y + v * width;
       for (int64_t t = 0; t < tiles; ++t) {
@@ -157,7 +207,11 @@ static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, c
       }
       if (noisy) {
         const float rv = row_scale * rows[v];
-        const float* src = vs == nullptr ? yv : vs + v * width;
+        const float* src = yv;
+        if (gsq != nullptr) {
+          squares_row(xs + v * k, k, gsq, width, squares.data(), nonzero.data(), squares.data() + width);
+          src = squares.data();
+        }
         const float* dv = draws.data();
         row_normals(base, row0 + v, width, draws.data());
         for (int64_t o = 0; o < width; ++o) {
@@ -202,13 +256,13 @@ static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch
 // The read of x (n, in) into out (n, width), step rows at a time.  levels >= 0: through the ADCs, with
 // whole_w (full tiles, rows, width) and rest_w (rest, width) the LSB-scaled weights (either may be empty)
 // and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
-// width).  noisy: read noise from the stream noise_key (normal_fill's draws for out).  rows (n), var_src
-// (n, width), gain and bias (width) may be empty.  Float32; x, out, rows, var_src, gain, bias, lsb and scratch
-// contiguous.
+// width).  noisy: read noise from the stream noise_key (normal_fill's draws for out); its variance source
+// is, where square_w (in, width) is given, (x * x) @ square_w, made row by row in the periphery loop, else
+// the output.  rows (n), square_w, gain and bias (width) may be empty.  Float32; x, out, rows, square_w,
+// gain, bias, lsb and scratch contiguous.
 void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
                     const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, bool noisy, int64_t noise_key,
-                    const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& var_src,
-                    const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
+                    const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& square_w, const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
   const int64_t n = x.size(0), in = x.size(1), width = out.size(1);
   const bool adc = levels >= 0;
   const int64_t full = adc && whole_w.numel() > 0 ? whole_w.size(0) : 0;
@@ -216,7 +270,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
   const int64_t tiles = adc ? full + (rest_w.numel() > 0 ? 1 : 0) : 0;
   const uint64_t base = mix64(static_cast<uint64_t>(noise_key));
   const float* r = optional(rows);
-  const float* vs = optional(var_src);
+  const float* gsq = optional(square_w);
   for (int64_t start = 0; start < n; start += step) {
     const int64_t m = std::min(step, n - start);
     torch::Tensor xc = x.narrow(0, start, m);
@@ -238,7 +292,8 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
     periphery(adc ? sums.data_ptr<float>() : nullptr, tiles, m, width, adc ? lsb.data_ptr<float>() : nullptr,
               static_cast<float>(levels), adc, yc.data_ptr<float>(), noisy, base, start,
               r == nullptr ? nullptr : r + start, static_cast<float>(row_scale), static_cast<float>(alpha),
-              vs == nullptr ? nullptr : vs + start * width, optional(gain), optional(bias));
+              x.data_ptr<float>() + start * in, in, gsq,
+              optional(gain), optional(bias));
   }
 }
 

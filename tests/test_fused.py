@@ -20,8 +20,9 @@ CONFIGS = {
 }
 
 
-def _crossbar(config, in_features=300, out_features=70):
-    """Two full 128-row tiles and a partly filled one; calibrated on counts so that some tiles saturate later."""
+def _crossbar(config, in_features=300, out_features=150):
+    """Two full 128-row tiles and a partly filled one; 150 outputs, so that the kernel's blocks of 128 outputs
+    and the remainder are both read; calibrated on counts so that some tiles saturate later."""
     bar = Crossbar(out_features, in_features, DeviceConfig(), config, seed=3)
     bar.program(torch.randn(out_features, in_features, generator=torch.Generator().manual_seed(1)) * 0.1)
     bar.set_time(3600.0)
@@ -54,7 +55,7 @@ def _read_both(bar, x, bias, monkeypatch):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_compiled_periphery_reads_what_eager_torch_reads(name, kind, monkeypatch):
     bar = _crossbar(CONFIGS[name])
-    x, bias = _inputs(kind), torch.linspace(-1, 1, 70)
+    x, bias = _inputs(kind), torch.linspace(-1, 1, 150)
     compiled, eager = _read_both(bar, x, bias, monkeypatch)
     if not bar.config.read_noise:
         assert torch.equal(compiled, eager)  # ADC codes, tile sum, gain, bias: the same operations, bit for bit
