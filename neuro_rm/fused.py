@@ -180,7 +180,9 @@ static void squares_row(const float* x, int64_t k, const float* g, int64_t width
 // LSBs, rounded and clamped to +-top) times l (tiles x width); with no tiles y already holds the product.
 // Then read noise (noisy): the draws of rows row0 + v of the stream ``base`` (see normal_fill) times the
 // std, variance = alpha * source + row_scale * rows[v], source = the squares' product (xs * xs) @ gsq (xs
-// the chunk's inputs, (m, k)) where gsq is given, else y itself;
+// the chunk's inputs, (m, k)) where gsq is given, else y itself; a vector whose rows[v] (its sum of squares, or
+// its spike count) is 0 applied no voltage, drew no current, and gets no noise and no draws (eager torch adds
+// its draws times the 1e-15 std of its variance floor);
 // then the compensation gain g and the bias b (each where not null).  The operations and their order
 // are the eager ones (torch.mul, then addcmul_ per tile; torch.add(row, y, alpha); addcmul_; mul_; add_).
 static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, const float* l, float top,
@@ -199,13 +201,13 @@ static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, c
         for (int64_t o = 0; o < width; ++o) {
           float c = st[o];
           if (quantise) {
-            c = std::nearbyint(c);
+            c = std::rint(c);  // as nearbyint (the current, nearest-even mode) but vectorised
             c = c < -top ? -top : (c > top ? top : c);
           }
           yv[o] = t == 0 ? c * lt[o] : std::fma(c, lt[o], yv[o]);
         }
       }
-      if (noisy) {
+      if (noisy && rows[v] != 0.0f) {  // rows[v] = 0: no input reached the row, so no read noise either
         const float rv = row_scale * rows[v];
         const float* src = yv;
         if (gsq != nullptr) {
