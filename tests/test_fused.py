@@ -116,3 +116,20 @@ def test_same_bytes_compares_factors_in_place_and_declines_what_it_cannot_read()
     assert compiled.same_bytes(parts, reference.double()) == -1  # another dtype
     assert compiled.same_bytes([parts[0], torch._neg_view(parts[1])], reference) == -1  # its bytes are not its values
     assert compiled.same_bytes([parts[0], torch._efficientzerotensor(5)], reference) == -1  # no bytes at all
+
+
+@pytest.mark.parametrize("kind", ["spikes", "counts"])
+def test_a_vector_with_no_input_reads_no_noise(kind):
+    """A silent input vector applies no voltage: it reads exactly zero (no bias added, so that even a
+    1e-15 noise would show), while the vectors beside it that carry input are noisy (the control that noise
+    is on)."""
+    bar = _crossbar(CrossbarConfig())
+    x = _inputs(kind)
+    x[::3] = 0.0
+    with torch.no_grad():
+        noisy = bar.matmul(x)
+        bar.set_config(CrossbarConfig(read_noise=False))
+        clean = bar.matmul(x)
+    assert torch.equal(noisy[::3], torch.zeros_like(noisy[::3]))
+    live = x.any(dim=1)
+    assert (noisy[live] != clean[live]).float().mean() > 0.9
