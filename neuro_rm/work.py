@@ -174,13 +174,14 @@ class WorkMeter:
         h.sram_bits_read += layer.sram_bits_read - sram
         bits = 1 if binary else (layer.crossbar.config.dac_bits or 1)
         _add(h.dac_by_bits, bits, delta.dac_conversions)
-        trains = torch.is_grad_enabled() and any(
-            p.requires_grad for name in layer.active for p in layer.adapters[name].parameters())
         for precision, macs in layer.digital_macs.items():
-            grown = macs - digital.get(precision, 0)
-            _add(h.digital_macs, precision, grown)
-            if trains:
-                _add(target.trained_adapter_macs, precision, grown)
+            _add(h.digital_macs, precision, macs - digital.get(precision, 0))
+        if torch.is_grad_enabled():  # only the branches that train get a weight gradient in the backward pass
+            n_in, n_out = layer.crossbar.in_features, layer.crossbar.out_features
+            for name in layer.active:
+                adapter = layer.adapters[name]
+                if any(p.requires_grad for p in adapter.parameters()):
+                    _add(target.trained_adapter_macs, adapter.precision, delta.vectors * adapter.macs(n_in, n_out))
 
 
 _ACTIVE: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("neuro_rm_work_meter", default=None)

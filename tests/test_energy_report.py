@@ -256,6 +256,22 @@ def test_backward_reads_the_arrays_once_more_and_trains_the_branches_twice():
     assert back.digital_macs == 2 * still.forward.digital_macs
 
 
+def test_a_frozen_branch_beside_a_training_one_gets_no_weight_gradient():
+    """Two live branches in the same layers, one trained: the backward pass charges a weight gradient for the
+    trained branch's MACs only (review40 F5: it used to charge every branch of a layer where one trained)."""
+    model = _model()
+    for p in _on(model, "old", rank=4):
+        p.requires_grad_(False)
+    params = _on(model, "new", rank=2)
+    record = _train(model, params, 16, 8)
+    forward, backward = record.forward, work.backward_of(record.forward)
+    vectors = 16  # each sample passes each of the two layers once
+    trained = vectors * (2 * (12 + 8) + 2 * (8 + 3))
+    assert forward.hybrid.digital_macs["fp32"] == vectors * ((4 + 2) * (12 + 8) + (4 + 2) * (8 + 3))
+    assert forward.trained_adapter_macs == {"fp32": trained}
+    assert backward.hybrid.digital_macs["fp32"] == forward.hybrid.digital_macs["fp32"] + trained
+
+
 def test_dac_energy_depends_on_input_bits():
     model = L.analogize(nn.Sequential(nn.Linear(16, 4)), crossbar=CrossbarConfig(dac_bits=8))
     spikes = (torch.rand(6, 16) > 0.5).float()
