@@ -176,7 +176,7 @@ class WorkMeter:
         _add(h.dac_by_bits, bits, delta.dac_conversions)
         for precision, macs in layer.digital_macs.items():
             _add(h.digital_macs, precision, macs - digital.get(precision, 0))
-        if torch.is_grad_enabled():  # only the branches that train get a weight gradient in the backward pass
+        if torch.is_grad_enabled() and not layer.disabled:  # only the branches that train get a weight gradient
             n_in, n_out = layer.crossbar.in_features, layer.crossbar.out_features
             for name in layer.active:
                 adapter = layer.adapters[name]

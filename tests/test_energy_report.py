@@ -270,6 +270,9 @@ def test_a_frozen_branch_beside_a_training_one_gets_no_weight_gradient():
     assert forward.hybrid.digital_macs["fp32"] == vectors * ((4 + 2) * (12 + 8) + (4 + 2) * (8 + 3))
     assert forward.trained_adapter_macs == {"fp32": trained}
     assert backward.hybrid.digital_macs["fp32"] == forward.hybrid.digital_macs["fp32"] + trained
+    with L.disable_adapters(model):  # the bases alone: no branch is read, so none is charged a gradient
+        bare = _train(nn.Sequential(model, nn.Linear(3, 3)), params, 16, 8)
+    assert bare.forward.hybrid.digital_macs == {} and bare.forward.trained_adapter_macs == {}
 
 
 def test_dac_energy_depends_on_input_bits():
