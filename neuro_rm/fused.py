@@ -318,50 +318,24 @@ bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
   return binary;
 }
 
-static inline uint64_t absorb(uint64_t lane, uint64_t word) {
-  lane = (lane ^ word) * 0x9E3779B97F4A7C15ULL;
-  return (lane << 31) | (lane >> 33);
-}
-
-// A 64-bit digest of the bytes of `parts`, each part preceded by its dtype and byte count, or an empty list when a
-// part is not a contiguous CPU tensor whose bytes are its values (a zero tensor holds none, a negated or conjugated
-// view reads its bytes with a flip): the caller then compares values another way.  Four lanes take every fourth
-// 8-byte word, each step a bijection of the lane (xor, odd multiply, rotate), so any changed word changes its lane;
-// the lanes are then mixed with SplitMix64's finaliser (see mix64).  Not cryptographic: an unchanged digest after a
-// change is a 2^-64 accident, not a guarantee against someone crafting one.  The staleness check a fused ΔW makes
-// at every inference call: one pass over the factors and no copy of them.
-std::vector<int64_t> fingerprint(const std::vector<torch::Tensor>& parts) {
-  uint64_t lanes[4] = {0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL, 0x082EFA98EC4E6C89ULL};
+// Whether the tensors `parts`, laid end to end, hold the same bytes as `reference`: 1 yes, 0 no, -1 when
+// `reference` or a part is not a contiguous CPU tensor of one dtype whose bytes are its values (a zero tensor
+// holds none, a negated or conjugated view reads its bytes with a flip): the caller then compares values.
+// One memcmp per part and no copy: the staleness check a fused ΔW makes at every inference call.
+int64_t same_bytes(const std::vector<torch::Tensor>& parts, const torch::Tensor& reference) {
+  if (!reference.device().is_cpu() || !reference.is_contiguous()) return -1;
+  const char* ref = static_cast<const char*>(reference.data_ptr());
+  const int64_t item = reference.element_size(), total = reference.numel() * item;
+  int64_t offset = 0;
   for (const auto& part : parts) {
-    if (!part.device().is_cpu() || !part.is_contiguous() || part._is_zerotensor() || part.is_neg() || part.is_conj() ||
-        (part.numel() > 0 && part.data_ptr() == nullptr)) return {};
-    const uint64_t size = static_cast<uint64_t>(part.numel() * part.element_size());
-    const uint64_t header = (static_cast<uint64_t>(part.scalar_type()) << 56) ^ size;
-    for (auto& lane : lanes) lane = absorb(lane, header);
-    const char* bytes = static_cast<const char*>(part.data_ptr());
-    const uint64_t words = size / 8;
-    uint64_t i = 0;
-    for (; i + 4 <= words; i += 4) {
-      for (int j = 0; j < 4; ++j) {
-        uint64_t word;
-        std::memcpy(&word, bytes + (i + j) * 8, 8);
-        lanes[j] = absorb(lanes[j], word);
-      }
-    }
-    for (; i < words; ++i) {
-      uint64_t word;
-      std::memcpy(&word, bytes + i * 8, 8);
-      lanes[i % 4] = absorb(lanes[i % 4], word);
-    }
-    if (size % 8 != 0) {
-      uint64_t word = 0;
-      std::memcpy(&word, bytes + words * 8, size % 8);
-      lanes[0] = absorb(lanes[0], word);
-    }
+    if (!part.device().is_cpu() || part.scalar_type() != reference.scalar_type() || !part.is_contiguous() ||
+        part._is_zerotensor() || part.is_neg() || part.is_conj() || (part.numel() > 0 && part.data_ptr() == nullptr)) return -1;
+    const int64_t size = part.numel() * item;
+    if (offset + size > total) return 0;
+    if (size > 0 && std::memcmp(part.data_ptr(), ref + offset, size) != 0) return 0;
+    offset += size;
   }
-  uint64_t digest = mix64(lanes[0]);
-  for (int j = 1; j < 4; ++j) digest = mix64(digest ^ lanes[j]);
-  return {static_cast<int64_t>(digest)};
+  return offset == total ? 1 : 0;
 }
 """
 
@@ -401,7 +375,7 @@ def kernel() -> Any:
 
 
 def module() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``, ``fingerprint``), built on
+    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``, ``same_bytes``), built on
     first use whether or not the compiled periphery is ``enabled`` (the read-noise stream and the fused ΔW's
     check use it either way), or None where it cannot be built or ``NEURO_RM_FUSED=0``."""
     global _kernel, _tried
@@ -421,7 +395,7 @@ def module() -> Any:
             _kernel = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}_{_source_tag()}",
                 cpp_sources=_SOURCE,
-                functions=["periphery_read", "binary_rows", "normal_fill", "fingerprint"],
+                functions=["periphery_read", "binary_rows", "normal_fill", "same_bytes"],
                 extra_cflags=_CFLAGS,
             )
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery

@@ -449,45 +449,35 @@ def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class FusedDelta:
-    """The active branches folded into one ΔW, and a record of what it was built from, so that a read can tell
-    whether it is stale.  It compares the factors' stored values, not their version counters: writes through
-    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference call,
-    so on the CPU the record is the compiled ``fingerprint``, a 64-bit digest of the factors' bytes (one pass,
-    and no copy of the branches kept beside them; a value that only changes its sign bit, -0.0 for 0.0, counts
-    as a change and costs one rebuild).  Where no digest can be made (no compiler, factors on a GPU) the record
-    is a copy of the values, compared value by value."""
+    """The active branches folded into one ΔW, and what it was built from, so that a read can tell whether
+    it is stale.  It compares the factors' stored values, not their version counters: writes through
+    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference
+    call, so on the CPU the compiled ``same_bytes`` compares each factor's bytes in place (no copy; a value
+    that only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild)."""
 
     def __init__(self, key: tuple, factors: tuple[torch.Tensor, ...], delta: torch.Tensor, precision: str) -> None:
         self.key, self.factors, self.delta, self.precision = key, factors, delta, precision
-        self.digest = _fingerprint(factors)
-        self.values = _flat_copy(factors) if self.digest is None else None
+        self.values = _flat_copy(factors)
 
     def holds(self, key: tuple, factors: tuple[torch.Tensor, ...]) -> bool:
         """Whether this ΔW is still the fold of ``factors`` under ``key`` (settings, active set)."""
         if key != self.key or len(factors) != len(self.factors) or any(p is not q for p, q in zip(factors, self.factors, strict=True)):
             return False
-        if self.digest is not None:
-            return _fingerprint(factors) == self.digest  # None (a factor moved where no digest is made): rebuild
+        compiled = fused_kernel.module()
+        same = compiled.same_bytes(list(factors), self.values) if compiled is not None else -1
+        if same >= 0:
+            return bool(same)
         return _same_values(_flat_copy(factors), self.values)
 
     def wipe(self) -> None:
-        """Overwrite the ΔW (and any copy of the factor values) with zeros before the cache is dropped or
+        """Overwrite the copy of the factor values and the ΔW with zeros before the cache is dropped or
         replaced: freed memory keeps no copy of a branch (a deleted one, or one since rewritten)."""
-        if self.values is not None:
-            self.values.zero_()
+        self.values.zero_()
         self.delta.zero_()
 
     def nbytes(self) -> int:
-        """Bytes held beside the model's own tensors: the ΔW, and the copy of the factor values where kept."""
-        held = [self.delta] if self.values is None else [self.delta, self.values]
-        return sum(t.numel() * t.element_size() for t in held)
-
-
-def _fingerprint(factors: Sequence[torch.Tensor]) -> int | None:
-    """The compiled digest of the factors' bytes, or None where it cannot be made."""
-    compiled = fused_kernel.module()
-    digest = compiled.fingerprint([f.detach() for f in factors]) if compiled is not None else []
-    return digest[0] if digest else None
+        """Bytes held beside the model's own tensors: the ΔW and the copy of the factor values."""
+        return self.delta.numel() * self.delta.element_size() + self.values.numel() * self.values.element_size()
 
 
 # ====================================================================== whole-model operations

@@ -543,34 +543,18 @@ def test_a_full_rank_branch_adds_its_matrix_read_alone_or_fused_and_is_charged_i
     assert len(forgotten) == 1 and torch.equal(forgotten[0], held) and bool(held.any())  # not the zeroed storage
 
 
-def _held(cache):
-    """What a fused ΔW cache holds beside the model: the ΔW, and a copy of the factors where no digest is made."""
-    return [cache.delta] if cache.values is None else [cache.delta, cache.values]
-
-
-@pytest.mark.parametrize("digest", [True, False])
-def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta(digest, monkeypatch):
-    if not digest:  # no compiled kernel: the cache keeps a copy of the factors, which must be wiped too
-        monkeypatch.setattr(L.fused_kernel, "module", lambda: None)
-    elif L.fused_kernel.module() is None:
-        pytest.skip("no compiler for the digest")
+def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
     model = _fused_pair()
     with torch.no_grad():
         model(torch.randn(2, 6))  # builds the fold of a and b
     caches = [layer._fused_cache for _, layer in L.hybrid_layers(model)]
-    assert all((cache.values is None) == digest for cache in caches)  # with the digest, no copy of the branches
-    assert all(bool(t.any()) for cache in caches for t in _held(cache))
+    assert all(bool(cache.values.any()) for cache in caches)
     L.delete_adapter(model, "a")
     assert all(layer._fused_cache is None for _, layer in L.hybrid_layers(model))
-    assert not any(bool(t.any()) for cache in caches for t in _held(cache))  # wiped, not just dropped
+    assert not any(bool(cache.values.any() or cache.delta.any()) for cache in caches)  # wiped, not just dropped
 
 
-@pytest.mark.parametrize("digest", [True, False])
-def test_a_replaced_or_unfused_cache_is_wiped(digest, monkeypatch):
-    if not digest:
-        monkeypatch.setattr(L.fused_kernel, "module", lambda: None)
-    elif L.fused_kernel.module() is None:
-        pytest.skip("no compiler for the digest")
+def test_a_replaced_or_unfused_cache_is_wiped():
     model = _fused_pair()
     x = torch.randn(2, 6)
     with torch.no_grad():
@@ -579,9 +563,9 @@ def test_a_replaced_or_unfused_cache_is_wiped(digest, monkeypatch):
         L.adapter_parameters(model, "a")[1].mul_(2.0)  # a rewrite: the next read rebuilds
         model(x)
         second = model[0]._fused_cache
-    assert second is not first and not any(bool(t.any()) for t in _held(first))
+    assert second is not first and not bool(first.values.any() or first.delta.any())
     L.fuse_adapters(model, False)
-    assert not any(bool(t.any()) for t in _held(second))
+    assert not bool(second.values.any() or second.delta.any())
 
 
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():
