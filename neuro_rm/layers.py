@@ -116,17 +116,20 @@ class HybridLayer(nn.Module):
             return y.add_(self._dense_out(x, delta.to(x.dtype)))  # no autograd here: y is this call's own
         for name in self.active:
             adapter = self.adapters[name]
-            if name in self.write_aware:
+            if name in self.write_aware:  # ΔW formed once per call, then a dense product per vector
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
+                dense = vectors * self.crossbar.in_features * self.crossbar.out_features
+                macs, bits = adapter.delta_macs() + dense, adapter.bits + dense * PRECISION_BITS[adapter.precision]
             else:
                 branch = self._branch_out(x, adapter)
                 if y.requires_grad or branch.requires_grad:
                     y = y + adapter.scale * branch
                 else:  # y is this call's own: scaled and added in one pass
                     y.add_(branch, alpha=adapter.scale)
-            macs = vectors * adapter.macs(self.crossbar.in_features, self.crossbar.out_features)
+                macs = vectors * adapter.macs(self.crossbar.in_features, self.crossbar.out_features)
+                bits = vectors * adapter.bits  # no reuse assumed: worst case for adapters
             self.digital_macs[adapter.precision] = self.digital_macs.get(adapter.precision, 0) + macs
-            self.sram_bits_read += vectors * adapter.bits  # no reuse assumed: worst case for adapters
+            self.sram_bits_read += bits
         return y
 
     def fuse(self, on: bool = True) -> None:

@@ -176,12 +176,24 @@ class WorkMeter:
         _add(h.dac_by_bits, bits, delta.dac_conversions)
         for precision, macs in layer.digital_macs.items():
             _add(h.digital_macs, precision, macs - digital.get(precision, 0))
-        if torch.is_grad_enabled() and not layer.disabled:  # only the branches that train get a weight gradient
-            n_in, n_out = layer.crossbar.in_features, layer.crossbar.out_features
+        if torch.is_grad_enabled() and not layer.disabled:  # only the parameters that train get a weight gradient
             for name in layer.active:
                 adapter = layer.adapters[name]
-                if any(p.requires_grad for p in adapter.parameters()):
-                    _add(target.trained_adapter_macs, adapter.precision, delta.vectors * adapter.macs(n_in, n_out))
+                _add(target.trained_adapter_macs, adapter.precision, _weight_gradient_macs(layer, name, delta.vectors))
+
+
+def _weight_gradient_macs(layer: HybridLayer, name: str, vectors: int) -> int:
+    """MACs of branch ``name``'s weight gradients in one call over ``vectors`` input vectors: one per weight
+    and vector for each factor that trains (a LoRA branch read as its factors, a full-rank one as its matrix);
+    a write-aware branch, read as its dense ΔW, gets ΔW's gradient (in·out per vector) and, from it, each
+    training factor's (one ΔW-forming product each)."""
+    adapter = layer.adapters[name]
+    training = [p for p in adapter.parameters() if p.requires_grad]
+    if not training:
+        return 0
+    if name in layer.write_aware:
+        return vectors * layer.crossbar.in_features * layer.crossbar.out_features + len(training) * adapter.delta_macs()
+    return vectors * sum(p.numel() for p in training)
 
 
 _ACTIVE: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("neuro_rm_work_meter", default=None)

@@ -275,6 +275,34 @@ def test_a_frozen_branch_beside_a_training_one_gets_no_weight_gradient():
     assert bare.forward.hybrid.digital_macs == {} and bare.forward.trained_adapter_macs == {}
 
 
+def test_a_branch_with_one_factor_frozen_gets_the_other_factors_gradient_only():
+    """Review41 F4: A frozen, B trained: the weight gradient is B's, out·r per vector, not r·(in+out)."""
+    model = _model()
+    params = _on(model, "b_only", rank=2)
+    for p in L.adapter_parameters(model, "b_only"):
+        if p.shape[0] == 2:  # A is (rank, fan_in)
+            p.requires_grad_(False)
+    record = _train(model, [p for p in params if p.requires_grad], 16, 8)
+    assert record.forward.trained_adapter_macs == {"fp32": 16 * (8 * 2 + 3 * 2)}  # B of each layer: out × rank
+
+
+def test_a_write_aware_branch_is_charged_its_dense_product():
+    """Review41 F3: a write-aware branch is read as its dense ΔW: forming it (r·in·out per call) and in·out per
+    vector, forward; its gradient in·out per vector and one ΔW-forming product per training factor, backward."""
+    model = _model()
+    params = _on(model, "e", rank=2)
+    L.set_write_aware(model, "e")
+    record = _train(model, params, 16, 8)
+    calls, vectors = 2, 16  # two batches of 8, two layers each
+    dense = vectors * (12 * 8 + 8 * 3)
+    forming = calls * (2 * 12 * 8 + 2 * 8 * 3)
+    assert record.forward.hybrid.digital_macs == {"fp32": dense + forming}
+    assert record.forward.trained_adapter_macs == {"fp32": dense + 2 * forming}
+    plain = _model()
+    light = _train(plain, _on(plain, "e", rank=2), 16, 8).forward.hybrid.digital_macs["fp32"]
+    assert light == vectors * (2 * (12 + 8) + 2 * (8 + 3)) < dense + forming  # read as factors it is cheaper here
+
+
 def test_dac_energy_depends_on_input_bits():
     model = L.analogize(nn.Sequential(nn.Linear(16, 4)), crossbar=CrossbarConfig(dac_bits=8))
     spikes = (torch.rand(6, 16) > 0.5).float()
