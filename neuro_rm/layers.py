@@ -255,7 +255,9 @@ class HybridLayer(nn.Module):
         """Erase an adapter: its tensors (and gradients) are zeroed and freed, it is no longer active,
         and no fused ΔW holding it survives.  An optimiser's state for it belongs to the caller: drop it."""
         adapter = self._require(name)
-        delta = adapter.delta_weight().detach().clone()  # the event's copy: erase zeroes what a view would show
+        # the event's copy (erase zeroes what a view would show), made only for hooks that listen: otherwise
+        # no ΔW of the branch, nor the temporaries of forming it, is ever left in freed memory (review41 F5)
+        delta = adapter.delta_weight().detach().clone() if len(self.bus) else None
         adapter.erase()
         del self.adapters[name]
         self.active = [n for n in self.active if n != name]

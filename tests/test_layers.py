@@ -543,6 +543,22 @@ def test_a_full_rank_branch_adds_its_matrix_read_alone_or_fused_and_is_charged_i
     assert len(forgotten) == 1 and torch.equal(forgotten[0], held) and bool(held.any())  # not the zeroed storage
 
 
+def test_a_deleted_adapter_forms_no_delta_unless_a_hook_listens(monkeypatch):
+    """Review41 F5: with no hook listening, deleting a branch never forms its ΔW (whose copy and temporaries
+    would be freed unwiped); with a hook it does, and hands it over (the control that the probe sees the call)."""
+    formed = []
+    real = L.LoRAAdapter.delta_weight
+    monkeypatch.setattr(L.LoRAAdapter, "delta_weight", lambda self: formed.append(1) or real(self))
+    quiet = _fused_pair()
+    L.delete_adapter(quiet, "a")
+    assert formed == []
+    heard = _fused_pair()
+    events = []
+    L.add_hook(heard, lambda event: events.append(event))
+    L.delete_adapter(heard, "a")
+    assert formed and any(e.kind == "forget" and e.data["delta_weight"] is not None for e in events)
+
+
 def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
     model = _fused_pair()
     with torch.no_grad():
