@@ -264,7 +264,8 @@ static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch
 // gain, bias, lsb and scratch contiguous.
 void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
                     const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, bool noisy, int64_t noise_key,
-                    const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& square_w, const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
+                    const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& square_w,
+                    const torch::Tensor& gain, const torch::Tensor& bias, int64_t step, torch::Tensor& scratch) {
   const int64_t n = x.size(0), in = x.size(1), width = out.size(1);
   const bool adc = levels >= 0;
   const int64_t full = adc && whole_w.numel() > 0 ? whole_w.size(0) : 0;
