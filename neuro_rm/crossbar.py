@@ -147,6 +147,11 @@ def _or_empty(t: torch.Tensor | None) -> torch.Tensor:
     return _EMPTY if t is None else t
 
 
+def _compiled_for(x: torch.Tensor) -> object | None:
+    """The compiled periphery module where it can read ``x`` (float32, CPU, contiguous), else None."""
+    return fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+
+
 def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
     """Σx per row when every entry is 0 or 1 (spikes), else None.
 
@@ -155,7 +160,7 @@ def _spike_rows(x: torch.Tensor) -> torch.Tensor | None:
     """
     if x.numel() == 0:
         return None
-    compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+    compiled = _compiled_for(x)
     if compiled is not None:
         rows = torch.empty(x.shape[0], 1)
         return rows if compiled.binary_rows(x, rows) else None
@@ -439,8 +444,13 @@ class Crossbar(nn.Module):
         bits = self.config.dac_bits
         if bits is None:
             return x
-        step = self.config.input_bound / 2 ** (bits - 1)
-        levels = torch.round(x.detach() / step).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).mul_(step)
+        step, low, high = self.config.input_bound / 2 ** (bits - 1), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        compiled = _compiled_for(x)
+        if compiled is not None:  # one pass instead of four, the same values
+            levels = torch.empty_like(x, requires_grad=False)
+            compiled.dac_levels(x.detach(), step, low, high, levels)
+        else:
+            levels = torch.round(x.detach() / step).clamp_(low, high).mul_(step)
         return _straight_through(x, levels) if x.requires_grad else levels
 
     def _dac_passes_spikes(self) -> bool:
@@ -704,9 +714,9 @@ class Crossbar(nn.Module):
         weights = self._adc_weights(x.dtype) if adc else self.weight().to(x.dtype).t()
         gain = None if gain is None else gain.to(y.dtype).expand(self.out_features).contiguous()
         step = max(1, min(len(x), _CHUNK_ELEMENTS // (self.row_tiles * self.out_features)))  # rows a chunk
-        compiled = fused.kernel() if x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous() else None
+        compiled = _compiled_for(x)
         if compiled is not None:
-            # the squares' product is made row by row in the kernel's periphery loop, zero inputs skipped
+            # the kernel makes the squares' product for the vectors that carry input only
             rows, row_scale, alpha, square_w = self._variance_terms(x, spike_rows) if noisy else (_EMPTY, 0.0, 0.0, None)
             whole_w, _, lsb, _ = weights if adc else (weights, None, None, None)
             rest_w = self._rest_rows(x.dtype) if adc else None

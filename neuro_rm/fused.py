@@ -133,66 +133,21 @@ void normal_fill(torch::Tensor& out, int64_t key) {
   });
 }
 
-constexpr int64_t kSquareBlock = 128;  // outputs a block of squares_row keeps in registers (8 AVX-512 lanes)
-
-// dst (width) <- (x * x) @ g for one input row x (k) and g (k, width): for each output, the inputs in order,
-// one fma each from zero, zero inputs skipped (fma(0, g, s) = s), as narrow_product sums.  The non-zero
-// inputs are listed first (idx, sq: k each), then each block of outputs is summed over them in registers, so
-// that the loop loads weights and makes no load or store of the sums per input.
-static void squares_row(const float* x, int64_t k, const float* g, int64_t width, float* dst, int32_t* idx, float* sq) {
-  int64_t n = 0;
-  for (int64_t i = 0; i < k; ++i) {
-    if (x[i] != 0.0f) {
-      idx[n] = static_cast<int32_t>(i);
-      sq[n++] = x[i] * x[i];
-    }
-  }
-  int64_t o0 = 0;
-#if defined(__AVX512F__)
-  for (; o0 + kSquareBlock <= width; o0 += kSquareBlock) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    for (int64_t p = 0; p < n; ++p) {
-      const __m512 a = _mm512_set1_ps(sq[p]);
-      const float* gi = g + idx[p] * width + o0;
-      a0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi), a0);
-      a1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 16), a1);
-      a2 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 32), a2);
-      a3 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 48), a3);
-      a4 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 64), a4);
-      a5 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 80), a5);
-      a6 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 96), a6);
-      a7 = _mm512_fmadd_ps(a, _mm512_loadu_ps(gi + 112), a7);
-    }
-    float* d = dst + o0;
-    _mm512_storeu_ps(d, a0); _mm512_storeu_ps(d + 16, a1); _mm512_storeu_ps(d + 32, a2); _mm512_storeu_ps(d + 48, a3);
-    _mm512_storeu_ps(d + 64, a4); _mm512_storeu_ps(d + 80, a5); _mm512_storeu_ps(d + 96, a6); _mm512_storeu_ps(d + 112, a7);
-  }
-#endif
-  for (int64_t j = o0; j < width; ++j) dst[j] = 0.0f;
-  for (int64_t p = 0; p < n && o0 < width; ++p) {
-    const float a = sq[p];
-    const float* gi = g + idx[p] * width;
-    for (int64_t j = o0; j < width; ++j) dst[j] = std::fma(a, gi[j], dst[j]);
-  }
-}
-
 // One chunk of rows, in place on y (m, width): the sum over tiles of ADC codes (s: tiles x m x width, in
 // LSBs, rounded and clamped to +-top) times l (tiles x width); with no tiles y already holds the product.
 // Then read noise (noisy): the draws of rows row0 + v of the stream ``base`` (see normal_fill) times the
-// std, variance = alpha * source + row_scale * rows[v], source = the squares' product (xs * xs) @ gsq (xs
-// the chunk's inputs, (m, k)) where gsq is given, else y itself; a vector whose rows[v] (its sum of squares, or
-// its spike count) is 0 applied no voltage, drew no current, and gets no noise and no draws (eager torch adds
-// its draws times the 1e-15 std of its variance floor);
+// std, variance = alpha * source + row_scale * rows[v], source = row slot[v] of ``squares`` (the squares'
+// product, made for the vectors with input only) where it is given, else y itself; a vector whose rows[v]
+// (its sum of squares, or its spike count) is 0 applied no voltage, drew no current, and gets no noise and no
+// draws (eager torch adds its draws times the 1e-15 std of its variance floor);
 // then the compensation gain g and the bias b (each where not null).  The operations and their order
 // are the eager ones (torch.mul, then addcmul_ per tile; torch.add(row, y, alpha); addcmul_; mul_; add_).
 static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, const float* l, float top,
                       bool quantise, float* y, bool noisy, uint64_t base, int64_t row0, const float* rows,
-                      float row_scale, float alpha, const float* xs, int64_t k, const float* gsq,
+                      float row_scale, float alpha, const float* squares, const int64_t* slot,
                       const float* g, const float* b) {
   at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> draws(noisy ? width : 0);  // one row's draws, made where they are used (in cache)
-    std::vector<float> squares(gsq != nullptr ? width + k : 0);  // one row's squares product, then its inputs
-    std::vector<int32_t> nonzero(gsq != nullptr ? k : 0);
     for (int64_t v = begin; v < end; ++v) {
       float* yv = y + v * width;
       for (int64_t t = 0; t < tiles; ++t) {
@@ -209,11 +164,7 @@ static void periphery(const float* s, int64_t tiles, int64_t m, int64_t width, c
       }
       if (noisy && rows[v] != 0.0f) {  // rows[v] = 0: no input reached the row, so no read noise either
         const float rv = row_scale * rows[v];
-        const float* src = yv;
-        if (gsq != nullptr) {
-          squares_row(xs + v * k, k, gsq, width, squares.data(), nonzero.data(), squares.data() + width);
-          src = squares.data();
-        }
+        const float* src = squares != nullptr ? squares + slot[v] * width : yv;
         const float* dv = draws.data();
         row_normals(base, row0 + v, width, draws.data());
         for (int64_t o = 0; o < width; ++o) {
@@ -259,8 +210,8 @@ static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch
 // whole_w (full tiles, rows, width) and rest_w (rest, width) the LSB-scaled weights (either may be empty)
 // and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
 // width).  noisy: read noise from the stream noise_key (normal_fill's draws for out); its variance source
-// is, where square_w (in, width) is given, (x * x) @ square_w, made row by row in the periphery loop, else
-// the output.  rows (n), square_w, gain and bias (width) may be empty.  Float32; x, out, rows, square_w,
+// is, where square_w (in, width) is given, (x * x) @ square_w, an MKL product over the chunk's vectors with
+// input only (a vector without input gets no noise; 52 % of the bundled frames' time bins), else the output.  rows (n), square_w, gain and bias (width) may be empty.  Float32; x, out, rows, square_w,
 // gain, bias, lsb and scratch contiguous.
 void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
                     const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, bool noisy, int64_t noise_key,
@@ -273,11 +224,33 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
   const int64_t tiles = adc ? full + (rest_w.numel() > 0 ? 1 : 0) : 0;
   const uint64_t base = mix64(static_cast<uint64_t>(noise_key));
   const float* r = optional(rows);
-  const float* gsq = optional(square_w);
+  const bool squared = noisy && square_w.numel() > 0;
+  torch::Tensor inputs, products;  // a chunk's squared inputs with input, (<= step, in), and their product
+  std::vector<int64_t> slot(squared ? step : 0);  // vector v's row in both, or -1 (no input, no noise)
+  if (squared) {
+    inputs = torch::empty({std::min(step, n), in}, x.options());
+    products = torch::empty({std::min(step, n), width}, x.options());
+  }
   for (int64_t start = 0; start < n; start += step) {
     const int64_t m = std::min(step, n - start);
     torch::Tensor xc = x.narrow(0, start, m);
     torch::Tensor yc = out.narrow(0, start, m);
+    if (squared) {
+      int64_t active = 0;
+      float* dst = inputs.data_ptr<float>();
+      for (int64_t v = 0; v < m; ++v) {
+        const float* xv = x.data_ptr<float>() + (start + v) * in;
+        const bool heard = r == nullptr || r[start + v] != 0.0f;
+        slot[v] = heard ? active : -1;
+        if (!heard) continue;
+        float* dv = dst + active++ * in;
+        for (int64_t i = 0; i < in; ++i) dv[i] = xv[i] * xv[i];
+      }
+      if (active > 0) {
+        torch::Tensor part = products.narrow(0, 0, active);
+        at::mm_out(part, inputs.narrow(0, 0, active), square_w);
+      }
+    }
     torch::Tensor sums;
     if (adc) {
       sums = scratch.narrow(0, 0, tiles * m * width).view({tiles, m, width});
@@ -295,9 +268,23 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
     periphery(adc ? sums.data_ptr<float>() : nullptr, tiles, m, width, adc ? lsb.data_ptr<float>() : nullptr,
               static_cast<float>(levels), adc, yc.data_ptr<float>(), noisy, base, start,
               r == nullptr ? nullptr : r + start, static_cast<float>(row_scale), static_cast<float>(alpha),
-              x.data_ptr<float>() + start * in, in, gsq,
-              optional(gain), optional(bias));
+              squared ? products.data_ptr<float>() : nullptr, slot.data(), optional(gain), optional(bias));
   }
+}
+
+// out <- x through the input DACs: clamp(rint(x / step), low, high) * step in float32, one pass; the eager
+// torch.round(x / step).clamp_(low, high).mul_(step) (IEEE division, round half to even) value for value.
+void dac_levels(const torch::Tensor& x, double step, int64_t low, int64_t high, torch::Tensor& out) {
+  const float* p = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const float s = static_cast<float>(step), lo = static_cast<float>(low), hi = static_cast<float>(high);
+  at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float c = std::rint(p[i] / s);
+      c = c < lo ? lo : (c > hi ? hi : c);
+      o[i] = c * s;
+    }
+  });
 }
 
 // Row sums of x (n, width) into rows (n) when every entry is 0 or 1; false (rows undefined) otherwise.
@@ -370,13 +357,13 @@ def _cpu_tag() -> str:
 
 
 def kernel() -> Any:
-    """The compiled module for the periphery read (``periphery_read``, ``binary_rows``), or None where it
+    """The compiled module for the periphery read (``periphery_read``, ``binary_rows``, ``dac_levels``), or None where it
     cannot be built or is not ``enabled``."""
     return module() if enabled else None
 
 
 def module() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``, ``normal_fill``, ``same_bytes``), built on
+    """The compiled module (``periphery_read``, ``binary_rows``, ``dac_levels``, ``normal_fill``, ``same_bytes``), built on
     first use whether or not the compiled periphery is ``enabled`` (the read-noise stream and the fused ΔW's
     check use it either way), or None where it cannot be built or ``NEURO_RM_FUSED=0``."""
     global _kernel, _tried
@@ -396,7 +383,7 @@ def module() -> Any:
             _kernel = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}_{_source_tag()}",
                 cpp_sources=_SOURCE,
-                functions=["periphery_read", "binary_rows", "normal_fill", "same_bytes"],
+                functions=["periphery_read", "binary_rows", "dac_levels", "normal_fill", "same_bytes"],
                 extra_cflags=_CFLAGS,
             )
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery

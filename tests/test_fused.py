@@ -21,8 +21,8 @@ CONFIGS = {
 
 
 def _crossbar(config, in_features=300, out_features=150):
-    """Two full 128-row tiles and a partly filled one; 150 outputs, so that the kernel's blocks of 128 outputs
-    and the remainder are both read; calibrated on counts so that some tiles saturate later."""
+    """Two full 128-row tiles and a partly filled one; 150 outputs (more than one block of a vector loop);
+    calibrated on counts so that some tiles saturate later."""
     bar = Crossbar(out_features, in_features, DeviceConfig(), config, seed=3)
     bar.program(torch.randn(out_features, in_features, generator=torch.Generator().manual_seed(1)) * 0.1)
     bar.set_time(3600.0)
@@ -133,3 +133,21 @@ def test_a_vector_with_no_input_reads_no_noise(kind):
     assert torch.equal(noisy[::3], torch.zeros_like(noisy[::3]))
     live = x.any(dim=1)
     assert (noisy[live] != clean[live]).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("bits, bound", [(8, 16.0), (6, 0.7), (4, 3.0)])
+def test_the_compiled_dac_gives_the_eager_levels(bits, bound, monkeypatch):
+    """Value for value, on a step that is not a power of two too (0.7 / 32): halfway points (round half to
+    even), both saturations, negatives, NaN and infinities."""
+    bar = Crossbar(4, 300, DeviceConfig(), CrossbarConfig(dac_bits=bits, input_bound=bound), seed=3)
+    step = bound / 2 ** (bits - 1)
+    special = torch.cat([(torch.arange(-40, 41) + 0.5) * step,
+                         torch.tensor([float("nan"), float("inf"), -float("inf"), 2 * bound, -2 * bound])])
+    x = torch.randn(7, 300, generator=torch.Generator().manual_seed(6)) * bound
+    x.view(-1)[: special.numel()] = special
+    compiled = bar.dac(x)
+    monkeypatch.setattr(fused, "enabled", False)
+    eager = bar.dac(x)
+    assert torch.equal(compiled.isnan(), eager.isnan())
+    assert torch.equal(compiled.nan_to_num(), eager.nan_to_num())
+    assert compiled.isnan().sum() == 1 and compiled.nan_to_num(0.0).abs().max() == step * 2 ** (bits - 1)  # saturated
