@@ -49,8 +49,12 @@ class DeviceConfig:
     cycle_to_cycle: float = 0.35  # relative std of the conductance change of one pulse
     device_to_device: float = 0.15  # log-normal std of a cell's response strength
     read_noise_us: float = 0.3  # std of one read at mid-window (verify reads and inference reads)
-    # Share of the read-noise variance that grows in proportion to the conductance (thermal / shot noise of
-    # the cell current): sigma(G)^2 = read_noise_us^2 * ((1 - share) + share * G / g_mid).
+    # Share of the read-noise variance that grows in proportion to the conductance, for a read at unit input:
+    # sigma(G)^2 = read_noise_us^2 * ((1 - share) + share * G / g_mid), an empirical fit of a read's spread
+    # against G.  An inference read scales each cell's noise with its input (variance x^2 * sigma(G)^2), as
+    # conductance fluctuations (random telegraph, 1/f noise) behave; thermal noise, which flows without any
+    # input, and shot noise, whose variance grows with the current rather than its square, are not modelled
+    # apart.
     read_noise_g_share: float = 1.0
     # Spread left by write-verify and the relaxation in the first second after it, std sigma(G) = a + b*G
     # (µS), drawn once per programming and kept: zero for the TaOx preset, whose loop models it directly.
