@@ -6,8 +6,8 @@ Four parts, all in one run so the ratios are side by side:
    (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
    speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
-   consolidation policy and (positive control) with none: identification accuracy on the enrolled speakers'
-   test utterances, verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
+   consolidation policy and (positive control) with none: identification accuracy and verification EER on the
+   enrolled speakers' test utterances, verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
    (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
    100 and 200 speakers; the energy in two parts: what the ledger charges (SRAM writes of branches, rows
    and folds) and the training's compute on the chip (its forward, backward and evaluation passes and Adam's
@@ -47,6 +47,7 @@ from neuro_rm.energy_report import chip_training_j
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
+from neuro_rm.learning.metrics import equal_error_rate, verification_trials
 from neuro_rm.models import RSNNConfig
 from neuro_rm.work import WorkMeter
 
@@ -98,10 +99,14 @@ def _booted_mib(auth: SpeakerAuthenticator, sample: torch.Tensor, claim: str) ->
         return booted.memory()["total"] / 2**20
 
 
-def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> float:
-    """Test accuracy over the enrolled speakers' utterances: the highest-scoring enrolled speaker is the right one."""
+def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> tuple[float, float]:
+    """On the enrolled speakers' test utterances: identification accuracy (the highest-scoring enrolled speaker
+    is the right one) and the verification EER, every utterance claiming every enrolled speaker once (what
+    authentication asks: is this the claimed voice, not which of N it is)."""
     held = test.of_classes(auth.active_labels)
-    return accuracy(auth.scores(held.x), held.y)
+    scores = auth.scores(held.x)
+    trials = verification_trials(scores, held.y, auth.active_labels)
+    return accuracy(scores, held.y), equal_error_rate(trials["genuine"], trials["impostor"])[0]
 
 
 def _verify_pass(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> float:
@@ -175,7 +180,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
             if label in checkpoints:
                 claims = [f"s{int(y)}" for y in probe.y[:40]]
                 verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40], claims)
-                identified = _identification(auth, test)
+                identified, eer = _identification(auth, test)
 
                 def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
                     a.revoke(f"s{gone}", train.of_classes([gone]).x, mode="suspend", config=_unlearn(quick))
@@ -189,7 +194,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
-                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, verify_s * 1e3,
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, eer, verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
@@ -289,7 +294,7 @@ def main() -> None:
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     f"utterances; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "test acc, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
+                    ("speakers", "policy", "branches", "test acc, enrolled", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
                      "revoke J, training"), rows)
     if not args.skip_suspend:
