@@ -7,7 +7,9 @@ Four parts, all in one run so the ratios are side by side:
    speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: identification accuracy and verification EER on the
-   enrolled speakers' test utterances, verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
+   enrolled speakers' test utterances, beside the accuracy of logistic regression trained on all of those
+   speakers at once on the same frames (what the corpus allows a linear model that sees every speaker's
+   training data together, as the authenticator never does), verify time per utterance (beside the 6-speaker state), the bytes the authenticator holds
    (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
    100 and 200 speakers; the energy in two parts: what the ledger charges (SRAM writes of branches, rows
    and folds) and the training's compute on the chip (its forward, backward and evaluation passes and Adam's
@@ -45,6 +47,7 @@ from neuro_rm.data import load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.energy_report import chip_training_j
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
+from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.learning.metrics import equal_error_rate, verification_trials
@@ -173,6 +176,8 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
     test = LabelledSet(splits.test.x, splits.test.y)
     probe = test.of_classes([0, 1, 2, 3])  # never revoked below
     rows: dict[str, list[tuple]] = {policy: [] for policy in auths}
+    floor = {n: linear_baseline(train.of_classes(list(range(n))), val.of_classes(list(range(n))),
+                                test.of_classes(list(range(n)))).accuracy for n in checkpoints}
     enrolled: dict[str, list[tuple[float, float]]] = {policy: [] for policy in auths}
     now = clock()
     for label in range(checkpoints[0], max(checkpoints) + 1):
@@ -194,7 +199,7 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
-                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, eer, verify_s * 1e3,
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, floor[label], eer, verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
@@ -294,7 +299,7 @@ def main() -> None:
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     f"utterances; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "test acc, enrolled", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
+                    ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
                      "revoke J, training"), rows)
     if not args.skip_suspend:
