@@ -20,7 +20,8 @@ Four parts, all in one run so the ratios are side by side:
 
 Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
     [--skip-suspend]
-Part 2 uses a smaller RSNN (hidden 128), 1-epoch enrolments and, by default, buffer caps of an eighth of the
+Part 2 uses a smaller RSNN (hidden 128), by default 1-epoch enrolments (``--enroll-recipe fast`` or ``product``
+for the authenticator's own) and buffer caps of an eighth of the
 product's (``--replay 512 --holdout 256``; the product's are 4096 / 2048) so that 2 × 200 enrolments fit a
 shared 2-core machine; its accuracy column shows what that costs.
 """
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -51,6 +52,7 @@ from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.learning.metrics import equal_error_rate, verification_trials
+from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models import RSNNConfig
 from neuro_rm.work import WorkMeter
 
@@ -161,18 +163,20 @@ def _deployed(train: LabelledSet, val: LabelledSet, n_first: int, replay: int, h
     return auth
 
 
-def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoints: tuple[int, ...] = CHECKPOINTS) -> list[tuple]:
+def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, checkpoints: tuple[int, ...] = CHECKPOINTS,
+                  control: bool = True) -> list[tuple]:
     """Enrol speakers one after another into two copies of one deployed authenticator, the default
     consolidation policy on one and none on the other, step by step in turn (so both see the same load);
     at each checkpoint, verify and revoke on both.  Seconds are the thread's CPU time (one torch thread)."""
     splits = load_speakers(corpus, n_speakers=max(checkpoints) + 1, cache=False)
     train = LabelledSet(splits.train.x, splits.train.y)
     val = LabelledSet(splits.val.x, splits.val.y)
-    quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
     base = _deployed(train, val, checkpoints[0], replay, holdout)
     reference = copy.deepcopy(base)  # the 6-speaker state, timed beside every checkpoint
     auths = {"on": base, "off": copy.deepcopy(base)}
     auths["off"].consolidation = None  # the control: every branch stays live
+    if not control:
+        del auths["off"]
     test = LabelledSet(splits.test.x, splits.test.y)
     probe = test.of_classes([0, 1, 2, 3])  # never revoked below
     rows: dict[str, list[tuple]] = {policy: [] for policy in auths}
@@ -188,10 +192,10 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                 identified, eer = _identification(auth, test)
 
                 def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
-                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode="suspend", config=_unlearn(quick))
+                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode="suspend", config=recipe.revoke)
 
                 def enroll(a: SpeakerAuthenticator, new: int = label) -> None:
-                    a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, quick)
+                    a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, recipe.enroll)
 
                 revoke_train_j = _training_j(auth, revoke)
                 before_j, start = auth.ledger.joules(), now()
@@ -206,25 +210,24 @@ def many_speakers(corpus: Path, epochs: int, replay: int, holdout: int, checkpoi
                                      revoke_train_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
-                auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
+                auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll)
                 enrolled[policy].append((now() - start, auth.ledger.joules() - before_j))
-    return rows["on"] + rows["off"]
+    return [row for policy_rows in rows.values() for row in policy_rows]
 
 
-def many_suspensions(corpus: Path, epochs: int, replay: int, holdout: int, enrolled: int = 60,
+def many_suspensions(corpus: Path, recipe: Recipe, replay: int, holdout: int, enrolled: int = 60,
                       counts: tuple[int, ...] = (0, 10, 25, 50)) -> list[tuple]:
     """Enrol ``enrolled`` speakers with the default policy, then suspend-revoke them one after another: a
     suspension's branch is never offered to the policy, so branches pile up.  At each count of suspensions,
     verify beside the 6-speaker state (as in part 2), the branches and memory."""
     splits = load_speakers(corpus, n_speakers=enrolled + 1, cache=False)
     train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
-    quick = TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
     auth = _deployed(train, val, CHECKPOINTS[0], replay, holdout)
     reference = copy.deepcopy(auth)
     probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never suspended below
     claims = [f"s{int(y)}" for y in probe.y[:40]]
     for label in range(CHECKPOINTS[0], enrolled + 1):
-        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, quick)
+        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll)
     rows = []
     for done in range(max(counts) + 1):
         if done in counts:
@@ -233,14 +236,26 @@ def many_suspensions(corpus: Path, epochs: int, replay: int, holdout: int, enrol
             rows.append((done, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_s / reference_s, state + fused, fused, held))
         if done < max(counts):
             label = enrolled - done
-            auth.revoke(f"s{label}", train.of_classes([label]).x, mode="suspend", config=_unlearn(quick))
+            auth.revoke(f"s{label}", train.of_classes([label]).x, mode="suspend", config=recipe.revoke)
     return rows
 
 
-def _unlearn(train: TrainConfig):  # noqa: ANN202
-    from neuro_rm.learning.unlearn import UnlearnConfig
+@dataclass(frozen=True)
+class Recipe:
+    """How parts 2 and 4 enrol and suspend-revoke each speaker."""
 
-    return UnlearnConfig(train=train)
+    enroll: TrainConfig
+    revoke: UnlearnConfig
+
+
+def recipe(name: str, epochs: int) -> Recipe:
+    """``quick``: ``epochs`` at lr 5e-3 for both (what fits 2 x 200 enrolments on a shared 2-core machine);
+    ``fast``: ``FAST_ENROLL`` and its schedule for the revocation; ``product``: the authenticator's defaults
+    (``ENROLL``, ``UnlearnConfig()``)."""
+    if name == "product":
+        return Recipe(ENROLL, UnlearnConfig())
+    train = FAST_ENROLL if name == "fast" else TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
+    return Recipe(train, UnlearnConfig(train=train))
 
 
 LOAD = """
@@ -274,7 +289,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=None, help="corpus-size file for part 3 (scripts/make_corpus.py)")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each enrolment in part 2")
+    parser.add_argument("--enroll-recipe", choices=("quick", "fast", "product"), default="quick",
+                        help="enrolment and revocation in parts 2 and 4 (see recipe())")
+    parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each quick enrolment")
     parser.add_argument("--replay", type=int, default=512, help="replay buffer cap in part 2 (samples in all; the product's is 4096)")
     parser.add_argument("--holdout", type=int, default=256, help="holdout buffer cap in part 2 (the product's is 2048)")
     parser.add_argument("--checkpoints", default=",".join(map(str, CHECKPOINTS)),
@@ -283,6 +300,8 @@ def main() -> None:
     parser.add_argument("--skip-corpus", action="store_true")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2 (many speakers, the longest)")
     parser.add_argument("--skip-suspend", action="store_true", help="skip part 4 (many suspensions)")
+    parser.add_argument("--no-control", action="store_true",
+                        help="part 2 without its policy-off twin (for the slower recipes: it reads every branch)")
     args = parser.parse_args()
     checkpoints = tuple(int(n) for n in args.checkpoints.split(","))
     torch.set_num_threads(1)
@@ -295,9 +314,10 @@ def main() -> None:
             corpus = Path(folder) / "scale.h5"
             generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50,
                                                     n_speakers=max(checkpoints) + 1, events_median=1000, seed=7))
-            rows = many_speakers(corpus, args.enroll_epochs, args.replay, args.holdout, checkpoints)
+            rows = many_speakers(corpus, recipe(args.enroll_recipe, args.enroll_epochs), args.replay, args.holdout, checkpoints,
+                                 control=not args.no_control)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
-                    f"utterances; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
+                    f"utterances; enrolment recipe {args.enroll_recipe}; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
@@ -306,7 +326,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             corpus = Path(folder) / "suspend.h5"
             generate_corpus(corpus, GeneratorConfig(n_samples=61 * 50, n_speakers=61, events_median=1000, seed=7))
-            rows = many_suspensions(corpus, args.enroll_epochs, args.replay, args.holdout)
+            rows = many_suspensions(corpus, recipe(args.enroll_recipe, args.enroll_epochs), args.replay, args.holdout)
         print_table(f"Suspensions (60 speakers enrolled with the default policy, then suspend-revoked one after another; "
                     f"buffer caps {args.replay} / {args.holdout})",
                     ("suspended", "branches", "verify ms/utt", "verify / 6 speakers", "state + fused MiB", "fused MiB",
