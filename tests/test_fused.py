@@ -34,6 +34,7 @@ def _crossbar(config, in_features=300, out_features=150):
 def _inputs(kind, vectors=700, in_features=300):
     generator = torch.Generator().manual_seed(4)
     spikes = (torch.rand(vectors, in_features, generator=generator) < 0.15).float()
+    spikes[torch.rand(vectors, generator=generator) < 0.2] = 0.0  # silent vectors, not aligned with the chunks
     return spikes if kind == "spikes" else spikes * torch.randint(1, 6, spikes.shape, generator=generator).float()
 
 
