@@ -211,8 +211,9 @@ static void narrow_product(const torch::Tensor& x, const torch::Tensor& w, torch
 // and lsb (tiles, width); the tile sums go into scratch.  levels < 0: whole_w is the plain weight (in,
 // width).  noisy: read noise from the stream noise_key (normal_fill's draws for out); its variance source
 // is, where square_w (in, width) is given, (x * x) @ square_w, an MKL product over the chunk's vectors with
-// input only (a vector without input gets no noise; 52 % of the bundled frames' time bins), else the output.  rows (n), square_w, gain and bias (width) may be empty.  Float32; x, out, rows, square_w,
-// gain, bias, lsb and scratch contiguous.
+// input only (a vector without input gets no noise; 52 % of the bundled frames' time bins), else the output.
+// rows (n) is required when noisy; square_w, gain and bias (width) may be empty.  Float32; x, out, rows,
+// square_w, gain, bias, lsb and scratch contiguous.
 void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const torch::Tensor& rest_w,
                     const torch::Tensor& lsb, int64_t levels, torch::Tensor& out, bool noisy, int64_t noise_key,
                     const torch::Tensor& rows, double row_scale, double alpha, const torch::Tensor& square_w,
@@ -223,6 +224,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
   const int64_t tile_rows = full > 0 ? whole_w.size(1) : 0;
   const int64_t tiles = adc ? full + (rest_w.numel() > 0 ? 1 : 0) : 0;
   const uint64_t base = mix64(static_cast<uint64_t>(noise_key));
+  TORCH_CHECK(!noisy || rows.numel() == n, "periphery_read: a noisy read needs one row sum per vector");
   const float* r = optional(rows);
   const bool squared = noisy && square_w.numel() > 0;
   torch::Tensor inputs, products;  // a chunk's squared inputs with input, (<= step, in), and their product
@@ -240,7 +242,7 @@ void periphery_read(const torch::Tensor& x, const torch::Tensor& whole_w, const 
       float* dst = inputs.data_ptr<float>();
       for (int64_t v = 0; v < m; ++v) {
         const float* xv = x.data_ptr<float>() + (start + v) * in;
-        const bool heard = r == nullptr || r[start + v] != 0.0f;
+        const bool heard = r[start + v] != 0.0f;
         slot[v] = heard ? active : -1;
         if (!heard) continue;
         float* dv = dst + active++ * in;
