@@ -308,24 +308,77 @@ bool binary_rows(const torch::Tensor& x, torch::Tensor& rows) {
   return binary;
 }
 
-// Whether the tensors `parts`, laid end to end, hold the same bytes as `reference`: 1 yes, 0 no, -1 when
-// `reference` or a part is not a contiguous CPU tensor of one dtype whose bytes are its values (a zero tensor
-// holds none, a negated or conjugated view reads its bytes with a flip): the caller then compares values.
-// One memcmp per part and no copy: the staleness check a fused ΔW makes at every inference call.
-int64_t same_bytes(const std::vector<torch::Tensor>& parts, const torch::Tensor& reference) {
-  if (!reference.device().is_cpu() || !reference.is_contiguous()) return -1;
-  const char* ref = static_cast<const char*>(reference.data_ptr());
-  const int64_t item = reference.element_size(), total = reference.numel() * item;
-  int64_t offset = 0;
-  for (const auto& part : parts) {
-    if (!part.device().is_cpu() || part.scalar_type() != reference.scalar_type() || !part.is_contiguous() ||
-        part._is_zerotensor() || part.is_neg() || part.is_conj() || (part.numel() > 0 && part.data_ptr() == nullptr)) return -1;
-    const int64_t size = part.numel() * item;
-    if (offset + size > total) return 0;
-    if (size > 0 && std::memcmp(part.data_ptr(), ref + offset, size) != 0) return 0;
-    offset += size;
+// Arithmetic modulo the Mersenne prime p = 2^61 - 1 for the keyed digest below (a < 2^62, b < 2^61).
+static constexpr uint64_t kMersenne61 = (1ULL << 61) - 1;
+static inline uint64_t mulmod61(uint64_t a, uint64_t b) {
+  const unsigned __int128 v = static_cast<unsigned __int128>(a) * b;
+  uint64_t r = static_cast<uint64_t>(v & kMersenne61) + static_cast<uint64_t>(v >> 61);
+  r = (r & kMersenne61) + (r >> 61);
+  return r >= kMersenne61 ? r - kMersenne61 : r;
+}
+
+// Polynomial evaluation in eight interleaved lanes: element t of n (n padded to a multiple of 8) ends up
+// multiplied by k^(n + 7 - t), which is what one Horner chain would give, with eight independent chains.
+struct PolyDigest {
+  uint64_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint64_t key, stride;  // k and k^8
+  int64_t count = 0;
+  explicit PolyDigest(uint64_t k) : key(k), stride(k) {
+    for (int i = 0; i < 3; ++i) stride = mulmod61(stride, stride);
   }
-  return offset == total ? 1 : 0;
+  void absorb(uint64_t element) {
+    uint64_t& lane = lanes[count & 7];
+    lane = mulmod61(lane + element, stride);
+    ++count;
+  }
+  static uint64_t word(const char* at) {
+    uint32_t w;
+    std::memcpy(&w, at, 4);
+    return w;
+  }
+  void absorb_bytes(const char* bytes, int64_t size) {
+    const int64_t words = size / 4;
+    int64_t i = 0;
+    for (; i < words && (count & 7) != 0; ++i) absorb(word(bytes + 4 * i));
+    for (; i + 8 <= words; i += 8) {
+      for (int j = 0; j < 8; ++j) lanes[j] = mulmod61(lanes[j] + word(bytes + 4 * (i + j)), stride);
+      count += 8;
+    }
+    for (; i < words; ++i) absorb(word(bytes + 4 * i));
+    if (size % 4 != 0) {
+      uint32_t tail = 0;
+      std::memcpy(&tail, bytes + 4 * words, size % 4);
+      absorb(tail);
+    }
+  }
+  uint64_t finish() {
+    while ((count & 7) != 0) absorb(0);
+    uint64_t h = 0;
+    for (int j = 0; j < 8; ++j) h = mulmod61(h, key) + lanes[j];  // sum of lane j times k^(7 - j)
+    return h >= kMersenne61 ? h - kMersenne61 : h;
+  }
+};
+
+// A keyed digest of the tensors `parts`: the polynomial, in the secret key k (1 <= k < p), whose coefficients
+// are, part by part, a header (dtype and byte count) then the part's bytes as 32-bit words.  Distinct contents
+// give distinct polynomials (the headers make the sequence decodable), which agree at a k the writer does not
+// know with probability at most (n + 8) / (p - 1) for n coefficients, about 1e-13 for a fused layer's branches;
+// a change within one 32-bit word is always seen (the difference is d * k^e, never 0 mod p).  -1 when a part is
+// not a contiguous CPU tensor whose bytes are its values (a zero tensor holds none, a negated or conjugated view
+// reads its bytes with a flip): the caller then keeps a copy instead.  The staleness check a fused ΔW makes at
+// every inference call: one pass over the factors, nothing of them kept.
+int64_t keyed_digest(const std::vector<torch::Tensor>& parts, int64_t key) {
+  TORCH_CHECK(key > 0 && static_cast<uint64_t>(key) < kMersenne61, "keyed_digest: key must lie in [1, 2^61 - 1)");
+  PolyDigest digest(static_cast<uint64_t>(key));
+  for (const auto& part : parts) {
+    if (!part.device().is_cpu() || !part.is_contiguous() || part._is_zerotensor() || part.is_neg() || part.is_conj() ||
+        (part.numel() > 0 && part.data_ptr() == nullptr)) return -1;
+    const int64_t size = part.numel() * part.element_size();
+    TORCH_CHECK(size < (int64_t{1} << 40), "keyed_digest: a part of 2^40 bytes or more");
+    digest.absorb((static_cast<uint64_t>(static_cast<int>(part.scalar_type()) + 1) << 40) | static_cast<uint64_t>(size));
+    if (size > 0) digest.absorb_bytes(static_cast<const char*>(part.data_ptr()), size);
+  }
+  return static_cast<int64_t>(digest.finish());
 }
 """
 
@@ -365,7 +418,7 @@ def kernel() -> Any:
 
 
 def module() -> Any:
-    """The compiled module (``periphery_read``, ``binary_rows``, ``dac_levels``, ``normal_fill``, ``same_bytes``), built on
+    """The compiled module (``periphery_read``, ``binary_rows``, ``dac_levels``, ``normal_fill``, ``keyed_digest``), built on
     first use whether or not the compiled periphery is ``enabled`` (the read-noise stream and the fused ΔW's
     check use it either way), or None where it cannot be built or ``NEURO_RM_FUSED=0``."""
     global _kernel, _tried
@@ -385,7 +438,7 @@ def module() -> Any:
             _kernel = load_inline(
                 name=f"neuro_rm_periphery_{_cpu_tag()}_{_source_tag()}",
                 cpp_sources=_SOURCE,
-                functions=["periphery_read", "binary_rows", "dac_levels", "normal_fill", "same_bytes"],
+                functions=["periphery_read", "binary_rows", "dac_levels", "normal_fill", "keyed_digest"],
                 extra_cflags=_CFLAGS,
             )
         except Exception as error:  # noqa: BLE001 - any build failure means: use the eager periphery

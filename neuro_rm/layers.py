@@ -13,6 +13,7 @@ for this release and warn.
 from __future__ import annotations
 
 import math
+import secrets
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -448,41 +449,57 @@ def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
+_MERSENNE_61 = (1 << 61) - 1  # the digest's field: keys lie in [1, 2^61 - 1)
+
+
+def _keyed_digest(factors: Sequence[torch.Tensor], secret: int) -> int | None:
+    """The compiled keyed digest of ``factors``' bytes, or None where it cannot be made (no compiled module,
+    a factor on a GPU or not laid out as plain bytes)."""
+    compiled = fused_kernel.module()
+    digest = compiled.keyed_digest(list(factors), secret) if compiled is not None else -1
+    return digest if digest >= 0 else None
+
+
 def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """The values of ``tensors`` end to end, in a new tensor (never a view of one of them)."""
     return torch.cat([t.detach().reshape(-1) for t in tensors])
 
 
 class FusedDelta:
-    """The active branches folded into one ΔW, and what it was built from, so that a read can tell whether
-    it is stale.  It compares the factors' stored values, not their version counters: writes through
-    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference
-    call, so on the CPU the compiled ``same_bytes`` compares each factor's bytes in place (no copy; a value
-    that only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild)."""
+    """The active branches folded into one ΔW, and a record of what it was built from, so that a read can tell
+    whether it is stale.  It compares the factors' stored values, not their version counters: writes through
+    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference call,
+    so on the CPU the record is the compiled ``keyed_digest`` of the factors' bytes under a key drawn afresh for
+    each build and never stored: one pass over the factors per check and no copy of the branches beside them
+    (a change the writer did not fit to the unknown key is missed with probability below 1e-12; a value that
+    only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild).  Where no digest can be
+    made (no compiler, factors on a GPU) the record is an exact copy of the values, compared value by value."""
 
     def __init__(self, key: tuple, factors: tuple[torch.Tensor, ...], delta: torch.Tensor, precision: str) -> None:
         self.key, self.factors, self.delta, self.precision = key, factors, delta, precision
-        self.values = _flat_copy(factors)
+        self._secret = secrets.randbelow(_MERSENNE_61 - 1) + 1
+        self.digest = _keyed_digest(factors, self._secret)
+        self.values = _flat_copy(factors) if self.digest is None else None
 
     def holds(self, key: tuple, factors: tuple[torch.Tensor, ...]) -> bool:
         """Whether this ΔW is still the fold of ``factors`` under ``key`` (settings, active set)."""
         if key != self.key or len(factors) != len(self.factors) or any(p is not q for p, q in zip(factors, self.factors, strict=True)):
             return False
-        compiled = fused_kernel.module()
-        same = compiled.same_bytes(list(factors), self.values) if compiled is not None else -1
-        if same >= 0:
-            return bool(same)
+        if self.digest is not None:
+            return _keyed_digest(factors, self._secret) == self.digest  # None (a factor moved to a GPU): rebuild
         return _same_values(_flat_copy(factors), self.values)
 
     def wipe(self) -> None:
-        """Overwrite the copy of the factor values and the ΔW with zeros before the cache is dropped or
-        replaced: freed memory keeps no copy of a branch (a deleted one, or one since rewritten)."""
-        self.values.zero_()
+        """Overwrite the ΔW (and the copy of the factor values, where one is kept) with zeros before the cache
+        is dropped or replaced: freed memory keeps no copy of a branch (a deleted one, or one since rewritten)."""
+        if self.values is not None:
+            self.values.zero_()
         self.delta.zero_()
 
     def nbytes(self) -> int:
-        """Bytes held beside the model's own tensors: the ΔW and the copy of the factor values."""
-        return self.delta.numel() * self.delta.element_size() + self.values.numel() * self.values.element_size()
+        """Bytes held beside the model's own tensors: the ΔW, and the copy of the factor values where kept."""
+        held = [self.delta] if self.values is None else [self.delta, self.values]
+        return sum(t.numel() * t.element_size() for t in held)
 
 
 # ====================================================================== whole-model operations

@@ -103,20 +103,67 @@ def test_the_kernel_is_cached_under_a_name_that_follows_its_source(monkeypatch):
     assert fused._source_tag() != tag
 
 
-def test_same_bytes_compares_factors_in_place_and_declines_what_it_cannot_read():
-    parts = [torch.randn(3, 4), torch.randn(5)]
-    reference = torch.cat([p.reshape(-1) for p in parts])
+_P61 = (1 << 61) - 1
+
+
+def _digest_by_hand(parts, key):
+    """The keyed digest written out: per part a header ((dtype code + 1) << 40 | byte count), then the bytes as
+    little-endian 32-bit words (the last one zero-filled), zeros to a multiple of 8 coefficients; coefficient t
+    of n is multiplied by key^(n + 7 - t) modulo 2^61 - 1."""
+    codes = {torch.float16: 5, torch.float32: 6, torch.float64: 7}
+    elements = []
+    for part in parts:
+        data = part.numpy().tobytes()
+        elements.append(((codes[part.dtype] + 1) << 40) | len(data))
+        elements += [int.from_bytes(data[i:i + 4].ljust(4, b"\0"), "little") for i in range(0, len(data), 4)]
+    elements += [0] * (-len(elements) % 8)
+    n = len(elements)
+    return sum(e * pow(key, n + 7 - t, _P61) for t, e in enumerate(elements)) % _P61
+
+
+def test_the_keyed_digest_is_the_polynomial_it_documents():
     compiled = fused.module()
-    assert compiled.same_bytes(parts, reference) == 1
-    changed = [parts[0], parts[1].clone()]
-    changed[1][4] += 1e-6
-    assert compiled.same_bytes(changed, reference) == 0
-    assert compiled.same_bytes([parts[0]], reference) == 0  # fewer values than the reference
-    assert compiled.same_bytes([*parts, torch.zeros(1)], reference) == 0  # more
-    assert compiled.same_bytes([parts[0].t(), parts[1]], reference) == -1  # not contiguous: the caller decides
-    assert compiled.same_bytes(parts, reference.double()) == -1  # another dtype
-    assert compiled.same_bytes([parts[0], torch._neg_view(parts[1])], reference) == -1  # its bytes are not its values
-    assert compiled.same_bytes([parts[0], torch._efficientzerotensor(5)], reference) == -1  # no bytes at all
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(24):
+        dtype = (torch.float32, torch.float16, torch.float64)[trial % 3]
+        sizes = torch.randint(0, 40, (1 + trial % 4,), generator=generator).tolist()  # odd byte counts included
+        parts = [torch.randn(size, generator=generator).to(dtype) for size in sizes]
+        key = int(torch.randint(1, 2**62, (1,), generator=generator)) % (_P61 - 1) + 1
+        assert compiled.keyed_digest(parts, key) == _digest_by_hand(parts, key)
+
+
+def test_the_keyed_digest_sees_every_single_bit_flip_and_every_regrouping():
+    """A change within one 32-bit word moves the digest for any key (the difference is d * key^e, never zero
+    modulo the prime): every one of the 32 bits of every value is flipped in turn."""
+    compiled = fused.module()
+    parts = [torch.randn(3, 4), torch.randn(5)]
+    key = 0x1234_5678_9ABC_DEF % _P61
+    reference = compiled.keyed_digest(parts, key)
+    assert compiled.keyed_digest([p.clone() for p in parts], key) == reference  # the bytes, not the storage
+    assert compiled.keyed_digest(parts, key + 1) != reference  # keyed
+    for which, part in enumerate(parts):
+        words = part.reshape(-1).view(torch.int32)
+        for index in range(words.numel()):
+            for bit in range(32):
+                flipped = [p.clone() for p in parts]
+                flipped[which].reshape(-1).view(torch.int32)[index] ^= (1 << bit) - (1 << 32 if bit == 31 else 0)
+                assert compiled.keyed_digest(flipped, key) != reference, (which, index, bit)
+    joined = torch.cat([p.reshape(-1) for p in parts])
+    assert compiled.keyed_digest([joined], key) != reference  # the same values split otherwise
+    assert compiled.keyed_digest([parts[1], parts[0]], key) != reference
+    assert compiled.keyed_digest([*parts, torch.zeros(0)], key) != reference  # an empty part more
+    assert compiled.keyed_digest([parts[0], parts[1].double()], key) != reference  # another dtype
+
+
+def test_the_keyed_digest_declines_what_it_cannot_read_and_refuses_a_bad_key():
+    compiled = fused.module()
+    parts = [torch.randn(3, 4), torch.randn(5)]
+    assert compiled.keyed_digest([parts[0].t(), parts[1]], 7) == -1  # not contiguous: the caller keeps a copy
+    assert compiled.keyed_digest([parts[0], torch._neg_view(parts[1])], 7) == -1  # its bytes are not its values
+    assert compiled.keyed_digest([parts[0], torch._efficientzerotensor(5)], 7) == -1  # no bytes at all
+    for bad in (0, -3, _P61, 2**62):
+        with pytest.raises(RuntimeError, match="key must lie"):
+            compiled.keyed_digest(parts, bad)
 
 
 @pytest.mark.parametrize("kind", ["spikes", "counts"])

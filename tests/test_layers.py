@@ -559,18 +559,23 @@ def test_a_deleted_adapter_forms_no_delta_unless_a_hook_listens(monkeypatch):
     assert formed and any(e.kind == "forget" and e.data["delta_weight"] is not None for e in events)
 
 
-def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta():
+def _branch_copies(cache):
+    """What a fused cache holds of the branches' values: the copy where it keeps one (torch check), plus its ΔW."""
+    return [cache.delta] + ([] if cache.values is None else [cache.values])
+
+
+def test_a_deleted_adapter_leaves_nothing_in_the_fused_delta(fused_check):
     model = _fused_pair()
     with torch.no_grad():
         model(torch.randn(2, 6))  # builds the fold of a and b
     caches = [layer._fused_cache for _, layer in L.hybrid_layers(model)]
-    assert all(bool(cache.values.any()) for cache in caches)
+    assert all(all(bool(t.any()) for t in _branch_copies(cache)) for cache in caches)
     L.delete_adapter(model, "a")
     assert all(layer._fused_cache is None for _, layer in L.hybrid_layers(model))
-    assert not any(bool(cache.values.any() or cache.delta.any()) for cache in caches)  # wiped, not just dropped
+    assert not any(bool(t.any()) for cache in caches for t in _branch_copies(cache))  # wiped, not just dropped
 
 
-def test_a_replaced_or_unfused_cache_is_wiped():
+def test_a_replaced_or_unfused_cache_is_wiped(fused_check):
     model = _fused_pair()
     x = torch.randn(2, 6)
     with torch.no_grad():
@@ -579,9 +584,26 @@ def test_a_replaced_or_unfused_cache_is_wiped():
         L.adapter_parameters(model, "a")[1].mul_(2.0)  # a rewrite: the next read rebuilds
         model(x)
         second = model[0]._fused_cache
-    assert second is not first and not bool(first.values.any() or first.delta.any())
+    assert second is not first and not any(bool(t.any()) for t in _branch_copies(first))
     L.fuse_adapters(model, False)
-    assert not bool(second.values.any() or second.delta.any())
+    assert not any(bool(t.any()) for t in _branch_copies(second))
+
+
+def test_with_the_compiled_digest_a_fused_cache_keeps_no_copy_of_the_branches():
+    """The memory a fused layer holds beside its model is its ΔW alone; the digest is drawn under a key of
+    its own per build, so two caches of the same factors do not share a record."""
+    if L.fused_kernel.module() is None:
+        pytest.skip("no compiler for the compiled check")
+    model = _fused_pair()
+    with torch.no_grad():
+        model(torch.randn(2, 6))
+        twin = _fused_pair()
+        twin(torch.randn(2, 6))
+    for (_, layer), (_, other) in zip(L.hybrid_layers(model), L.hybrid_layers(twin), strict=True):
+        cache = layer._fused_cache
+        assert cache.values is None and cache.digest is not None
+        assert cache.nbytes() == cache.delta.numel() * cache.delta.element_size()
+        assert cache._secret != other._fused_cache._secret
 
 
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():
