@@ -75,8 +75,9 @@ class HybridLayer(nn.Module):
 
     def __getstate__(self) -> dict[str, object]:
         """A copy or a pickle starts outside ``disable_adapters`` and ``steady_reads``: the depths belong to
-        the contexts open on this object, which never exit on its copies."""
-        return {**super().__getstate__(), "disabled": 0, "steady": 0, "_fused_checked": False}
+        the contexts open on this object, which never exit on its copies.  It carries no fused ΔW either (the
+        copy rebuilds its own at its first read): the cache's digest key stays with this object only."""
+        return {**super().__getstate__(), "disabled": 0, "steady": 0, "_fused_checked": False, "_fused_cache": None}
 
     # ------------------------------------------------------------------ subclass interface
     def _base(self, x: torch.Tensor) -> torch.Tensor:
@@ -470,9 +471,11 @@ class FusedDelta:
     whether it is stale.  It compares the factors' stored values, not their version counters: writes through
     ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference call,
     so on the CPU the record is the compiled ``keyed_digest`` of the factors' bytes under a key drawn afresh for
-    each build and never stored: one pass over the factors per check and no copy of the branches beside them
-    (a change the writer did not fit to the unknown key is missed with probability below 1e-12; a value that
-    only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild).  Where no digest can be
+    each build and held by this cache alone (never saved; a pickle or copy of the layer carries no cache): one
+    pass over the factors per check and no copy of the branches beside them.  A change made without the key
+    is missed with probability below 1e-12; the key guards against writers that do not read the cache
+    (optimisers, numpy views, checkpoint loads, mistakes), not against code in this process that reads it.
+    A value that only changes its sign bit, -0.0 for 0.0, counts as a change and costs one rebuild.  Where no digest can be
     made (no compiler, factors on a GPU) the record is an exact copy of the values, compared value by value."""
 
     def __init__(self, key: tuple, factors: tuple[torch.Tensor, ...], delta: torch.Tensor, precision: str) -> None:

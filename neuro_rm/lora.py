@@ -68,8 +68,9 @@ class Branch(nn.Module):
     @property
     def held(self) -> tuple[nn.Parameter, ...]:
         """The tensors SRAM holds: every parameter, in the order registered (read straight from the module's
-        table: a fused layer gathers them at every inference call)."""
-        return tuple(self._parameters.values())
+        table: a fused layer gathers them at every inference call; through submodules only where there are
+        some, as ``torch.nn.utils.parametrize`` adds: a parametrised factor's stored tensor is its ``original``)."""
+        return tuple(self.parameters()) if self._modules else tuple(self._parameters.values())
 
     @property
     def scale(self) -> float:

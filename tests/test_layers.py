@@ -606,6 +606,86 @@ def test_with_the_compiled_digest_a_fused_cache_keeps_no_copy_of_the_branches():
         assert cache._secret != other._fused_cache._secret
 
 
+def test_each_rebuild_draws_a_fresh_key_from_the_whole_field():
+    """A key reused across builds, or drawn from a small range, could be learnt once and fitted by a writer."""
+    if L.fused_kernel.module() is None:
+        pytest.skip("no compiler for the compiled check")
+    model = _fused_pair()
+    factor = L.adapter_parameters(model, "a")[1]
+    keys = []
+    with torch.no_grad():
+        for _ in range(8):
+            factor.mul_(1.5)  # a rewrite: the next read rebuilds
+            model(torch.randn(2, 6))
+            keys.append(model[0]._fused_cache._secret)
+    assert len(set(keys)) == len(keys)
+    assert all(0 < k < L._MERSENNE_61 for k in keys) and max(keys) > 2**56  # all 8 below: odds 2^-40
+
+
+def test_a_factor_the_digest_cannot_read_after_the_build_forces_a_rebuild():
+    """A factor given non-contiguous storage after the build has no digest; the check must rebuild, not
+    take the missing digest for an unchanged one."""
+    if L.fused_kernel.module() is None:
+        pytest.skip("no compiler for the compiled check")
+    model = _fused_pair()
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        before = model(x)
+        factor = L.adapter_parameters(model, "a")[0]
+        factor.data = (factor.data * -2.0).t().contiguous().t()
+        assert not factor.is_contiguous()
+        after = model(x)
+    assert not torch.allclose(after, before, atol=1e-4)
+    assert torch.allclose(after, _unfused(model, x), atol=1e-5)
+
+
+def test_a_copy_or_pickle_of_a_fused_layer_carries_no_fused_cache():
+    """The cache (its ΔW, and the digest's key) stays with the live layer: a checkpoint of the whole module
+    or a deep copy rebuilds its own at its first read."""
+    import copy
+    import io
+
+    model = _fused_pair()
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        before = model(x)
+    assert model[0]._fused_cache is not None
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
+        assert all(layer._fused_cache is None for _, layer in L.hybrid_layers(twin))
+        with torch.no_grad():
+            assert torch.equal(twin(x), before)
+        assert twin[0]._fused_cache is not None
+    assert model[0]._fused_cache is not None  # the original keeps its own
+
+
+def test_a_parametrised_factor_is_checked_and_erased_through_its_original(fused_check):
+    """``torch.nn.utils.parametrize`` moves a factor's stored tensor into a submodule: the fused check must
+    still see a write to it, and deleting the branch must still zero it."""
+    import torch.nn.utils.parametrize as parametrize
+
+    class Same(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return t
+
+    model = _fused_pair()
+    branch = model[0].adapters["a"]
+    parametrize.register_parametrization(branch, "a", Same())
+    stored = branch.parametrizations.a.original
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        before = model(x)
+        stored.mul_(-3.0)
+        after = model(x)
+    assert not torch.allclose(after, before, atol=1e-4)
+    assert torch.allclose(after, _unfused(model, x), atol=1e-5)
+    view = stored.detach()
+    L.delete_adapter(model, "a")
+    assert not bool(view.any())
+
+
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():
     model = L.analogize(nn.Sequential(nn.Linear(6, 4)))
     L.add_adapter(model, "a")
