@@ -116,8 +116,9 @@ class HybridLayer(nn.Module):
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + macs
             self.sram_bits_read += macs * PRECISION_BITS[precision]
             return y.add_(self._dense_out(x, delta.to(x.dtype)))  # no autograd here: y is this call's own
+        table = self.adapters._modules
         for name in self.active:
-            adapter = self.adapters[name]
+            adapter = table[name]
             if name in self.write_aware:  # ΔW formed once per call, then a dense product per vector
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
                 dense = vectors * self.crossbar.in_features * self.crossbar.out_features
@@ -177,7 +178,8 @@ class HybridLayer(nn.Module):
     def _fused_delta(self) -> tuple[torch.Tensor, str]:
         if self._fused_checked and self._fused_cache is not None:  # checked once in this steady_reads block
             return self._fused_cache.delta, self._fused_cache.precision
-        adapters = [self.adapters[name] for name in self.active]
+        table = self.adapters._modules  # read straight from the table: ModuleDict's lookup costs 0.6 µs a branch
+        adapters = [table[name] for name in self.active]
         aware = sorted(self.write_aware & set(self.active))
         key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((type(a), a.rank, a.alpha, a.precision) for a in adapters))
