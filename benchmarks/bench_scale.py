@@ -87,8 +87,8 @@ def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) 
 
 def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]:
     """(state, buffers, fused caches, everything held) in MiB.  State: what a save keeps, the model's
-    ``state_dict`` tensors and the buffers as kept (packed).  Fused caches: the dense ΔW per fused layer and
-    the copy of the factor values its staleness check compares.  Everything held
+    ``state_dict`` tensors and the buffers as kept (packed).  Fused caches: the dense ΔW per fused layer (and,
+    where no digest can be made, the copy of the factor values its staleness check compares).  Everything held
     (``SpeakerAuthenticator.memory``) adds to both the crossbars' read caches and work buffers."""
     held = auth.memory()
     fused = sum(layer._fused_cache.nbytes() for _, layer in hybrid.hybrid_layers(auth.model) if layer._fused_cache is not None)
@@ -97,7 +97,7 @@ def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]
 
 def _booted_mib(auth: SpeakerAuthenticator, sample: torch.Tensor, claim: str) -> float:
     """Everything held, in MiB, by the authenticator a device boots from this one's saved state and serves one
-    verify with: no work buffers left by training, the fused ΔW and its check's copy rebuilt."""
+    verify with: no work buffers left by training, the fused ΔW rebuilt."""
     with tempfile.TemporaryDirectory() as folder:
         auth.save(Path(folder) / "state")
         booted = SpeakerAuthenticator.load(Path(folder) / "state")

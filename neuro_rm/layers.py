@@ -154,8 +154,9 @@ class HybridLayer(nn.Module):
         """Within the block the fused ΔW is checked against the branches at the first read only, not at
         every read: for a loop that reads this layer many times while nothing writes its branches (a
         recurrent network's time steps), where the check, which compares every factor value, would cost
-        more than the dense product it guards.  A factor value written inside the block is not seen; a change
-        of the active set or of write-awareness is.  One thread at a time, as for the crossbar's reads."""
+        more than the dense product it guards.  A factor value or a branch's setting (``alpha``, ``rank``,
+        ``precision``) written inside the block is not seen; a change of the active set or of write-awareness
+        is.  One thread at a time, as for the crossbar's reads."""
         if not self.steady:  # a new outermost block checks afresh
             self._fused_checked = False
         self.steady += 1

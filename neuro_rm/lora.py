@@ -66,11 +66,15 @@ class Branch(nn.Module):
     precision: str
 
     @property
-    def held(self) -> tuple[nn.Parameter, ...]:
+    def held(self) -> tuple[torch.Tensor, ...]:
         """The tensors SRAM holds: every parameter, in the order registered (read straight from the module's
-        table: a fused layer gathers them at every inference call; through submodules only where there are
-        some, as ``torch.nn.utils.parametrize`` adds: a parametrised factor's stored tensor is its ``original``)."""
-        return tuple(self.parameters()) if self._modules else tuple(self._parameters.values())
+        table: a fused layer gathers them at every inference call).  Where the branch has submodules, as
+        ``torch.nn.utils.parametrize`` adds, also theirs, parameters and buffers: a parametrised factor is
+        its stored ``original`` and whatever state the parametrisation keeps (a mask); state it keeps in
+        plain Python attributes is beyond any check."""
+        if not self._modules:
+            return tuple(self._parameters.values())
+        return (*self.parameters(), *self.buffers())
 
     @property
     def scale(self) -> float:

@@ -628,7 +628,7 @@ def test_a_factor_the_digest_cannot_read_after_the_build_forces_a_rebuild():
     if L.fused_kernel.module() is None:
         pytest.skip("no compiler for the compiled check")
     model = _fused_pair()
-    x = torch.randn(5, 6)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         before = model(x)
         factor = L.adapter_parameters(model, "a")[0]
@@ -642,11 +642,8 @@ def test_a_factor_the_digest_cannot_read_after_the_build_forces_a_rebuild():
 def test_a_copy_or_pickle_of_a_fused_layer_carries_no_fused_cache():
     """The cache (its ΔW, and the digest's key) stays with the live layer: a checkpoint of the whole module
     or a deep copy rebuilds its own at its first read."""
-    import copy
-    import io
-
     model = _fused_pair()
-    x = torch.randn(3, 6)
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         before = model(x)
     assert model[0]._fused_cache is not None
@@ -659,6 +656,28 @@ def test_a_copy_or_pickle_of_a_fused_layer_carries_no_fused_cache():
             assert torch.equal(twin(x), before)
         assert twin[0]._fused_cache is not None
     assert model[0]._fused_cache is not None  # the original keeps its own
+
+
+def test_fused_output_follows_a_branch_setting_changed_in_place():
+    """``alpha`` and ``precision`` set on a branch directly (no model function told of it): the fused ΔW is
+    rebuilt from the settings as they are now."""
+    model = _fused_pair()
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(3))
+    branch = model[0].adapters["a"]
+    with torch.no_grad():
+        before = model(x)
+        branch.alpha = branch.alpha * 3.0
+        scaled = model(x)
+        assert not torch.allclose(scaled, before, atol=1e-4)
+        assert torch.allclose(scaled, _unfused(model, x), atol=1e-5)
+        L.fuse_adapters(model)
+        model(x)
+        assert model[0]._fused_cache.precision == "fp32"
+        for held in model[0].adapters.values():
+            held.precision = "int8"
+        fused = model(x)
+        assert model[0]._fused_cache.precision == "int8"
+        assert torch.allclose(fused, _unfused(model, x), atol=1e-2)  # int8 sums round once more
 
 
 def test_a_parametrised_factor_is_checked_and_erased_through_its_original(fused_check):
@@ -674,7 +693,7 @@ def test_a_parametrised_factor_is_checked_and_erased_through_its_original(fused_
     branch = model[0].adapters["a"]
     parametrize.register_parametrization(branch, "a", Same())
     stored = branch.parametrizations.a.original
-    x = torch.randn(3, 6)
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         before = model(x)
         stored.mul_(-3.0)
@@ -684,6 +703,31 @@ def test_a_parametrised_factor_is_checked_and_erased_through_its_original(fused_
     view = stored.detach()
     L.delete_adapter(model, "a")
     assert not bool(view.any())
+
+
+def test_a_parametrisation_s_own_state_is_part_of_the_check(fused_check):
+    """A parametrisation that keeps a buffer (a mask): zeroing the mask changes the factor, and the fused ΔW
+    must follow."""
+    import torch.nn.utils.parametrize as parametrize
+
+    class Masked(nn.Module):
+        def __init__(self, shape: torch.Size) -> None:
+            super().__init__()
+            self.register_buffer("mask", torch.ones(shape))
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return t * self.mask
+
+    model = _fused_pair()
+    branch = model[0].adapters["a"]
+    parametrize.register_parametrization(branch, "b", Masked(branch.b.shape))
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        before = model(x)
+        branch.parametrizations.b[0].mask.zero_()  # the branch's product, gone
+        after = model(x)
+    assert not torch.allclose(after, before, atol=1e-4)
+    assert torch.allclose(after, _unfused(model, x), atol=1e-5)
 
 
 def test_set_adapter_refuses_a_name_twice_and_names_of_the_wrong_type():
