@@ -3,8 +3,8 @@
 Four parts, all in one run so the ratios are side by side:
 
 1. enrolling one bundled speaker with today's enrolment (``learning.continual.ENROLL``) and with the fast one
-   (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation accuracies (new speaker, old
-   speakers), for enrolment seeds 0-2;
+   (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation and test accuracies (new speaker,
+   old speakers), for enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: identification accuracy and verification EER on the
    enrolled speakers' test utterances, beside the accuracy of logistic regression trained on all of those
@@ -19,11 +19,12 @@ Four parts, all in one run so the ratios are side by side:
    never folded): branches, verify time beside the 6-speaker state, and memory at 0, 10, 25 and 50.
 
 Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
-    [--skip-suspend]
+    [--skip-suspend] [--revoke-mode erase|suspend] [--enroll-recipe quick|fast|product] [--no-control]
 Part 2 uses a smaller RSNN (hidden 128), by default 1-epoch enrolments (``--enroll-recipe fast`` or
 ``product`` for the authenticator's own) and buffer caps of an eighth of the product's (``--replay 512
 --holdout 256``; the product's are 4096 / 2048) so that 2 × 200 enrolments fit a shared 2-core machine; its
-accuracy column shows what that costs.  The linear floor is fitted over speakers 0..N-1, suspended ones
+accuracy column shows what that costs.  Its revocations suspend by default (``--revoke-mode erase`` for the
+product's default mode, which writes cells).  The linear floor is fitted over speakers 0..N-1, suspended ones
 included, which the authenticator no longer scores.
 """
 
@@ -44,7 +45,7 @@ import torch
 from common import clock, deployed_bundled, print_table
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
 from neuro_rm.data import load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.energy_report import chip_training_j
@@ -171,10 +172,11 @@ def _deployed(train: LabelledSet, val: LabelledSet, n_first: int, replay: int, h
 
 
 def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, checkpoints: tuple[int, ...] = CHECKPOINTS,
-                  control: bool = True) -> list[tuple]:
+                  control: bool = True, revoke_mode: str = "suspend") -> list[tuple]:
     """Enrol speakers one after another into two copies of one deployed authenticator, the default
     consolidation policy on one and none on the other, step by step in turn (so both see the same load);
-    at each checkpoint, verify and revoke on both.  Seconds are the thread's CPU time (one torch thread)."""
+    at each checkpoint, verify and revoke (``revoke_mode``) on both.  Seconds are the thread's CPU time (one
+    torch thread)."""
     splits = load_speakers(corpus, n_speakers=max(checkpoints) + 1, cache=False)
     train = LabelledSet(splits.train.x, splits.train.y)
     val = LabelledSet(splits.val.x, splits.val.y)
@@ -199,7 +201,7 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 identified, eer = _identification(auth, test)
 
                 def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
-                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode="suspend", config=recipe.revoke)
+                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
 
                 def enroll(a: SpeakerAuthenticator, new: int = label) -> None:
                     a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, recipe.enroll)
@@ -307,6 +309,8 @@ def main() -> None:
     parser.add_argument("--skip-corpus", action="store_true")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2 (many speakers, the longest)")
     parser.add_argument("--skip-suspend", action="store_true", help="skip part 4 (many suspensions)")
+    parser.add_argument("--revoke-mode", choices=REVOKE_MODES, default="suspend",
+                        help="how part 2 revokes at each checkpoint (the product's default is erase)")
     parser.add_argument("--no-control", action="store_true",
                         help="part 2 without its policy-off twin (for the slower recipes: it reads every branch)")
     args = parser.parse_args()
@@ -323,9 +327,9 @@ def main() -> None:
             generate_corpus(corpus, GeneratorConfig(n_samples=(max(checkpoints) + 1) * 50,
                                                     n_speakers=max(checkpoints) + 1, events_median=1000, seed=7))
             rows = many_speakers(corpus, recipe(args.enroll_recipe, args.enroll_epochs), args.replay, args.holdout, checkpoints,
-                                 control=not args.no_control)
+                                 control=not args.no_control, revoke_mode=args.revoke_mode)
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
-                    f"utterances; enrolment recipe {args.enroll_recipe}; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
+                    f"utterances; enrolment recipe {args.enroll_recipe}; revoke mode {args.revoke_mode}; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
