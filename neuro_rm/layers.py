@@ -110,14 +110,19 @@ class HybridLayer(nn.Module):
         self.crossbar.count(vectors)
         if self.disabled:
             return y
-        if self.fused and self.active and not torch.is_grad_enabled():
-            delta, precision = self._fused_delta()
+        table = self.adapters._modules
+        folded = self._fusing(table)
+        if folded:
+            delta, precision = self._fused_delta(folded)
             macs = vectors * delta.numel()
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + macs
             self.sram_bits_read += macs * PRECISION_BITS[precision]
-            return y.add_(self._dense_out(x, delta.to(x.dtype)))  # no autograd here: y is this call's own
-        table = self.adapters._modules
+            if len(folded) == len(self.active):  # gradients off: no autograd here, y is this call's own
+                return y.add_(self._dense_out(x, delta.to(x.dtype)))
+            y = y + self._dense_out(x, delta.to(x.dtype))  # a constant: gradients reach x, not the cache
         for name in self.active:
+            if folded and name in folded:
+                continue
             adapter = table[name]
             if name in self.write_aware:  # ΔW formed once per call, then a dense product per vector
                 y = y + self._dense_out(x, self._applied_delta(name).to(x.dtype))
@@ -136,10 +141,12 @@ class HybridLayer(nn.Module):
         return y
 
     def fuse(self, on: bool = True) -> None:
-        """Fold the active adapters into one digital ΔW for inference (or stop doing so).
+        """Fold the active adapters into one digital ΔW (or stop doing so).
 
-        Pays once Σ r·(in+out) over the active adapters exceeds in·out MACs per vector (many branches);
-        used only when gradients are off.  The folded ΔW is held at the widest precision of the adapters
+        Pays once Σ r·(in+out) over the active adapters exceeds in·out MACs per vector (many branches).
+        With gradients off every active adapter is folded; with gradients on, only those none of whose
+        parameters trains, and only where they alone pay (training reads the frozen branches as one
+        constant dense product and the training ones on their own, as ``_fusing`` says).  The folded ΔW is held at the widest precision of the adapters
         it sums (int8 with a scale per output row, so the sum is rounded once more); building it is
         charged (its MACs, and an SRAM write of in·out words), and it is rebuilt whenever the active set,
         an adapter's settings, the write tolerance or any factor value differs from what it was built from.
@@ -176,21 +183,37 @@ class HybridLayer(nn.Module):
         _deprecated("unfuse", "fuse(False)")
         self.fuse(False)
 
-    def _fused_delta(self) -> tuple[torch.Tensor, str]:
-        if self._fused_checked and self._fused_cache is not None:  # checked once in this steady_reads block
-            return self._fused_cache.delta, self._fused_cache.precision
+    def _fusing(self, table: dict[str, nn.Module]) -> tuple[str, ...]:
+        """The active branches this call reads folded into one ΔW: with gradients off, all of them (when
+        fused); with gradients on, those none of whose parameters trains, where reading them one by one would
+        cost more MACs per vector than one dense product (so training on a state with many branches costs
+        what one frozen ΔW and the trained branch cost, however many speakers the ΔW holds)."""
+        if not self.fused or not self.active:
+            return ()
+        if not torch.is_grad_enabled():
+            return tuple(self.active)
+        fan_in, fan_out = self.crossbar.in_features, self.crossbar.out_features
+        frozen = tuple(n for n in self.active if not any(p.requires_grad for p in table[n].parameters()))
+        separate = sum(table[n].macs(fan_in, fan_out) for n in frozen)
+        return frozen if len(frozen) > 1 and separate > fan_in * fan_out else ()
+
+    def _fused_delta(self, names: tuple[str, ...]) -> tuple[torch.Tensor, str]:
+        """The fold of branches ``names`` (active, in the active order), checked against their stored values
+        unless checked already in the open ``steady_reads`` block; rebuilt (and charged) where stale."""
+        cache = self._fused_cache
+        if self._fused_checked and cache is not None and cache.key[0] == names:  # checked once in this block
+            return cache.delta, cache.precision
         table = self.adapters._modules  # read straight from the table: ModuleDict's lookup costs 0.6 µs a branch
-        adapters = [table[name] for name in self.active]
-        aware = sorted(self.write_aware & set(self.active))
-        key = (tuple(self.active), tuple(aware), self.crossbar.write_threshold if aware else None,
+        adapters = [table[name] for name in names]
+        aware = sorted(self.write_aware & set(names))
+        key = (names, tuple(aware), self.crossbar.write_threshold if aware else None,
                tuple((type(a), a.rank, a.alpha, a.precision) for a in adapters))
         factors = tuple(p for a in adapters for p in a.held)
-        cache = self._fused_cache
         if cache is None or not cache.holds(key, factors):
             if cache is not None:
                 cache.wipe()  # the old copy may hold a branch that is gone or changed
             with torch.no_grad():
-                delta = sum(self._applied_delta(name) for name in self.active)
+                delta = sum(self._applied_delta(name) for name in names)
                 precision = widest([a.precision for a in adapters])
                 delta = quantize(delta.reshape(self.crossbar.out_features, -1), precision, per_row=True)
             self._fused_cache = cache = FusedDelta(key, factors, delta, precision)

@@ -810,6 +810,80 @@ def test_a_fused_recurrent_network_checks_its_branches_once_a_sample_batch_and_s
     assert torch.allclose(changed, reference, atol=1e-5)
 
 
+def _training_pass(model, x, fused):
+    """Output, the trained branch's gradients and the input's gradient of one training pass."""
+    L.fuse_adapters(model, fused)
+    L.reset_counts(model)
+    x = x.clone().requires_grad_(True)
+    y = model(x)
+    y.square().sum().backward()
+    trained = [p.grad.clone() for p in L.adapter_parameters(model, "t")]
+    for p in L.adapter_parameters(model, "t"):
+        p.grad = None
+    return y.detach(), trained, x.grad
+
+
+@pytest.mark.parametrize("frozen", [("a", "b", "c"), ("a", "b")])
+def test_training_reads_the_frozen_branches_as_one_fused_delta_where_that_pays(frozen):
+    """With gradients on, a fused layer folds the branches that do not train (when reading them one by one
+    costs more MACs) and reads the training branch on its own: the same outputs and gradients as reading
+    each branch alone, and the trained branch still learns."""
+    torch.manual_seed(0)
+    model = L.analogize(nn.Sequential(nn.Linear(16, 8)), crossbar=IDEAL)
+    for seed, name in enumerate((*frozen, "t")):
+        _branch(model, name)
+        _trained(model, name, seed + 1)
+    for name in frozen:
+        for p in L.adapter_parameters(model, name):
+            p.requires_grad_(False)
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    y_alone, grads_alone, x_grad_alone = _training_pass(model, x, fused=False)
+    y, grads, x_grad = _training_pass(model, x, fused=True)
+    layer = model[0]
+    assert torch.allclose(y, y_alone, atol=1e-5)
+    assert all(g.abs().sum() > 0 and torch.allclose(g, h, atol=1e-5) for g, h in zip(grads, grads_alone, strict=True))
+    assert torch.allclose(x_grad, x_grad_alone, atol=1e-5)
+    branch = 2 * (16 + 8)  # one rank-2 branch read on its own, per vector
+    if len(frozen) * branch > 16 * 8:  # 3 x 48 > 128: one dense product (and its fold) instead of three
+        assert layer._fused_cache.key[0] == frozen
+        assert layer.digital_macs == {"fp32": len(frozen) * 2 * 16 * 8 + 4 * 16 * 8 + 4 * branch}
+    else:  # 2 x 48 < 128: folding would cost more, so each is read alone
+        assert layer._fused_cache is None
+        assert layer.digital_macs == {"fp32": 4 * (len(frozen) + 1) * branch}
+
+
+def test_a_fused_recurrent_network_trains_with_its_frozen_branches_checked_once_a_sample_batch(monkeypatch):
+    """In training too the recurrent layer's fold of the frozen branches is checked once per forward, and a
+    frozen branch written between two training passes is seen."""
+    from neuro_rm.models import RSNNConfig
+    from neuro_rm.models.rsnn import SYNAPSES, SpeakerRSNN
+
+    torch.manual_seed(0)
+    model = L.analogize(SpeakerRSNN(RSNNConfig(n_inputs=12, n_hidden=16, n_outputs=3)), targets=SYNAPSES, crossbar=IDEAL)
+    for name in ("a", "b", "c", "t"):
+        L.add_adapter(model, name, AdapterConfig(rank=4))
+        _trained(model, name, seed=ord(name))
+    L.set_adapter(model, ["a", "b", "c", "t"])
+    for name in ("a", "b", "c"):
+        for p in L.adapter_parameters(model, name):
+            p.requires_grad_(False)
+    x = (torch.rand(2, 7, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    checks = []
+    original = L.FusedDelta.holds
+    monkeypatch.setattr(L.FusedDelta, "holds", lambda self, *args: checks.append(1) or original(self, *args))
+    L.fuse_adapters(model)
+    model(x).sum().backward()  # builds the fold of a, b, c in both layers
+    checks.clear()
+    fused = model(x)
+    assert len(checks) == 2  # two layers, each checked once (the recurrent one is read at 7 time steps)
+    model.lif.recurrent.adapters["b"].b.data.mul_(-3.0)
+    changed = model(x).detach()
+    L.fuse_adapters(model, False)
+    reference = model(x).detach()
+    assert not torch.allclose(changed, fused.detach(), atol=1e-4)
+    assert torch.allclose(changed, reference, atol=1e-5)
+
+
 def test_inside_steady_reads_a_new_active_set_is_seen():
     model = L.analogize(nn.Sequential(nn.Linear(6, 4)), crossbar=IDEAL)
     for name, seed in (("a", 1), ("b", 2)):

@@ -98,9 +98,10 @@ class SpeakerRSNN(nn.Module):
         spk = torch.zeros(x.shape[0], self.config.n_hidden, dtype=current.dtype, device=current.device)
         mem = torch.zeros_like(spk)
         trains = []
-        for t in range(x.shape[1]):
-            spk, mem = self.lif(current[:, t], spk, mem)
-            trains.append(spk)
+        with _steady_reads(self.lif.recurrent):  # nothing writes the branches between the steps of one pass
+            for t in range(x.shape[1]):
+                spk, mem = self.lif(current[:, t], spk, mem)
+                trains.append(spk)
         self.lif.reset_mem()  # drop the graph-bound state RLeaky keeps between calls
         return torch.stack(trains, dim=1)
 
