@@ -15,8 +15,9 @@ Four parts, all in one run so the ratios are side by side:
    and folds) and the training's compute on the chip (its forward, backward and evaluation passes and Adam's
    updates, ``energy_report.chip_training_j``), counted on a copy so that the meter stays out of the timings;
 3. loading N speakers of a generated corpus-size file: seconds and peak resident-memory growth.
-4. 60 speakers enrolled with the default policy, then suspend-revoked one by one (a suspension's branch is
-   never folded): branches, verify time beside the 6-speaker state, and memory at 0, 10, 25 and 50.
+4. 60 speakers enrolled with the default policy, then suspend-revoked one by one, the policy running after
+   each suspension and (control) on a twin without it: branches, verify time beside the 6-speaker state, and
+   memory at 0, 10, 25 and 50.
 
 Run: python benchmarks/bench_scale.py [--corpus BIG.h5] [--skip-bundled] [--skip-many] [--skip-corpus]
     [--skip-suspend] [--revoke-mode erase|suspend] [--enroll-recipe quick|fast|product] [--no-control]
@@ -226,8 +227,9 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
 
 def many_suspensions(corpus: Path, recipe: Recipe, replay: int, holdout: int, enrolled: int = 60,
                       counts: tuple[int, ...] = (0, 10, 25, 50)) -> list[tuple]:
-    """Enrol ``enrolled`` speakers with the default policy, then suspend-revoke them one after another: a
-    suspension's branch is never offered to the policy, so branches pile up.  At each count of suspensions,
+    """Enrol ``enrolled`` speakers with the default policy, then suspend-revoke them one after another, on the
+    authenticator as it is (the policy folds the oldest live branches, masks included, after each suspension)
+    and on a twin with no policy, where each suspension adds a branch for good.  At each count of suspensions,
     verify beside the 6-speaker state (as in part 2), the branches and memory."""
     splits = load_speakers(corpus, n_speakers=enrolled + 1, cache=False)
     train, val = LabelledSet(splits.train.x, splits.train.y), LabelledSet(splits.val.x, splits.val.y)
@@ -237,16 +239,20 @@ def many_suspensions(corpus: Path, recipe: Recipe, replay: int, holdout: int, en
     claims = [f"s{int(y)}" for y in probe.y[:40]]
     for label in range(CHECKPOINTS[0], enrolled + 1):
         auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll)
-    rows = []
+    twin = copy.deepcopy(auth)
+    twin.consolidation = None
+    rows: dict[str, list[tuple]] = {"on": [], "off": []}
     for done in range(max(counts) + 1):
-        if done in counts:
-            verify_s, reference_s, _ = _verify_seconds(auth, reference, probe.x[:40], claims)
-            state, _, fused, held = _memory_mib(auth)
-            rows.append((done, len(hybrid.adapter_names(auth.model)), verify_s * 1e3, verify_s / reference_s, state + fused, fused, held))
-        if done < max(counts):
-            label = enrolled - done
-            auth.revoke(f"s{label}", train.of_classes([label]).x, mode="suspend", config=recipe.revoke)
-    return rows
+        for policy, a in (("on", auth), ("off", twin)):
+            if done in counts:
+                verify_s, reference_s, _ = _verify_seconds(a, reference, probe.x[:40], claims)
+                state, _, fused, held = _memory_mib(a)
+                rows[policy].append((done, policy, len(hybrid.adapter_names(a.model)), verify_s * 1e3,
+                                     verify_s / reference_s, state + fused, fused, held))
+            if done < max(counts):
+                label = enrolled - done
+                a.revoke(f"s{label}", train.of_classes([label]).x, mode="suspend", config=recipe.revoke)
+    return rows["on"] + rows["off"]
 
 
 @dataclass(frozen=True)
@@ -339,9 +345,10 @@ def main() -> None:
             corpus = Path(folder) / "suspend.h5"
             generate_corpus(corpus, GeneratorConfig(n_samples=61 * 50, n_speakers=61, events_median=1000, seed=7))
             rows = many_suspensions(corpus, recipe(args.enroll_recipe, args.enroll_epochs), args.replay, args.holdout)
-        print_table(f"Suspensions (60 speakers enrolled with the default policy, then suspend-revoked one after another; "
+        print_table(f"Suspensions (60 speakers enrolled with the default policy, then suspend-revoked one after another, "
+                    f"the policy on or off during the suspensions; "
                     f"buffer caps {args.replay} / {args.holdout})",
-                    ("suspended", "branches", "verify ms/utt", "verify / 6 speakers", "state + fused MiB", "fused MiB",
+                    ("suspended", "policy", "branches", "verify ms/utt", "verify / 6 speakers", "state + fused MiB", "fused MiB",
                      "all held MiB"), rows)
     if args.corpus is not None and not args.skip_corpus:
         print_table(f"Loading N speakers of {args.corpus.name} (fresh cache; peak RSS growth)",

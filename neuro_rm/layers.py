@@ -65,8 +65,9 @@ class HybridLayer(nn.Module):
         self.ledger: Ledger | None = None
         self.bus = HookBus()
         self.digital_macs: dict[str, int] = {}
+        self.fold_macs: dict[str, int] = {}  # of digital_macs: forming fused ΔWs (work with no backward pass)
         self.sram_bits_read = 0
-        self.fused = False  # inference folds the active adapters into one ΔW (see ``fuse``)
+        self.fused = False  # reads fold the active adapters into one ΔW (see ``fuse``)
         self._fused_cache: FusedDelta | None = None
         self.steady = 0  # depth of ``steady_reads`` contexts: while > 0 the fused ΔW is checked once
         self._fused_checked = False  # the fused ΔW was checked inside the open ``steady_reads`` context
@@ -119,7 +120,9 @@ class HybridLayer(nn.Module):
             self.sram_bits_read += macs * PRECISION_BITS[precision]
             if len(folded) == len(self.active):  # gradients off: no autograd here, y is this call's own
                 return y.add_(self._dense_out(x, delta.to(x.dtype)))
-            y = y + self._dense_out(x, delta.to(x.dtype))  # a constant: gradients reach x, not the cache
+            # a constant through which gradients reach x; a copy, since autograd keeps it for the backward
+            # pass and a read of another set of branches before then replaces (and wipes) the cache
+            y = y + self._dense_out(x, delta.to(x.dtype, copy=True))
         for name in self.active:
             if folded and name in folded:
                 continue
@@ -146,10 +149,13 @@ class HybridLayer(nn.Module):
         Pays once Σ r·(in+out) over the active adapters exceeds in·out MACs per vector (many branches).
         With gradients off every active adapter is folded; with gradients on, only those none of whose
         parameters trains, and only where they alone pay (training reads the frozen branches as one
-        constant dense product and the training ones on their own, as ``_fusing`` says).  The folded ΔW is held at the widest precision of the adapters
-        it sums (int8 with a scale per output row, so the sum is rounded once more); building it is
-        charged (its MACs, and an SRAM write of in·out words), and it is rebuilt whenever the active set,
-        an adapter's settings, the write tolerance or any factor value differs from what it was built from.
+        constant dense product and the training ones on their own, as ``_fusing`` says).  The folded ΔW
+        is held at the widest precision of the adapters it sums (int8 with a scale per output row, so the
+        sum is rounded once more: with int8 or fp16 branches a fused layer trains and infers on that
+        rounding, about 3e-3 and 1e-4 relative apart from reading them one by one; fp32 branches agree to
+        float rounding); building it is charged (its MACs, and an SRAM write of in·out words, work that has
+        no backward pass), and it is rebuilt whenever the branches it folds, an adapter's settings, the
+        write tolerance or any factor value differs from what it was built from.
         """
         if not isinstance(on, bool):
             raise TypeError(f"fuse takes True or False, got {on!r}")
@@ -194,7 +200,7 @@ class HybridLayer(nn.Module):
             return tuple(self.active)
         fan_in, fan_out = self.crossbar.in_features, self.crossbar.out_features
         frozen = tuple(n for n in self.active if not any(p.requires_grad for p in table[n].parameters()))
-        separate = sum(table[n].macs(fan_in, fan_out) for n in frozen)
+        separate = sum(fan_in * fan_out if n in self.write_aware else table[n].macs(fan_in, fan_out) for n in frozen)
         return frozen if len(frozen) > 1 and separate > fan_in * fan_out else ()
 
     def _fused_delta(self, names: tuple[str, ...]) -> tuple[torch.Tensor, str]:
@@ -219,6 +225,7 @@ class HybridLayer(nn.Module):
             self._fused_cache = cache = FusedDelta(key, factors, delta, precision)
             fold_macs = sum(a.delta_macs() for a in adapters)
             self.digital_macs[precision] = self.digital_macs.get(precision, 0) + fold_macs
+            self.fold_macs[precision] = self.fold_macs.get(precision, 0) + fold_macs
             if self.ledger is not None:
                 self.ledger.post_sram_write(delta.numel() * PRECISION_BITS[precision], note="fused ΔW")
         self._fused_checked = self.steady > 0
@@ -350,6 +357,7 @@ class HybridLayer(nn.Module):
     def reset_counts(self) -> None:
         self.crossbar.reset_counts()
         self.digital_macs = {}
+        self.fold_macs = {}
         self.sram_bits_read = 0
 
     def extra_repr(self) -> str:
@@ -495,7 +503,7 @@ def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 class FusedDelta:
     """The active branches folded into one ΔW, and a record of what it was built from, so that a read can tell
     whether it is stale.  It compares the factors' stored values, not their version counters: writes through
-    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every inference call,
+    ``.data``, numpy views or fused optimisers bump no version.  A fused layer checks at every call,
     so on the CPU the record is the compiled ``keyed_digest`` of the factors' bytes under a key drawn afresh for
     each build and held by this cache alone (never saved; a pickle or copy of the layer carries no cache): one
     pass over the factors per check and no copy of the branches beside them.  A change made without the key
@@ -909,7 +917,8 @@ def commit_adapter(model: nn.Module, name: str, kind: str) -> int:
 
 
 def fuse_adapters(model: nn.Module, fused: bool = True) -> None:
-    """Fold (or unfold) each layer's active adapters into one digital ΔW for inference."""
+    """Fold (or unfold) each layer's active adapters into one digital ΔW: all of them with gradients off, the
+    frozen ones where that pays with gradients on (``HybridLayer.fuse``)."""
     if not isinstance(fused, bool):
         raise TypeError(f"fuse_adapters takes fused=True or False, got {fused!r}")
     for _, layer in _layers_or_fail(model):

@@ -39,6 +39,7 @@ class PassWork:
 
     hybrid: ModelCounts = field(default_factory=ModelCounts)  # crossbar layers: arrays, DAC/ADC, adapters
     trained_adapter_macs: dict[str, int] = field(default_factory=dict)  # of hybrid.digital_macs: adapters that train
+    fold_macs: dict[str, int] = field(default_factory=dict)  # of hybrid.digital_macs: forming fused ΔWs (no backward)
     digital_macs: int = 0  # plain digital layers (fp32)
     trained_digital_macs: int = 0  # of those: layers whose weights train (backward adds weight gradients)
     digital_sram_bits: int = 0  # plain digital layers' weights read once per call
@@ -73,9 +74,9 @@ def backward_of(forward: PassWork, error_bits: int = 8) -> PassWork:
     back.analog.adc_conversions = h.analog.dac_conversions
     back.analog.dac_conversions = h.analog.adc_conversions
     _add(back.dac_by_bits, error_bits, h.analog.adc_conversions)
-    for precision, macs in h.digital_macs.items():
-        _add(back.digital_macs, precision, macs + f.trained_adapter_macs.get(precision, 0))
-    return PassWork(back, {}, f.digital_macs + f.trained_digital_macs, 0, f.digital_sram_bits, 0, 0, dict(f.stored))
+    for precision, macs in h.digital_macs.items():  # a fused ΔW's forming is no product with the input: no gradient
+        _add(back.digital_macs, precision, macs - f.fold_macs.get(precision, 0) + f.trained_adapter_macs.get(precision, 0))
+    return PassWork(back, {}, {}, f.digital_macs + f.trained_digital_macs, 0, f.digital_sram_bits, 0, 0, dict(f.stored))
 
 
 @dataclass
@@ -143,7 +144,8 @@ class WorkMeter:
         if isinstance(module, HybridLayer) and not module.crossbar.calibrating:  # calibration is set-up, as in layers
             x = args[0].detach()
             binary = bool(((x == 0) | (x == 1)).all())
-            self._before[id(module)] = (module.crossbar.counts.as_tuple(), dict(module.digital_macs), module.sram_bits_read, binary)
+            self._before[id(module)] = (module.crossbar.counts.as_tuple(), dict(module.digital_macs), dict(module.fold_macs),
+                                        module.sram_bits_read, binary)
 
     def _post(self, module: nn.Module, args: tuple, output: object) -> None:
         self._depth -= 1
@@ -166,7 +168,8 @@ class WorkMeter:
                 target.trained_digital_macs += macs
 
     @staticmethod
-    def _count_hybrid(layer: HybridLayer, target: PassWork, counts: tuple, digital: dict, sram: int, binary: bool) -> None:
+    def _count_hybrid(layer: HybridLayer, target: PassWork, counts: tuple, digital: dict, folds: dict, sram: int,
+                      binary: bool) -> None:
         delta = OpCounts(*(a - b for a, b in zip(layer.crossbar.counts.as_tuple(), counts, strict=True)))
         h = target.hybrid
         h.analog = h.analog + delta
@@ -176,6 +179,8 @@ class WorkMeter:
         _add(h.dac_by_bits, bits, delta.dac_conversions)
         for precision, macs in layer.digital_macs.items():
             _add(h.digital_macs, precision, macs - digital.get(precision, 0))
+        for precision, macs in layer.fold_macs.items():
+            _add(target.fold_macs, precision, macs - folds.get(precision, 0))
         if torch.is_grad_enabled() and not layer.disabled:  # only the parameters that train get a weight gradient
             for name in layer.active:
                 adapter = layer.adapters[name]

@@ -8,6 +8,8 @@ from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning import TrainConfig, consolidation
 from neuro_rm.learning.consolidation import STORE, BranchBudget, Plan, apply_plan
+from neuro_rm.learning.metrics import predict_logits
+from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models import RSNNConfig
 
@@ -187,6 +189,35 @@ def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
     auth.revoke("n0", train.of_classes([2]).x[:20], mode="suspend")
     assert auth.registry["n0"].status == "revoked" and STORE in hybrid.adapter_names(auth.model)
     assert any(e["action"] == "consolidate" for e in auth.audit.entries)
+
+
+def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny_speech):
+    """A suspension adds a branch for good.  Without a policy the masks pile up (the control); a policy run
+    folds the oldest live branches, suspensions included, without changing what the model computes, and a
+    suspension runs the authenticator's policy as an enrolment does, so live branches stay in budget."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
+    auth = _two_speaker_authenticator(tiny_speech, quick, max_branches=2)
+    auth.consolidation = None
+    forget = UnlearnConfig(train=quick)
+    for i in range(4):
+        source = 2 + i % 2
+        auth.enroll(f"n{i}", train.of_classes([source]).x[:30], val.of_classes([source]).x[:20], config=quick)
+        if i == 1:  # n0 and n1 (labels 2 and 3) suspended: their enrolment branches go, their masks stay
+            for name in ("n0", "n1"):
+                auth.revoke(name, train.of_classes([2]).x[:20], mode="suspend", config=forget)
+    assert hybrid.adapter_names(auth.model) == ["revoke_2", "revoke_3", "enroll_4", "enroll_5"]
+    hybrid.set_readout(auth.model, CrossbarConfig.ideal())  # noise-free: the two reads compare exactly
+    probe = train.of_classes([0, 1, 2, 3]).x[:24]
+    before = predict_logits(auth.model, probe)
+    done = auth.consolidate(BranchBudget(max_branches=2))
+    assert done["folded"] == ["revoke_2", "revoke_3"]  # the oldest two: both masks
+    assert hybrid.adapter_names(auth.model) == ["enroll_4", "enroll_5", STORE]
+    assert torch.allclose(predict_logits(auth.model, probe), before, atol=1e-4)
+    auth.consolidation = BranchBudget(max_branches=1)
+    report = auth.revoke("n3", train.of_classes([3]).x[:20], mode="suspend", config=forget)
+    assert report.extra["consolidation"]["folded"] == ["enroll_4"]  # enroll_5 went with n3; its mask is newest
+    assert hybrid.adapter_names(auth.model) == [STORE, "revoke_5"]
 
 
 def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):

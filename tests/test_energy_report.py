@@ -275,6 +275,26 @@ def test_a_frozen_branch_beside_a_training_one_gets_no_weight_gradient():
     assert bare.forward.hybrid.digital_macs == {} and bare.forward.trained_adapter_macs == {}
 
 
+def test_training_a_fused_layer_charges_the_fold_of_its_frozen_branches_once_and_no_backward_for_it():
+    """A fused layer trains with its frozen branches read as one dense ΔW: the forward charges forming it
+    (once: the branches do not change between steps) and one dense product per vector; the backward charges
+    that product's input gradient and the trained branch's, not the forming again (review45 F2)."""
+    model = _model()
+    for name in ("f1", "f2", "f3"):
+        for p in _on(model, name, rank=4):
+            p.requires_grad_(False)
+    params = _on(model, "new", rank=2)
+    L.fuse_adapters(model)  # three rank-4 branches cost 240 and 132 MACs a vector one by one, 96 and 24 dense
+    record = _train(model, params, 16, 8)
+    forward, backward = record.forward, work.backward_of(record.forward)
+    folds = 3 * 4 * (12 * 8 + 8 * 3)  # Σ B·A in each layer, formed once
+    trained = 16 * (2 * (12 + 8) + 2 * (8 + 3))
+    assert forward.fold_macs == {"fp32": folds}
+    assert forward.hybrid.digital_macs["fp32"] == folds + 16 * (12 * 8 + 8 * 3) + trained
+    assert forward.trained_adapter_macs == {"fp32": trained}
+    assert backward.hybrid.digital_macs["fp32"] == forward.hybrid.digital_macs["fp32"] - folds + trained
+
+
 def test_a_branch_with_one_factor_frozen_gets_the_other_factors_gradient_only():
     """Review41 F4: A frozen, B trained: the weight gradient is B's, out·r per vector, not r·(in+out)."""
     model = _model()

@@ -823,11 +823,8 @@ def _training_pass(model, x, fused):
     return y.detach(), trained, x.grad
 
 
-@pytest.mark.parametrize("frozen", [("a", "b", "c"), ("a", "b")])
-def test_training_reads_the_frozen_branches_as_one_fused_delta_where_that_pays(frozen):
-    """With gradients on, a fused layer folds the branches that do not train (when reading them one by one
-    costs more MACs) and reads the training branch on its own: the same outputs and gradients as reading
-    each branch alone, and the trained branch still learns."""
+def _frozen_beside_trained(frozen, aware=()):
+    """A 16 -> 8 layer with rank-2 branches ``frozen`` (no gradients; those in ``aware`` write-aware) and ``t``."""
     torch.manual_seed(0)
     model = L.analogize(nn.Sequential(nn.Linear(16, 8)), crossbar=IDEAL)
     for seed, name in enumerate((*frozen, "t")):
@@ -836,6 +833,17 @@ def test_training_reads_the_frozen_branches_as_one_fused_delta_where_that_pays(f
     for name in frozen:
         for p in L.adapter_parameters(model, name):
             p.requires_grad_(False)
+    for name in aware:
+        L.set_write_aware(model, name)
+    return model
+
+
+@pytest.mark.parametrize("frozen", [("a", "b", "c"), ("a", "b")])
+def test_training_reads_the_frozen_branches_as_one_fused_delta_where_that_pays(frozen):
+    """With gradients on, a fused layer folds the branches that do not train (when reading them one by one
+    costs more MACs) and reads the training branch on its own: the same outputs and gradients as reading
+    each branch alone, and the trained branch still learns."""
+    model = _frozen_beside_trained(frozen)
     x = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
     y_alone, grads_alone, x_grad_alone = _training_pass(model, x, fused=False)
     y, grads, x_grad = _training_pass(model, x, fused=True)
@@ -850,6 +858,35 @@ def test_training_reads_the_frozen_branches_as_one_fused_delta_where_that_pays(f
     else:  # 2 x 48 < 128: folding would cost more, so each is read alone
         assert layer._fused_cache is None
         assert layer.digital_macs == {"fp32": 4 * (len(frozen) + 1) * branch}
+
+
+def test_a_read_between_a_fused_training_pass_and_its_backward_leaves_its_gradients_intact():
+    """Review45 F1: a read with gradients off folds another set of branches and wipes the cached fold; the
+    training pass's graph holds its own copy of the fold, so its backward still runs, with the same gradients."""
+    model = _frozen_beside_trained(("a", "b", "c"))
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    _, alone, _ = _training_pass(model, x, fused=False)
+    L.fuse_adapters(model)
+    y = model(x.clone().requires_grad_(True))  # as a recurrent layer's input: its gradient needs the fold
+    with torch.no_grad():
+        model(x)  # folds a, b, c and t: the training fold is replaced and wiped
+    assert model[0]._fused_cache.key[0] == ("a", "b", "c", "t")
+    y.square().sum().backward()
+    grads = [p.grad for p in L.adapter_parameters(model, "t")]
+    assert all(torch.allclose(g, h, atol=1e-5) for g, h in zip(grads, alone, strict=True))
+
+
+def test_write_aware_frozen_branches_are_priced_as_the_dense_products_they_are_read_as():
+    """Review45 F3: a write-aware branch is read as its dense ΔW (in·out MACs a vector), so two of them frozen
+    cost more than one fold and are folded, where two plain rank-2 branches (96 < 128 MACs) are not."""
+    model = _frozen_beside_trained(("a", "b"), aware=("a", "b"))
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    y_alone, grads_alone, _ = _training_pass(model, x, fused=False)
+    y, grads, _ = _training_pass(model, x, fused=True)
+    assert model[0]._fused_cache.key[0] == ("a", "b")
+    assert model[0].digital_macs == {"fp32": 2 * 2 * 16 * 8 + 4 * 16 * 8 + 4 * 2 * (16 + 8)}
+    assert torch.allclose(y, y_alone, atol=1e-5)
+    assert all(torch.allclose(g, h, atol=1e-5) for g, h in zip(grads, grads_alone, strict=True))
 
 
 def test_a_fused_recurrent_network_trains_with_its_frozen_branches_checked_once_a_sample_batch(monkeypatch):

@@ -133,13 +133,15 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
         if mode == "suspend":
-            branch = f"revoke_{rec.label}"
+            branch = _suspension(rec.label)
             params = self._new_adapter(branch, adapter)
             result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
             self._forget_record(rec)
             row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
             report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
                                   row_bits, method=config.method, mode=mode)
+            if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
+                report.extra["consolidation"] = self.consolidate(self.consolidation)
         else:
             erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
             joules_before = self.ledger.joules("write")
@@ -204,10 +206,15 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         return report
 
     def consolidate(self, policy: ConsolidationPolicy) -> dict:
-        """Run a consolidation policy on the enrolled speakers' branches (oldest first): after each
-        enrolment, or whenever the device is idle.  Folded speakers keep their voice in ``store`` (or,
-        once merged, in the cells); revoking them then works as for a backbone speaker."""
-        branches = [r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter]
+        """Run a consolidation policy on the speakers' live branches, oldest first: the enrolled speakers'
+        and the suspended speakers' masks; after each enrolment and suspension, or whenever the device is
+        idle.  Folded speakers keep their voice in ``store`` (or, once merged, in the cells); revoking them
+        then works as for a backbone speaker.  A folded suspension masks its voice from ``store``: still
+        digital (switching ``store`` off brings the voice back, as switching its own branch off did), but no
+        longer a branch of its own that could be deleted alone; once merged, it is in the cells."""
+        speakers = {r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter}
+        speakers |= {_suspension(r.label) for r in self.registry.values() if r.status == REVOKED}
+        branches = [name for name in hybrid.adapter_names(self.model) if name in speakers]  # in creation order
         plan = policy(self.model, branches, self.ledger)
         before = self.ledger.joules("write")
         done = apply_plan(self.model, plan)
@@ -238,3 +245,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val = self.buffers.holdout.of_classes(self.active_labels)
         result = fit_classifier(self.model, train, val, config, params, "restore")
         return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))
+
+
+def _suspension(label: int) -> str:
+    """The branch that masks suspended speaker ``label``'s voice."""
+    return f"revoke_{label}"

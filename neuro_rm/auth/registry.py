@@ -137,7 +137,7 @@ class Registry:
         self.ledger = ledger or Ledger()
         self.audit = AuditLog()
         self.threshold: float | None = None
-        # called after every enrolment; None keeps every branch live (see learning/consolidation.py)
+        # called after every enrolment and suspension; None keeps every branch live (see learning/consolidation.py)
         self.consolidation: ConsolidationPolicy | None = BranchBudget()
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None

@@ -1,8 +1,8 @@
 """Branch consolidation: what happens to per-speaker LoRA branches as enrolled voices pile up.
 
-Every enrolment adds a branch (the "hippocampus"); run unchecked, verify time and SRAM grow with the
-number of speakers.  A *consolidation policy* is a plasticity hook the authenticator calls after each
-enrolment (or a user calls when the device is idle): it looks at the live branches and returns a
+Every enrolment adds a branch (the "hippocampus"), and so does every suspension (its mask); run unchecked,
+verify time and SRAM grow with the number of speakers.  A *consolidation policy* is a plasticity hook the
+authenticator calls after each enrolment and suspension (or a user calls when the device is idle): it looks at the live branches and returns a
 :class:`Plan`; :func:`apply_plan` carries it out.
 
 Two moves, both exact or bounded:
@@ -16,7 +16,8 @@ Two moves, both exact or bounded:
   Outputs then differ by at most what the write tolerance allows.
 
 A third, **fuse**, changes no weight: inference folds the active branches into one ΔW per layer, so its
-work is one dense product per layer whatever the number of branches (``layers.fuse_adapters``).  A plan
+work is one dense product per layer whatever the number of branches, and training folds the branches that
+do not train (``layers.fuse_adapters``).  A plan
 says whether inference is fused afterwards; :func:`apply_plan` fuses or un-fuses accordingly.
 
 The default, :class:`BranchBudget`, folds the oldest branches once more than ``max_branches`` are live;
