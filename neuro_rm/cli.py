@@ -494,7 +494,7 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("speaker")
     p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
                    help="erase: the cells are rewritten, so switching branches off does not bring the voice back (costs RM writes); "
-                   "suspend: cheap LoRA mask, undone by switching the branch off (default: %(default)s)")
+                   "suspend: cheap LoRA mask, undone by switching it off (once consolidated, by switching store off) (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method, help="unlearning target (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)

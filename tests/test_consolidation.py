@@ -191,9 +191,10 @@ def test_many_enrolments_keep_live_branches_and_buffers_bounded(tiny_speech):
     assert any(e["action"] == "consolidate" for e in auth.audit.entries)
 
 
-def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny_speech):
+def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny_speech, tmp_path):
     """A suspension adds a branch for good.  Without a policy the masks pile up (the control); a policy run
-    folds the oldest live branches, suspensions included, without changing what the model computes, and a
+    folds the oldest live branches, suspensions included, without changing what the model computes (also on
+    a copy saved and loaded, whose branches come back in another order: age is the audit log's), and a
     suspension runs the authenticator's policy as an enrolment does, so live branches stay in budget."""
     train, val = tiny_speech["train"], tiny_speech["val"]
     quick = TrainConfig(epochs=2, lr=5e-3, batch_size=32)
@@ -207,11 +208,15 @@ def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny
             for name in ("n0", "n1"):
                 auth.revoke(name, train.of_classes([2]).x[:20], mode="suspend", config=forget)
     assert hybrid.adapter_names(auth.model) == ["revoke_2", "revoke_3", "enroll_4", "enroll_5"]
+    auth.save(tmp_path / "state")
+    loaded = SpeakerAuthenticator.load(tmp_path / "state", anchored=False)
     hybrid.set_readout(auth.model, CrossbarConfig.ideal())  # noise-free: the two reads compare exactly
     probe = train.of_classes([0, 1, 2, 3]).x[:24]
     before = predict_logits(auth.model, probe)
-    done = auth.consolidate(BranchBudget(max_branches=2))
-    assert done["folded"] == ["revoke_2", "revoke_3"]  # the oldest two: both masks
+    for a in (auth, loaded):
+        done = a.consolidate(BranchBudget(max_branches=2))
+        assert done["folded"] == ["revoke_2", "revoke_3"] and done["suspensions_folded"] == ["n0", "n1"]  # the oldest two
+        assert a.audit.entries[-1]["details"]["suspensions_folded"] == ["n0", "n1"]
     assert hybrid.adapter_names(auth.model) == ["enroll_4", "enroll_5", STORE]
     assert torch.allclose(predict_logits(auth.model, probe), before, atol=1e-4)
     auth.consolidation = BranchBudget(max_branches=1)

@@ -212,13 +212,20 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         then works as for a backbone speaker.  A folded suspension masks its voice from ``store``: still
         digital (switching ``store`` off brings the voice back, as switching its own branch off did), but no
         longer a branch of its own that could be deleted alone; once merged, it is in the cells."""
-        speakers = {r.adapter for r in self.registry.values() if r.status == ENROLLED and r.adapter}
-        speakers |= {_suspension(r.label) for r in self.registry.values() if r.status == REVOKED}
-        branches = [name for name in hybrid.adapter_names(self.model) if name in speakers]  # in creation order
+        speakers = {r.adapter: r.name for r in self.registry.values() if r.status == ENROLLED and r.adapter}
+        masks = {_suspension(r.label): r.name for r in self.registry.values() if r.status == REVOKED}
+        made: dict[str, int] = {}  # each branch's age: the audit entry that committed it (the log survives a save)
+        for entry in self.audit.entries:
+            details = entry.get("details")
+            if isinstance(details, dict) and isinstance(details.get("adapter"), str):
+                made.setdefault(details["adapter"], entry["index"])
+        live = [name for name in hybrid.adapter_names(self.model) if name in speakers or name in masks]
+        branches = sorted(live, key=lambda name: made.get(name, -1))
         plan = policy(self.model, branches, self.ledger)
         before = self.ledger.joules("write")
         done = apply_plan(self.model, plan)
         done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
+        done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
         hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
         for record in self.registry.values():
             if record.adapter in plan.fold:
