@@ -490,7 +490,8 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us)
 
     p = command("revoke", cmd_revoke, "forget a speaker: erase (default) writes the forgetting into the cells; "
-                "suspend masks the voice with a digital branch (reversible by design)", state=True, data=True)
+                "suspend masks the voice with a digital branch (reversible by design unless a merging policy writes it into "
+                "the cells)", state=True, data=True)
     p.add_argument("speaker")
     p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
                    help="erase: the cells are rewritten, so switching branches off does not bring the voice back (costs RM writes); "

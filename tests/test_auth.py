@@ -203,6 +203,28 @@ def test_an_erased_enrolment_leaves_no_recorded_copy_of_its_branch(deployed, tin
     assert not any("delta_weight" in e.data for e in recorder.select(adapter="enroll_3"))
 
 
+def test_an_interrupted_suspension_leaves_the_speaker_as_they_were(deployed, tiny_speech, monkeypatch):
+    """Review47: the mask used to be added, and the speaker's own branch deleted, before the training; an
+    interrupt then left an unaudited mask live and the speaker enrolled without a branch, and a retry failed."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    branches, active = hybrid.adapter_names(deployed.model), hybrid.active_adapters(deployed.model)
+    entries = len(deployed.audit.entries)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifecycle, "unlearn", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    assert deployed.registry["dee"].status == "enrolled" and deployed.registry["dee"].adapter == "enroll_3"
+    assert hybrid.adapter_names(deployed.model) == branches and hybrid.active_adapters(deployed.model) == active
+    assert len(deployed.audit.entries) == entries
+    monkeypatch.undo()
+    deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")  # a retry works
+    assert deployed.registry["dee"].status == "revoked" and hybrid.adapter_names(deployed.model) == ["revoke_3"]
+
+
 def test_verify_scores_a_claim_as_the_trials_do_and_rejects_a_revoked_voice(deployed, tiny_speech):
     hybrid.set_readout(deployed.model, CrossbarConfig.ideal())  # one read gives the same scores every time
     deployed.calibrate()

@@ -6,6 +6,8 @@ revocation erases, a write of only the cells that must move), costed in the ledg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import torch
@@ -115,7 +117,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         ``mode="erase"`` (default) writes the forgetting into the crossbar cells (only cells that must move
         are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
         branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
-        voice: cheap and reversible by design, since the cells still hold it.  ``forget_x`` are the
+        voice: cheap and reversible by design, since the cells still hold it (until a merging policy writes a
+        folded mask into the cells: ``consolidate``).  ``forget_x`` are the
         speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
         """
         if mode not in REVOKE_MODES:
@@ -126,16 +129,18 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             raise ValueError("cannot revoke the last enrolled speaker")
         forget_x = self.check_frames(forget_x, f"samples of {name!r}")
         retain = (retain or self.buffers.replay).without_classes([rec.label])
-        if rec.adapter is not None:  # a branch trained on this speaker is erased outright
-            hybrid.delete_adapter(self.model, rec.adapter)
-            rec.adapter = None
         train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
         if mode == "suspend":
             branch = _suspension(rec.label)
-            params = self._new_adapter(branch, adapter)
-            result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            with self._undone_on_failure(branch):  # an interrupted suspension leaves the speaker as they were
+                if rec.adapter is not None:  # the mask trains without the speaker's own branch
+                    for _, layer in hybrid.hybrid_layers(self.model):
+                        layer.set_adapter([n for n in layer.active if n != rec.adapter])
+                params = self._new_adapter(branch, adapter)
+                result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            self._drop_enrolment_branch(rec)
             self._forget_record(rec)
             row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
             report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
@@ -143,6 +148,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
                 report.extra["consolidation"] = self.consolidate(self.consolidation)
         else:
+            self._drop_enrolment_branch(rec)
             erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
             joules_before = self.ledger.joules("write")
             erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
@@ -161,6 +167,26 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
                               holdout_accuracy=report.holdout_accuracy, **report.extra)
         return report
+
+    def _drop_enrolment_branch(self, rec: SpeakerRecord) -> None:
+        """A branch trained on a revoked speaker is erased outright (a folded one is part of ``store``)."""
+        if rec.adapter is not None:
+            hybrid.delete_adapter(self.model, rec.adapter)
+            rec.adapter = None
+
+    @contextmanager
+    def _undone_on_failure(self, branch: str) -> Iterator[None]:
+        """Within the block ``branch`` is provisional: an exception (an interrupt included) deletes it and puts
+        every layer's active set back, so a failed operation leaves no branch the audit log does not know."""
+        saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
+        try:
+            yield
+        except BaseException:
+            if branch in hybrid.adapter_names(self.model):
+                hybrid.delete_adapter(self.model, branch)
+            for layer, active in saved:
+                layer.set_adapter(active)
+            raise
 
     def _post_rows(self, rows: int, note: str) -> int:
         """Charge ``rows`` readout rows (weights and bias) written to SRAM; returns the bits."""

@@ -24,7 +24,8 @@ from neuro_rm.state_schema import MAX_BUFFER_CAP
 
 ENROLLED, REVOKED = "enrolled", "revoked"
 # How a revocation forgets (README, Security): ``erase`` writes the forgetting into the cells and leaves
-# nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design.
+# nothing digital to switch off; ``suspend`` masks the voice with a digital branch, reversible by design (until a
+# merging policy writes it into the cells).
 REVOKE_MODES = ("erase", "suspend")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,63}$")
 

@@ -10,7 +10,8 @@ Two moves, both exact or bounded:
 * **fold** (digital): the named branches are summed into one full-rank digital branch, ``store``
   (ΔW = B·I with B the summed ΔW, held at fp32 whatever the folded branches' precision), and deleted.
   Outputs are unchanged up to float rounding; memory and per-vector work stop growing (at most
-  ``max_branches`` low-rank branches plus one dense ΔW per layer).
+  ``max_branches`` speaker branches plus one dense ΔW per layer, and the ``restore`` branch where there is one,
+  which is no speaker's and never folded).
 * **merge** (analogue, the "cortex"): ``store`` is written into the cells with ``merge_adapter`` (only cells
   whose target moves beyond the write tolerance are pulsed), after which nothing digital is left to read.
   Outputs then differ by at most what the write tolerance allows.
