@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.auth import SpeakerAuthenticator, persistence
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning import TrainConfig, consolidation
@@ -12,6 +12,7 @@ from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models import RSNNConfig
+from neuro_rm.store import CorruptStateError
 
 NAMES = [f"enroll_{i}" for i in range(5)]
 
@@ -223,6 +224,31 @@ def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny
     report = auth.revoke("n3", train.of_classes([3]).x[:20], mode="suspend", config=forget)
     assert report.extra["consolidation"]["folded"] == ["enroll_4"]  # enroll_5 went with n3; its mask is newest
     assert hybrid.adapter_names(auth.model) == [STORE, "revoke_5"]
+
+
+def test_the_consolidation_policy_is_saved_with_the_state(tiny_speech, tmp_path):
+    """Review46 F3: a loaded state ran the default policy whatever its owner had set, so one saved with none
+    folded its branches (suspended voices' masks among them) at the next enrolment."""
+    auth = _two_speaker_authenticator(tiny_speech, TrainConfig(epochs=1, lr=5e-3, batch_size=32), max_branches=3)
+    auth.consolidation = BranchBudget(max_branches=3, horizon_inferences=1e9, wear_budget=0.25)
+    for policy in (auth.consolidation, None):
+        auth.consolidation = policy
+        auth.save(tmp_path / "state")
+        assert SpeakerAuthenticator.load(tmp_path / "state", anchored=False).consolidation == policy
+
+    class Replay:  # a user's own policy: its code is not saved, so a load does not run the default instead
+        def __call__(self, model, branches, ledger):
+            return Plan()
+
+    auth.consolidation = Replay()
+    auth.save(tmp_path / "state")
+    with pytest.warns(UserWarning, match="custom consolidation policy .*Replay.* set auth.consolidation again"):
+        assert SpeakerAuthenticator.load(tmp_path / "state", anchored=False).consolidation is None
+    for bad in ({"kind": "branch_budget", "max_branches": -1, "horizon_inferences": None, "wear_budget": 0.5},
+                {"kind": "branch_budget", "max_branches": 8}, {"kind": "merge_everything"}, "none"):
+        with pytest.raises(CorruptStateError, match="consolidation"):
+            persistence._policy_from_record(bad, "somewhere")
+    assert persistence._policy_from_record(None, "somewhere") == BranchBudget()  # saved before policies were kept
 
 
 def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):

@@ -3,6 +3,8 @@ and a load that refuses any state that is unsigned, edited, malformed or rolled 
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,7 @@ from neuro_rm.audit import AuditLog
 from neuro_rm.auth.registry import ENROLLED, REVOKED, Buffers, SpeakerRecord
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
+from neuro_rm.learning.consolidation import BranchBudget, ConsolidationPolicy
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.placement import resolve_device
 from neuro_rm.lora import AdapterConfig
@@ -57,6 +60,7 @@ class Persistence:
             "threshold": self.threshold,
             "metadata": self.metadata,
             "buffer_caps": {"replay": self.buffers.max_replay, "holdout": self.buffers.max_holdout},
+            "consolidation": _policy_record(self.consolidation),
         }
         buffers = {f"{name}_{part}": getattr(self.buffers.held(name), part) for name in Buffers.NAMES for part in "xy"}
         where = str(Path(folder).resolve())
@@ -118,6 +122,7 @@ class Persistence:
         auth.buffers = auth.buffers.to(where)
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
+        auth.consolidation = _policy_from_record(state.get("consolidation"), folder)
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
         if snapshot.extra.get("audit") != auth.audit.head:
             raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
@@ -141,3 +146,40 @@ def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: Aud
             said = f"last {'revoked' if logged == REVOKED else 'enrolled'}" if logged else "never enrolled"
             raise CorruptStateError(f"speaker {record.name!r} is {record.status} in the registry but {said} "
                                     "in the audit log: the registry was edited")
+
+
+def _policy_record(policy: ConsolidationPolicy | None) -> dict[str, object]:
+    """The consolidation policy as the state keeps it: none, the default ``BranchBudget`` with its settings, or
+    the name of a custom one (code is never saved: its owner sets it again after a load)."""
+    if policy is None:
+        return {"kind": "none"}
+    if type(policy) is BranchBudget:
+        return {"kind": "branch_budget", **asdict(policy)}
+    return {"kind": "custom", "name": type(policy).__qualname__}
+
+
+def _policy_from_record(record: object, folder: Path | str) -> ConsolidationPolicy | None:
+    """The saved policy back: a state saved before policies were kept gets the default; a custom one is not
+    run until its owner sets it again (with a warning), rather than replaced by the default, which would fold
+    branches (suspended voices' masks among them) that its owner had chosen to keep apart."""
+    if record is None:
+        return BranchBudget()
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if kind == "none" and set(record) == {"kind"}:
+        return None
+    if kind == "custom" and set(record) == {"kind", "name"} and isinstance(record["name"], str):
+        warnings.warn(f"state in {folder} was saved with a custom consolidation policy ({record['name']!r}), which is "
+                      "not saved: set auth.consolidation again; until then no branch is folded", stacklevel=3)
+        return None
+    settings = {k: v for k, v in record.items() if k != "kind"} if kind == "branch_budget" else {}
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  for v in settings.values() if v is not None)
+    if kind == "branch_budget" and set(settings) == {"max_branches", "horizon_inferences", "wear_budget"} and numbers \
+            and isinstance(settings["max_branches"], int) and settings["wear_budget"] is not None:
+        try:
+            return BranchBudget(**settings)
+        except ValueError as error:
+            raise CorruptStateError(f"state.json in {folder}: consolidation {error}") from None
+    raise CorruptStateError(f"state.json in {folder}: consolidation must be none, a branch_budget with its three "
+                            "settings, or a custom policy's name")
+
