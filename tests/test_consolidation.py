@@ -228,27 +228,40 @@ def test_suspensions_are_consolidated_like_enrolments_with_the_outputs_kept(tiny
 
 def test_the_consolidation_policy_is_saved_with_the_state(tiny_speech, tmp_path):
     """Review46 F3: a loaded state ran the default policy whatever its owner had set, so one saved with none
-    folded its branches (suspended voices' masks among them) at the next enrolment."""
+    folded its branches (suspended voices' masks among them) at the next enrolment.  Review48: a save must
+    refuse what no load accepts, and a custom policy's name must survive a load and save that never set it."""
     auth = _two_speaker_authenticator(tiny_speech, TrainConfig(epochs=1, lr=5e-3, batch_size=32), max_branches=3)
-    auth.consolidation = BranchBudget(max_branches=3, horizon_inferences=1e9, wear_budget=0.25)
-    for policy in (auth.consolidation, None):
+    state = tmp_path / "state"
+    for policy in (BranchBudget(max_branches=3, horizon_inferences=1e9, wear_budget=0.25), None):
         auth.consolidation = policy
-        auth.save(tmp_path / "state")
-        assert SpeakerAuthenticator.load(tmp_path / "state", anchored=False).consolidation == policy
+        auth.save(state)
+        assert SpeakerAuthenticator.load(state, anchored=False).consolidation == policy
+    for unreadable in (BranchBudget(horizon_inferences=float("inf")), BranchBudget(max_branches=True)):
+        auth.consolidation = unreadable
+        with pytest.raises(ValueError, match="cannot save the consolidation policy"):
+            auth.save(state)
+    assert SpeakerAuthenticator.load(state, anchored=False).consolidation is None  # the last good save stands
 
-    class Replay:  # a user's own policy: its code is not saved, so a load does not run the default instead
-        def __call__(self, model, branches, ledger):
-            return Plan()
+    class Replay(BranchBudget):  # a user's own policy (a subclass too): its code is not saved
+        pass
 
     auth.consolidation = Replay()
-    auth.save(tmp_path / "state")
+    auth.save(state)
     with pytest.warns(UserWarning, match="custom consolidation policy .*Replay.* set auth.consolidation again"):
-        assert SpeakerAuthenticator.load(tmp_path / "state", anchored=False).consolidation is None
+        loaded = SpeakerAuthenticator.load(state, anchored=False)
+    assert loaded.consolidation is None  # not the default: nothing is folded behind its owner's back
+    loaded.save(tmp_path / "again", overwrite=True)  # as a CLI command that never sets a policy
+    with pytest.warns(UserWarning, match="Replay"):
+        assert SpeakerAuthenticator.load(tmp_path / "again", anchored=False).consolidation is None
+    loaded.consolidation = None  # its owner's choice: no policy, saved as such
+    loaded.save(tmp_path / "again")
+    assert SpeakerAuthenticator.load(tmp_path / "again", anchored=False).unset_custom_policy is None
     for bad in ({"kind": "branch_budget", "max_branches": -1, "horizon_inferences": None, "wear_budget": 0.5},
-                {"kind": "branch_budget", "max_branches": 8}, {"kind": "merge_everything"}, "none"):
+                {"kind": "branch_budget", "max_branches": 8}, {"kind": "merge_everything"}, "none", None,
+                {"kind": "custom", "name": ""}):
         with pytest.raises(CorruptStateError, match="consolidation"):
             persistence._policy_from_record(bad, "somewhere")
-    assert persistence._policy_from_record(None, "somewhere") == BranchBudget()  # saved before policies were kept
+    assert persistence._policy_from_record(persistence._ABSENT, "somewhere") == (BranchBudget(), None)  # saved before
 
 
 def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):

@@ -60,7 +60,7 @@ class Persistence:
             "threshold": self.threshold,
             "metadata": self.metadata,
             "buffer_caps": {"replay": self.buffers.max_replay, "holdout": self.buffers.max_holdout},
-            "consolidation": _policy_record(self.consolidation),
+            "consolidation": _policy_record(self),
         }
         buffers = {f"{name}_{part}": getattr(self.buffers.held(name), part) for name in Buffers.NAMES for part in "xy"}
         where = str(Path(folder).resolve())
@@ -122,7 +122,7 @@ class Persistence:
         auth.buffers = auth.buffers.to(where)
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
-        auth.consolidation = _policy_from_record(state.get("consolidation"), folder)
+        auth.consolidation, auth.unset_custom_policy = _policy_from_record(state.get("consolidation", _ABSENT), folder)
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
         if snapshot.extra.get("audit") != auth.audit.head:
             raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
@@ -148,38 +148,62 @@ def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: Aud
                                     "in the audit log: the registry was edited")
 
 
-def _policy_record(policy: ConsolidationPolicy | None) -> dict[str, object]:
-    """The consolidation policy as the state keeps it: none, the default ``BranchBudget`` with its settings, or
-    the name of a custom one (code is never saved: its owner sets it again after a load)."""
+_POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualified class name
+_MAX_BRANCHES = 10**6
+
+
+def _policy_record(auth: SpeakerAuthenticator) -> dict[str, object]:
+    """The consolidation policy as the state keeps it: none, the default ``BranchBudget``'s settings, or the name
+    of any other (its code is never saved; a subclass of ``BranchBudget`` counts as another).  A state loaded
+    with a custom policy not set again keeps that name.  Checked as a load will read it, before anything is
+    written, so that a save never leaves a state no load accepts."""
+    policy = auth.consolidation
     if policy is None:
-        return {"kind": "none"}
-    if type(policy) is BranchBudget:
-        return {"kind": "branch_budget", **asdict(policy)}
-    return {"kind": "custom", "name": type(policy).__qualname__}
+        name = auth.unset_custom_policy
+        record: dict[str, object] = {"kind": "custom", "name": name} if name else {"kind": "none"}
+    elif type(policy) is BranchBudget:
+        record = {"kind": "branch_budget", **{k: v.item() if hasattr(v, "item") else v for k, v in asdict(policy).items()}}
+    else:
+        record = {"kind": "custom", "name": type(policy).__qualname__[:_POLICY_NAME_CHARS]}
+    try:
+        _policy_from_record(record, "the state to save", quiet=True)
+    except CorruptStateError as error:
+        raise ValueError(f"cannot save the consolidation policy {policy!r}: {error}") from None
+    return record
 
 
-def _policy_from_record(record: object, folder: Path | str) -> ConsolidationPolicy | None:
-    """The saved policy back: a state saved before policies were kept gets the default; a custom one is not
-    run until its owner sets it again (with a warning), rather than replaced by the default, which would fold
-    branches (suspended voices' masks among them) that its owner had chosen to keep apart."""
-    if record is None:
-        return BranchBudget()
+def _policy_from_record(record: object, folder: Path | str, quiet: bool = False) -> tuple[ConsolidationPolicy | None, str | None]:
+    """The saved policy back, with the name of a custom one: a state saved before policies were kept gets the
+    default; a custom one is not run until its owner sets it again (with a warning), rather than replaced by
+    the default, which would fold branches (suspended voices' masks among them) its owner chose to keep apart."""
+    def refuse(what: str) -> CorruptStateError:
+        return CorruptStateError(f"state.json in {folder}: consolidation {what}")
+
+    if record is _ABSENT:
+        return BranchBudget(), None
     kind = record.get("kind") if isinstance(record, dict) else None
     if kind == "none" and set(record) == {"kind"}:
-        return None
-    if kind == "custom" and set(record) == {"kind", "name"} and isinstance(record["name"], str):
-        warnings.warn(f"state in {folder} was saved with a custom consolidation policy ({record['name']!r}), which is "
-                      "not saved: set auth.consolidation again; until then no branch is folded", stacklevel=3)
-        return None
-    settings = {k: v for k, v in record.items() if k != "kind"} if kind == "branch_budget" else {}
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                  for v in settings.values() if v is not None)
-    if kind == "branch_budget" and set(settings) == {"max_branches", "horizon_inferences", "wear_budget"} and numbers \
-            and isinstance(settings["max_branches"], int) and settings["wear_budget"] is not None:
-        try:
-            return BranchBudget(**settings)
-        except ValueError as error:
-            raise CorruptStateError(f"state.json in {folder}: consolidation {error}") from None
-    raise CorruptStateError(f"state.json in {folder}: consolidation must be none, a branch_budget with its three "
-                            "settings, or a custom policy's name")
+        return None, None
+    if kind == "custom" and set(record) == {"kind", "name"}:
+        name = record["name"]
+        if not (isinstance(name, str) and 0 < len(name) <= _POLICY_NAME_CHARS):
+            raise refuse(f"name must be a string of 1 to {_POLICY_NAME_CHARS} characters")
+        if not quiet:
+            warnings.warn(f"state in {folder} was saved with a custom consolidation policy ({name!r}), which is not "
+                          "saved: set auth.consolidation again; until then no branch is folded", stacklevel=3)
+        return None, name
+    settings = {k: v for k, v in record.items() if k != "kind"} if kind == "branch_budget" else None
+    if settings is None or set(settings) != {"max_branches", "horizon_inferences", "wear_budget"}:
+        raise refuse("must be none, a branch_budget with max_branches, horizon_inferences and wear_budget, or a "
+                     "custom policy's name")
+    branches, horizon, wear = settings["max_branches"], settings["horizon_inferences"], settings["wear_budget"]
+    if not (type(branches) is int and 0 <= branches <= _MAX_BRANCHES):
+        raise refuse(f"max_branches must be an integer from 0 to {_MAX_BRANCHES}, got {branches!r}")
+    if horizon is not None and not (type(horizon) in (int, float) and math.isfinite(horizon)):
+        raise refuse(f"horizon_inferences must be null or a finite number, got {horizon!r}")
+    if not (type(wear) in (int, float) and 0 < wear <= 1):
+        raise refuse(f"wear_budget must be a number in (0, 1], got {wear!r}")
+    return BranchBudget(branches, horizon, wear), None
 
+
+_ABSENT = object()  # no consolidation entry: a state saved before policies were kept

@@ -139,11 +139,20 @@ class Registry:
         self.audit = AuditLog()
         self.threshold: float | None = None
         # called after every enrolment and suspension; None keeps every branch live (see learning/consolidation.py)
-        self.consolidation: ConsolidationPolicy | None = BranchBudget()
+        self.consolidation = BranchBudget()
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
         self._snapshots: dict[str, str] = {}  # state folder → nonce of the snapshot this object loaded or saved there
+
+    @property
+    def consolidation(self) -> ConsolidationPolicy | None:
+        return self._consolidation
+
+    @consolidation.setter
+    def consolidation(self, policy: ConsolidationPolicy | None) -> None:
+        self._consolidation = policy
+        self.unset_custom_policy: str | None = None  # set by a load of a state saved with a custom policy
 
     # ------------------------------------------------------------------ registry
     @staticmethod
