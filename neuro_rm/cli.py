@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator, UnsetPolicyWarning
 from neuro_rm.characterize import characterize_device
 from neuro_rm.crossbar import COMPENSATIONS, CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
@@ -605,10 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", StaleSnapshotWarning)
+                warnings.simplefilter("always", UnsetPolicyWarning)
                 _run(args)
         finally:  # outside the recording context: showing a warning inside it would record it again
             for warning in caught:
-                if issubclass(warning.category, StaleSnapshotWarning):
+                if issubclass(warning.category, (StaleSnapshotWarning, UnsetPolicyWarning)):  # the user's to act on
                     print(f"neuro-rm {args.command}: warning: {warning.message}", file=sys.stderr)
                 else:
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

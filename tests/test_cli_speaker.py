@@ -65,6 +65,22 @@ def test_errors_are_named_and_leave_the_state_alone(trained):
     assert (state / "CURRENT").read_bytes() == before
 
 
+def test_a_state_saved_with_a_custom_policy_warns_in_the_command_s_own_words(trained, tmp_path):
+    """Review48: the warning that a custom consolidation policy was not restored is the user's to act on, so
+    the command prints it as its other warnings, not as a Python source line."""
+    from neuro_rm.auth import SpeakerAuthenticator
+    from neuro_rm.learning.consolidation import Plan
+
+    _, state = trained
+    copy = tmp_path / "state"
+    auth = SpeakerAuthenticator.load(state, anchored=False)
+    auth.consolidation = lambda model, branches, ledger: Plan()
+    auth.save(copy, overwrite=True)
+    proc = _run("verify", "test:0", "--claim", "spk0", "--state", copy)
+    assert "neuro-rm verify: warning: state in" in proc.stderr and "custom consolidation policy" in proc.stderr
+    assert "UserWarning" not in proc.stderr
+
+
 def test_data_command_summarises_a_file(trained):
     data, _ = trained
     summary = json.loads(_run("data", data, "--json").stdout)

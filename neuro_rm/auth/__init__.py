@@ -9,8 +9,8 @@ verify), ``persistence`` (save, load) and ``lifecycle`` (the operations, ``Speak
 """
 
 from neuro_rm.auth.lifecycle import SpeakerAuthenticator
-from neuro_rm.auth.persistence import STATE_FORMAT
+from neuro_rm.auth.persistence import STATE_FORMAT, UnsetPolicyWarning
 from neuro_rm.auth.registry import ENROLLED, REVOKE_MODES, REVOKED, Buffers, OperationReport, SpeakerRecord
 
 __all__ = ["ENROLLED", "REVOKED", "REVOKE_MODES", "STATE_FORMAT", "Buffers", "OperationReport", "SpeakerAuthenticator",
-           "SpeakerRecord"]
+           "SpeakerRecord", "UnsetPolicyWarning"]

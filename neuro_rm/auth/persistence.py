@@ -148,6 +148,10 @@ def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: Aud
                                     "in the audit log: the registry was edited")
 
 
+class UnsetPolicyWarning(UserWarning):
+    """A loaded state's consolidation policy was a custom one, whose code is not saved: none runs until set."""
+
+
 _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualified class name
 _MAX_BRANCHES = 10**6
 
@@ -190,7 +194,8 @@ def _policy_from_record(record: object, folder: Path | str, quiet: bool = False)
             raise refuse(f"name must be a string of 1 to {_POLICY_NAME_CHARS} characters")
         if not quiet:
             warnings.warn(f"state in {folder} was saved with a custom consolidation policy ({name!r}), which is not "
-                          "saved: set auth.consolidation again; until then no branch is folded", stacklevel=3)
+                          "saved: set auth.consolidation again; until then no branch is folded", UnsetPolicyWarning,
+                          stacklevel=3)
         return None, name
     settings = {k: v for k, v in record.items() if k != "kind"} if kind == "branch_budget" else None
     if settings is None or set(settings) != {"max_branches", "horizon_inferences", "wear_budget"}:
