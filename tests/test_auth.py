@@ -225,6 +225,24 @@ def test_an_interrupted_suspension_leaves_the_speaker_as_they_were(deployed, tin
     assert deployed.registry["dee"].status == "revoked" and hybrid.adapter_names(deployed.model) == ["revoke_3"]
 
 
+def test_an_interrupted_enrolment_cannot_be_saved_half_done(deployed, tiny_speech, tmp_path, monkeypatch):
+    """An enrolment interrupted in its training has grown the readout and added a branch, but has no record:
+    a save must refuse that state (a load would), and the state saved before stays as it was."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.save(tmp_path / "state")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("neuro_rm.learning.continual.learn_new_classes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    with pytest.raises(ValueError, match="cannot save this authenticator: state.json: speakers"):
+        deployed.save(tmp_path / "state")
+    back = SpeakerAuthenticator.load(tmp_path / "state")
+    assert list(back.registry) == ["ann", "bob", "cy"] and back.model.head.n_classes == 3
+
+
 def test_verify_scores_a_claim_as_the_trials_do_and_rejects_a_revoked_voice(deployed, tiny_speech):
     hybrid.set_readout(deployed.model, CrossbarConfig.ideal())  # one read gives the same scores every time
     deployed.calibrate()

@@ -62,11 +62,16 @@ class Persistence:
             "buffer_caps": {"replay": self.buffers.max_replay, "holdout": self.buffers.max_holdout},
             "consolidation": _policy_record(self),
         }
+        tensors = self.model.state_dict()
+        try:  # refuse to write what no load would accept (an operation interrupted half-way, say)
+            check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
+        except CorruptStateError as error:
+            raise ValueError(f"cannot save this authenticator: {error}") from None
         buffers = {f"{name}_{part}": getattr(self.buffers.held(name), part) for name in Buffers.NAMES for part in "xy"}
         where = str(Path(folder).resolve())
         self._snapshots[where] = save_snapshot(folder, {
             "state.json": encode_json(state),
-            "model.safetensors": encode_tensors(self.model.state_dict()),
+            "model.safetensors": encode_tensors(tensors),
             "buffers.safetensors": encode_tensors(buffers),
             "audit.jsonl": self.audit.to_jsonl(),
         }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head},
