@@ -63,6 +63,18 @@ def test_folds_keep_outputs_fused_and_unfused_and_bound_the_branches(precision):
     assert (_out(control, x) - reference).abs().max() > 100 * 1e-5
 
 
+@pytest.mark.parametrize("fold, problem", [([NAMES[0], NAMES[0]], "twice"), ([NAMES[0], "nobody"], "no live branch"),
+                                            ([STORE], "no live branch")])
+def test_a_plan_naming_a_branch_twice_or_none_is_refused_before_any_layer_changes(fold, problem):
+    """Review47: a custom policy's plan naming a branch twice folded it in the first layer, then failed in
+    the second, leaving it folded in one layer and live in the other."""
+    model, x = _model_with_branches(), torch.rand(8, 20)
+    before = _out(model, x)
+    with pytest.raises(ValueError, match=problem):
+        apply_plan(model, Plan(fold=fold))
+    assert hybrid.adapter_names(model) == NAMES and torch.equal(_out(model, x), before)
+
+
 def test_a_fold_charges_the_rewrite_of_store_and_the_forming_of_each_delta():
     model = _model_with_branches()
     layers = [layer for _, layer in hybrid.hybrid_layers(model)]

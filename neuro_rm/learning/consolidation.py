@@ -156,7 +156,14 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
 def fold_branches(model: nn.Module, names: list[str]) -> None:
     """Sum the ΔW of ``names`` into the full-rank ``store`` branch (created on first use) and delete them;
     ``store`` is active wherever it holds something.  Exact up to float rounding.  The layers' ledgers are
-    charged the forming of each ΔW (digital MACs) and the rewrite of ``store`` (SRAM), both as writes."""
+    charged the forming of each ΔW (digital MACs) and the rewrite of ``store`` (SRAM), both as writes.  Names
+    are checked before any layer changes: a fold that stopped half-way would leave branches folded in some
+    layers and live in others."""
+    live = set(hybrid.adapter_names(model))
+    problems = [f"{name!r} twice" for name in sorted({n for n in names if names.count(n) > 1})]
+    problems += [f"{name!r} is no live branch" for name in names if name not in live or name == STORE]
+    if problems:
+        raise ValueError(f"cannot fold {names}: {'; '.join(problems)}")
     for _, layer in hybrid.hybrid_layers(model):
         held = [n for n in names if n in layer.adapters]
         if not held:
