@@ -124,7 +124,7 @@ class HybridLayer(nn.Module):
             # pass and a read of another set of branches before then replaces (and wipes) the cache
             y = y + self._dense_out(x, delta.to(x.dtype, copy=True))
         for name in self.active:
-            if folded and name in folded:
+            if name in folded:
                 continue
             adapter = table[name]
             if name in self.write_aware:  # ΔW formed once per call, then a dense product per vector

@@ -157,6 +157,7 @@ class UnsetPolicyWarning(UserWarning):
     """A loaded state's consolidation policy was a custom one, whose code is not saved: none runs until set."""
 
 
+_ABSENT = object()  # no consolidation entry: a state saved before policies were kept
 _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualified class name
 _MAX_BRANCHES = 10**6
 
@@ -202,11 +203,10 @@ def _policy_from_record(record: object, folder: Path | str, quiet: bool = False)
                           "saved: set auth.consolidation again; until then no branch is folded", UnsetPolicyWarning,
                           stacklevel=3)
         return None, name
-    settings = {k: v for k, v in record.items() if k != "kind"} if kind == "branch_budget" else None
-    if settings is None or set(settings) != {"max_branches", "horizon_inferences", "wear_budget"}:
+    if kind != "branch_budget" or set(record) != {"kind", "max_branches", "horizon_inferences", "wear_budget"}:
         raise refuse("must be none, a branch_budget with max_branches, horizon_inferences and wear_budget, or a "
                      "custom policy's name")
-    branches, horizon, wear = settings["max_branches"], settings["horizon_inferences"], settings["wear_budget"]
+    branches, horizon, wear = record["max_branches"], record["horizon_inferences"], record["wear_budget"]
     if not (type(branches) is int and 0 <= branches <= _MAX_BRANCHES):
         raise refuse(f"max_branches must be an integer from 0 to {_MAX_BRANCHES}, got {branches!r}")
     if horizon is not None and not (type(horizon) in (int, float) and math.isfinite(horizon)):
@@ -214,6 +214,3 @@ def _policy_from_record(record: object, folder: Path | str, quiet: bool = False)
     if not (type(wear) in (int, float) and 0 < wear <= 1):
         raise refuse(f"wear_budget must be a number in (0, 1], got {wear!r}")
     return BranchBudget(branches, horizon, wear), None
-
-
-_ABSENT = object()  # no consolidation entry: a state saved before policies were kept
