@@ -225,11 +225,13 @@ def test_an_interrupted_suspension_leaves_the_speaker_as_they_were(deployed, tin
     assert deployed.registry["dee"].status == "revoked" and hybrid.adapter_names(deployed.model) == ["revoke_3"]
 
 
-def test_an_interrupted_enrolment_cannot_be_saved_half_done(deployed, tiny_speech, tmp_path, monkeypatch):
-    """An enrolment interrupted in its training has grown the readout and added a branch, but has no record:
-    a save must refuse that state (a load would), and the state saved before stays as it was."""
+def test_an_interrupted_enrolment_leaves_the_speakers_as_they_were(deployed, tiny_speech, tmp_path, monkeypatch):
+    """An enrolment interrupted in its training had grown the readout and added a live branch with no record
+    (review47): the rows, branches and active sets come back as they were, the state saves, a retry works."""
     train, val = tiny_speech["train"], tiny_speech["val"]
-    deployed.save(tmp_path / "state")
+    branches, active = hybrid.adapter_names(deployed.model), hybrid.active_adapters(deployed.model)
+    rows = deployed.model.head.snapshot()
+    entries = len(deployed.audit.entries)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -237,6 +239,21 @@ def test_an_interrupted_enrolment_cannot_be_saved_half_done(deployed, tiny_speec
     monkeypatch.setattr("neuro_rm.learning.continual.learn_new_classes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    assert "dee" not in deployed.registry and len(deployed.audit.entries) == entries
+    assert hybrid.adapter_names(deployed.model) == branches and hybrid.active_adapters(deployed.model) == active
+    assert deployed.model.head.n_classes == 3
+    assert torch.equal(deployed.model.head.weight, rows[0]) and torch.equal(deployed.model.head.bias, rows[1])
+    deployed.save(tmp_path / "state")  # a whole state again
+    monkeypatch.undo()
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)  # a retry works
+    assert deployed.registry["dee"].adapter == "enroll_3" and deployed.model.head.n_classes == 4
+
+
+def test_a_half_made_state_cannot_be_saved(deployed, tmp_path):
+    """A readout row no speaker owns (what an interrupted enrolment left before it rolled back) makes a state
+    every load refuses: a save must refuse it too, and the state saved before stays as it was."""
+    deployed.save(tmp_path / "state")
+    deployed.model.head.grow(1)
     with pytest.raises(ValueError, match="cannot save this authenticator: state.json: speakers"):
         deployed.save(tmp_path / "state")
     back = SpeakerAuthenticator.load(tmp_path / "state")

@@ -94,3 +94,21 @@ def test_relearning_readout_rows_with_weight_decay_leaves_the_other_rows_as_they
     relearn_readout(model, [0, 1], LabelledSet(x, y), LabelledSet(x, y), config)
     assert torch.equal(model.head.weight[2:].detach(), frozen[0]) and torch.equal(model.head.bias[2:].detach(), frozen[1])
     assert model.head.bias[3] == -1e4  # an erased row stays erased
+
+
+def test_a_reverted_head_has_its_old_rows_and_still_masks_gradients():
+    """``revert`` is how an interrupted enrolment takes its grown row back: the rows come back value for value,
+    and rows told not to learn still get no gradient (the masking hook goes with the new parameters)."""
+    torch.manual_seed(0)
+    head = GrowableHead(8, 3)
+    rows = head.snapshot()
+    head.grow(1, seed=5)
+    with torch.no_grad():
+        head.weight[0] += 1.0
+    head.revert(rows)
+    assert head.n_classes == 3 and torch.equal(head.weight, rows[0]) and torch.equal(head.bias, rows[1])
+    head.train_rows([1])
+    head(torch.randn(4, 8)).sum().backward()
+    assert head.weight.grad[[0, 2]].abs().sum() == 0 and head.weight.grad[1].abs().sum() > 0
+    with pytest.raises(ValueError, match="head snapshot must be"):
+        head.revert((torch.zeros(3, 7), torch.zeros(3)))

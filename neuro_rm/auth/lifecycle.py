@@ -176,9 +176,11 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
 
     @contextmanager
     def _undone_on_failure(self, branch: str) -> Iterator[None]:
-        """Within the block ``branch`` is provisional: an exception (an interrupt included) deletes it and puts
-        every layer's active set back, so a failed operation leaves no branch the audit log does not know."""
+        """Within the block ``branch`` is provisional: an exception (an interrupt included) deletes it, puts
+        every layer's active set and the readout's rows back (an enrolment grows one), so a failed operation
+        leaves no branch or row the audit log does not know."""
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
+        rows = self.model.head.snapshot()
         try:
             yield
         except BaseException:
@@ -186,6 +188,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 hybrid.delete_adapter(self.model, branch)
             for layer, active in saved:
                 layer.set_adapter(active)
+            self.model.head.revert(rows)
             raise
 
     def _post_rows(self, rows: int, note: str) -> int:
@@ -219,8 +222,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         branch = f"enroll_{label}"
         new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
-        done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
-                            description=f"enroll {name}")
+        with self._undone_on_failure(branch):  # an interrupted enrolment leaves the speakers as they were
+            done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
+                                description=f"enroll {name}")
         self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
         self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
         self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))

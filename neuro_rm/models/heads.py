@@ -70,6 +70,22 @@ class GrowableHead(nn.Module):
         self._row_mask = None
         return list(range(start, self.n_classes))
 
+    def snapshot(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A detached copy of every row (weight, bias): what ``revert`` puts back if an operation fails."""
+        return self.weight.detach().clone(), self.bias.detach().clone()
+
+    def revert(self, rows: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Put back a ``snapshot``, its number of rows included (an interrupted enrolment has grown one)."""
+        weight, bias = rows
+        if weight.dim() != 2 or weight.shape[1] != self.in_features or bias.shape != weight.shape[:1]:
+            raise ValueError(f"a head snapshot must be (rows, {self.in_features}) and (rows,), got "
+                             f"{tuple(weight.shape)} and {tuple(bias.shape)}")
+        self.weight = nn.Parameter(weight.clone().to(self.weight))
+        self.bias = nn.Parameter(bias.clone().to(self.bias))
+        for p in (self.weight, self.bias):
+            p.register_hook(self._mask_gradient)
+        self._row_mask = None
+
     def resize(self, n_classes: int) -> None:
         """Match a saved state with ``n_classes`` rows before loading it."""
         if n_classes > self.n_classes:
