@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,6 +27,7 @@ from neuro_rm.characterize import characterize_device
 from neuro_rm.crossbar import COMPENSATIONS, CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
 from neuro_rm.learning.attacks import AuditConfig
+from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.loop import TrainConfig
@@ -41,15 +42,15 @@ from neuro_rm.statelock import StateBusyError
 from neuro_rm.store import CorruptStateError, StaleSnapshotWarning, has_state, writing
 
 DEFAULT_STATE = Path("neuro_rm_state")
-WRITERS = ("train", "deploy", "revoke", "enroll", "restore")  # commands that change a state: they take its lock
+WRITERS = ("train", "deploy", "revoke", "enroll", "restore", "consolidate")  # commands that change a state: they take its lock
 # Numeric options, wherever they appear: (lowest, highest); POSITIVE ones must also be > 0.
 NUMBER_RANGES = {
     "seed": (0, 2**32 - 1), "epochs": (1, 10**4), "lr": (0, 10.0), "batch_size": (1, 10**6), "hidden": (1, 8192),
     "hold_out": (0, 10**6), "speakers": (1, 10**6), "tolerance": (0, 1e3), "levels": (2, 1 << 16), "rows": (1, 1 << 14),
     "cols": (1, 1 << 14), "wait": (0, 86_400.0), "shadows": (1, 100), "references": (1, 100), "relearn_seeds": (1, 100),
-    "seeds": (2, 100),
+    "seeds": (2, 100), "max_branches": (0, 10**6), "merge_horizon": (0, 1e30), "wear_budget": (0, 1.0),
 }
-POSITIVE = ("lr", "tolerance")
+POSITIVE = ("lr", "tolerance", "merge_horizon", "wear_budget")
 
 
 # ---------------------------------------------------------------------- output
@@ -241,6 +242,40 @@ def cmd_restore(args: argparse.Namespace) -> None:
     auth.calibrate()
     auth.save(args.state)
     _emit({"trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
+
+
+def _policy_setting(policy: BranchBudget | None) -> dict[str, object]:
+    """What the consolidate command prints of a policy."""
+    if policy is None:
+        return {"kind": "none"}
+    if type(policy) is not BranchBudget:
+        return {"kind": "custom", "name": type(policy).__qualname__}
+    return {"kind": "branch_budget", **asdict(policy)}
+
+
+def cmd_consolidate(args: argparse.Namespace) -> None:
+    auth = SpeakerAuthenticator.load(args.state, device=args.device)
+    settings: dict[str, object] = {}
+    if args.max_branches is not None:
+        settings["max_branches"] = args.max_branches
+    if args.wear_budget is not None:
+        settings["wear_budget"] = args.wear_budget
+    if args.merge_horizon is not None or args.no_merge:
+        settings["horizon_inferences"] = args.merge_horizon
+    if args.off and settings:
+        raise ValueError(f"--off sets no policy; it cannot go with {', '.join(sorted(settings))}")
+    if args.off:
+        auth.consolidation = auth.unset_custom_policy = None
+    elif settings:  # the state's own budget with these settings; any other policy gives way to a budget
+        base = auth.consolidation if type(auth.consolidation) is BranchBudget else BranchBudget()
+        auth.consolidation, auth.unset_custom_policy = replace(base, **settings), None
+    if auth.consolidation is None:
+        done: dict[str, object] = {"folded": [], "merged": False}
+    else:  # now, as the device would when idle
+        done = auth.consolidate(auth.consolidation)
+    if args.off or settings or done["folded"] or done["merged"]:
+        auth.save(args.state)
+    _emit({"policy": _policy_setting(auth.consolidation), **done}, args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -522,6 +557,19 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
 
+    p = command("consolidate", cmd_consolidate, "set the state's consolidation policy (saved with it) and run it now, "
+                "as the device would when idle: fold the oldest branches into store beyond a budget", state=True)
+    p.add_argument("--max-branches", type=int, default=None,
+                   help=f"live speaker branches kept before the oldest are folded (default policy: {BranchBudget.max_branches})")
+    merging = p.add_mutually_exclusive_group()
+    merging.add_argument("--merge-horizon", type=float, default=None,
+                         help="also write store into the cells when the reads saved over this many input vectors "
+                         "outweigh the write (a merged suspension can no longer be undone by switching branches)")
+    merging.add_argument("--no-merge", action="store_true", help="never write store into the cells (the default policy)")
+    p.add_argument("--wear-budget", type=float, default=None,
+                   help=f"share of the cells' endurance a merge may wear the most-worn cell to (default {BranchBudget.wear_budget})")
+    p.add_argument("--off", action="store_true", help="no policy: branches pile up until one is set again")
+
     p = command("verify", cmd_verify, "accept or reject a sample's claim to be a speaker", state=True, data=True)
     p.add_argument("sample", help="SPLIT:INDEX of the data file, e.g. test:12")
     p.add_argument("--claim", required=True)
@@ -565,7 +613,7 @@ def _key_file(path: Path | None) -> Iterator[None]:
 
 
 # commands whose model, data and simulated crossbars follow --device (the others refuse a GPU)
-ON_DEVICE = frozenset({"train", "deploy", "revoke", "enroll", "restore", "verify"})
+ON_DEVICE = frozenset({"train", "deploy", "revoke", "enroll", "restore", "consolidate", "verify"})
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -81,6 +81,29 @@ def test_a_state_saved_with_a_custom_policy_warns_in_the_command_s_own_words(tra
     assert "UserWarning" not in proc.stderr
 
 
+def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tmp_path):
+    """Issue 19 (review48: no command set a policy): ``consolidate`` saves the policy it is given with the
+    state, runs it at once (the enrolment's branch folded into store under a budget of 0), and ``--off``
+    leaves none."""
+    from neuro_rm.auth import SpeakerAuthenticator
+    from neuro_rm.learning.consolidation import BranchBudget
+
+    data, state = trained
+    copy = tmp_path / "state"
+    SpeakerAuthenticator.load(state, anchored=False).save(copy, overwrite=True)
+    _run("enroll", "spk3", "--state", copy, "--data", data, "--quick", "--epochs", "1")
+    assert SpeakerAuthenticator.load(copy).registry["spk3"].adapter == "enroll_3"  # a live branch under the default budget
+    done = json.loads(_run("consolidate", "--state", copy, "--max-branches", "0", "--json").stdout)
+    assert done["folded"] == ["enroll_3"] and done["policy"]["max_branches"] == 0
+    back = SpeakerAuthenticator.load(copy)
+    assert back.consolidation == BranchBudget(max_branches=0) and back.registry["spk3"].adapter is None
+    assert back.audit.entries[-1]["action"] == "consolidate"
+    off = json.loads(_run("consolidate", "--state", copy, "--off", "--json").stdout)
+    assert off["policy"] == {"kind": "none"} and SpeakerAuthenticator.load(copy).consolidation is None
+    proc = _run("consolidate", "--state", copy, "--off", "--max-branches", "2", ok=False)
+    assert proc.returncode == 2 and "--off sets no policy" in proc.stderr
+
+
 def test_data_command_summarises_a_file(trained):
     data, _ = trained
     summary = json.loads(_run("data", data, "--json").stdout)
