@@ -138,14 +138,14 @@ def _train(args: argparse.Namespace, rank: int) -> None:
     rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
-        config=replace(_budget(PRETRAIN, args.epochs), lr=args.lr, batch_size=args.batch_size, progress=not args.json),
+        config=replace(_recipe_rate(_budget(PRETRAIN, args.epochs), args.lr), batch_size=args.batch_size, progress=not args.json),
         seed=args.seed,
         device=args.device,
     )
     auth.metadata = {"data": str(args.data.resolve()) if args.data else None, "n_speakers": args.speakers}
     test = _labelled(splits.test).of_classes(first)
     result = {"speakers": names[: len(first)], "held_out": names[len(first):], "best_epoch": fit.best_epoch,
-              "averaged_epochs": fit.averaged_epochs,
+              "averaged_epochs": fit.averaged_epochs, "lr": fit.lr,
               "val_accuracy": fit.best_score, "test_accuracy": accuracy(predict_logits(auth.model, test.x), test.y),
               "trainable_params": fit.trainable_params, "steps": fit.steps}
     if rank == 0:
@@ -419,6 +419,11 @@ def cmd_faults(args: argparse.Namespace) -> None:
 RECIPE = "the recipe's, with more epochs on small data sets"
 
 
+def _recipe_rate(config: TrainConfig, lr: float | None) -> TrainConfig:
+    """The recipe's learning rate, chosen on validation among its candidates, or exactly ``lr`` if given."""
+    return config if lr is None else replace(config, lr=lr, lr_candidates=())
+
+
 def _budget(config: TrainConfig, epochs: int | None) -> TrainConfig:
     """The recipe, whose step budget grows on small sets, or exactly ``epochs`` epochs when the user says so."""
     return config if epochs is None else replace(config, epochs=epochs, min_steps=0)
@@ -518,7 +523,8 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="exactly this learning rate (default: the recipe's, "
+                   f"chosen on validation among {', '.join(f'{lr:g}' for lr in (PRETRAIN.lr, *PRETRAIN.lr_candidates))})")
     p.add_argument("--batch-size", type=int, default=64)
 
     p = command("deploy", cmd_deploy, "write the backbone into crossbars with write-and-verify", state=True)

@@ -147,3 +147,34 @@ def test_mean_weights_keeps_an_unmoved_entry_bit_for_bit():
     mean = mean_weights(epochs)
     assert torch.equal(mean[0], still)  # a plain float mean of three equal values rounds some of them
     assert torch.equal(mean[1], torch.stack([e[1] for e in epochs]).mean(0))  # a moved entry: the plain mean
+
+
+def _tiny_rsnn(train):
+    from neuro_rm.models.rsnn import RSNNConfig, SpeakerRSNN
+
+    torch.manual_seed(0)
+    return SpeakerRSNN(RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=32, n_outputs=4))
+
+
+@pytest.mark.parametrize("order", [(1e-7, 5e-3), (5e-3, 1e-7)])
+def test_a_choice_among_learning_rates_keeps_the_better_run_as_if_it_ran_alone(tiny_speech, order):
+    """``lr_candidates``: every rate trains from the same start; the one with the better validation score is
+    kept, in whichever order they come, with the weights and the global random state its run alone leaves;
+    the steps of both runs are counted."""
+    train, val = (LabelledSet(tiny_speech[k].x, tiny_speech[k].y) for k in ("train", "val"))
+    base = TrainConfig(epochs=3, batch_size=32, seed=1, augment=Augment(spike_dropout=0.1))
+    alone = _tiny_rsnn(train)
+    lone = fit_classifier(alone, train, val, replace(base, lr=5e-3))
+    after_alone = torch.rand(3)
+    chosen = _tiny_rsnn(train)
+    result = fit_classifier(chosen, train, val, replace(base, lr=order[0], lr_candidates=order[1:]))
+    assert torch.equal(torch.rand(3), after_alone)  # training draws nothing from the global stream: it goes on as after the kept run alone
+    assert result.lr == 5e-3 and result.best_score == lone.best_score and result.best_score > 0.5
+    assert result.steps == 2 * lone.steps
+    for kept, reference in zip(chosen.parameters(), alone.parameters(), strict=True):
+        assert torch.equal(kept, reference)
+
+
+def test_learning_rate_candidates_must_be_positive():
+    with pytest.raises(ValueError, match="lr_candidates must be > 0"):
+        TrainConfig(lr_candidates=(1e-3, 0.0))

@@ -32,6 +32,7 @@ class TrainConfig:
     smooth_epochs: int = 1  # stopping watches the median validation score of this many last epochs
     augment: Augment = Augment()  # spike dropout and shifts of the training frames (fit_classifier)
     average_last: float = 0.0  # > 0: keep the mean weights of this fraction of the last epochs run, not the best epoch
+    lr_candidates: tuple[float, ...] = ()  # fit_classifier: also train from the same start at these rates, keep the best on validation
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -46,8 +47,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.smooth_epochs must be >= 1, got {self.smooth_epochs}")
         if not 0.0 <= self.average_last <= 1.0:
             raise ValueError(f"TrainConfig.average_last must be a fraction in [0, 1], got {self.average_last}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not all(lr > 0 for lr in (self.lr, *self.lr_candidates)):
+            raise ValueError(f"TrainConfig.lr and lr_candidates must be > 0, got {self.lr}, {self.lr_candidates}")
 
 
 def epochs_for(n_samples: int, config: TrainConfig) -> int:

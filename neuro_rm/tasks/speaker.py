@@ -215,6 +215,7 @@ class SpeakerTask(Task):
         report["pretrain.retain_accuracy_masked"] = accuracy_among(self.auth.model, data.test.of_classes(self.keep), self.keep)
         report["pretrain.best_epoch"] = fit.best_epoch
         report["pretrain.averaged_epochs"] = fit.averaged_epochs  # 0: the best validation epoch kept as it was
+        report["pretrain.lr"] = fit.lr  # the rate validation chose among the recipe's candidates
         # the floor: logistic regression on the same frames (C picked on validation); a negative margin is reported as is
         linear = linear_baseline(data.train.of_classes(old), data.val.of_classes(old), data.test.of_classes(old))
         report["baseline_linear.accuracy"] = linear.accuracy
@@ -523,7 +524,7 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
 
 def fast(config: DemoConfig) -> DemoConfig:
     """A few epochs of everything: for smoke tests, not for results."""
-    short = lambda c: replace(c, epochs=min(c.epochs, 2))  # noqa: E731
+    short = lambda c: replace(c, epochs=min(c.epochs, 2), lr_candidates=())  # noqa: E731
     audit = AuditConfig(shadows=1, references=1, relearn=RelearnConfig(steps=3), relearn_seeds=1)
     return replace(config, pretrain=short(config.pretrain), enroll=short(config.enroll), audit=audit,
                    restore=short(config.restore), unlearn=replace(config.unlearn, train=short(config.unlearn.train)))
