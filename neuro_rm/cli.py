@@ -244,10 +244,10 @@ def cmd_restore(args: argparse.Namespace) -> None:
     _emit({"trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
 
 
-def _policy_setting(policy: BranchBudget | None) -> dict[str, object]:
-    """What the consolidate command prints of a policy."""
+def _policy_setting(policy: BranchBudget | None, unset_custom: str | None) -> dict[str, object]:
+    """What the consolidate command prints of a policy (a custom one a load could not restore: its name)."""
     if policy is None:
-        return {"kind": "none"}
+        return {"kind": "custom, not restored: none runs", "name": unset_custom} if unset_custom else {"kind": "none"}
     if type(policy) is not BranchBudget:
         return {"kind": "custom", "name": type(policy).__qualname__}
     return {"kind": "branch_budget", **asdict(policy)}
@@ -273,9 +273,11 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
         done: dict[str, object] = {"folded": [], "merged": False}
     else:  # now, as the device would when idle
         done = auth.consolidate(auth.consolidation)
+        if done["merged"]:  # the cells changed: the acceptance threshold follows, as after every write
+            auth.calibrate()
     if args.off or settings or done["folded"] or done["merged"]:
         auth.save(args.state)
-    _emit({"policy": _policy_setting(auth.consolidation), **done}, args.json)
+    _emit({"policy": _policy_setting(auth.consolidation, auth.unset_custom_policy), **done}, args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -564,7 +566,8 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
 
     p = command("consolidate", cmd_consolidate, "set the state's consolidation policy (saved with it) and run it now, "
-                "as the device would when idle: fold the oldest branches into store beyond a budget", state=True)
+                "as the device would when idle: fold the oldest branches into store beyond a budget; settings not "
+                "given keep the state's own (a custom policy gives way to a BranchBudget)", state=True)
     p.add_argument("--max-branches", type=int, default=None,
                    help=f"live speaker branches kept before the oldest are folded (default policy: {BranchBudget.max_branches})")
     merging = p.add_mutually_exclusive_group()

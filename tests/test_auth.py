@@ -249,6 +249,53 @@ def test_an_interrupted_enrolment_leaves_the_speakers_as_they_were(deployed, tin
     assert deployed.registry["dee"].adapter == "enroll_3" and deployed.model.head.n_classes == 4
 
 
+@pytest.mark.parametrize("operation", ["enroll", "suspend", "erase"])
+def test_an_operation_interrupted_before_its_audit_entry_leaves_everything_as_it_was(deployed, tiny_speech, tmp_path,
+                                                                                     monkeypatch, operation):
+    """Review (rollback) F1/F4/F5: an interrupt after the training (here in the holdout read before the audit
+    entry) used to leave a registry the audit log contradicts, which `save` wrote and no load accepted, or an
+    erasure without the speaker's enrolment branch; now nothing is committed: registry, buffers, rows,
+    branches and audit log are as they were, the state saves and loads, and a retry works."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    if operation != "enroll":
+        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    before = ({n: (r.status, r.adapter) for n, r in deployed.registry.items()}, hybrid.adapter_names(deployed.model),
+              hybrid.active_adapters(deployed.model), len(deployed.audit.entries), deployed.model.head.snapshot(),
+              deployed.buffers.replay.y.clone(), deployed.buffers.holdout.y.clone())
+
+    def act():
+        if operation == "enroll":
+            return deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+        config = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=1, layers=("fc_in",)) if operation == "erase" else None
+        return deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK),
+                               mode="erase" if operation == "erase" else "suspend", erase=config)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SpeakerAuthenticator, "holdout_accuracy", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        act()
+    monkeypatch.undo()
+    after = ({n: (r.status, r.adapter) for n, r in deployed.registry.items()}, hybrid.adapter_names(deployed.model),
+             hybrid.active_adapters(deployed.model), len(deployed.audit.entries), deployed.model.head.snapshot(),
+             deployed.buffers.replay.y.clone(), deployed.buffers.holdout.y.clone())
+    assert after[:4] == before[:4]
+    for now, then in zip(after[4:], before[4:], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(now, then, strict=True)) if isinstance(now, tuple) else torch.equal(now, then)
+    deployed.save(tmp_path / "state")
+    SpeakerAuthenticator.load(tmp_path / "state")
+    act()  # a retry works
+
+
+def test_a_registry_the_audit_log_contradicts_cannot_be_saved(deployed, tmp_path):
+    """Review (rollback) F1: `save` runs the load's registry-against-audit check too."""
+    deployed.registry["bob"].status = "revoked"
+    with pytest.raises(ValueError, match="registry was edited"):
+        deployed.save(tmp_path / "state")
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
 def test_a_half_made_state_cannot_be_saved(deployed, tmp_path):
     """A readout row no speaker owns (what an interrupted enrolment left before it rolled back) makes a state
     every load refuses: a save must refuse it too, and the state saved before stays as it was."""

@@ -22,9 +22,11 @@ def trained(tmp_path_factory):
     data, state = tiny_spike_file(folder / "tiny.h5"), folder / "state"
     out = json.loads(_run("train", "--data", data, "--state", state, "--epochs", "4", "--lr", "5e-3", "--hidden", "64", "--json").stdout)
     assert out["held_out"] == ["spk3"] and out["test_accuracy"] > 0.8
+    assert out["lr"] == 5e-3  # --lr: exactly that rate, no choice among the recipe's
     assert out["baseline_linear_accuracy"] > 0.8 and out["margin_over_linear"] == out["test_accuracy"] - out["baseline_linear_accuracy"]
     deployed = json.loads(_run("deploy", "--state", state, "--json").stdout)
     assert deployed["write_pulses"] > 0
+    shutil.copytree(state, folder / "deployed")  # as deployed, whatever later tests do to the state
     return data, state
 
 
@@ -90,7 +92,7 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
 
     data, state = trained
     copy = tmp_path / "state"
-    SpeakerAuthenticator.load(state, anchored=False).save(copy, overwrite=True)
+    SpeakerAuthenticator.load(state.parent / "deployed", anchored=False).save(copy, overwrite=True)
     _run("enroll", "spk3", "--state", copy, "--data", data, "--quick", "--epochs", "1")
     assert SpeakerAuthenticator.load(copy).registry["spk3"].adapter == "enroll_3"  # a live branch under the default budget
     done = json.loads(_run("consolidate", "--state", copy, "--max-branches", "0", "--json").stdout)

@@ -175,6 +175,58 @@ def test_a_choice_among_learning_rates_keeps_the_better_run_as_if_it_ran_alone(t
         assert torch.equal(kept, reference)
 
 
+@pytest.mark.parametrize("order", [(1e-7, 5e-3), (5e-3, 1e-7)])
+def test_a_choice_among_learning_rates_on_a_deployed_array_replays_the_kept_run_s_read_noise(tiny_speech, order):
+    """Review (lr choice) F3: each run on a deployed array draws read noise from the array's own generator; a
+    candidate run must start from the same draws, and the kept result must be the lone run's, draws included."""
+    from neuro_rm import layers as hybrid
+    from neuro_rm.crossbar import CrossbarConfig
+    from neuro_rm.lora import AdapterConfig
+    from neuro_rm.models.rsnn import SYNAPSES
+
+    train, val = (LabelledSet(tiny_speech[k].x, tiny_speech[k].y) for k in ("train", "val"))
+    base = TrainConfig(epochs=2, batch_size=32, seed=2)
+
+    def deployed():
+        model = hybrid.analogize(_tiny_rsnn(train), targets=SYNAPSES, crossbar=CrossbarConfig(), seed=0)
+        hybrid.calibrate(model, train.x[:64])
+        params = hybrid.add_adapter(model, "repair", AdapterConfig(rank=4))
+        hybrid.activate_adapter(model, "repair")
+        return model, params
+
+    alone, alone_params = deployed()
+    lone = fit_classifier(alone, train, val, replace(base, lr=5e-3), alone_params)
+    chosen, chosen_params = deployed()
+    result = fit_classifier(chosen, train, val, replace(base, lr=order[0], lr_candidates=order[1:]), chosen_params)
+    assert result.lr == 5e-3 and result.best_score == lone.best_score
+    for kept, reference in zip(chosen_params, alone_params, strict=True):
+        assert torch.equal(kept, reference)
+    assert torch.equal(chosen(val.x), alone(val.x))  # the next reads draw what they would after the lone run
+
+
+def test_a_rate_that_only_lowers_the_loss_does_not_replace_the_first(tiny_speech, monkeypatch):
+    """Review (lr choice) F2: at equal validation accuracy a lower loss is no evidence (a more confident model
+    has it); the candidate must be more accurate to be kept."""
+    from neuro_rm.learning import train as training
+
+    train, val = (LabelledSet(tiny_speech[k].x, tiny_speech[k].y) for k in ("train", "val"))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(train.x[0].numel(), 4))
+    torch.manual_seed(0)
+    fitted = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(train.x[0].numel(), 4))
+    fit_classifier(fitted, train, val, TrainConfig(epochs=5, lr=1e-2, batch_size=32))
+    scale = {1e-3: 1.0, 3e-4: 50.0}  # the second run: the same decisions, far more confident (lower loss)
+
+    def scripted(model, params, loss, n, config, score, description):
+        with torch.no_grad():
+            for p, q in zip(params, fitted.parameters(), strict=True):
+                p.copy_(q * scale[config.lr])
+        return training.FitResult(1, 0, score(), sum(p.numel() for p in params))
+
+    monkeypatch.setattr(training, "fit", scripted)
+    result = fit_classifier(model, train, val, TrainConfig(lr=1e-3, lr_candidates=(3e-4,)))
+    assert result.lr == 1e-3 and torch.equal(model[1].weight, fitted[1].weight)
+
+
 def test_learning_rate_candidates_must_be_positive():
     with pytest.raises(ValueError, match="lr_candidates must be > 0"):
         TrainConfig(lr_candidates=(1e-3, 0.0))

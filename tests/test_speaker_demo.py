@@ -31,6 +31,8 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert report["energy.write_energy_ratio"] > 1  # rewriting the array costs more than an SRAM branch
     assert report["energy.training_cost_ratio"] > 1
     assert (tmp_path / "state" / "CURRENT").is_file()
+    assert report["pretrain.lr"] == 5e-3
+    assert fast(DemoConfig()).pretrain.lr_candidates == ()  # a smoke run makes no choice among rates
     assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
     assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
     assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]

@@ -6,6 +6,7 @@ revocation erases, a write of only the cells that must move), costed in the ledg
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -70,7 +71,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         auth.check_frames(train.x, "training frames")
         result = fit_classifier(model, train, val, replace(config, seed=seed))  # the seed shuffles and augments too
         auth.ledger.post_training(result.trainable_params, result.steps, note="pretrain")
-        auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps)
+        auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps, lr=result.lr)
         return auth, result
 
     def deploy(self, device: DeviceConfig | None = None, crossbar: CrossbarConfig | None = None, seed: int = 0) -> dict:
@@ -135,38 +136,45 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         if mode == "suspend":
             branch = _suspension(rec.label)
             with self._undone_on_failure(branch):  # an interrupted suspension leaves the speaker as they were
-                if rec.adapter is not None:  # the mask trains without the speaker's own branch
-                    for _, layer in hybrid.hybrid_layers(self.model):
-                        layer.set_adapter([n for n in layer.active if n != rec.adapter])
+                self._mute_enrolment_branch(rec)  # the mask trains without the speaker's own branch
                 params = self._new_adapter(branch, adapter)
                 result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
-            self._drop_enrolment_branch(rec)
-            self._forget_record(rec)
-            row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
-            report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
-                                  row_bits, method=config.method, mode=mode)
+                self._forget_record(rec)
+                row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
+                report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
+                                      row_bits, method=config.method, mode=mode)
+            self._drop_enrolment_branch(rec)  # once committed: a deleted branch cannot be put back
             if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
                 report.extra["consolidation"] = self.consolidate(self.consolidation)
         else:
-            self._drop_enrolment_branch(rec)
             erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
-            joules_before = self.ledger.joules("write")
-            erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
-                                   f"erase_{rec.label}", f"erase {name}")
-            self._forget_record(rec)
-            # each round erases the voice's row and re-learns the retained rows; rounds after the first put the voiceprint back
-            rounds = len(erased.fits)
-            head_bits = self._post_rows(rounds * len(keep) + 2 * rounds - 1, f"erase {name}: readout rows")
-            steps = sum(f.steps for f in erased.fits)
-            self.ledger.post_training(erased.branch_params, steps, note=f"erase {name}: forget branches")
-            self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"erase {name}: readout rows")
-            report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
-                "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
-                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
-            self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
-                              holdout_accuracy=report.holdout_accuracy, **report.extra)
+            # interrupted, the speaker stays enrolled with their branch; cells already pulsed stay as written
+            with self._undone_on_failure(f"erase_{rec.label}"):
+                self._mute_enrolment_branch(rec)
+                joules_before = self.ledger.joules("write")
+                erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
+                                       f"erase_{rec.label}", f"erase {name}")
+                self._forget_record(rec)
+                # each round erases the voice's row and re-learns the retained rows; rounds after the first put the voiceprint back
+                rounds = len(erased.fits)
+                head_bits = self._post_rows(rounds * len(keep) + 2 * rounds - 1, f"erase {name}: readout rows")
+                steps = sum(f.steps for f in erased.fits)
+                self.ledger.post_training(erased.branch_params, steps, note=f"erase {name}: forget branches")
+                self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"erase {name}: readout rows")
+                report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
+                    "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
+                    "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
+                    "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
+                self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
+                                  holdout_accuracy=report.holdout_accuracy, **report.extra)
+            self._drop_enrolment_branch(rec)
         return report
+
+    def _mute_enrolment_branch(self, rec: SpeakerRecord) -> None:
+        """Switch a speaker's enrolment branch off everywhere, kept until the revocation is committed."""
+        if rec.adapter is not None:
+            for _, layer in hybrid.hybrid_layers(self.model):
+                layer.set_adapter([n for n in layer.active if n != rec.adapter])
 
     def _drop_enrolment_branch(self, rec: SpeakerRecord) -> None:
         """A branch trained on a revoked speaker is erased outright (a folded one is part of ``store``)."""
@@ -176,11 +184,14 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
 
     @contextmanager
     def _undone_on_failure(self, branch: str) -> Iterator[None]:
-        """Within the block ``branch`` is provisional: an exception (an interrupt included) deletes it, puts
-        every layer's active set and the readout's rows back (an enrolment grows one), so a failed operation
-        leaves no branch or row the audit log does not know."""
+        """Within the block ``branch`` is provisional and the operation uncommitted until its audit entry: an
+        exception (an interrupt included) deletes the branch and puts back every layer's active set, the
+        readout's rows (an enrolment grows one), the registry, the buffers and the audit log, so a failed
+        operation leaves nothing the audit log does not know.  What cannot be taken back stays: cells an
+        erasure has pulsed, and the energy the ledger has charged for work done."""
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
         rows = self.model.head.snapshot()
+        registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
         try:
             yield
         except BaseException:
@@ -189,6 +200,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             for layer, active in saved:
                 layer.set_adapter(active)
             self.model.head.revert(rows)
+            self.registry.clear()
+            self.registry.update(registry)
+            self.buffers = buffers
+            del self.audit.entries[entries:]
             raise
 
     def _post_rows(self, rows: int, note: str) -> int:
@@ -225,12 +240,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         with self._undone_on_failure(branch):  # an interrupted enrolment leaves the speakers as they were
             done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
                                 description=f"enroll {name}")
-        self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
-        self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
-        self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
-        self.buffers.bound()
-        row_bits = self.ledger.post_row_write(1, done.row_width, note=f"enroll {name}: readout row")
-        report = self._finish("enroll", name, branch, "potentiate", done.fit, done.trainable, row_bits)
+            self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
+            self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
+            self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
+            self.buffers.bound()
+            row_bits = self.ledger.post_row_write(1, done.row_width, note=f"enroll {name}: readout row")
+            report = self._finish("enroll", name, branch, "potentiate", done.fit, done.trainable, row_bits)
         if self.consolidation is not None:
             report.extra["consolidation"] = self.consolidate(self.consolidation)
         return report

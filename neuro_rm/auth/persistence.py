@@ -65,6 +65,7 @@ class Persistence:
         tensors = self.model.state_dict()
         try:  # refuse to write what no load would accept (an operation interrupted half-way, say)
             check_state(state, stored_values=sum(t.numel() for t in tensors.values()))
+            _check_registry_against_audit(self.registry, self.audit)
         except CorruptStateError as error:
             raise ValueError(f"cannot save this authenticator: {error}") from None
         buffers = {f"{name}_{part}": getattr(self.buffers.held(name), part) for name in Buffers.NAMES for part in "xy"}

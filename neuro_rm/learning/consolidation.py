@@ -137,8 +137,12 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
               if STORE in layer.adapters or any(n in layer.adapters for n in fold)]
     if not layers:
         return False
-    cells = sum(layer.crossbar.n_cells for _, layer in hybrid.hybrid_layers(model))
-    pulses_per_cell = ledger.count("write.rm_pulse") / max(cells, 1)
+    # pulses per cell so far, from the cells' own wear counters (saved with a state; a loaded ledger starts empty)
+    arrays = [layer.crossbar for _, layer in hybrid.hybrid_layers(model)]
+    pulses = sum(int(crossbar.cells.cycles.sum()) for crossbar in arrays)
+    if pulses == 0:  # no write history to price a merge by
+        return False
+    pulses_per_cell = pulses / sum(crossbar.n_cells for crossbar in arrays)
     fused_after = fusion_pays(model, fold, merge=True)  # what apply_plan will do, model-wide
     write_j = saved_j = 0.0
     for layer in layers:

@@ -75,13 +75,20 @@ class GrowableHead(nn.Module):
         return self.weight.detach().clone(), self.bias.detach().clone()
 
     def revert(self, rows: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Put back a ``snapshot``, its number of rows included (an interrupted enrolment has grown one)."""
+        """Put back a ``snapshot``, its number of rows included (an interrupted enrolment has grown one).  With
+        the same number of rows the values are copied into the parameters an optimiser may hold."""
         weight, bias = rows
         if weight.dim() != 2 or weight.shape[1] != self.in_features or bias.shape != weight.shape[:1]:
             raise ValueError(f"a head snapshot must be (rows, {self.in_features}) and (rows,), got "
                              f"{tuple(weight.shape)} and {tuple(bias.shape)}")
-        self.weight = nn.Parameter(weight.clone().to(self.weight))
-        self.bias = nn.Parameter(bias.clone().to(self.bias))
+        if weight.shape == self.weight.shape:
+            with torch.no_grad():
+                self.weight.copy_(weight)
+                self.bias.copy_(bias)
+            return
+        trains = self.weight.requires_grad
+        self.weight = nn.Parameter(weight.clone().to(self.weight), requires_grad=trains)
+        self.bias = nn.Parameter(bias.clone().to(self.bias), requires_grad=trains)
         for p in (self.weight, self.bias):
             p.register_hook(self._mask_gradient)
         self._row_mask = None
