@@ -201,8 +201,8 @@ def _policy_from_record(record: object, folder: Path | str, quiet: bool = False)
             raise refuse(f"name must be a string of 1 to {_POLICY_NAME_CHARS} characters")
         if not quiet:
             warnings.warn(f"state in {folder} was saved with a custom consolidation policy ({name!r}), which is not "
-                          "saved: set auth.consolidation again; until then no branch is folded", UnsetPolicyWarning,
-                          stacklevel=3)
+                          "saved: set auth.consolidation again (from the command line: neuro-rm consolidate); until then "
+                          "no branch is folded", UnsetPolicyWarning, stacklevel=3)
         return None, name
     if kind != "branch_budget" or set(record) != {"kind", "max_branches", "horizon_inferences", "wear_budget"}:
         raise refuse("must be none, a branch_budget with max_branches, horizon_inferences and wear_budget, or a "
