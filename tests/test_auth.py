@@ -288,6 +288,27 @@ def test_an_operation_interrupted_before_its_audit_entry_leaves_everything_as_it
     act()  # a retry works
 
 
+def test_a_consolidation_interrupted_after_its_fold_leaves_no_record_pointing_at_a_folded_branch(deployed, tiny_speech,
+                                                                                                tmp_path, monkeypatch):
+    """Review (rollback) F3: the records of folded branches were cleared only after the ADC recalibration, so
+    an interrupt there left a speaker pointing at a deleted branch (no save, no revocation)."""
+    from neuro_rm.learning.consolidation import BranchBudget
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.consolidation = BranchBudget(max_branches=0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hybrid, "calibrate_cleared", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    monkeypatch.undo()
+    assert deployed.registry["dee"].adapter is None and "enroll_3" not in hybrid.adapter_names(deployed.model)
+    deployed.save(tmp_path / "state")
+    deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+
+
 def test_a_registry_the_audit_log_contradicts_cannot_be_saved(deployed, tmp_path):
     """Review (rollback) F1: `save` runs the load's registry-against-audit check too."""
     deployed.registry["bob"].status = "revoked"

@@ -269,12 +269,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         plan = policy(self.model, branches, self.ledger)
         before = self.ledger.joules("write")
         done = apply_plan(self.model, plan)
+        for record in self.registry.values():  # at once: the folded branches are gone
+            if record.adapter in plan.fold:
+                record.adapter = None
         done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
         done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
         hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
-        for record in self.registry.values():
-            if record.adapter in plan.fold:
-                record.adapter = None
         if done["folded"] or done["merged"]:
             self.audit.append("consolidate", None, **done)
         return done
