@@ -259,6 +259,7 @@ def test_an_operation_interrupted_before_its_audit_entry_leaves_everything_as_it
     train, val = tiny_speech["train"], tiny_speech["val"]
     if operation != "enroll":
         deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    held_buffers, held_record = deployed.buffers, deployed.registry.get("dee")  # what a caller may hold
     before = ({n: (r.status, r.adapter) for n, r in deployed.registry.items()}, hybrid.adapter_names(deployed.model),
               hybrid.active_adapters(deployed.model), len(deployed.audit.entries), deployed.model.head.snapshot(),
               deployed.buffers.replay.y.clone(), deployed.buffers.holdout.y.clone())
@@ -281,6 +282,7 @@ def test_an_operation_interrupted_before_its_audit_entry_leaves_everything_as_it
              hybrid.active_adapters(deployed.model), len(deployed.audit.entries), deployed.model.head.snapshot(),
              deployed.buffers.replay.y.clone(), deployed.buffers.holdout.y.clone())
     assert after[:4] == before[:4]
+    assert deployed.buffers is held_buffers and deployed.registry.get("dee") is held_record  # restored in place (review53 F5)
     for now, then in zip(after[4:], before[4:], strict=True):
         assert all(torch.equal(a, b) for a, b in zip(now, then, strict=True)) if isinstance(now, tuple) else torch.equal(now, then)
     deployed.save(tmp_path / "state")
@@ -307,6 +309,45 @@ def test_a_consolidation_interrupted_after_its_fold_leaves_no_record_pointing_at
     assert deployed.registry["dee"].adapter is None and "enroll_3" not in hybrid.adapter_names(deployed.model)
     deployed.save(tmp_path / "state")
     deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+
+
+def test_a_revocation_whose_branch_deletion_was_interrupted_cannot_be_saved(deployed, tiny_speech, tmp_path, monkeypatch):
+    """Review53 F1: the enrolment branch is deleted after the revocation commits; interrupted there, the revoked
+    speaker would keep a branch trained on the voice, which save and load accepted."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    deployed.save(tmp_path / "state")
+    delete = hybrid.delete_adapter
+
+    def interrupted(model, name):
+        if name.startswith("enroll_"):
+            raise KeyboardInterrupt
+        return delete(model, name)
+
+    monkeypatch.setattr(hybrid, "delete_adapter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="revoked but still holds branch 'enroll_3'"):
+        deployed.save(tmp_path / "state")
+    assert SpeakerAuthenticator.load(tmp_path / "state").registry["dee"].status == "enrolled"  # the last whole state
+
+
+def test_an_interrupted_merge_leaves_no_record_pointing_at_a_folded_branch(deployed, tiny_speech, monkeypatch):
+    """Review53 F2: the fold deletes the branches before the merge writes the cells; a merge interrupted then
+    left the speaker's record naming a deleted branch."""
+    from neuro_rm.learning.consolidation import BranchBudget
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hybrid, "merge_adapter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.consolidate(BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0))
+    assert "enroll_3" not in hybrid.adapter_names(deployed.model) and deployed.registry["dee"].adapter is None
 
 
 def test_a_registry_the_audit_log_contradicts_cannot_be_saved(deployed, tmp_path):

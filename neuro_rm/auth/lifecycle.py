@@ -71,7 +71,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         auth.check_frames(train.x, "training frames")
         result = fit_classifier(model, train, val, replace(config, seed=seed))  # the seed shuffles and augments too
         auth.ledger.post_training(result.trainable_params, result.steps, note="pretrain")
-        auth.audit.append("pretrain", None, speakers=speakers, val_accuracy=result.best_score, steps=result.steps, lr=result.lr)
+        auth.audit.append("pretrain", None, speakers=list(speakers), val_accuracy=result.best_score, steps=result.steps,
+                          lr=result.lr)
         return auth, result
 
     def deploy(self, device: DeviceConfig | None = None, crossbar: CrossbarConfig | None = None, seed: int = 0) -> dict:
@@ -200,9 +201,14 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             for layer, active in saved:
                 layer.set_adapter(active)
             self.model.head.revert(rows)
-            self.registry.clear()
-            self.registry.update(registry)
-            self.buffers = buffers
+            for name in [n for n in self.registry if n not in registry]:
+                del self.registry[name]
+            for name, record in registry.items():  # in place: a caller may hold the record or the buffers
+                if name in self.registry:
+                    vars(self.registry[name]).update(vars(record))
+                else:
+                    self.registry[name] = record
+            vars(self.buffers).update(vars(buffers))
             del self.audit.entries[entries:]
             raise
 
@@ -268,10 +274,13 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         branches = sorted(live, key=lambda name: made.get(name, -1))
         plan = policy(self.model, branches, self.ledger)
         before = self.ledger.joules("write")
-        done = apply_plan(self.model, plan)
-        for record in self.registry.values():  # at once: the folded branches are gone
-            if record.adapter in plan.fold:
-                record.adapter = None
+        try:
+            done = apply_plan(self.model, plan)
+        finally:  # even if the merge after the fold is interrupted: a folded branch is gone, its record follows
+            live = set(hybrid.adapter_names(self.model))
+            for record in self.registry.values():
+                if record.adapter in plan.fold and record.adapter not in live:
+                    record.adapter = None
         done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
         done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
         hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames

@@ -152,6 +152,9 @@ def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: Aud
             said = f"last {'revoked' if logged == REVOKED else 'enrolled'}" if logged else "never enrolled"
             raise CorruptStateError(f"speaker {record.name!r} is {record.status} in the registry but {said} "
                                     "in the audit log: the registry was edited")
+        if record.status == REVOKED and record.adapter is not None:  # a revocation deletes the voice's branch
+            raise CorruptStateError(f"speaker {record.name!r} is revoked but still holds branch {record.adapter!r}, "
+                                    "trained on the voice: its deletion did not finish")
 
 
 class UnsetPolicyWarning(UserWarning):
