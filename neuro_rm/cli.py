@@ -18,11 +18,12 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator, UnsetPolicyWarning
+from neuro_rm.auth.persistence import policy_record
 from neuro_rm.characterize import characterize_device
 from neuro_rm.crossbar import COMPENSATIONS, CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
@@ -244,15 +245,6 @@ def cmd_restore(args: argparse.Namespace) -> None:
     _emit({"trainable_params": report.trainable_params, "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
 
 
-def _policy_setting(policy: BranchBudget | None, unset_custom: str | None) -> dict[str, object]:
-    """What the consolidate command prints of a policy (a custom one a load could not restore: its name)."""
-    if policy is None:
-        return {"kind": "custom, not restored: none runs", "name": unset_custom} if unset_custom else {"kind": "none"}
-    if type(policy) is not BranchBudget:
-        return {"kind": "custom", "name": type(policy).__qualname__}
-    return {"kind": "branch_budget", **asdict(policy)}
-
-
 def cmd_consolidate(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
     settings: dict[str, object] = {}
@@ -277,7 +269,7 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
             auth.calibrate()
     if args.off or settings or done["folded"] or done["merged"]:
         auth.save(args.state)
-    _emit({"policy": _policy_setting(auth.consolidation, auth.unset_custom_policy), **done}, args.json)
+    _emit({"policy": policy_record(auth), **done}, args.json)  # as the state keeps it
 
 
 def cmd_verify(args: argparse.Namespace) -> None:

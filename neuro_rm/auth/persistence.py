@@ -60,7 +60,7 @@ class Persistence:
             "threshold": self.threshold,
             "metadata": self.metadata,
             "buffer_caps": {"replay": self.buffers.max_replay, "holdout": self.buffers.max_holdout},
-            "consolidation": _policy_record(self),
+            "consolidation": policy_record(self),
         }
         tensors = self.model.state_dict()
         try:  # refuse to write what no load would accept (an operation interrupted half-way, say)
@@ -166,7 +166,7 @@ _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualifi
 _MAX_BRANCHES = 10**6
 
 
-def _policy_record(auth: SpeakerAuthenticator) -> dict[str, object]:
+def policy_record(auth: SpeakerAuthenticator) -> dict[str, object]:
     """The consolidation policy as the state keeps it: none, the default ``BranchBudget``'s settings, or the name
     of any other (its code is never saved; a subclass of ``BranchBudget`` counts as another).  A state loaded
     with a custom policy not set again keeps that name.  Checked as a load will read it, before anything is

@@ -191,27 +191,30 @@ def fit_classifier(
     if not config.lr_candidates:
         return run(config.lr)
     generators = _generators(model)
-    start, start_draws = [p.detach().clone() for p in params], [g.get_state() for g in generators]
-    kept: tuple[float, FitResult, list[torch.Tensor], list[torch.Tensor]] | None = None
+
+    def taken() -> tuple[list[torch.Tensor], list[torch.Tensor]]:  # the weights and the generators' states
+        return [p.detach().clone() for p in params], [g.get_state() for g in generators]
+
+    def put(weights: list[torch.Tensor], draws: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, value in zip(params, weights, strict=True):
+                p.copy_(value)
+        for generator, state in zip(generators, draws, strict=True):
+            generator.set_state(state)
+
+    start = taken()
+    kept: tuple[float, FitResult, tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None
     steps = 0
     for lr in (config.lr, *config.lr_candidates):
-        with torch.no_grad():
-            for p, value in zip(params, start, strict=True):
-                p.copy_(value)
-        for generator, state in zip(generators, start_draws, strict=True):
-            generator.set_state(state)
+        put(*start)
         result = run(lr)
         steps += result.steps
-        draws = [g.get_state() for g in generators]  # before the accuracy read below, which a lone run never makes
+        end = taken()  # before the accuracy read below, which a lone run never makes
         val_accuracy = accuracy(predict_logits(model, val.x), val.y)
         if kept is None or val_accuracy > kept[0]:
-            kept = (val_accuracy, result, [p.detach().clone() for p in params], draws)
-    _, result, weights, end_draws = kept
-    with torch.no_grad():
-        for p, value in zip(params, weights, strict=True):
-            p.copy_(value)
-    for generator, state in zip(generators, end_draws, strict=True):
-        generator.set_state(state)
+            kept = (val_accuracy, result, end)
+    _, result, end = kept
+    put(*end)
     return replace(result, steps=steps)
 
 
