@@ -204,3 +204,40 @@ def test_rows_of_one_large_read_draw_apart():
     assert torch.unique(y, dim=0).shape[0] == 2000
     noise = y - y.mean(dim=0)  # the same input everywhere: what differs between rows is their noise
     assert abs(np.corrcoef(noise[:1000].ravel(), noise[1000:].ravel())[0, 1]) < 0.02
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _reference_row(key: int, row: int, width: int) -> np.ndarray:
+    """Row ``row`` of the stream ``key`` as the kernel's comment defines it, in exact integers and float64:
+    SplitMix64 of the pair's counter, 37 bits for the radius, 24 for the angle in [-pi/4, pi/4], 3 for the
+    octant (swap cos and sin, flip either sign); first draws to entries p, second ones to ceil(width/2) + p."""
+    base, pairs = _mix64(key), (width + 1) // 2
+    out = np.empty(width)
+    for p in range(pairs):
+        h = _mix64((base + (row * pairs + p + 1) * 0x9E3779B97F4A7C15) & _MASK64)
+        radius = np.sqrt(-2.0 * np.log(((h >> 27) + 0.5) * 2.0**-37))
+        angle = (((h >> 3) & 0xFFFFFF) + 0.5) * 2.0**-24 * (np.pi / 2) - np.pi / 4
+        first, second = (np.sin(angle), np.cos(angle)) if h & 1 else (np.cos(angle), np.sin(angle))
+        out[p] = radius * first * (-1 if h & 2 else 1)
+        if pairs + p < width:
+            out[pairs + p] = radius * second * (-1 if h & 4 else 1)
+    return out
+
+
+@pytest.mark.skipif(fused.module() is None, reason="no compiler for the fused module")
+@pytest.mark.parametrize(("key", "shape"), [(12345, (3, 512)), (2**62 + 7, (5, 37)), (1, (1, 1))])
+def test_the_compiled_stream_is_the_construction_it_documents(key, shape):
+    """The same draws on every instruction set: the kernel's vector loops (AVX-512, AVX2 or scalar) must give
+    the documented construction, to float precision (its log, sin and cos are float polynomials).  A wrong
+    bit in the hash, the 37-bit radius's conversion or the octant moves a draw by far more."""
+    draws = stream_normals(key, torch.Size(shape)).double().numpy()
+    reference = np.stack([_reference_row(key, row, shape[1]) for row in range(shape[0])])
+    np.testing.assert_allclose(draws, reference, rtol=2e-6, atol=2e-6)
