@@ -79,3 +79,12 @@ def test_cli_refuses_fewer_than_two_seeds():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == "neuro-rm demo: error: --seeds: must be from 2 to 100, got 1"
+
+
+def test_a_learning_rate_chosen_per_seed_is_listed_not_averaged():
+    """The mean of 1e-3 and 3e-4 is a rate no seed used; the report lists what each seed chose."""
+    agg = aggregate([{"pretrain": {"lr": lr, "acc": a}} for lr, a in ((1e-3, 0.9), (3e-4, 0.8), (3e-4, 0.85))], [0, 1, 2])
+    assert agg["pretrain.lr.per_seed"] == [1e-3, 3e-4, 3e-4]
+    assert not any(key.startswith("pretrain.lr.") and key != "pretrain.lr.per_seed" for key in agg)
+    assert agg["pretrain.acc.mean"] == pytest.approx(0.85)
+    assert aggregate([{"pretrain": {"lr": 1e-3}}] * 2, [0, 1])["pretrain.lr"] == 1e-3  # the same choice: kept once

@@ -42,13 +42,20 @@ def mean_sd_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean, sd, (mean - half, mean + half)
 
 
-def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str] = ("reference",)) -> dict[str, object]:
+# numbers that are settings chosen per seed, not measurements: a mean of two learning rates is neither
+CHOICES = ("pretrain.lr",)
+
+
+def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str] = ("reference",),
+              choices: Iterable[str] = CHOICES) -> dict[str, object]:
     """Per key: ``<key>.mean``, ``<key>.sd``, ``<key>.ci95`` over ``reports`` (one per seed).
 
-    A key is aggregated when it is a finite number in every report; a value equal in every report (the
-    speakers, the revoke mode) is kept once; anything else (per-seed lists such as a bootstrap interval)
-    is listed per seed as ``<key>.per_seed``.  Keys in ``skip`` are taken from the first report as they are.
+    A key is aggregated when it is a finite number in every report and not one of ``choices``; a value
+    equal in every report (the speakers, the revoke mode) is kept once; anything else (per-seed lists such
+    as a bootstrap interval, a learning rate chosen per seed) is listed per seed as ``<key>.per_seed``.
+    Keys in ``skip`` are taken from the first report as they are.
     """
+    choices = set(choices)
     if len(reports) != len(seeds) or len(reports) < 2:
         raise ValueError(f"need one report per seed and at least 2 seeds, got {len(reports)} reports for seeds {list(seeds)}")
     skip = set(skip)
@@ -57,7 +64,7 @@ def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str]
     out: dict[str, object] = {"seeds": list(seeds), "interval": INTERVAL}
     for key in keys:
         values = [r.get(key) for r in flat]
-        if all(_numeric(v) for v in values):
+        if key not in choices and all(_numeric(v) for v in values):
             mean, sd, (lo, hi) = mean_sd_ci([float(v) for v in values])
             out[f"{key}.mean"], out[f"{key}.sd"], out[f"{key}.ci95"] = mean, sd, [lo, hi]
         elif all(v == values[0] for v in values):
