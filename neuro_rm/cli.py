@@ -203,7 +203,7 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
         targets["original"] = old.model
     else:  # the current row of a revoked speaker is erased: branch-off needs the old one, so it is skipped
         voiceprint = None
-    pretrain = _budget(PRETRAIN, args.epochs)
+    pretrain = _recipe_rate(_budget(PRETRAIN, args.epochs), args.lr if args.lr is not None else _pretrain_rate(auth))
     rsnn = replace(auth.model.config, n_outputs=max(auth.model.head.n_classes, rec.label + 1))
     readout = readout_of(auth.model)  # the attack's own models are read as the audited array is
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
@@ -216,7 +216,14 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
                               audit, seed=args.seed, crossbar=readout)
     _emit({"speaker": args.speaker, "status": rec.status,
            "voiceprint": "old state" if args.old_state is not None else "none (give --old-state for branch-off)",
-           **report}, args.json)
+           "lr": pretrain.lr if not pretrain.lr_candidates else "chosen on validation", **report}, args.json)
+
+
+def _pretrain_rate(auth: SpeakerAuthenticator) -> float | None:
+    """The learning rate the state's backbone was pretrained at, as its audit log records it (None for a log
+    that names none): the attack's shadow, control and retrained models are trained as the audited one was."""
+    rates = [entry["details"].get("lr") for entry in auth.audit.entries if entry["action"] == "pretrain"]
+    return rates[-1] if rates and isinstance(rates[-1], float) else None
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -544,6 +551,9 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--shadows", type=int, default=AuditConfig.shadows)
     p.add_argument("--references", type=int, default=AuditConfig.references)
     p.add_argument("--relearn-seeds", type=int, default=AuditConfig.relearn_seeds)
+    p.add_argument("--lr", type=float, default=None, help="exactly this learning rate for the shadow, control and "
+                   "retrained models (default: the rate the state was pretrained at, from its audit log; the recipe's "
+                   "choice on validation where the log names none)")
 
     p = command("enroll", cmd_enroll, "learn a new speaker with a LoRA branch and a new readout row", state=True, data=True)
     p.add_argument("speaker")
