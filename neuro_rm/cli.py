@@ -268,6 +268,8 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
     elif settings:  # the state's own budget with these settings; any other policy gives way to a budget
         base = auth.consolidation if type(auth.consolidation) is BranchBudget else BranchBudget()
         auth.consolidation, auth.unset_custom_policy = replace(base, **settings), None
+    if args.off or settings:  # when merges into the cells became possible (or stopped) is the auditor's to see
+        auth.audit.append("policy", None, **policy_record(auth))
     if auth.consolidation is None:
         done: dict[str, object] = {"folded": [], "merged": False}
     else:  # now, as the device would when idle

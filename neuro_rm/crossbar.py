@@ -297,12 +297,20 @@ class Crossbar(nn.Module):
         delta = delta.detach().float().cpu()
         if not torch.isfinite(delta).all():
             raise ValueError("cannot consolidate a weight change that contains NaN or infinite values")
-        shift = self.encode(delta) - self.encode(torch.zeros_like(delta))
+        shift = self._cell_shift(delta)
         moved = shift.abs() > self._write_resolution_us()
         intended = self._column_targets() + (delta * moved.any(dim=0)).sum(dim=1)  # only what the write asked
         result = self.cells.program(self.cells.conductance() + shift, cells=moved)
         self._written(result, intended)
         return result
+
+    def _cell_shift(self, delta: torch.Tensor) -> torch.Tensor:
+        """The conductance change (µS, cell by cell) that adding ``delta`` (weight units) asks of the cells."""
+        return self.encode(delta) - self.encode(torch.zeros_like(delta))
+
+    def cells_moved_by(self, delta: torch.Tensor) -> torch.Tensor:
+        """The cells ``consolidate(delta)`` would pulse: those asked to move beyond the write resolution."""
+        return self._cell_shift(delta.detach().float().cpu()).abs() > self._write_resolution_us()
 
     def _column_targets(self) -> torch.Tensor:
         """Per column, the sum of the weights the cells were last asked to hold (the programmed cells

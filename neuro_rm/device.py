@@ -223,7 +223,9 @@ class CellArray(nn.Module):
     State (buffers, so it travels with ``state_dict``): programmed conductance, the time since the last
     programming run and each cell's age at that run (a cell left out of a partial write keeps drifting
     from when it was written; drift is a function of the cell's age), cumulative write cycles (wear), a
-    response-strength factor per cell (device-to-device spread) and a stuck mask.
+    response-strength factor per cell (device-to-device spread), a stuck mask, and the write history as a
+    controller would log it: pulses applied and cells written (selected) by all programming runs, whose
+    ratio prices the next write (wear set by fault injection is no write and is not in it).
     """
 
     def __init__(self, shape: tuple[int, ...], config: DeviceConfig, seed: int = 0) -> None:
@@ -244,6 +246,7 @@ class CellArray(nn.Module):
         self.register_buffer("stuck", torch.zeros(shape, dtype=torch.bool))
         self.register_buffer("elapsed", torch.zeros((), dtype=torch.float64))
         self.register_buffer("age_offset_s", torch.zeros(shape))  # age at the last programming run
+        self.register_buffer("write_history", torch.zeros(2, dtype=torch.int64))  # pulses applied, cells written
         self._stick(config.stuck_on_rate, config.stuck_off_rate, g)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
@@ -251,6 +254,9 @@ class CellArray(nn.Module):
         if prefix + "age_offset_s" in missing_keys:  # saved before partial writes kept ages: all written at once
             missing_keys.remove(prefix + "age_offset_s")
             self.age_offset_s.zero_()
+        if prefix + "write_history" in missing_keys:  # saved before the history was kept: none to price a write by
+            missing_keys.remove(prefix + "write_history")
+            self.write_history.zero_()
 
     @property
     def elapsed_s(self) -> float:
@@ -297,6 +303,13 @@ class CellArray(nn.Module):
     @property
     def worn_out(self) -> torch.Tensor:
         return self.cycles >= self.config.endurance_cycles
+
+    @property
+    def pulses_per_written_cell(self) -> float | None:
+        """Mean pulses a programming run has needed per cell it wrote (stuck cells' futile pulses included),
+        over this array's history; None before its first write."""
+        pulses, written = (int(v) for v in self.write_history)
+        return pulses / written if written else None
 
     # ----------------------------------------------------------------- reading
     def conductance(self) -> torch.Tensor:
@@ -392,6 +405,7 @@ class CellArray(nn.Module):
         else:
             reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
         self.stuck.logical_or_(self.worn_out)
+        self.write_history += torch.tensor([int(pulses.sum()), int(selected.sum())])
         if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
             spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator).to(g.device)
             settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)

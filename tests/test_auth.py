@@ -281,13 +281,40 @@ def test_an_operation_interrupted_before_its_audit_entry_leaves_everything_as_it
     after = ({n: (r.status, r.adapter) for n, r in deployed.registry.items()}, hybrid.adapter_names(deployed.model),
              hybrid.active_adapters(deployed.model), len(deployed.audit.entries), deployed.model.head.snapshot(),
              deployed.buffers.replay.y.clone(), deployed.buffers.holdout.y.clone())
-    assert after[:4] == before[:4]
+    assert after[:4] == before[:4]  # (this small erasure pulsed no cell: nothing to log)
     assert deployed.buffers is held_buffers and deployed.registry.get("dee") is held_record  # restored in place (review53 F5)
     for now, then in zip(after[4:], before[4:], strict=True):
         assert all(torch.equal(a, b) for a, b in zip(now, then, strict=True)) if isinstance(now, tuple) else torch.equal(now, then)
     deployed.save(tmp_path / "state")
     SpeakerAuthenticator.load(tmp_path / "state")
     act()  # a retry works
+
+
+def test_cells_an_interrupted_erasure_pulsed_are_on_the_record(deployed, tiny_speech, tmp_path, monkeypatch):
+    """Review (session 20): the rollback took the erasure's audit entry back but not its writes, so a state
+    saved after the interrupt held changed cells no entry told of.  The pulses stay (they cannot be taken
+    back) and an ``interrupted`` entry records them; the speaker stays enrolled, and the state saves."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    entries = len(deployed.audit.entries)
+    crossbar = hybrid.hybrid_layers(deployed.model)[0][1].crossbar
+    written = crossbar.cells.programmed_us.clone()
+
+    def pulses_then_interrupt(model, *args, **kwargs):  # the first round's write done, then the interrupt
+        crossbar.consolidate(0.5 * crossbar.weight_max * torch.ones(crossbar.out_features, crossbar.in_features))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifecycle, "erase_classes", pulses_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK))
+    assert not torch.equal(crossbar.cells.programmed_us, written)  # the cells stay as pulsed ...
+    assert len(deployed.audit.entries) == entries + 1  # ... and the log says so
+    entry = deployed.audit.entries[-1]
+    assert entry["action"] == "interrupted" and entry["details"]["branch"] == "erase_3"
+    assert entry["details"]["write_pulses"] > 0 and entry["details"]["cells_written"] > 0
+    assert deployed.registry["dee"].status == "enrolled"
+    deployed.save(tmp_path / "state")
+    assert SpeakerAuthenticator.load(tmp_path / "state").audit.entries[-1]["action"] == "interrupted"
 
 
 def test_a_consolidation_interrupted_after_its_fold_leaves_no_record_pointing_at_a_folded_branch(deployed, tiny_speech,

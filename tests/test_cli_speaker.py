@@ -100,9 +100,14 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
     assert done["folded"] == ["enroll_3"] and done["policy"]["max_branches"] == 0
     back = SpeakerAuthenticator.load(copy)
     assert back.consolidation == BranchBudget(max_branches=0) and back.registry["spk3"].adapter is None
-    assert back.audit.entries[-1]["action"] == "consolidate"
+    assert [e["action"] for e in back.audit.entries[-2:]] == ["policy", "consolidate"]  # the change, then its run
+    assert back.audit.entries[-2]["details"]["max_branches"] == 0
     off = json.loads(_run("consolidate", "--state", copy, "--off", "--json").stdout)
     assert off["policy"] == {"kind": "none"} and SpeakerAuthenticator.load(copy).consolidation is None
+    logged = SpeakerAuthenticator.load(copy).audit.entries
+    assert logged[-1]["action"] == "policy" and logged[-1]["details"] == {"kind": "none"}
+    _run("consolidate", "--state", copy)  # no change asked: nothing logged
+    assert len(SpeakerAuthenticator.load(copy).audit.entries) == len(logged)
     proc = _run("consolidate", "--state", copy, "--off", "--max-branches", "2", ok=False)
     assert proc.returncode == 2 and "--off sets no policy" in proc.stderr
 

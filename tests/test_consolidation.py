@@ -126,17 +126,68 @@ def test_merge_into_the_cells_keeps_weights_within_the_write_tolerance():
 def test_merge_is_chosen_only_when_it_pays_within_the_wear_budget():
     model = _model_with_branches()
     apply_plan(model, Plan(fold=NAMES[:2]))
-    ledger = Ledger()  # empty, as a loaded state's is: the write history is the cells' own wear counters
-    for _, layer in hybrid.hybrid_layers(model):
-        layer.crossbar.cells.cycles.fill_(10)  # ten pulses per cell so far
+    ledger = Ledger()  # empty, as a loaded state's is: the write history is the arrays' own
+    assert all(layer.crossbar.cells.pulses_per_written_cell > 0 for _, layer in hybrid.hybrid_layers(model))
     rest = NAMES[2:]  # all folded: after a merge nothing digital is left to read
     assert BranchBudget(max_branches=0, horizon_inferences=1e9)(model, rest, ledger).merge
-    # review (CLI): priced by an empty ledger, any horizon paid (1e-300 merged); by the wear counters it does not
+    # review (CLI): priced by an empty ledger, any horizon paid (1e-300 merged); by the write history it does not
     assert not BranchBudget(max_branches=0, horizon_inferences=1e-3)(model, rest, ledger).merge
     assert not BranchBudget(max_branches=0, horizon_inferences=1e9, wear_budget=1e-6)(model, rest, ledger).merge
     for _, layer in hybrid.hybrid_layers(model):
-        layer.crossbar.cells.cycles.zero_()  # no write history to price a merge by: none is chosen
+        layer.crossbar.cells.write_history.zero_()  # no write history to price a merge by: none is chosen
     assert not BranchBudget(max_branches=0, horizon_inferences=1e9)(model, rest, ledger).merge
+
+
+def _merge_threshold(model, rest, ledger) -> float:
+    """The horizon (input vectors) beyond which the policy merges, found by bisection on a log scale."""
+    low, high = 1e-6, 1e12
+    assert BranchBudget(max_branches=0, horizon_inferences=high)(model, rest, ledger).merge
+    for _ in range(60):
+        middle = (low * high) ** 0.5
+        low, high = (low, middle) if BranchBudget(max_branches=0, horizon_inferences=middle)(model, rest, ledger).merge else (middle, high)
+    return high
+
+
+def test_worn_cells_neither_price_a_merge_nor_veto_it():
+    """Review (session 20): 1 % of cells worn out took the price from 3 to 309 pulses a cell (their counters
+    sit at the endurance) and the wear check vetoed every merge (the most-worn cell is already at it).  A
+    worn cell is stuck: a merge cannot wear it further, and wear set by a fault is no write to price by."""
+    from neuro_rm.reliability import _wear_out
+
+    model = _model_with_branches()
+    apply_plan(model, Plan(fold=NAMES[:2]))
+    ledger, rest = Ledger(), NAMES[2:]  # the policy folds these into store and merges, or not
+    before = _merge_threshold(model, rest, ledger)
+    _wear_out(model, 0.05, seed=3)  # 5 % of the cells frozen at their endurance, then the array refreshed
+    assert all(layer.crossbar.cells.worn_out.any() for _, layer in hybrid.hybrid_layers(model))
+    after = _merge_threshold(model, rest, ledger)
+    assert BranchBudget(max_branches=0, horizon_inferences=1e9, wear_budget=0.5)(model, rest, ledger).merge
+    assert after == pytest.approx(before, rel=0.5)  # the refresh's own pulses move the history a little
+    # positive control: a working cell the merge would pulse, worn to the budget, does veto it
+    for _, layer in hybrid.hybrid_layers(model):
+        cells = layer.crossbar.cells
+        moved = layer.crossbar.cells_moved_by(layer.delta_weight([STORE, *rest]).reshape(layer.crossbar.out_features, -1))
+        working = (moved & ~cells.stuck & ~cells.worn_out).nonzero()[0]
+        cells.cycles[tuple(working)] = cells.config.endurance_cycles // 2
+    assert not BranchBudget(max_branches=0, horizon_inferences=1e9, wear_budget=0.5)(model, rest, ledger).merge
+
+
+def test_a_merge_is_priced_per_write_not_by_every_pulse_ever():
+    """Review (session 20): cumulative wear counters over all cells doubled the price at every rewrite of the
+    array; the pulses a programming run needs per cell it writes stay what they were."""
+    model = _model_with_branches()
+    apply_plan(model, Plan(fold=NAMES[:2]))
+    ledger, rest = Ledger(), NAMES[2:]
+    first = _merge_threshold(model, rest, ledger)
+    per_write = [layer.crossbar.cells.pulses_per_written_cell for _, layer in hybrid.hybrid_layers(model)]
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(4):  # four rewrites of every cell to new targets
+        for _, layer in hybrid.hybrid_layers(model):
+            cells = layer.crossbar.cells
+            span = cells.config.g_max_us - cells.config.g_min_us
+            cells.program(cells.config.g_min_us + span * torch.rand(cells.shape, generator=generator))
+    assert all(layer.crossbar.cells.cycles.float().mean() > 3 * p for (_, layer), p in zip(hybrid.hybrid_layers(model), per_write, strict=True))
+    assert _merge_threshold(model, rest, ledger) == pytest.approx(first, rel=0.5)
 
 
 def test_no_merge_where_the_branches_left_stay_fused():

@@ -189,8 +189,11 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         exception (an interrupt included) deletes the branch and puts back every layer's active set, the
         readout's rows (an enrolment grows one), the registry, the buffers and the audit log, so a failed
         operation leaves nothing the audit log does not know.  What cannot be taken back stays: cells an
-        erasure has pulsed, and the energy the ledger has charged for work done."""
+        erasure has pulsed, and the energy the ledger has charged for work done; pulsed cells get an audit entry
+        of their own (``interrupted``: the pulses and cells written), since the backbone then holds a partial
+        erasure the readout rows put back were not trained for (run ``restore`` and ``calibrate``)."""
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
+        written = self._write_history()
         rows = self.model.head.snapshot()
         registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
         try:
@@ -210,7 +213,16 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                     self.registry[name] = record
             vars(self.buffers).update(vars(buffers))
             del self.audit.entries[entries:]
+            pulses, cells = (int(v) for v in self._write_history() - written)
+            if pulses or cells:
+                self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells,
+                                  note="cells written before the interrupt stay as written; restore and calibrate")
             raise
+
+    def _write_history(self) -> torch.Tensor:
+        """Pulses applied and cells written by every programming run of the model's arrays so far."""
+        return sum((layer.crossbar.cells.write_history for _, layer in hybrid.hybrid_layers(self.model)),
+                   torch.zeros(2, dtype=torch.int64))
 
     def _post_rows(self, rows: int, note: str) -> int:
         """Charge ``rows`` readout rows (weights and bias) written to SRAM; returns the bits."""
@@ -262,7 +274,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         idle.  Folded speakers keep their voice in ``store`` (or, once merged, in the cells); revoking them
         then works as for a backbone speaker.  A folded suspension masks its voice from ``store``: still
         digital (switching ``store`` off brings the voice back, as switching its own branch off did), but no
-        longer a branch of its own that could be deleted alone; once merged, it is in the cells."""
+        longer a branch of its own that could be deleted alone; once merged, it is in the cells.  Like every
+        operation it leaves the acceptance threshold to ``calibrate()``, which a merge (a write) calls for."""
         speakers = {r.adapter: r.name for r in self.registry.values() if r.status == ENROLLED and r.adapter}
         masks = {_suspension(r.label): r.name for r in self.registry.values() if r.status == REVOKED}
         made: dict[str, int] = {}  # each branch's age: the audit entry that committed it (the log survives a save)

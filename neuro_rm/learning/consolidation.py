@@ -33,8 +33,9 @@ the cells and clips some at the window's edge (``benchmarks/bench_merge.py``); a
 merge pays for its write energy within a few input vectors, so an energy rule alone would merge at every
 enrolment.  With ``horizon_inferences`` set,
 it merges ``store`` (with this plan's fold) when the digital reads the merge saves over that many input
-vectors cost more energy than writing it (pulses estimated from the pulses per cell this array has needed
-so far), and the most-worn cell stays within ``wear_budget`` of its endurance.  The reads saved are those
+vectors cost more energy than writing it (pulses estimated from the pulses per written cell the arrays'
+programming runs have needed so far), and the most-worn cell it would pulse stays within ``wear_budget`` of
+its endurance (a stuck or worn-out cell wears no further).  The reads saved are those
 of the fp32 dense ΔW minus those of the branches left: none at equal precision where the model stays fused.
 """
 
@@ -128,8 +129,9 @@ def fusion_pays(model: nn.Module, fold: list[str], merge: bool) -> bool:
 
 def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float, wear_budget: float) -> bool:
     """Whether writing ``store``, with ``fold`` folded into it, into the cells costs less energy than the
-    digital reads it saves over ``horizon`` input vectors, with the most-worn cell staying within
-    ``wear_budget`` of its endurance.  The saving is what inference reads with ``store`` live (fused)
+    digital reads it saves over ``horizon`` input vectors, with the most-worn working cell it would pulse
+    staying within ``wear_budget`` of its endurance.  The write is priced as the cells it moves times the
+    pulses per written cell of the arrays' history.  The saving is what inference reads with ``store`` live (fused)
     minus what it reads after the merge: the other branches, fused in every layer or in none, as
     :func:`fusion_pays` decides for the model; zero at equal precision where they stay fused, since a fused
     layer reads one dense ΔW whatever it sums."""
@@ -137,22 +139,22 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
               if STORE in layer.adapters or any(n in layer.adapters for n in fold)]
     if not layers:
         return False
-    # pulses per cell so far, from the cells' own wear counters (saved with a state; a loaded ledger starts empty)
-    arrays = [layer.crossbar for _, layer in hybrid.hybrid_layers(model)]
-    pulses = sum(int(crossbar.cells.cycles.sum()) for crossbar in arrays)
-    if pulses == 0:  # no write history to price a merge by
+    # pulses per written cell, from the arrays' write history (saved with a state; a loaded ledger starts empty)
+    history = sum((layer.crossbar.cells.write_history for _, layer in hybrid.hybrid_layers(model)), torch.zeros(2, dtype=torch.int64))
+    if history[1] == 0:  # no write history to price a merge by
         return False
-    pulses_per_cell = pulses / sum(crossbar.n_cells for crossbar in arrays)
+    pulses_per_cell = int(history[0]) / int(history[1])
     fused_after = fusion_pays(model, fold, merge=True)  # what apply_plan will do, model-wide
     write_j = saved_j = 0.0
     for layer in layers:
         held = [n for n in [STORE, *fold] if n in layer.adapters]
         delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1)
-        moved = int((delta.abs() > layer.crossbar.write_threshold).sum())
-        write_j += moved * pulses_per_cell * ledger.energy.rm_write_pulse_j
+        cells = layer.crossbar.cells
+        moved = layer.crossbar.cells_moved_by(delta).to(cells.cycles.device)
+        write_j += int(moved.sum()) * pulses_per_cell * ledger.energy.rm_write_pulse_j
         saved_j += _read_j(ledger, delta.numel(), STORE_PRECISION) - _digital_read_j(layer, ledger, _after(layer, fold, merge=True), fused_after)
-        cells_worn = layer.crossbar.cells.cycles.max().item() + pulses_per_cell
-        if cells_worn > wear_budget * layer.crossbar.device_config.endurance_cycles:
+        wearing = moved & ~cells.stuck & ~cells.worn_out  # a worn or stuck cell wears no further
+        if wearing.any() and cells.cycles[wearing].max().item() + pulses_per_cell > wear_budget * cells.config.endurance_cycles:
             return False
     return write_j < horizon * saved_j
 
