@@ -222,8 +222,11 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
 def _pretrain_rate(auth: SpeakerAuthenticator) -> float | None:
     """The learning rate the state's backbone was pretrained at, as its audit log records it (None for a log
     that names none): the attack's shadow, control and retrained models are trained as the audited one was."""
-    rates = [entry["details"].get("lr") for entry in auth.audit.entries if entry["action"] == "pretrain"]
-    return rates[-1] if rates and isinstance(rates[-1], float) else None
+    rates = [entry["details"].get("lr") for entry in auth.audit.entries
+             if entry.get("action") == "pretrain" and isinstance(entry.get("details"), dict)]
+    rate = rates[-1] if rates else None
+    usable = isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
+    return float(rate) if usable else None
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -254,6 +257,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 def cmd_consolidate(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
+    before = policy_record(auth)
     settings: dict[str, object] = {}
     if args.max_branches is not None:
         settings["max_branches"] = args.max_branches
@@ -268,7 +272,7 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
     elif settings:  # the state's own budget with these settings; any other policy gives way to a budget
         base = auth.consolidation if type(auth.consolidation) is BranchBudget else BranchBudget()
         auth.consolidation, auth.unset_custom_policy = replace(base, **settings), None
-    if args.off or settings:  # when merges into the cells became possible (or stopped) is the auditor's to see
+    if (args.off or settings) and policy_record(auth) != before:  # when merges became possible (or stopped) is on the record
         auth.audit.append("policy", None, **policy_record(auth))
     if auth.consolidation is None:
         done: dict[str, object] = {"folded": [], "merged": False}

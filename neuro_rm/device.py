@@ -224,8 +224,9 @@ class CellArray(nn.Module):
     programming run and each cell's age at that run (a cell left out of a partial write keeps drifting
     from when it was written; drift is a function of the cell's age), cumulative write cycles (wear), a
     response-strength factor per cell (device-to-device spread), a stuck mask, and the write history as a
-    controller would log it: pulses applied and cells written (selected) by all programming runs, whose
-    ratio prices the next write (wear set by fault injection is no write and is not in it).
+    controller would log it: pulses applied, and cells pulsed at least once, by all programming runs (a cell
+    already within tolerance takes a read, no pulse), whose ratio prices the next write of cells that must
+    move (wear set by fault injection is no write and is not in it).
     """
 
     def __init__(self, shape: tuple[int, ...], config: DeviceConfig, seed: int = 0) -> None:
@@ -246,7 +247,7 @@ class CellArray(nn.Module):
         self.register_buffer("stuck", torch.zeros(shape, dtype=torch.bool))
         self.register_buffer("elapsed", torch.zeros((), dtype=torch.float64))
         self.register_buffer("age_offset_s", torch.zeros(shape))  # age at the last programming run
-        self.register_buffer("write_history", torch.zeros(2, dtype=torch.int64))  # pulses applied, cells written
+        self.register_buffer("write_history", torch.zeros(2, dtype=torch.int64))  # pulses applied, cells pulsed
         self._stick(config.stuck_on_rate, config.stuck_off_rate, g)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:  # noqa: ANN001, PLR0913
@@ -306,8 +307,8 @@ class CellArray(nn.Module):
 
     @property
     def pulses_per_written_cell(self) -> float | None:
-        """Mean pulses a programming run has needed per cell it wrote (stuck cells' futile pulses included),
-        over this array's history; None before its first write."""
+        """Mean pulses a programming run has needed per cell it had to pulse (stuck cells' futile pulses
+        included), over this array's history; None before its first pulse."""
         pulses, written = (int(v) for v in self.write_history)
         return pulses / written if written else None
 
@@ -401,11 +402,12 @@ class CellArray(nn.Module):
             g = torch.where(responsive, (g + change).clamp(cfg.g_min_us, cfg.g_max_us), g)
             pulses += pending.to(torch.int32)
             self.cycles.add_(pending.to(torch.int32))
+            # logged as the pulses go out, so an interrupted run is on the record too
+            self.write_history += torch.tensor([int(pending.sum()), int((pending & (pulses == 1)).sum())])
             frozen |= self.worn_out
         else:
             reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
         self.stuck.logical_or_(self.worn_out)
-        self.write_history += torch.tensor([int(pulses.sum()), int(selected.sum())])
         if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
             spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator).to(g.device)
             settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)

@@ -338,6 +338,30 @@ def test_a_consolidation_interrupted_after_its_fold_leaves_no_record_pointing_at
     deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
 
 
+def test_cells_a_merge_pulsed_before_an_interrupt_are_on_the_record(deployed, tiny_speech, tmp_path, monkeypatch):
+    """Review (session 21) F3: a consolidation runs after the enrolment's guard, so a merge interrupted in the
+    ADC recalibration left its pulses on no record; now an ``interrupted`` entry names them."""
+    from neuro_rm.learning.consolidation import BranchBudget
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.consolidation = BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0)
+    history = deployed._write_history()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hybrid, "calibrate_cleared", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    monkeypatch.undo()
+    pulses = int((deployed._write_history() - history)[0])
+    entry = deployed.audit.entries[-1]
+    assert pulses > 0 and entry["action"] == "interrupted" and entry["details"]["write_pulses"] == pulses
+    assert [e["action"] for e in deployed.audit.entries[-2:]] == ["enroll", "interrupted"]  # the enrolment itself committed
+    deployed.save(tmp_path / "state")
+    SpeakerAuthenticator.load(tmp_path / "state").audit.verify()
+
+
 def test_a_revocation_whose_branch_deletion_was_interrupted_cannot_be_saved(deployed, tiny_speech, tmp_path, monkeypatch):
     """Review53 F1: the enrolment branch is deleted after the revocation commits; interrupted there, the revoked
     speaker would keep a branch trained on the voice, which save and load accepted."""

@@ -107,6 +107,7 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
     logged = SpeakerAuthenticator.load(copy).audit.entries
     assert logged[-1]["action"] == "policy" and logged[-1]["details"] == {"kind": "none"}
     _run("consolidate", "--state", copy)  # no change asked: nothing logged
+    _run("consolidate", "--state", copy, "--off")  # the policy it has already: nothing logged either
     assert len(SpeakerAuthenticator.load(copy).audit.entries) == len(logged)
     proc = _run("consolidate", "--state", copy, "--off", "--max-branches", "2", ok=False)
     assert proc.returncode == 2 and "--off sets no policy" in proc.stderr
@@ -187,3 +188,19 @@ def test_demo_command_hands_the_chosen_compensation_to_the_lifecycle(monkeypatch
     monkeypatch.setattr(speaker, "run_speaker_demo", lambda data, config, out, progress: seen.setdefault("config", config) and {})
     assert cli.main(["demo", "--compensation", "offset", "--json", "--out", "none"]) == 0
     assert seen["config"].crossbar.drift_compensation == "offset" and not seen["config"].crossbar.is_ideal
+
+
+@pytest.mark.parametrize(("logged", "rate"), [(5e-3, 5e-3), (1, 1.0), (float("nan"), None), (-1e-3, None), (True, None),
+                                              ("3e-4", None), (None, None)])
+def test_the_audit_reads_the_pretraining_rate_only_when_it_is_one(logged, rate):
+    """Review (session 21): an int rate was ignored, nan accepted, and details that are no dict raised."""
+    from types import SimpleNamespace
+
+    from neuro_rm.audit import AuditLog
+    from neuro_rm.cli import _pretrain_rate
+
+    audit = AuditLog()
+    audit.append("pretrain", None, speakers=["a", "b"], lr=logged)
+    assert _pretrain_rate(SimpleNamespace(audit=audit)) == rate
+    odd = AuditLog([{"action": "pretrain", "details": "not a dict"}])
+    assert _pretrain_rate(SimpleNamespace(audit=odd)) is None

@@ -177,3 +177,24 @@ def test_a_target_beyond_the_window_is_reported_as_clipped():
     result = cells.program(targets)
     assert result.clipped[1, 2] and int(result.clipped.sum()) == 1
     assert not result.within_tolerance[1, 2] and result.within_tolerance.sum() == 15
+
+
+def test_an_interrupted_programming_run_keeps_its_pulses_in_the_write_history(monkeypatch):
+    """Review (session 21) F4: the history was added after the pulse loop, so a run interrupted inside it had
+    worn cells (their cycle counters grew) that no history, and so no ``interrupted`` audit entry, showed."""
+    config = DeviceConfig.taox_1t1r()
+    cells = CellArray((32, 32), config, seed=0)
+    calls, read_sigma = [0], DeviceConfig.read_sigma_us
+
+    def interrupted_on_the_fourth_read(self, g):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise KeyboardInterrupt
+        return read_sigma(self, g)
+
+    monkeypatch.setattr(DeviceConfig, "read_sigma_us", interrupted_on_the_fourth_read)
+    with pytest.raises(KeyboardInterrupt):
+        cells.program(torch.full((32, 32), 0.5 * (config.g_min_us + config.g_max_us)))
+    assert int(cells.cycles.sum()) > 0
+    assert int(cells.write_history[0]) == int(cells.cycles.sum())  # every pulse applied is on the record
+    assert 0 < int(cells.write_history[1]) <= cells.cycles.numel()

@@ -28,7 +28,7 @@ from neuro_rm.auth.registry import (
 from neuro_rm.auth.scoring import Scoring
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
-from neuro_rm.learning.consolidation import ConsolidationPolicy, apply_plan
+from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import ENROLL, enroll_class
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
@@ -213,11 +213,15 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                     self.registry[name] = record
             vars(self.buffers).update(vars(buffers))
             del self.audit.entries[entries:]
-            pulses, cells = (int(v) for v in self._write_history() - written)
-            if pulses or cells:
-                self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells,
-                                  note="cells written before the interrupt stay as written; restore and calibrate")
+            self._log_interrupted_writes(branch, written)
             raise
+
+    def _log_interrupted_writes(self, branch: str, written: torch.Tensor) -> None:
+        """An ``interrupted`` audit entry for the cells pulsed since the write history read ``written``, if any."""
+        pulses, cells = (int(v) for v in self._write_history() - written)
+        if pulses:
+            self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells,
+                              note="cells written before the interrupt stay as written; restore and calibrate")
 
     def _write_history(self) -> torch.Tensor:
         """Pulses applied and cells written by every programming run of the model's arrays so far."""
@@ -286,17 +290,21 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         live = [name for name in hybrid.adapter_names(self.model) if name in speakers or name in masks]
         branches = sorted(live, key=lambda name: made.get(name, -1))
         plan = policy(self.model, branches, self.ledger)
-        before = self.ledger.joules("write")
+        before, written = self.ledger.joules("write"), self._write_history()
         try:
-            done = apply_plan(self.model, plan)
-        finally:  # even if the merge after the fold is interrupted: a folded branch is gone, its record follows
-            live = set(hybrid.adapter_names(self.model))
-            for record in self.registry.values():
-                if record.adapter in plan.fold and record.adapter not in live:
-                    record.adapter = None
-        done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
-        done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
-        hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
+            try:
+                done = apply_plan(self.model, plan)
+            finally:  # even if the merge after the fold is interrupted: a folded branch is gone, its record follows
+                live = set(hybrid.adapter_names(self.model))
+                for record in self.registry.values():
+                    if record.adapter in plan.fold and record.adapter not in live:
+                        record.adapter = None
+            done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
+            done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
+            hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
+        except BaseException:  # cells a merge pulsed before an interrupt stay as written: on the record
+            self._log_interrupted_writes(STORE, written)
+            raise
         if done["folded"] or done["merged"]:
             self.audit.append("consolidate", None, **done)
         return done

@@ -33,9 +33,9 @@ the cells and clips some at the window's edge (``benchmarks/bench_merge.py``); a
 merge pays for its write energy within a few input vectors, so an energy rule alone would merge at every
 enrolment.  With ``horizon_inferences`` set,
 it merges ``store`` (with this plan's fold) when the digital reads the merge saves over that many input
-vectors cost more energy than writing it (pulses estimated from the pulses per written cell the arrays'
+vectors cost more energy than writing it (pulses estimated from the pulses per pulsed cell the arrays'
 programming runs have needed so far), and the most-worn cell it would pulse stays within ``wear_budget`` of
-its endurance (a stuck or worn-out cell wears no further).  The reads saved are those
+its endurance after the most pulses one cell can take (a stuck or worn-out cell wears no further).  The reads saved are those
 of the fp32 dense ΔW minus those of the branches left: none at equal precision where the model stays fused.
 """
 
@@ -130,8 +130,9 @@ def fusion_pays(model: nn.Module, fold: list[str], merge: bool) -> bool:
 def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float, wear_budget: float) -> bool:
     """Whether writing ``store``, with ``fold`` folded into it, into the cells costs less energy than the
     digital reads it saves over ``horizon`` input vectors, with the most-worn working cell it would pulse
-    staying within ``wear_budget`` of its endurance.  The write is priced as the cells it moves times the
-    pulses per written cell of the arrays' history.  The saving is what inference reads with ``store`` live (fused)
+    staying within ``wear_budget`` of its endurance even if it takes the most pulses write-and-verify gives
+    one cell.  The write is priced as the cells it moves times the pulses per pulsed cell of the arrays'
+    history.  The saving is what inference reads with ``store`` live (fused)
     minus what it reads after the merge: the other branches, fused in every layer or in none, as
     :func:`fusion_pays` decides for the model; zero at equal precision where they stay fused, since a fused
     layer reads one dense ΔW whatever it sums."""
@@ -154,7 +155,8 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
         write_j += int(moved.sum()) * pulses_per_cell * ledger.energy.rm_write_pulse_j
         saved_j += _read_j(ledger, delta.numel(), STORE_PRECISION) - _digital_read_j(layer, ledger, _after(layer, fold, merge=True), fused_after)
         wearing = moved & ~cells.stuck & ~cells.worn_out  # a worn or stuck cell wears no further
-        if wearing.any() and cells.cycles[wearing].max().item() + pulses_per_cell > wear_budget * cells.config.endurance_cycles:
+        # any one cell may take up to max_pulses (the average prices the energy, not the worst cell's wear)
+        if wearing.any() and cells.cycles[wearing].max().item() + cells.config.max_pulses > wear_budget * cells.config.endurance_cycles:
             return False
     return write_j < horizon * saved_j
 

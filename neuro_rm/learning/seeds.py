@@ -42,8 +42,9 @@ def mean_sd_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean, sd, (mean - half, mean + half)
 
 
-# numbers that are settings chosen per seed, not measurements: a mean of two learning rates is neither
-CHOICES = ("pretrain.lr",)
+# numbers that are settings, chosen or calibrated per seed, not measurements: a mean of two learning rates is
+# neither; keys ending in ``.`` cover every key under them (the readout's settings)
+CHOICES = ("pretrain.lr", "pretrain.best_epoch", "pretrain.averaged_epochs", "verify.threshold", "readout.")
 
 
 def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str] = ("reference",),
@@ -64,7 +65,8 @@ def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str]
     out: dict[str, object] = {"seeds": list(seeds), "interval": INTERVAL}
     for key in keys:
         values = [r.get(key) for r in flat]
-        if key not in choices and all(_numeric(v) for v in values):
+        chosen = key in choices or any(c.endswith(".") and key.startswith(c) for c in choices)
+        if not chosen and all(_numeric(v) for v in values):
             mean, sd, (lo, hi) = mean_sd_ci([float(v) for v in values])
             out[f"{key}.mean"], out[f"{key}.sd"], out[f"{key}.ci95"] = mean, sd, [lo, hi]
         elif all(v == values[0] for v in values):
