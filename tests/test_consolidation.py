@@ -7,7 +7,7 @@ from neuro_rm.auth import SpeakerAuthenticator, persistence
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.energy import Ledger
 from neuro_rm.learning import TrainConfig, consolidation
-from neuro_rm.learning.consolidation import STORE, BranchBudget, Plan, apply_plan
+from neuro_rm.learning.consolidation import STORE, BranchBudget, Plan, apply_plan, fold_branches
 from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.lora import AdapterConfig
@@ -356,3 +356,27 @@ def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):
     assert [tuple(layer.adapters[STORE].delta_weight().shape) for _, layer in hybrid.hybrid_layers(back.model)] == [(32, 20), (32, 32)]
     assert [layer.active for _, layer in hybrid.hybrid_layers(back.model)] == [layer.active for _, layer in hybrid.hybrid_layers(auth.model)]
     assert [layer.fused for _, layer in hybrid.hybrid_layers(back.model)] == [True, True]  # read fused, as before the save
+
+
+def test_a_fold_interrupted_between_layers_leaves_every_layer_as_it_was(monkeypatch):
+    """Review (session 20, left open then): an interrupt between two layers left the branches folded and deleted
+    in the first and live in the second; now each ``store`` is put back and no branch has gone."""
+    model, x = _model_with_branches(), torch.rand(8, 20)
+    apply_plan(model, Plan(fold=NAMES[:1]))  # ``store`` exists and holds something
+    before, stores = _out(model, x), [layer.adapters[STORE].b.detach().clone() for _, layer in hybrid.hybrid_layers(model)]
+    branches, active = hybrid.adapter_names(model), hybrid.active_adapters(model)
+    second = hybrid.hybrid_layers(model)[1][1]
+
+    def interrupted(names):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(second, "delta_weight", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fold_branches(model, NAMES[1:3])
+    monkeypatch.undo()
+    assert hybrid.adapter_names(model) == branches and hybrid.active_adapters(model) == active
+    assert all(torch.equal(layer.adapters[STORE].b, store) for (_, layer), store in zip(hybrid.hybrid_layers(model), stores, strict=True))
+    assert torch.equal(_out(model, x), before)
+    fold_branches(model, NAMES[1:3])  # a retry folds
+    assert not set(NAMES[1:3]) & set(hybrid.adapter_names(model))
+    assert torch.allclose(_out(model, x), before, atol=1e-5)

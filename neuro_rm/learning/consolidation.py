@@ -165,32 +165,50 @@ def fold_branches(model: nn.Module, names: list[str]) -> None:
     """Sum the ΔW of ``names`` into the full-rank ``store`` branch (created on first use) and delete them;
     ``store`` is active wherever it holds something.  Exact up to float rounding.  The layers' ledgers are
     charged the forming of each ΔW (digital MACs) and the rewrite of ``store`` (SRAM), both as writes.  Names
-    are checked before any layer changes: a fold that stopped half-way would leave branches folded in some
-    layers and live in others."""
+    are checked before any layer changes, and the fold is all or nothing: every layer's ``store`` takes its
+    sum first (an interrupt there puts each ``store`` back as it was, the branches untouched), then the
+    branches are deleted, which an interrupt does not stop half-way; a fold that stopped between layers
+    would leave a branch both folded and live in some layers, counted twice."""
     live = set(hybrid.adapter_names(model))
     problems = [f"{name!r} twice" for name in sorted({n for n in names if names.count(n) > 1})]
     problems += [f"{name!r} is no live branch" for name in names if name not in live or name == STORE]
     if problems:
         raise ValueError(f"cannot fold {names}: {'; '.join(problems)}")
-    for _, layer in hybrid.hybrid_layers(model):
-        held = [n for n in names if n in layer.adapters]
-        if not held:
-            continue
-        with torch.no_grad():
-            delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
-            if STORE not in layer.adapters:
-                layer.add_adapter(STORE, AdapterConfig(precision=STORE_PRECISION, full_rank=True))
-                layer.set_adapter([*layer.active, STORE])
-            layer.adapters[STORE].b.add_(delta)
-        if layer.ledger is not None:  # forming each ΔW is digital work, and rewriting ``store`` an SRAM write of all of it
+    folding = [(layer, [n for n in names if n in layer.adapters]) for _, layer in hybrid.hybrid_layers(model)]
+    folding = [(layer, held) for layer, held in folding if held]
+    saved = [(layer, layer.adapters[STORE].b.detach().clone() if STORE in layer.adapters else None, list(layer.active))
+             for layer, _ in folding]
+    try:
+        for layer, held in folding:
+            with torch.no_grad():
+                delta = layer.delta_weight(held).reshape(layer.crossbar.out_features, -1).to(layer.crossbar.weight_max.device)
+                if STORE not in layer.adapters:
+                    layer.add_adapter(STORE, AdapterConfig(precision=STORE_PRECISION, full_rank=True))
+                    layer.set_adapter([*layer.active, STORE])
+                layer.adapters[STORE].b.add_(delta)
+    except BaseException:
+        for layer, store, active in saved:
+            with torch.no_grad():
+                if store is None and STORE in layer.adapters:
+                    layer.delete_adapter(STORE)
+                elif store is not None:
+                    layer.adapters[STORE].b.copy_(store)
+            layer.set_adapter(active)
+        raise
+    try:
+        for layer, held in folding:
+            if layer.ledger is not None:  # forming each ΔW is digital work, and rewriting ``store`` an SRAM write of all of it
+                for name in held:
+                    adapter = layer.adapters[name]
+                    macs = adapter.delta_macs()
+                    layer.ledger.post("write.digital_mac", macs * layer.ledger.energy.mac_j(adapter.precision), macs,
+                                      note=f"fold {name} into store")
+                layer.ledger.post_sram_write(layer.adapters[STORE].bits, note="fold into store")
+    finally:  # the sums are in ``store``: every folded branch goes, whatever interrupts the charging
+        for layer, held in folding:
             for name in held:
-                adapter = layer.adapters[name]
-                macs = adapter.delta_macs()
-                layer.ledger.post("write.digital_mac", macs * layer.ledger.energy.mac_j(adapter.precision), macs,
-                                  note=f"fold {name} into store")
-            layer.ledger.post_sram_write(layer.adapters[STORE].bits, note="fold into store")
-        for name in held:
-            layer.delete_adapter(name)
+                if name in layer.adapters:
+                    layer.delete_adapter(name)
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> dict[str, object]:
