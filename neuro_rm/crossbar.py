@@ -279,7 +279,7 @@ class Crossbar(nn.Module):
         largest = float(weight.abs().max())
         # floor the scale: all-zero (or denormal) weights fit any gain, and a steep one errs least
         self.weight_max.fill_(max(largest, 1e-12))
-        result = self.cells.program(self.encode(weight))
+        result = self._program(self.encode(weight))
         self._written(result, self.decode(result.targets_us).sum(dim=1))
         return result
 
@@ -300,9 +300,18 @@ class Crossbar(nn.Module):
         shift = self._cell_shift(delta)
         moved = shift.abs() > self._write_resolution_us()
         intended = self._column_targets() + (delta * moved.any(dim=0)).sum(dim=1)  # only what the write asked
-        result = self.cells.program(self.cells.conductance() + shift, cells=moved)
+        result = self._program(self.cells.conductance() + shift, cells=moved)
         self._written(result, intended)
         return result
+
+    def _program(self, targets_us: torch.Tensor, cells: torch.Tensor | None = None) -> ProgramResult:
+        """Write-and-verify the cells; interrupted, the cells hold what the pulses so far made of them, so no
+        cached view of them survives."""
+        try:
+            return self.cells.program(targets_us, cells)
+        except BaseException:
+            self._changed()
+            raise
 
     def _cell_shift(self, delta: torch.Tensor) -> torch.Tensor:
         """The conductance change (µS, cell by cell) that adding ``delta`` (weight units) asks of the cells."""

@@ -258,6 +258,9 @@ class CellArray(nn.Module):
         if prefix + "write_history" in missing_keys:  # saved before the history was kept: none to price a write by
             missing_keys.remove(prefix + "write_history")
             self.write_history.zero_()
+        pulses, pulsed = (int(v) for v in self.write_history)
+        if not 0 <= pulsed <= pulses:  # a negative or impossible history would price a merge at nothing
+            error_msgs.append(f"{prefix}write_history must hold pulses >= cells pulsed >= 0, got [{pulses}, {pulsed}]")
 
     @property
     def elapsed_s(self) -> float:
@@ -350,6 +353,13 @@ class CellArray(nn.Module):
         return g
 
     # ----------------------------------------------------------------- programming
+    def _keep(self, written: torch.Tensor, g: torch.Tensor) -> None:
+        """After a write: the ``written`` cells hold ``g`` and start ageing anew; the others keep what they
+        were programmed to and their age."""
+        self.programmed_us = torch.where(written, g, self.programmed_us)
+        self.age_offset_s = torch.where(written, 0.0, self.age_offset_s + self.elapsed_s).float()
+        self.elapsed_s = 0.0
+
     def program(self, targets_us: torch.Tensor, cells: torch.Tensor | None = None) -> ProgramResult:
         """Write-and-verify every cell (or only the ``cells`` mask) towards its target, vectorised.
 
@@ -381,41 +391,43 @@ class CellArray(nn.Module):
         stalled = torch.zeros(self.shape, dtype=torch.int32)  # pulses in a row without progress
         reads = 0
         iterations = 0
-        for _ in range(cfg.max_pulses):
-            reads += int(pending.sum())
-            observed = g + cfg.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator).to(g.device)
-            error = targets - observed
-            distance = error.abs()
-            progress = distance < best_error - 3 * cfg.read_noise_us
-            best_error = torch.minimum(best_error, distance)
-            stalled = torch.where(progress, torch.zeros_like(stalled), stalled + 1)
-            pending &= distance > cfg.verify_threshold_us
-            failed |= pending & (stalled > cfg.give_up_after)
-            pending &= ~failed
-            if not pending.any():
-                break
-            iterations += 1
-            step = (cfg.pulse_gain * error.abs()).clamp(cfg.min_step_us, cfg.max_step_us)
-            spread = 1.0 + cfg.cycle_to_cycle * torch.randn(g.shape, generator=self.generator).to(g.device)
-            change = torch.sign(error) * step * self.response * spread.clamp_min(0.0)
-            responsive = pending & ~frozen
-            g = torch.where(responsive, (g + change).clamp(cfg.g_min_us, cfg.g_max_us), g)
-            pulses += pending.to(torch.int32)
-            self.cycles.add_(pending.to(torch.int32))
-            # logged as the pulses go out, so an interrupted run is on the record too
-            self.write_history += torch.tensor([int(pending.sum()), int((pending & (pulses == 1)).sum())])
-            frozen |= self.worn_out
-        else:
-            reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
+        try:
+            for _ in range(cfg.max_pulses):
+                reads += int(pending.sum())
+                observed = g + cfg.read_sigma_us(g) * torch.randn(g.shape, generator=self.generator).to(g.device)
+                error = targets - observed
+                distance = error.abs()
+                progress = distance < best_error - 3 * cfg.read_noise_us
+                best_error = torch.minimum(best_error, distance)
+                stalled = torch.where(progress, torch.zeros_like(stalled), stalled + 1)
+                pending &= distance > cfg.verify_threshold_us
+                failed |= pending & (stalled > cfg.give_up_after)
+                pending &= ~failed
+                if not pending.any():
+                    break
+                iterations += 1
+                step = (cfg.pulse_gain * error.abs()).clamp(cfg.min_step_us, cfg.max_step_us)
+                spread = 1.0 + cfg.cycle_to_cycle * torch.randn(g.shape, generator=self.generator).to(g.device)
+                change = torch.sign(error) * step * self.response * spread.clamp_min(0.0)
+                responsive = pending & ~frozen
+                g = torch.where(responsive, (g + change).clamp(cfg.g_min_us, cfg.g_max_us), g)
+                pulses += pending.to(torch.int32)
+                self.cycles.add_(pending.to(torch.int32))
+                # logged as the pulses go out, so an interrupted run is on the record too
+                self.write_history += torch.tensor([int(pending.sum()), int((pending & (pulses == 1)).sum())])
+                frozen |= self.worn_out
+            else:
+                reads += int(pending.sum())  # the final verify of cells still pending after the last pulse
+        except BaseException:  # interrupted: the cells pulsed so far hold what the pulses made of them
+            self.stuck.logical_or_(self.worn_out)
+            self._keep(pulses > 0, g)
+            raise
         self.stuck.logical_or_(self.worn_out)
         if cfg.program_sigma_us > 0 or cfg.program_sigma_per_us > 0:
             spread = cfg.program_sigma(targets) * torch.randn(g.shape, generator=self.generator).to(g.device)
             settled = (g + spread).clamp(cfg.g_min_us, cfg.g_max_us)
             g = torch.where(frozen | failed | ~selected, g, settled)
-        # cells left out keep what they were programmed to and their age; the written ones start anew
-        self.programmed_us = torch.where(selected, g, self.programmed_us)
-        self.age_offset_s = torch.where(selected, 0.0, self.age_offset_s + self.elapsed_s).float()
-        self.elapsed_s = 0.0
+        self._keep(selected, g)
         clipped = selected & ((targets_us < cfg.g_min_us - cfg.tolerance_us) | (targets_us > cfg.g_max_us + cfg.tolerance_us))
         within = ((g - targets).abs() <= cfg.tolerance_us) & ~clipped
         return ProgramResult(g.clone(), pulses, reads, within, iterations, targets, failed, clipped)

@@ -362,6 +362,62 @@ def test_cells_a_merge_pulsed_before_an_interrupt_are_on_the_record(deployed, ti
     SpeakerAuthenticator.load(tmp_path / "state").audit.verify()
 
 
+def test_a_fold_interrupted_in_its_charging_is_on_the_record_by_name(deployed, tiny_speech, monkeypatch):
+    """Review (session 21) F2/F3: a fold whose energy charge was interrupted had deleted the speaker's branch
+    with no entry at all; the ``interrupted`` entry names the folded branch and whose voice it held."""
+    from neuro_rm.energy import Ledger
+    from neuro_rm.learning.consolidation import BranchBudget
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    deployed.consolidation = BranchBudget(max_branches=0)
+
+    post = Ledger.post_sram_write
+
+    def interrupted_in_the_fold(self, bits, note=""):
+        if note == "fold into store":
+            raise KeyboardInterrupt
+        return post(self, bits, note=note)
+
+    monkeypatch.setattr(Ledger, "post_sram_write", interrupted_in_the_fold)
+    with pytest.raises(KeyboardInterrupt):
+        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    monkeypatch.undo()
+    entry = deployed.audit.entries[-1]
+    assert entry["action"] == "interrupted" and entry["details"]["folded"] == ["enroll_3"]
+    assert entry["details"]["speakers"] == ["dee"] and entry["details"]["write_pulses"] == 0
+
+
+def test_an_interrupted_deploy_leaves_the_backbone_digital_and_on_the_record(tiny_speech, tmp_path, monkeypatch):
+    """Review (session 21) F1: an interrupt after the first layer was programmed left the authenticator
+    'deployed' with one hybrid layer, refusing a second deploy, and saving a state no load accepted."""
+    from neuro_rm.device import CellArray
+
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    auth, _ = SpeakerAuthenticator.pretrain(["ann", "bob", "cy"], train.of_classes([0, 1, 2]), val.of_classes([0, 1, 2]),
+                                            RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=3), QUICK)
+    x = tiny_speech["test"].x[:8]
+    before = predict_logits(auth.model, x)
+    program, calls = CellArray.program, [0]
+
+    def second_layer_interrupted(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return program(self, *args, **kwargs)
+
+    monkeypatch.setattr(CellArray, "program", second_layer_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        auth.deploy()
+    monkeypatch.undo()
+    assert not auth.deployed and not hybrid.hybrid_layers(auth.model)
+    assert torch.equal(predict_logits(auth.model, x), before)  # the digital backbone, untouched
+    entry = auth.audit.entries[-1]
+    assert entry["action"] == "interrupted" and entry["details"]["write_pulses"] > 0
+    auth.deploy()  # a retry deploys
+    auth.save(tmp_path / "state")
+    assert SpeakerAuthenticator.load(tmp_path / "state").deployed
+
+
 def test_a_revocation_whose_branch_deletion_was_interrupted_cannot_be_saved(deployed, tiny_speech, tmp_path, monkeypatch):
     """Review53 F1: the enrolment branch is deleted after the revocation commits; interrupted there, the revoked
     speaker would keep a branch trained on the voice, which save and load accepted."""

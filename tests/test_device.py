@@ -193,8 +193,21 @@ def test_an_interrupted_programming_run_keeps_its_pulses_in_the_write_history(mo
         return read_sigma(self, g)
 
     monkeypatch.setattr(DeviceConfig, "read_sigma_us", interrupted_on_the_fourth_read)
+    before = cells.programmed_us.clone()
     with pytest.raises(KeyboardInterrupt):
         cells.program(torch.full((32, 32), 0.5 * (config.g_min_us + config.g_max_us)))
     assert int(cells.cycles.sum()) > 0
     assert int(cells.write_history[0]) == int(cells.cycles.sum())  # every pulse applied is on the record
     assert 0 < int(cells.write_history[1]) <= cells.cycles.numel()
+    # and the pulsed cells moved, as they would on a chip (review, session 21: they wore but stayed put)
+    moved = (cells.programmed_us - before).abs() > 0
+    assert moved.any() and torch.equal(moved, moved & (cells.cycles > 0))
+
+
+@pytest.mark.parametrize("history", [[-100, 1], [3, 5]])
+def test_an_impossible_write_history_is_refused_on_load(history):
+    """Review (session 21) F6: a negative history priced a merge at nothing."""
+    cells = CellArray((4, 4), DeviceConfig.taox_1t1r(), seed=0)
+    state = {**cells.state_dict(), "write_history": torch.tensor(history)}
+    with pytest.raises(RuntimeError, match="write_history must hold"):
+        CellArray((4, 4), DeviceConfig.taox_1t1r(), seed=0).load_state_dict(state)

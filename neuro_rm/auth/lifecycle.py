@@ -79,11 +79,23 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Write the backbone's synapses into crossbars (write-and-verify), once."""
         if self.deployed:
             raise ValueError("the backbone is deployed already; it is never rewritten (use merge to consolidate)")
-        self.device_config, self.crossbar_config = device or DeviceConfig(), crossbar or CrossbarConfig()
+        device, crossbar = device or DeviceConfig(), crossbar or CrossbarConfig()
         before = self.ledger.joules("write")
-        hybrid.analogize(self.model, self.device_config, SYNAPSES, self.crossbar_config, self.ledger, seed=seed)
-        self.model.eval()
-        hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
+        digital = {name: self.model.get_submodule(name) for name in SYNAPSES}
+        try:
+            hybrid.analogize(self.model, device, SYNAPSES, crossbar, self.ledger, seed=seed)
+            self.model.eval()
+            hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
+        except BaseException:  # interrupted: the digital backbone as it was, still to deploy, the pulses on record
+            pulses, cells = (int(v) for v in self._write_history())
+            for name, layer in digital.items():
+                parent, _, child = name.rpartition(".")
+                setattr(self.model.get_submodule(parent), child, layer)
+            if pulses:
+                self.audit.append("interrupted", None, branch=None, write_pulses=pulses, cells_written=cells,
+                                  note="deploy interrupted: the backbone stays digital; deploy again")
+            raise
+        self.device_config, self.crossbar_config = device, crossbar
         report = {**hybrid.deployment_cost(self.model, self.ledger, before), "holdout_accuracy": self.holdout_accuracy()}
         self.audit.append("deploy", None, **report)
         return report
@@ -216,11 +228,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self._log_interrupted_writes(branch, written)
             raise
 
-    def _log_interrupted_writes(self, branch: str, written: torch.Tensor) -> None:
-        """An ``interrupted`` audit entry for the cells pulsed since the write history read ``written``, if any."""
+    def _log_interrupted_writes(self, branch: str, written: torch.Tensor, **done: object) -> None:
+        """An ``interrupted`` audit entry for the cells pulsed since the write history read ``written`` and
+        whatever else was ``done`` (folded branches and whose they were), if anything was."""
         pulses, cells = (int(v) for v in self._write_history() - written)
-        if pulses:
-            self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells,
+        if pulses or any(done.values()):
+            self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells, **done,
                               note="cells written before the interrupt stay as written; restore and calibrate")
 
     def _write_history(self) -> torch.Tensor:
@@ -302,8 +315,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             done["write_energy_j"] = self.ledger.joules("write") - before  # the fold's and a merge's, beside the enrolment's own
             done["suspensions_folded"] = [masks[name] for name in plan.fold if name in masks]  # whose masks now live in store
             hybrid.calibrate_cleared(self.model, self.buffers.replay.x)  # a merge wrote cells: their ADCs, on training frames
-        except BaseException:  # cells a merge pulsed before an interrupt stay as written: on the record
-            self._log_interrupted_writes(STORE, written)
+        except BaseException:  # a fold done or cells a merge pulsed before an interrupt: on the record, by name
+            live = set(hybrid.adapter_names(self.model))
+            gone = [name for name in plan.fold if name not in live]
+            self._log_interrupted_writes(STORE, written, folded=gone, speakers=[speakers.get(n) or masks[n] for n in gone])
             raise
         if done["folded"] or done["merged"]:
             self.audit.append("consolidate", None, **done)
