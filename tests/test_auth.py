@@ -317,22 +317,26 @@ def test_cells_an_interrupted_erasure_pulsed_are_on_the_record(deployed, tiny_sp
     assert SpeakerAuthenticator.load(tmp_path / "state").audit.entries[-1]["action"] == "interrupted"
 
 
+def _enrol_dee_interrupted_in_the_recalibration(auth, tiny_speech, monkeypatch):
+    """Enrol speaker 3 as "dee" with the consolidation after it interrupted in its ADC recalibration."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hybrid, "calibrate_cleared", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        auth.enroll("dee", tiny_speech["train"].of_classes([3]).x, tiny_speech["val"].of_classes([3]).x, QUICK)
+    monkeypatch.undo()
+
+
 def test_a_consolidation_interrupted_after_its_fold_leaves_no_record_pointing_at_a_folded_branch(deployed, tiny_speech,
                                                                                                 tmp_path, monkeypatch):
     """Review (rollback) F3: the records of folded branches were cleared only after the ADC recalibration, so
     an interrupt there left a speaker pointing at a deleted branch (no save, no revocation)."""
     from neuro_rm.learning.consolidation import BranchBudget
 
-    train, val = tiny_speech["train"], tiny_speech["val"]
+    train = tiny_speech["train"]
     deployed.consolidation = BranchBudget(max_branches=0)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(hybrid, "calibrate_cleared", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
-    monkeypatch.undo()
+    _enrol_dee_interrupted_in_the_recalibration(deployed, tiny_speech, monkeypatch)
     assert deployed.registry["dee"].adapter is None and "enroll_3" not in hybrid.adapter_names(deployed.model)
     deployed.save(tmp_path / "state")
     deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
@@ -343,17 +347,9 @@ def test_cells_a_merge_pulsed_before_an_interrupt_are_on_the_record(deployed, ti
     ADC recalibration left its pulses on no record; now an ``interrupted`` entry names them."""
     from neuro_rm.learning.consolidation import BranchBudget
 
-    train, val = tiny_speech["train"], tiny_speech["val"]
     deployed.consolidation = BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0)
     history = deployed._write_history()
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(hybrid, "calibrate_cleared", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
-    monkeypatch.undo()
+    _enrol_dee_interrupted_in_the_recalibration(deployed, tiny_speech, monkeypatch)
     pulses = int((deployed._write_history() - history)[0])
     entry = deployed.audit.entries[-1]
     assert pulses > 0 and entry["action"] == "interrupted" and entry["details"]["write_pulses"] == pulses
