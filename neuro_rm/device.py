@@ -308,13 +308,6 @@ class CellArray(nn.Module):
     def worn_out(self) -> torch.Tensor:
         return self.cycles >= self.config.endurance_cycles
 
-    @property
-    def pulses_per_written_cell(self) -> float | None:
-        """Mean pulses a programming run has needed per cell it had to pulse (stuck cells' futile pulses
-        included), over this array's history; None before its first pulse."""
-        pulses, written = (int(v) for v in self.write_history)
-        return pulses / written if written else None
-
     # ----------------------------------------------------------------- reading
     def conductance(self) -> torch.Tensor:
         """Noise-free conductance now, after relaxation for ``elapsed_s`` seconds."""

@@ -637,6 +637,11 @@ def calibrating(model: nn.Module, layers: Iterable[HybridLayer] | None = None) -
             layer.crossbar.counts, layer.digital_macs, layer.sram_bits_read = counts, digital, sram
 
 
+def write_history(model: nn.Module) -> torch.Tensor:
+    """Pulses applied and cells pulsed by every programming run of the model's arrays so far (int64, 2)."""
+    return sum((layer.crossbar.cells.write_history for _, layer in hybrid_layers(model)), torch.zeros(2, dtype=torch.int64))
+
+
 def deployment_cost(model: nn.Module, ledger: Ledger, joules_before: float = 0.0) -> dict[str, float | int]:
     """What writing ``model``'s hybrid layers into their arrays cost, from ``ledger``: write-verify pulses,
     joules since ``joules_before``, modelled programming seconds, cells."""

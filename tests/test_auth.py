@@ -348,9 +348,9 @@ def test_cells_a_merge_pulsed_before_an_interrupt_are_on_the_record(deployed, ti
     from neuro_rm.learning.consolidation import BranchBudget
 
     deployed.consolidation = BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0)
-    history = deployed._write_history()
+    history = hybrid.write_history(deployed.model)
     _enrol_dee_interrupted_in_the_recalibration(deployed, tiny_speech, monkeypatch)
-    pulses = int((deployed._write_history() - history)[0])
+    pulses = int((hybrid.write_history(deployed.model) - history)[0])
     entry = deployed.audit.entries[-1]
     assert pulses > 0 and entry["action"] == "interrupted" and entry["details"]["write_pulses"] == pulses
     assert [e["action"] for e in deployed.audit.entries[-2:]] == ["enroll", "interrupted"]  # the enrolment itself committed

@@ -127,7 +127,7 @@ def test_merge_is_chosen_only_when_it_pays_within_the_wear_budget():
     model = _model_with_branches()
     apply_plan(model, Plan(fold=NAMES[:2]))
     ledger = Ledger()  # empty, as a loaded state's is: the write history is the arrays' own
-    assert all(layer.crossbar.cells.pulses_per_written_cell > 0 for _, layer in hybrid.hybrid_layers(model))
+    assert all(_pulses_per_pulsed_cell(layer.crossbar.cells) > 0 for _, layer in hybrid.hybrid_layers(model))
     rest = NAMES[2:]  # all folded: after a merge nothing digital is left to read
     assert BranchBudget(max_branches=0, horizon_inferences=1e9)(model, rest, ledger).merge
     # review (CLI): priced by an empty ledger, any horizon paid (1e-300 merged); by the write history it does not
@@ -136,6 +136,11 @@ def test_merge_is_chosen_only_when_it_pays_within_the_wear_budget():
     for _, layer in hybrid.hybrid_layers(model):
         layer.crossbar.cells.write_history.zero_()  # no write history to price a merge by: none is chosen
     assert not BranchBudget(max_branches=0, horizon_inferences=1e9)(model, rest, ledger).merge
+
+
+def _pulses_per_pulsed_cell(cells) -> float:
+    pulses, pulsed = (int(v) for v in cells.write_history)
+    return pulses / pulsed
 
 
 def _merge_threshold(model, rest, ledger) -> float:
@@ -184,7 +189,7 @@ def test_a_merge_is_priced_per_write_not_by_every_pulse_ever():
     apply_plan(model, Plan(fold=NAMES[:2]))
     ledger, rest = Ledger(), NAMES[2:]
     first = _merge_threshold(model, rest, ledger)
-    per_write = [layer.crossbar.cells.pulses_per_written_cell for _, layer in hybrid.hybrid_layers(model)]
+    per_write = [_pulses_per_pulsed_cell(layer.crossbar.cells) for _, layer in hybrid.hybrid_layers(model)]
     generator = torch.Generator().manual_seed(1)
     for _ in range(4):  # four rewrites of every cell to new targets
         for _, layer in hybrid.hybrid_layers(model):

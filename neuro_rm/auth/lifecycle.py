@@ -86,14 +86,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             hybrid.analogize(self.model, device, SYNAPSES, crossbar, self.ledger, seed=seed)
             self.model.eval()
             hybrid.calibrate(self.model, self.buffers.replay.x)  # the ADC full scale, once, on training frames
-        except BaseException:  # interrupted: the digital backbone as it was, still to deploy, the pulses on record
-            pulses, cells = (int(v) for v in self._write_history())
+        except BaseException:  # interrupted: the pulses on record, the digital backbone as it was, still to deploy
+            self._log_interrupted_writes(None, torch.zeros(2, dtype=torch.int64),
+                                         note="deploy interrupted: the backbone stays digital; deploy again")
             for name, layer in digital.items():
                 parent, _, child = name.rpartition(".")
                 setattr(self.model.get_submodule(parent), child, layer)
-            if pulses:
-                self.audit.append("interrupted", None, branch=None, write_pulses=pulses, cells_written=cells,
-                                  note="deploy interrupted: the backbone stays digital; deploy again")
             raise
         self.device_config, self.crossbar_config = device, crossbar
         report = {**hybrid.deployment_cost(self.model, self.ledger, before), "holdout_accuracy": self.holdout_accuracy()}
@@ -205,7 +203,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         of their own (``interrupted``: the pulses and cells written), since the backbone then holds a partial
         erasure the readout rows put back were not trained for (run ``restore`` and ``calibrate``)."""
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
-        written = self._write_history()
+        written = hybrid.write_history(self.model)
         rows = self.model.head.snapshot()
         registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
         try:
@@ -228,18 +226,14 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self._log_interrupted_writes(branch, written)
             raise
 
-    def _log_interrupted_writes(self, branch: str, written: torch.Tensor, **done: object) -> None:
+    def _log_interrupted_writes(self, branch: str | None, written: torch.Tensor,
+                                note: str = "cells written before the interrupt stay as written; restore and calibrate",
+                                **done: object) -> None:
         """An ``interrupted`` audit entry for the cells pulsed since the write history read ``written`` and
         whatever else was ``done`` (folded branches and whose they were), if anything was."""
-        pulses, cells = (int(v) for v in self._write_history() - written)
+        pulses, cells = (int(v) for v in hybrid.write_history(self.model) - written)
         if pulses or any(done.values()):
-            self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells, **done,
-                              note="cells written before the interrupt stay as written; restore and calibrate")
-
-    def _write_history(self) -> torch.Tensor:
-        """Pulses applied and cells written by every programming run of the model's arrays so far."""
-        return sum((layer.crossbar.cells.write_history for _, layer in hybrid.hybrid_layers(self.model)),
-                   torch.zeros(2, dtype=torch.int64))
+            self.audit.append("interrupted", None, branch=branch, write_pulses=pulses, cells_written=cells, **done, note=note)
 
     def _post_rows(self, rows: int, note: str) -> int:
         """Charge ``rows`` readout rows (weights and bias) written to SRAM; returns the bits."""
@@ -303,7 +297,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         live = [name for name in hybrid.adapter_names(self.model) if name in speakers or name in masks]
         branches = sorted(live, key=lambda name: made.get(name, -1))
         plan = policy(self.model, branches, self.ledger)
-        before, written = self.ledger.joules("write"), self._write_history()
+        before, written = self.ledger.joules("write"), hybrid.write_history(self.model)
         try:
             try:
                 done = apply_plan(self.model, plan)

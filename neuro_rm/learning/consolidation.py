@@ -141,7 +141,7 @@ def merge_pays(model: nn.Module, ledger: Ledger, fold: list[str], horizon: float
     if not layers:
         return False
     # pulses per written cell, from the arrays' write history (saved with a state; a loaded ledger starts empty)
-    history = sum((layer.crossbar.cells.write_history for _, layer in hybrid.hybrid_layers(model)), torch.zeros(2, dtype=torch.int64))
+    history = hybrid.write_history(model)
     if history[1] == 0:  # no write history to price a merge by
         return False
     pulses_per_cell = int(history[0]) / int(history[1])
