@@ -154,13 +154,31 @@ def test_energy_command_prices_a_state_and_a_lifecycle_every_way(trained, tmp_pa
         for gpu in ("gpu_peak", "gpu_cited_b1"):
             assert priced[f"energy.{node}.{gpu}.inference_energy_ratio"] > 0
     assert priced["energy.180nm.inference_j_per_sample.hybrid"] > priced["energy.45nm.inference_j_per_sample.hybrid"]
-    run = json.loads(_run("energy", "--data", data, "--fast", "--json").stdout)
-    stages = ("pretrain", "revoke_suspend", "revoke_erase", "baseline_full", "baseline_retrain", "enroll", "restore")
-    assert all(run[f"energy.training_j.{stage}"] > 0 for stage in stages)
-    assert all(key.startswith("energy.") for key in run)
-    assert run["energy.gpu_nvml"].startswith(("skipped", "measured"))
     proc = _run("energy", "--state", tmp_path / "missing", ok=False)
     assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr
+
+
+def test_energy_command_runs_the_lifecycle_on_a_file_and_prints_its_energy_keys(trained, monkeypatch, capsys):
+    """``energy --data FILE``: the file's splits go to the speaker lifecycle (shortened with ``--fast``) and only
+    its energy keys come out.  The lifecycle itself, and that it prices every training stage, is
+    test_speaker_demo's (a whole run here would cost two more minutes of CI)."""
+    from neuro_rm import cli
+    from neuro_rm.tasks import speaker
+
+    data, _ = trained
+    seen = {}
+
+    def lifecycle(data, config, out, progress):
+        seen.update(speakers=data.names, train=len(data.train), epochs=config.pretrain.epochs, out=out)
+        return {"energy.training_j.pretrain": 1.5, "energy.gpu_nvml": "skipped", "pretrain.accuracy": 0.9}
+
+    monkeypatch.setattr(speaker, "run_speaker_demo", lifecycle)
+    assert cli.main(["energy", "--data", str(data), "--fast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"energy.training_j.pretrain": 1.5, "energy.gpu_nvml": "skipped"}
+    assert seen["speakers"] == ["spk0", "spk1", "spk2", "spk3"] and seen["train"] > 0 and seen["out"] is None
+    assert seen["epochs"] == speaker.fast(speaker.DemoConfig()).pretrain.epochs  # --fast: the smoke-run recipe
+    assert cli.main(["energy", "--data", str(data), "--json"]) == 0
+    assert seen["epochs"] == speaker.DemoConfig().pretrain.epochs
 
 
 @pytest.mark.parametrize("flags, expected", [([], "none"), (["--compensation", "offset"], "offset"),

@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 
@@ -20,19 +21,37 @@ KEYS = (
 )
 
 
-def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
-    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+TRAINING_STAGES = ("pretrain", "revoke_suspend", "revoke_erase", "baseline_full", "baseline_retrain", "enroll", "restore")
+
+
+def _tiny(tiny_speech) -> SpeakerData:
+    return SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_speech, tmp_path_factory):
+    """One realistic-readout demo on the tiny set and its output folder, read by every test below that needs
+    a whole lifecycle of the default configuration (each run takes most of a minute on 2 cores)."""
+    out = tmp_path_factory.mktemp("demo")
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
-    report = run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
+    return run_speaker_demo(_tiny(tiny_speech), config, out_dir=out, progress=False), out
+
+
+def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
+    report, tmp_path = demo_run
     json.dumps(report)  # JSON-ready
     for key in KEYS:
         assert key in report and not (isinstance(report[key], float) and math.isnan(report[key])), key
     assert report["deploy.write_pulses"] > 0 and report["deploy.write_energy_j"] > 0
     assert report["energy.write_energy_ratio"] > 1  # rewriting the array costs more than an SRAM branch
     assert report["energy.training_cost_ratio"] > 1
+    assert all(report[f"energy.training_j.{stage}"] > 0 for stage in TRAINING_STAGES)
     assert (tmp_path / "state" / "CURRENT").is_file()
     assert report["pretrain.lr"] == 5e-3
-    assert fast(DemoConfig()).pretrain.lr_candidates == ()  # a smoke run makes no choice among rates
+    smoke = fast(DemoConfig())
+    assert smoke.pretrain.lr_candidates == ()  # a smoke run makes no choice among rates ...
+    for stage in (smoke.pretrain, smoke.enroll, smoke.restore, smoke.unlearn.train):  # ... and has no step budget
+        assert stage.epochs <= 2 and stage.min_steps == 0, stage
     assert report["baseline_linear.accuracy"] > 0.9  # the synthetic speakers are linearly separable
     assert report["pretrain.margin_over_linear"] == report["pretrain.accuracy"] - report["baseline_linear.accuracy"]
     assert report["revoke.erase.retain_change"] == report["revoke.erase.retain_accuracy"] - report["revoke.retain_before"]
@@ -55,14 +74,22 @@ def test_demo_runs_every_stage_on_a_tiny_set(tiny_speech, tmp_path):
     assert f"| {report['revoke.erase.branch_off_auc']:.3f} | {report['revoke.erase.branch_off_auc_zero_row']:.3f} |" in erase_row
 
 
+def test_the_demo_replaces_its_own_output_state(demo_run, tiny_speech, tmp_path):
+    """The demo's output folder is its own: a second run replaces the state there instead of being refused."""
+    from neuro_rm.auth import SpeakerAuthenticator
+
+    shutil.copytree(demo_run[1], tmp_path, dirs_exist_ok=True)  # a folder the demo wrote, as it left it
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=2, lr=5e-3, batch_size=32)))
+    run_speaker_demo(_tiny(tiny_speech), config, out_dir=tmp_path, progress=False)
+    assert [e["action"] for e in SpeakerAuthenticator.load(tmp_path / "state").audit.entries].count("pretrain") == 1
+
+
 STAGES = ("deploy", "revoke", "enroll", "restore")
 READOUTS = ("ideal", "realistic", "compensated_global", "compensated_column", "compensated_offset")
 
 
-def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tiny_speech, tmp_path):
-    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
-    config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32)))
-    report = run_speaker_demo(data, config, progress=False)
+def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(demo_run):
+    report, _ = demo_run
     assert report["readout"]["read_noise"] and report["readout"]["adc_bits"] == 8 and not report["readout"]["is_ideal"]
     assert report["device_preset"] == "taox_1t1r"
     assert report["schedule"] == {"deploy_s": 0.0, "revoke_s": 86400.0, "enroll_s": 604800.0, "restore_s": 2592000.0}
@@ -84,7 +111,7 @@ def test_demo_reports_both_readouts_the_schedule_and_repair_net_of_a_control(tin
 
 
 def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(tiny_speech):
-    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    data = _tiny(tiny_speech)
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=6, lr=5e-3, batch_size=32), crossbar=CrossbarConfig.ideal()))
     report = run_speaker_demo(data, config, progress=False)
     assert report["readout"]["is_ideal"] and report["readout"]["adc_bits"] is None
@@ -95,7 +122,7 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
 def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path):
     from neuro_rm.tasks.speaker import run_speaker_demo_seeds
 
-    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    data = _tiny(tiny_speech)
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))
     report = run_speaker_demo_seeds(data, config, 2, out_dir=tmp_path, progress=False)
     json.dumps(report)
@@ -117,7 +144,7 @@ def test_the_attacks_own_models_are_read_as_the_audited_array(tiny_speech):
     from neuro_rm.readout import readout_of
     from neuro_rm.tasks.speaker import train_speaker_model
 
-    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    data = _tiny(tiny_speech)
     rsnn, quick = RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=4), TrainConfig(epochs=1, lr=5e-3, batch_size=32)
     for readout in (CrossbarConfig(drift_compensation="offset"), CrossbarConfig.ideal()):
         model = train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig(), crossbar=readout)

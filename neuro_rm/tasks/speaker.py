@@ -523,8 +523,9 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
 
 
 def fast(config: DemoConfig) -> DemoConfig:
-    """A few epochs of everything: for smoke tests, not for results."""
-    short = lambda c: replace(c, epochs=min(c.epochs, 2), lr_candidates=())  # noqa: E731
+    """A few epochs of everything: for smoke tests, not for results (no step budget either: ``min_steps``
+    would stretch two epochs of a small set back to the full recipe's length)."""
+    short = lambda c: replace(c, epochs=min(c.epochs, 2), min_steps=0, lr_candidates=())  # noqa: E731
     audit = AuditConfig(shadows=1, references=1, relearn=RelearnConfig(steps=3), relearn_seeds=1)
     return replace(config, pretrain=short(config.pretrain), enroll=short(config.enroll), audit=audit,
                    restore=short(config.restore), unlearn=replace(config.unlearn, train=short(config.unlearn.train)))
