@@ -24,17 +24,26 @@ from neuro_rm.learning import predict_logits
 
 
 def branch_banks(auth: SpeakerAuthenticator, bits: int) -> list[int]:
-    """Bytes of each factor of the active branch that holds ``bits`` bits (one bank per factor)."""
-    branches: dict[str, list[int]] = {}
-    for _, layer in hybrid.hybrid_layers(auth.model):
-        for name in layer.active:
-            adapter = layer.adapters[name]
-            branches.setdefault(name, []).extend(p.numel() * adapter.bits // (8 * sum(q.numel() for q in adapter.parameters()))
-                                                 for p in adapter.parameters())
-    found = [banks for banks in branches.values() if sum(banks) * 8 == bits]
-    if not found:
-        raise ValueError(f"no active branch of {bits} bits in the state: {({n: sum(b) * 8 for n, b in branches.items()})}")
-    return found[0]
+    """Bytes of each bank a LoRA write of ``bits`` bits fills: one per adapter factor, of the state's branch
+    layout, and one for what the write holds beyond the factors (the revoked voice's readout row).  The
+    priced branch need not be in the state: the demo's suspend branch lives in a copy, but every branch of
+    the state's layers has the same factors."""
+    layouts = set()
+    for name in {n for _, layer in hybrid.hybrid_layers(auth.model) for n in layer.active}:
+        banks = []
+        for _, layer in hybrid.hybrid_layers(auth.model):
+            if name in layer.active:
+                adapter = layer.adapters[name]
+                total = sum(q.numel() for q in adapter.parameters())
+                banks.extend(p.numel() * adapter.bits // (8 * total) for p in adapter.parameters())
+        layouts.add(tuple(banks))
+    if len(layouts) != 1:
+        raise ValueError(f"the state holds {len(layouts)} branch layouts, not one: {sorted(layouts)}")
+    banks = list(layouts.pop())
+    rest = bits // 8 - sum(banks)
+    if rest < 0:
+        raise ValueError(f"a write of {bits} bits is smaller than the state's branch ({sum(banks) * 8} bits)")
+    return banks + ([rest] if rest else [])
 
 
 def main() -> None:
