@@ -257,7 +257,6 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 def cmd_consolidate(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
-    before = policy_record(auth)
     settings: dict[str, object] = {}
     if args.max_branches is not None:
         settings["max_branches"] = args.max_branches
@@ -272,8 +271,6 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
     elif settings:  # the state's own budget with these settings; any other policy gives way to a budget
         base = auth.consolidation if type(auth.consolidation) is BranchBudget else BranchBudget()
         auth.consolidation, auth.unset_custom_policy = replace(base, **settings), None
-    if (args.off or settings) and policy_record(auth) != before:  # when merges became possible (or stopped) is on the record
-        auth.audit.append("policy", None, **policy_record(auth))
     if auth.consolidation is None:
         done: dict[str, object] = {"folded": [], "merged": False}
     else:  # now, as the device would when idle

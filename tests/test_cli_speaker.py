@@ -154,14 +154,18 @@ def test_energy_command_prices_a_state_and_a_lifecycle_every_way(trained, tmp_pa
         for gpu in ("gpu_peak", "gpu_cited_b1"):
             assert priced[f"energy.{node}.{gpu}.inference_energy_ratio"] > 0
     assert priced["energy.180nm.inference_j_per_sample.hybrid"] > priced["energy.45nm.inference_j_per_sample.hybrid"]
+    run = json.loads(_run("energy", "--data", data, "--fast", "--json").stdout)  # a real lifecycle, one JSON object
+    stages = ("pretrain", "revoke_suspend", "revoke_erase", "baseline_full", "baseline_retrain", "enroll", "restore")
+    assert all(run[f"energy.training_j.{stage}"] > 0 and run[f"energy.training_steps.{stage}"] > 0 for stage in stages)
+    assert all(key.startswith("energy.") for key in run)
+    assert run["energy.gpu_nvml"].startswith(("skipped", "measured"))
     proc = _run("energy", "--state", tmp_path / "missing", ok=False)
     assert proc.returncode == 2 and "not a neuro_rm state folder" in proc.stderr
 
 
 def test_energy_command_runs_the_lifecycle_on_a_file_and_prints_its_energy_keys(trained, monkeypatch, capsys):
-    """``energy --data FILE``: the file's splits go to the speaker lifecycle (shortened with ``--fast``) and only
-    its energy keys come out.  The lifecycle itself, and that it prices every training stage, is
-    test_speaker_demo's (a whole run here would cost two more minutes of CI)."""
+    """``energy --data FILE``: the file's splits go to the speaker lifecycle, shortened with ``--fast`` (the run
+    above cannot tell a smoke run from a full one), and only its energy keys come out."""
     from neuro_rm import cli
     from neuro_rm.tasks import speaker
 

@@ -345,6 +345,35 @@ def test_the_consolidation_policy_is_saved_with_the_state(tiny_speech, tmp_path)
     assert persistence._policy_from_record(persistence._ABSENT, "somewhere") == (BranchBudget(), None)  # saved before
 
 
+def test_a_policy_set_from_python_is_on_the_audit_record_before_it_runs(tiny_speech, tmp_path):
+    """A policy set from Python is logged as one set by ``neuro-rm consolidate`` is: before the consolidation
+    it allows, and at a save; once per change, never for a policy the state already had."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    auth = _two_speaker_authenticator(tiny_speech, quick, max_branches=0)  # set from Python, not yet run
+
+    def logged(who=auth):
+        return [e["details"] for e in who.audit.entries if e["action"] == "policy"]
+
+    assert logged() == []
+    auth.enroll("n0", train.of_classes([2]).x[:30], val.of_classes([2]).x[:20], config=quick)  # folds at once
+    actions = [e["action"] for e in auth.audit.entries]
+    assert actions.index("policy") < actions.index("consolidate")  # the policy, then what it did
+    assert logged() == [{"kind": "branch_budget", "max_branches": 0, "horizon_inferences": None, "wear_budget": 0.5}]
+    auth.save(tmp_path / "state")
+    auth.enroll("n1", train.of_classes([3]).x[:30], val.of_classes([3]).x[:20], config=quick)
+    loaded = SpeakerAuthenticator.load(tmp_path / "state", anchored=False)
+    loaded.save(tmp_path / "state")
+    assert len(logged()) == 1 and len(logged(loaded)) == 1  # unchanged: not logged again, before or after a load
+    loaded.consolidation = None
+    loaded.save(tmp_path / "state")
+    assert logged(SpeakerAuthenticator.load(tmp_path / "state", anchored=False))[-1] == {"kind": "none"}
+    fresh, _ = SpeakerAuthenticator.pretrain(["s0", "s1"], train.of_classes([0, 1]), val.of_classes([0, 1]),
+                                             RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
+    fresh.save(tmp_path / "fresh")
+    assert logged(fresh) == []  # the default policy a state is made with needs no entry
+
+
 def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):
     """``store`` is full-rank in every layer, whose input widths differ (20 inputs, 32 hidden): the saved
     state must rebuild it at each layer's own shape."""

@@ -630,6 +630,21 @@ def test_the_demo_refuses_to_replace_a_state_it_did_not_write(cli_state, state, 
     _demo_may_replace(out / "state", overwrite=False)  # a state the demo wrote is its own to replace
 
 
+def test_the_demo_replaces_its_own_output_state(tiny_speech, tmp_path):
+    """The demo's output folder is its own: a second run in the same process replaces the state there (a new
+    snapshot, one pretraining on the record) instead of being refused."""
+    from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
+
+    data = SpeakerData(["s0", "s1", "s2", "s3"], tiny_speech["train"], tiny_speech["val"], tiny_speech["test"])
+    config = fast(DemoConfig(pretrain=TrainConfig(epochs=2, lr=5e-3, batch_size=32)))
+    pointers = []
+    for _ in range(2):
+        run_speaker_demo(data, config, out_dir=tmp_path, progress=False)
+        pointers.append((tmp_path / "state" / "CURRENT").read_text())
+    assert pointers[0] != pointers[1]  # the second run's state, not the first one left in place
+    assert [e["action"] for e in SpeakerAuthenticator.load(tmp_path / "state").audit.entries].count("pretrain") == 1
+
+
 @pytest.mark.parametrize("planted", ["LOCK", ".CURRENT.tmp", "snapshots"])
 def test_a_link_planted_in_the_state_folder_is_refused_and_nothing_outside_is_touched(state, tmp_path, capsys, planted):
     victim = tmp_path / "victim"

@@ -47,6 +47,7 @@ class Persistence:
         Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
         changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
         """
+        self._record_policy()
         state = {
             "format": STATE_FORMAT,
             "rsnn": asdict(self.model.config),
@@ -129,12 +130,23 @@ class Persistence:
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.consolidation, auth.unset_custom_policy = _policy_from_record(state.get("consolidation", _ABSENT), folder)
+        auth.policy_at_start = policy_record(auth)
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
         if snapshot.extra.get("audit") != auth.audit.head:
             raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
         _check_registry_against_audit(auth.registry, auth.audit)
         auth._snapshots[str(Path(folder).resolve())] = snapshot.version.nonce
         return auth
+
+    def _record_policy(self) -> None:
+        """Put the consolidation policy on the audit record when it differs from the last one recorded (the
+        policy the state was loaded or made with, where none is): before a policy runs and before a save, set
+        from the command line or from Python alike, since when merges into the cells became possible, or
+        stopped, is part of the state's history."""
+        record = policy_record(self)
+        logged = [e["details"] for e in self.audit.entries if e.get("action") == "policy"]
+        if record != (logged[-1] if logged else self.policy_at_start):
+            self.audit.append("policy", None, **record)
 
 
 def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
