@@ -3,8 +3,9 @@
 Four parts, all in one run so the ratios are side by side:
 
 1. enrolling one bundled speaker with today's enrolment (``learning.continual.ENROLL``) and with the fast one
-   (``learning.continual.FAST_ENROLL``), thread CPU seconds and validation and test accuracies (new speaker,
-   old speakers), for enrolment seeds 0-2;
+   (the new row fitted on the frozen features, then ``learning.continual.FAST_ENROLL``), thread CPU seconds and
+   validation and test accuracies (new speaker, old speakers), each of the six speakers held out in turn
+   (``--held-out``), enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: identification accuracy and verification EER on the
    enrolled speakers' test utterances, beside the accuracy of logistic regression trained on all of those
@@ -43,11 +44,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from common import clock, deployed_bundled, print_table
+from common import clock, print_table
 
 from neuro_rm import layers as hybrid
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator
-from neuro_rm.data import load_speakers, read_info
+from neuro_rm.data import load_bundled_speakers, load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.energy_report import chip_training_j
 from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
@@ -66,30 +67,53 @@ def _acc(auth: SpeakerAuthenticator, data: LabelledSet) -> float:
     return accuracy(predict_logits(auth.model, data.x), data.y)
 
 
-def bundled_enrolment(pretrain_epochs: int, seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
-    """Speaker 5 enrolled into the same deployed state with ``ENROLL`` and with ``FAST_ENROLL``, per seed,
-    the two in turn (which runs first alternates with the seed: neither is always the warmer); accuracy on
-    validation (which also picks each schedule's best epoch) and on the test split, which nothing chose on."""
-    base, splits, _, val = deployed_bundled(pretrain_epochs)
-    test = LabelledSet(splits.test.x, splits.test.y)
+def _held_out(splits, new: int) -> tuple[list[str], LabelledSet, LabelledSet, LabelledSet]:
+    """The bundled speakers relabelled so that ``new`` is label 5 (the one enrolment grows) and the other five
+    are 0-4 in their order: names, then train, validation and test."""
+    order = [s for s in range(len(splits.speaker_names)) if s != new] + [new]
+    to_label = torch.argsort(torch.tensor(order))
+    return ([splits.speaker_names[s] for s in order],
+            *(LabelledSet(part.x, to_label[part.y]) for part in (splits.train, splits.val, splits.test)))
+
+
+def bundled_enrolment(pretrain_epochs: int, held_out: tuple[int, ...] = tuple(range(6)),
+                      seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
+    """Each bundled speaker in ``held_out`` in turn enrolled into a state pretrained on the other five and
+    deployed, with ``ENROLL`` and with the fast recipe (``FAST_ENROLL`` after fitting the row on the frozen
+    features), per seed, the two in turn (which runs first alternates with the seed: neither is always the
+    warmer); accuracy on validation (which also picks each schedule's best epoch) and on the test split, which
+    nothing chose on; then mean ± sd over every (speaker, seed) of both recipes and of the time ratio."""
+    splits = load_bundled_speakers()
     old = list(range(5))
-    state = tempfile.mkdtemp()
-    base.save(state)
-    recipes = (("today: ENROLL", ENROLL), ("fast: FAST_ENROLL", FAST_ENROLL))
-    rows = []
-    for seed in seeds:
-        seconds = {}
-        for label, config in recipes if seed % 2 == 0 else recipes[::-1]:
-            auth = SpeakerAuthenticator.load(state)
-            auth.consolidation = None
-            now = clock()  # one torch thread: the thread's CPU time, which other jobs on the machine do not inflate
-            start = now()
-            auth.enroll(splits.speaker_names[5], splits.train.select([5]).x, splits.val.select([5]).x,
-                        replace(config, seed=seed))
-            seconds[label] = now() - start
-            rows.append((f"seed {seed}, {label}", seconds[label],
-                         *(_acc(auth, split.of_classes(labels)) for split in (val, test) for labels in ([5], old))))
-        rows.append((f"seed {seed}, ratio fast / today", seconds[recipes[1][0]] / seconds[recipes[0][0]], "", "", "", ""))
+    recipes = (("today: ENROLL", ENROLL, False), ("fast: row fitted, FAST_ENROLL", FAST_ENROLL, True))
+    rows, results = [], {label: [] for label, _, _ in recipes}
+    ratios = []
+    for new in held_out:
+        names, train, val, test = _held_out(splits, new)
+        base, _ = SpeakerAuthenticator.pretrain(names[:5], train.of_classes(old), val.of_classes(old),
+                                                config=TrainConfig(epochs=pretrain_epochs, lr=1e-3))
+        base.deploy()
+        state = tempfile.mkdtemp()
+        base.save(state)
+        for seed in seeds:
+            seconds = {}
+            for label, config, warm in recipes if seed % 2 == 0 else recipes[::-1]:
+                auth = SpeakerAuthenticator.load(state)
+                auth.consolidation = None
+                now = clock()  # one torch thread: the thread's CPU time, which other jobs on the machine do not inflate
+                start = now()
+                auth.enroll(names[5], train.of_classes([5]).x, val.of_classes([5]).x, replace(config, seed=seed),
+                            warm_row=warm)
+                seconds[label] = now() - start
+                accuracies = [_acc(auth, split.of_classes(labels)) for split in (val, test) for labels in ([5], old)]
+                results[label].append((seconds[label], *accuracies))
+                rows.append((f"{names[5]}, seed {seed}, {label}", seconds[label], *accuracies))
+            ratios.append(seconds[recipes[1][0]] / seconds[recipes[0][0]])
+            rows.append((f"{names[5]}, seed {seed}, ratio fast / today", ratios[-1], "", "", "", ""))
+    spread = lambda values: f"{statistics.fmean(values):.4g} ± {statistics.stdev(values):.2g}" if len(values) > 1 else f"{values[0]:.4g}"  # noqa: E731
+    for label, _, _ in recipes:
+        rows.append((f"mean ± sd, {label}", *(spread(column) for column in zip(*results[label], strict=True))))
+    rows.append(("mean ± sd, ratio fast / today", spread(ratios), "", "", "", ""))
     return rows
 
 
@@ -304,6 +328,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=None, help="corpus-size file for part 3 (scripts/make_corpus.py)")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--held-out", default="0,1,2,3,4,5", help="part 1: the bundled speakers enrolled in turn, each "
+                        "into a state pretrained on the other five (default: %(default)s)")
     parser.add_argument("--enroll-recipe", choices=("quick", "fast", "product"), default="quick",
                         help="enrolment and revocation in parts 2 and 4 (see recipe())")
     parser.add_argument("--enroll-epochs", type=int, default=1, help="epochs of each quick enrolment")
@@ -326,7 +352,7 @@ def main() -> None:
         print_table("Enrolling one bundled speaker, today vs fast (side by side)",
                     ("enrolment", "seconds", "val acc, new speaker", "val acc, old speakers", "test acc, new speaker",
                      "test acc, old speakers"),
-                    bundled_enrolment(args.pretrain_epochs))
+                    bundled_enrolment(args.pretrain_epochs, tuple(int(s) for s in args.held_out.split(","))))
     if not args.skip_many:
         with tempfile.TemporaryDirectory() as folder:
             corpus = Path(folder) / "scale.h5"

@@ -9,11 +9,13 @@ from neuro_rm import layers as hybrid
 from neuro_rm.audit import AuditTamperedError
 from neuro_rm.auth import SpeakerAuthenticator, lifecycle
 from neuro_rm.crossbar import CrossbarConfig
-from neuro_rm.learning import TrainConfig, UnlearnConfig, accuracy, erase, predict_logits
+from neuro_rm.learning import LabelledSet, TrainConfig, UnlearnConfig, accuracy, erase, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
+from neuro_rm.learning.continual import fit_new_rows
 from neuro_rm.models import RSNNConfig
 from neuro_rm.plasticity import Recorder
 from neuro_rm.store import CorruptStateError
+from neuro_rm.work import WorkMeter
 
 QUICK = TrainConfig(epochs=6, lr=5e-3, batch_size=32)
 
@@ -175,6 +177,27 @@ def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
     assert _acc(deployed, test.of_classes([0, 1, 2])) > 0.8
     with pytest.raises(ValueError, match="exists already"):
         deployed.enroll("ann", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+
+
+def test_a_fitted_row_finds_the_new_speaker_on_the_frozen_features_and_is_counted(deployed, tiny_speech):
+    train, test = tiny_speech["train"], tiny_speech["test"]
+    model = deployed.model
+    replay = train.of_classes([0, 1, 2])
+    data = LabelledSet.concat(train.of_classes([3]), replay)
+    model.head.grow(1, seed=3)
+    before = model.head.snapshot()
+    random_row = _acc(deployed, test.of_classes([3]))  # control: the grown row as drawn finds little of the voice
+    with WorkMeter() as meter:
+        evaluations = fit_new_rows(model, [3], data, data.class_weights(4))
+    weight, bias = model.head.snapshot()
+    assert torch.equal(weight[:3], before[0][:3]) and torch.equal(bias[:3], before[1][:3])  # old rows untouched
+    assert not torch.equal(weight[3], before[0][3])
+    fitted = _acc(deployed, test.of_classes([3]))
+    assert random_row < 0.5 <= 0.8 < fitted, (random_row, fitted)  # no branch trained: the row alone
+    assert _acc(deployed, test.of_classes([0, 1, 2])) > 0.8
+    record = meter.records[-1]  # the work is on the record: one features pass, the solver's evaluations
+    assert record.description.endswith("readout rows on frozen features") and record.steps == evaluations > 0
+    assert record.evaluation.samples == len(data) and record.forward.digital_macs > 0
 
 
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):

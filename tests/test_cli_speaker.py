@@ -46,7 +46,8 @@ def test_lifecycle_commands(trained):
         assert {f"{target}.{key}" for target in ("state", "original", "retrain")} <= set(audit)
     enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--quick", "--json").stdout)
     assert enrolled["new_speaker_test_accuracy"] > 0.5
-    assert enrolled["recipe"] == {"epochs": 5, "lr": 1e-2, "min_steps": 0}  # FAST_ENROLL, not the 30-epoch default
+    assert enrolled["recipe"] == {"epochs": 3, "lr": 1e-2, "min_steps": 0, "warm_row": True}  # the quick recipe, not the default
+    assert enrolled["warm_row"] is True  # and on the enrolment's record
     verdict = json.loads(_run("verify", "test:0", "--claim", "spk1", "--state", state, "--json").stdout)
     assert verdict["accept"] is False and verdict["reason"] == "revoked"
     restored = json.loads(_run("restore", "--state", state, "--epochs", "2", "--json").stdout)

@@ -254,8 +254,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         adapter: AdapterConfig = AdapterConfig(),
         replay_per_speaker: int = 128,
         holdout_per_speaker: int = 64,
+        warm_row: bool = False,
     ) -> OperationReport:
-        """Learn a new speaker: a new LoRA branch and a new, trained readout row, with replay."""
+        """Learn a new speaker: a new LoRA branch and a new, trained readout row, with replay.  ``warm_row``: fit
+        the row on the frozen features before the branch trains (``FAST_ENROLL`` runs with it)."""
         self._require_deployed("enroll")
         self._check_name(name)
         if name in self.registry:
@@ -268,13 +270,13 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
         with self._undone_on_failure(branch):  # an interrupted enrolment leaves the speakers as they were
             done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
-                                description=f"enroll {name}")
+                                description=f"enroll {name}", warm_row=warm_row)
             self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
             self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
             self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
             self.buffers.bound()
             row_bits = self.ledger.post_row_write(1, done.row_width, note=f"enroll {name}: readout row")
-            report = self._finish("enroll", name, branch, "potentiate", done.fit, done.trainable, row_bits)
+            report = self._finish("enroll", name, branch, "potentiate", done.fit, done.trainable, row_bits, warm_row=warm_row)
         if self.consolidation is not None:
             report.extra["consolidation"] = self.consolidate(self.consolidation)
         return report
