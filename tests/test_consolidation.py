@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -12,7 +14,7 @@ from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models import RSNNConfig
-from neuro_rm.store import CorruptStateError
+from neuro_rm.store import CorruptStateError, StateChangedError
 
 NAMES = [f"enroll_{i}" for i in range(5)]
 
@@ -372,6 +374,69 @@ def test_a_policy_set_from_python_is_on_the_audit_record_before_it_runs(tiny_spe
                                              RSNNConfig(n_inputs=20, n_hidden=32, n_outputs=2), quick)
     fresh.save(tmp_path / "fresh")
     assert logged(fresh) == []  # the default policy a state is made with needs no entry
+
+
+def test_the_policy_that_runs_is_the_one_on_the_record(tiny_speech, tmp_path, monkeypatch):
+    """review57: a policy passed once to ``consolidate``, a custom policy changed for another of the same kind, a
+    loaded custom policy that does not run, a policy a state carried before policies were logged, a refused
+    save: each is on the record as it is, or not at all."""
+    train, val = tiny_speech["train"], tiny_speech["val"]
+    quick = TrainConfig(epochs=1, lr=5e-3, batch_size=32)
+    auth = _two_speaker_authenticator(tiny_speech, quick, max_branches=8)
+    auth.consolidation = None
+    auth.enroll("n0", train.of_classes([2]).x[:30], val.of_classes([2]).x[:20], config=quick)
+
+    def policies(who=auth):
+        return [e["details"] for e in who.audit.entries if e["action"] == "policy"]
+
+    once = BranchBudget(max_branches=0, horizon_inferences=None)
+    auth.consolidate(once)  # a one-off: the standing policy is none
+    actions = [e["action"] for e in auth.audit.entries]
+    assert actions[-2:] == ["policy", "consolidate"] and policies()[-1]["max_branches"] == 0
+
+    def keep_all(model, branches, ledger):
+        return Plan()
+
+    def fold_all(model, branches, ledger):
+        return Plan(fold=list(branches))
+
+    auth.consolidation = keep_all
+    auth.consolidate(keep_all)
+    first = policies()[-1]
+    assert first["kind"] == "custom" and first["runs"] is True and first["identity"].startswith(f"{__name__}.")
+    auth.consolidation = fold_all  # another custom policy: a new entry, though both are functions
+    auth.consolidate(fold_all)
+    assert policies()[-1]["identity"] != first["identity"]
+
+    @dataclasses.dataclass
+    class Budget(BranchBudget):
+        pass
+
+    auth.consolidation = Budget(max_branches=8)
+    auth.save(tmp_path / "state")
+    count = len(policies())
+    auth.consolidation.max_branches = 0  # a subclass's settings changed in place
+    auth.save(tmp_path / "state")
+    assert len(policies()) == count + 1
+    with pytest.warns(persistence.UnsetPolicyWarning):
+        loaded = SpeakerAuthenticator.load(tmp_path / "state", anchored=False)
+    loaded.save(tmp_path / "state")
+    assert policies(loaded)[-1]["runs"] is False  # a loaded custom policy does not run until set again
+
+    before = len(auth.audit.entries)  # a refused save logs nothing: nothing was saved under the policy
+    auth.consolidation = None
+    with pytest.raises(StateChangedError):
+        auth.save(tmp_path / "state")  # the folder moved on since this object saved there
+    assert len(auth.audit.entries) == before
+
+    legacy = _two_speaker_authenticator(tiny_speech, quick, max_branches=0)
+    monkeypatch.setattr(SpeakerAuthenticator, "_record_policy", lambda self, policy=None: None)  # code before the log
+    legacy.save(tmp_path / "legacy")
+    monkeypatch.undo()
+    back = SpeakerAuthenticator.load(tmp_path / "legacy", anchored=False)
+    assert policies(back) == []
+    back.save(tmp_path / "legacy")  # a policy other than the default, on no entry: recorded now
+    assert policies(back) == [{"kind": "branch_budget", "max_branches": 0, "horizon_inferences": None, "wear_budget": 0.5}]
 
 
 def test_a_consolidated_authenticator_saves_and_loads(tiny_speech, tmp_path):

@@ -289,7 +289,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         digital (switching ``store`` off brings the voice back, as switching its own branch off did), but no
         longer a branch of its own that could be deleted alone; once merged, it is in the cells.  Like every
         operation it leaves the acceptance threshold to ``calibrate()``, which a merge (a write) calls for."""
-        self._record_policy()  # the policy in force, before anything it allows is done
+        self._record_policy(policy)  # the policy about to run, before anything it allows is done
         speakers = {r.adapter: r.name for r in self.registry.values() if r.status == ENROLLED and r.adapter}
         masks = {_suspension(r.label): r.name for r in self.registry.values() if r.status == REVOKED}
         made: dict[str, int] = {}  # each branch's age: the audit entry that committed it (the log survives a save)

@@ -3,10 +3,14 @@ and a load that refuses any state that is unsigned, edited, malformed or rolled 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import marshal
 import math
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from types import FunctionType
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,6 +40,7 @@ if TYPE_CHECKING:  # load builds the whole authenticator this half belongs to
     from neuro_rm.auth.lifecycle import SpeakerAuthenticator
 
 STATE_FORMAT = 1
+_STANDING = object()  # _record_policy's default: the authenticator's standing policy
 
 
 class Persistence:
@@ -47,7 +52,15 @@ class Persistence:
         Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
         changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
         """
+        logged = len(self.audit.entries)
         self._record_policy()
+        try:
+            return self._write(folder, overwrite, key_file)
+        except BaseException:
+            del self.audit.entries[logged:]  # a refused save records no policy: nothing was saved under it
+            raise
+
+    def _write(self, folder: Path | str, overwrite: bool, key_file: Path | str | None) -> Path:
         state = {
             "format": STATE_FORMAT,
             "rsnn": asdict(self.model.config),
@@ -130,7 +143,6 @@ class Persistence:
         auth.threshold = state["threshold"]
         auth.metadata = state.get("metadata", {})
         auth.consolidation, auth.unset_custom_policy = _policy_from_record(state.get("consolidation", _ABSENT), folder)
-        auth.policy_at_start = policy_record(auth)
         auth.audit = AuditLog.from_jsonl(files["audit.jsonl"])
         if snapshot.extra.get("audit") != auth.audit.head:
             raise CorruptStateError(f"the audit log in {folder} does not end at its signed head (shortened or replaced)")
@@ -138,14 +150,19 @@ class Persistence:
         auth._snapshots[str(Path(folder).resolve())] = snapshot.version.nonce
         return auth
 
-    def _record_policy(self) -> None:
-        """Put the consolidation policy on the audit record when it differs from the last one recorded (the
-        policy the state was loaded or made with, where none is): before a policy runs and before a save, set
-        from the command line or from Python alike, since when merges into the cells became possible, or
-        stopped, is part of the state's history."""
-        record = policy_record(self)
+    def _record_policy(self, policy: ConsolidationPolicy | None | object = _STANDING) -> None:
+        """Put a consolidation policy on the audit record when it differs from the last one recorded (from the
+        default a state is made with, where none is: a state saved before policies were logged has its policy
+        recorded at its next save or consolidation).  ``policy``: the one about to run (default: the standing
+        one, ``consolidation``).  Called before a policy runs and at a save, so that a policy set from the
+        command line or from Python, or passed once to ``consolidate``, is on the record before anything it
+        allows is done: when merges into the cells became possible, or stopped, is part of the state's history."""
+        if policy is _STANDING:
+            record = audit_policy_record(self.consolidation, self.unset_custom_policy)
+        else:
+            record = audit_policy_record(policy, None)
         logged = [e["details"] for e in self.audit.entries if e.get("action") == "policy"]
-        if record != (logged[-1] if logged else self.policy_at_start):
+        if record != (logged[-1] if logged else audit_policy_record(BranchBudget(), None)):
             self.audit.append("policy", None, **record)
 
 
@@ -178,24 +195,50 @@ _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualifi
 _MAX_BRANCHES = 10**6
 
 
+def _state_record(policy: ConsolidationPolicy | None, unset_custom: str | None) -> dict[str, object]:
+    if policy is None:
+        return {"kind": "custom", "name": unset_custom} if unset_custom else {"kind": "none"}
+    if type(policy) is BranchBudget:
+        return {"kind": "branch_budget", **{k: v.item() if hasattr(v, "item") else v for k, v in asdict(policy).items()}}
+    return {"kind": "custom", "name": type(policy).__qualname__[:_POLICY_NAME_CHARS]}
+
+
 def policy_record(auth: SpeakerAuthenticator) -> dict[str, object]:
     """The consolidation policy as the state keeps it: none, the default ``BranchBudget``'s settings, or the name
     of any other (its code is never saved; a subclass of ``BranchBudget`` counts as another).  A state loaded
     with a custom policy not set again keeps that name.  Checked as a load will read it, before anything is
     written, so that a save never leaves a state no load accepts."""
-    policy = auth.consolidation
-    if policy is None:
-        name = auth.unset_custom_policy
-        record: dict[str, object] = {"kind": "custom", "name": name} if name else {"kind": "none"}
-    elif type(policy) is BranchBudget:
-        record = {"kind": "branch_budget", **{k: v.item() if hasattr(v, "item") else v for k, v in asdict(policy).items()}}
-    else:
-        record = {"kind": "custom", "name": type(policy).__qualname__[:_POLICY_NAME_CHARS]}
+    record = _state_record(auth.consolidation, auth.unset_custom_policy)
     try:
         _policy_from_record(record, "the state to save", quiet=True)
     except CorruptStateError as error:
-        raise ValueError(f"cannot save the consolidation policy {policy!r}: {error}") from None
+        raise ValueError(f"cannot save the consolidation policy {auth.consolidation!r}: {error}") from None
     return record
+
+
+def audit_policy_record(policy: ConsolidationPolicy | None, unset_custom: str | None) -> dict[str, object]:
+    """The policy as the audit log records it: the state's record, and for a custom policy what tells two apart
+    (``policy_identity``) and whether it runs (a loaded custom policy does not until its owner sets it again)."""
+    record = _state_record(policy, unset_custom)
+    if record["kind"] == "custom":
+        record |= {"identity": policy_identity(policy) if policy is not None else None, "runs": policy is not None}
+    return record
+
+
+def policy_identity(policy: object) -> str:
+    """A custom policy's module-qualified name and a digest of what it decides with: a dataclass's settings, a
+    function's code, constants, defaults and closed-over values, another object's attributes.  Its source is
+    never saved; this tells on the record that the policy changed, not what it became."""
+    kind = policy if isinstance(policy, FunctionType) else type(policy)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(policy, FunctionType):
+        cells = tuple(repr(cell.cell_contents) for cell in policy.__closure__ or ())
+        detail = marshal.dumps(policy.__code__) + repr((policy.__defaults__, policy.__kwdefaults__, cells)).encode()
+    elif dataclasses.is_dataclass(policy):
+        detail = repr(policy).encode()
+    else:
+        detail = repr(sorted(vars(policy).items()) if hasattr(policy, "__dict__") else None).encode()
+    return f"{name} {hashlib.sha256(detail).hexdigest()[:16]}"
 
 
 def _policy_from_record(record: object, folder: Path | str, quiet: bool = False) -> tuple[ConsolidationPolicy | None, str | None]:

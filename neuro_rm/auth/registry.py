@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -140,9 +140,6 @@ class Registry:
         self.threshold: float | None = None
         # called after every enrolment and suspension; None keeps every branch live (see learning/consolidation.py)
         self.consolidation = BranchBudget()
-        # the policy's record as made or loaded: the audit log records a policy only when it differs from this
-        # (or from its last entry), so a change made from Python is on the record as one made by the CLI is
-        self.policy_at_start: dict[str, object] = {"kind": "branch_budget", **asdict(self.consolidation)}
         self.device_config: DeviceConfig | None = None
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
