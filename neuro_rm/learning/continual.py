@@ -20,7 +20,7 @@ from neuro_rm.lora import AdapterConfig
 ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
 # enrolment sized for a device, run with warm_rows=True (the new row fitted on the frozen features first): 3 epochs
 # at a higher rate, the best on validation kept; a fixed length, so its time does not hang on when early stopping
-# fires.  Chosen on validation among 5 epochs at 1e-2 with and without the fitted row and 3 or 5 epochs after it
+# fires.  Chosen on validation among 5 epochs at 1e-2 with and without the fitted row, and 5 at 3e-3 or 3 at 1e-2 after it
 # (README, Scale: the side-by-side run over held-out bundled speakers, test split beside)
 FAST_ENROLL = TrainConfig(epochs=3, lr=1e-2, batch_size=64)
 ROW_L2 = 1e-3  # the fitted rows' L2 penalty: keeps a row that separates its class from growing without bound
