@@ -229,7 +229,8 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                     a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
 
                 def enroll(a: SpeakerAuthenticator, new: int = label) -> None:
-                    a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, recipe.enroll)
+                    a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, recipe.enroll,
+                             warm_row=recipe.warm_row)
 
                 revoke_train_j = _training_j(auth, revoke)
                 before_j, start = auth.ledger.joules(), now()
@@ -244,7 +245,8 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                                      revoke_train_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
-                auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll)
+                auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll,
+                            warm_row=recipe.warm_row)
                 enrolled[policy].append((now() - start, auth.ledger.joules() - before_j))
     return [row for policy_rows in rows.values() for row in policy_rows]
 
@@ -262,7 +264,8 @@ def many_suspensions(corpus: Path, recipe: Recipe, replay: int, holdout: int, en
     probe = LabelledSet(splits.test.x, splits.test.y).of_classes([0, 1, 2, 3])  # never suspended below
     claims = [f"s{int(y)}" for y in probe.y[:40]]
     for label in range(CHECKPOINTS[0], enrolled + 1):
-        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll)
+        auth.enroll(f"s{label}", train.of_classes([label]).x, val.of_classes([label]).x, recipe.enroll,
+                    warm_row=recipe.warm_row)
     twin = copy.deepcopy(auth)
     twin.consolidation = None
     rows: dict[str, list[tuple]] = {"on": [], "off": []}
@@ -285,16 +288,17 @@ class Recipe:
 
     enroll: TrainConfig
     revoke: UnlearnConfig
+    warm_row: bool = False  # the new row fitted on the frozen features first (the quick recipe)
 
 
 def recipe(name: str, epochs: int) -> Recipe:
     """``quick``: ``epochs`` at lr 5e-3 for both (what fits 2 x 200 enrolments on a shared 2-core machine);
-    ``fast``: ``FAST_ENROLL`` and its schedule for the revocation; ``product``: the authenticator's defaults
-    (``ENROLL``, ``UnlearnConfig()``)."""
+    ``fast``: the quick enrolment (the row fitted on the frozen features, then ``FAST_ENROLL``) and ``FAST_ENROLL``'s
+    schedule for the revocation; ``product``: the authenticator's defaults (``ENROLL``, ``UnlearnConfig()``)."""
     if name == "product":
         return Recipe(ENROLL, UnlearnConfig())
     train = FAST_ENROLL if name == "fast" else TrainConfig(epochs=epochs, lr=5e-3, batch_size=64)
-    return Recipe(train, UnlearnConfig(train=train))
+    return Recipe(train, UnlearnConfig(train=train), warm_row=name == "fast")
 
 
 LOAD = """
