@@ -187,6 +187,9 @@ def test_a_fitted_row_finds_the_new_speaker_on_the_frozen_features_and_is_counte
     model.head.grow(1, seed=3)
     before = model.head.snapshot()
     random_row = _acc(deployed, test.of_classes([3]))  # control: the grown row as drawn finds little of the voice
+    alone = train.of_classes([3])  # no other voice to fit against (an empty replay buffer): a bias alone would win
+    assert fit_new_rows(model, [3], alone, alone.class_weights(4)) == 0
+    assert torch.equal(model.head.weight, before[0]) and torch.equal(model.head.bias, before[1])
     with WorkMeter() as meter:
         evaluations = fit_new_rows(model, [3], data, data.class_weights(4))
     weight, bias = model.head.snapshot()
@@ -198,6 +201,20 @@ def test_a_fitted_row_finds_the_new_speaker_on_the_frozen_features_and_is_counte
     record = meter.records[-1]  # the work is on the record: one features pass, the solver's evaluations
     assert record.description.endswith("readout rows on frozen features") and record.steps == evaluations > 0
     assert record.evaluation.samples == len(data) and record.forward.digital_macs > 0
+
+
+def test_a_quick_enrolment_starts_from_the_fitted_row(deployed, tiny_speech):
+    """``warm_row=True`` reaches the enrolment: with a rate too small for training to move anything, the new
+    speaker is found only when the row was fitted first (control: the same enrolment from the drawn row)."""
+    train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
+    still = TrainConfig(epochs=1, lr=1e-12, batch_size=32)
+    found = {}
+    for warm in (False, True):
+        auth = copy.deepcopy(deployed)
+        auth.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, still, warm_row=warm)
+        found[warm] = _acc(auth, test.of_classes([3]))
+        assert auth.audit.entries[-1]["details"]["warm_row"] is warm
+    assert found[False] < 0.5 and found[True] > 0.8, found
 
 
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):
