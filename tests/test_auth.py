@@ -393,8 +393,8 @@ def test_cells_a_merge_pulsed_before_an_interrupt_are_on_the_record(deployed, ti
     pulses = int((hybrid.write_history(deployed.model) - history)[0])
     entry = deployed.audit.entries[-1]
     assert pulses > 0 and entry["action"] == "interrupted" and entry["details"]["write_pulses"] == pulses
-    # the enrolment itself committed; the policy set above is logged before the consolidation it ran
-    assert [e["action"] for e in deployed.audit.entries[-3:]] == ["enroll", "policy", "interrupted"]
+    # the enrolment itself committed; the policy set above is logged before the enrolment it followed
+    assert [e["action"] for e in deployed.audit.entries[-3:]] == ["policy", "enroll", "interrupted"]
     deployed.save(tmp_path / "state")
     SpeakerAuthenticator.load(tmp_path / "state").audit.verify()
 

@@ -420,8 +420,12 @@ def test_the_policy_that_runs_is_the_one_on_the_record(tiny_speech, tmp_path, mo
     assert len(policies()) == count + 1
     with pytest.warns(persistence.UnsetPolicyWarning):
         loaded = SpeakerAuthenticator.load(tmp_path / "state", anchored=False)
-    loaded.save(tmp_path / "state")
+    loaded.enroll("n9", train.of_classes([3]).x[:30], val.of_classes([3]).x[:20], config=quick)
+    assert [e["action"] for e in loaded.audit.entries[-2:]] == ["policy", "enroll"]  # review59 F4: before, not after
     assert policies(loaded)[-1]["runs"] is False  # a loaded custom policy does not run until set again
+    count = len(policies(loaded))
+    loaded.save(tmp_path / "state")
+    assert len(policies(loaded)) == count
 
     before = len(auth.audit.entries)  # a refused save logs nothing: nothing was saved under the policy
     auth.consolidation = None

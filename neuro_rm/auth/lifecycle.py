@@ -136,6 +136,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         if mode not in REVOKE_MODES:
             raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
+        self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 2:
             raise ValueError("cannot revoke the last enrolled speaker")
@@ -259,6 +260,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Learn a new speaker: a new LoRA branch and a new, trained readout row, with replay.  ``warm_row``: fit
         the row on the frozen features before the branch trains (``FAST_ENROLL`` runs with it)."""
         self._require_deployed("enroll")
+        self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
         self._check_name(name)
         if name in self.registry:
             raise ValueError(f"speaker {name!r} exists already ({self.registry[name].status}); pick a new name")

@@ -3,20 +3,17 @@ and a load that refuses any state that is unsigned, edited, malformed or rolled 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import marshal
 import math
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from types import FunctionType
 from typing import TYPE_CHECKING
 
 import torch
 
 from neuro_rm import layers as hybrid
 from neuro_rm.audit import AuditLog
+from neuro_rm.auth.fingerprint import fingerprint
 from neuro_rm.auth.registry import ENROLLED, REVOKED, Buffers, SpeakerRecord
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
@@ -218,27 +215,11 @@ def policy_record(auth: SpeakerAuthenticator) -> dict[str, object]:
 
 def audit_policy_record(policy: ConsolidationPolicy | None, unset_custom: str | None) -> dict[str, object]:
     """The policy as the audit log records it: the state's record, and for a custom policy what tells two apart
-    (``policy_identity``) and whether it runs (a loaded custom policy does not until its owner sets it again)."""
+    (``fingerprint``) and whether it runs (a loaded custom policy does not until its owner sets it again)."""
     record = _state_record(policy, unset_custom)
     if record["kind"] == "custom":
-        record |= {"identity": policy_identity(policy) if policy is not None else None, "runs": policy is not None}
+        record |= {"identity": fingerprint(policy) if policy is not None else None, "runs": policy is not None}
     return record
-
-
-def policy_identity(policy: object) -> str:
-    """A custom policy's module-qualified name and a digest of what it decides with: a dataclass's settings, a
-    function's code, constants, defaults and closed-over values, another object's attributes.  Its source is
-    never saved; this tells on the record that the policy changed, not what it became."""
-    kind = policy if isinstance(policy, FunctionType) else type(policy)
-    name = f"{kind.__module__}.{kind.__qualname__}"
-    if isinstance(policy, FunctionType):
-        cells = tuple(repr(cell.cell_contents) for cell in policy.__closure__ or ())
-        detail = marshal.dumps(policy.__code__) + repr((policy.__defaults__, policy.__kwdefaults__, cells)).encode()
-    elif dataclasses.is_dataclass(policy):
-        detail = repr(policy).encode()
-    else:
-        detail = repr(sorted(vars(policy).items()) if hasattr(policy, "__dict__") else None).encode()
-    return f"{name} {hashlib.sha256(detail).hexdigest()[:16]}"
 
 
 def _policy_from_record(record: object, folder: Path | str, quiet: bool = False) -> tuple[ConsolidationPolicy | None, str | None]:

@@ -1,0 +1,92 @@
+import dataclasses
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from neuro_rm.auth.fingerprint import fingerprint
+
+LIMIT = 1
+
+
+def reads_a_global(model, branches, ledger):
+    return len(branches) > LIMIT
+
+
+class Keeper:
+    def keep(self, model, branches, ledger):
+        return []
+
+    def merge(self, model, branches, ledger):
+        return branches
+
+
+class Slotted:
+    __slots__ = ("limit",)
+
+    def __init__(self, limit):
+        self.limit = limit
+
+
+@dataclasses.dataclass
+class Hidden:
+    limit: int = dataclasses.field(default=1, repr=False)
+
+
+def _digest(value):
+    return fingerprint(value).split()[-1]
+
+
+def test_policies_that_decide_differently_get_different_fingerprints(monkeypatch):
+    """review59 F2: each pair below behaved differently and shared a digest."""
+    keeper = Keeper()
+    assert _digest(keeper.keep) != _digest(keeper.merge)
+    assert _digest(functools.partial(sorted, reverse=True)) != _digest(functools.partial(sorted, reverse=False))
+    assert _digest(Slotted(1)) != _digest(Slotted(9))
+    assert _digest(Hidden(1)) != _digest(Hidden(9))
+    before = _digest(reads_a_global)
+    monkeypatch.setattr(sys.modules[__name__], "LIMIT", 9)
+    assert _digest(reads_a_global) != before
+    weights = torch.zeros(100_000)
+    changed = weights.clone()
+    changed[50_000] = 1.0
+    assert _digest(lambda model, branches, ledger, w=weights: w) != _digest(lambda model, branches, ledger, w=changed: w)
+    assert _digest(Slotted(1)) == _digest(Slotted(1))  # control: the same settings, the same digest
+
+
+def test_a_fingerprint_ignores_where_the_code_sits_and_never_raises():
+    source = "def policy(model, branches, ledger):\n    return branches[:2]\n"
+    here, there = {}, {}
+    exec(compile(source, "a.py", "exec"), here)  # noqa: S102 - the same function from two files and lines
+    exec(compile("\n\n\n" + source, "b.py", "exec"), there)  # noqa: S102
+    assert _digest(here["policy"]) == _digest(there["policy"])
+
+    class Unprintable:
+        __slots__ = ()
+
+        def __repr__(self):
+            raise RuntimeError("no")
+
+    def later():
+        return unset  # noqa: F821 - a cell assigned after the function is made
+
+    assert fingerprint(Unprintable()).endswith("unreadable (RuntimeError)")
+    assert len(_digest(later)) == 16
+    unset = 1  # noqa: F841
+
+
+def test_one_policy_has_one_fingerprint_in_every_process():
+    """review59 F3: a closure over a function or an object printed a memory address into the digest."""
+    code = ("import json, functools; from tests.test_fingerprint import Keeper, reads_a_global;"
+            "from neuro_rm.auth.fingerprint import fingerprint; k = Keeper(); marker = object();"
+            "policy = lambda model, branches, ledger: (reads_a_global, marker, k.keep)[2](model, branches, ledger);"
+            "print(json.dumps([fingerprint(policy), fingerprint(k.merge), fingerprint(functools.partial(sorted, key=len))]))")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                                      env=env).stdout) for _ in range(2)]
+    assert runs[0] == runs[1] and all(" unreadable" not in f for f in runs[0])
