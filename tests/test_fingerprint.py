@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from neuro_rm.auth.fingerprint import fingerprint
 
 LIMIT = 1
+TABLE = {"k": 1}
 
 
 def reads_a_global(model, branches, ledger):
@@ -23,6 +25,30 @@ class Keeper:
 
     def merge(self, model, branches, ledger):
         return branches
+
+
+class Delegating:
+    def __call__(self, model, branches, ledger):
+        return self.decide(branches)
+
+    def decide(self, branches):
+        return branches[:LIMIT]
+
+
+class Declared:
+    def __init__(self, limit):
+        self.limit, self.calls = limit, 0
+
+    def __call__(self, model, branches, ledger):
+        self.calls += 1  # changes at every call: not a setting
+        return branches[: self.limit]
+
+    def audit_record(self):
+        return {"limit": self.limit}
+
+
+def reads_a_table(model, branches, ledger):
+    return branches[: TABLE["k"]]
 
 
 class Slotted:
@@ -58,6 +84,36 @@ def test_policies_that_decide_differently_get_different_fingerprints(monkeypatch
     assert _digest(Slotted(1)) == _digest(Slotted(1))  # control: the same settings, the same digest
 
 
+def test_what_the_third_review_found_hidden_is_read(monkeypatch):
+    """review60: nested settings, a class's other methods, non-simple globals, scalar tensors, numpy arrays."""
+    assert _digest(Hidden({"a": {"b": {"k": 1}}})) != _digest(Hidden({"a": {"b": {"k": 9}}}))
+    before = _digest(Delegating())
+    monkeypatch.setattr(Delegating, "decide", lambda self, branches: branches)
+    assert _digest(Delegating()) != before
+    before = _digest(reads_a_table)
+    monkeypatch.setitem(TABLE, "k", 9)
+    assert _digest(reads_a_table) != before
+    assert _digest(Hidden(torch.tensor(1.5))) != _digest(Hidden(torch.tensor(2.5)))
+    values = np.zeros(10_000)
+    changed = values.copy()
+    changed[5_000] = 1.0
+    assert _digest(Hidden(values)) != _digest(Hidden(changed))
+    layer = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    before = _digest(layer)
+    with torch.no_grad():
+        layer[0].weight += 1
+    assert _digest(layer) != before
+    shared = [1]
+    for _ in range(7):
+        shared = [shared] * 30  # read once per level, not 30^7 times
+    assert len(_digest(Hidden(shared))) == 16
+    policy = Declared(2)
+    before = _digest(policy)
+    policy(None, [], None)
+    assert _digest(policy) == before  # a declared record: the call counter is not a setting
+    assert _digest(Declared(3)) != before
+
+
 def test_a_fingerprint_ignores_where_the_code_sits_and_never_raises():
     source = "def policy(model, branches, ledger):\n    return branches[:2]\n"
     here, there = {}, {}
@@ -74,8 +130,7 @@ def test_a_fingerprint_ignores_where_the_code_sits_and_never_raises():
     def later():
         return unset  # noqa: F821 - a cell assigned after the function is made
 
-    assert fingerprint(Unprintable()).endswith("unreadable (RuntimeError)")
-    assert len(_digest(later)) == 16
+    assert len(_digest(Unprintable())) == 16 and len(_digest(later)) == 16  # read as far as it can be, no error
     unset = 1  # noqa: F841
 
 
@@ -83,8 +138,10 @@ def test_one_policy_has_one_fingerprint_in_every_process():
     """review59 F3: a closure over a function or an object printed a memory address into the digest."""
     code = ("import json, functools; from tests.test_fingerprint import Keeper, reads_a_global;"
             "from neuro_rm.auth.fingerprint import fingerprint; k = Keeper(); marker = object();"
+            "rules = frozenset(Keeper() for _ in range(5));"
             "policy = lambda model, branches, ledger: (reads_a_global, marker, k.keep)[2](model, branches, ledger);"
-            "print(json.dumps([fingerprint(policy), fingerprint(k.merge), fingerprint(functools.partial(sorted, key=len))]))")
+            "print(json.dumps([fingerprint(policy), fingerprint(k.merge), fingerprint(functools.partial(sorted, key=len)),"
+            "fingerprint(functools.partial(sorted, key=rules))]))")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     runs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,

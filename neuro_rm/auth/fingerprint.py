@@ -1,10 +1,16 @@
 """A stable digest of what a Python callable decides with, for the audit record of a custom consolidation policy.
 
-Its source is never saved, so the record can only say that the policy changed, not what it became.  The digest
-reads the code (bytecode, constants and names, not the file or line it sits at), defaults, closed-over values,
-the simple module globals the code reads, a bound method's object, a partial's arguments, an object's fields
-and slots and its class's ``__call__``; tensors by their bytes; never a memory address, so one policy gives
-one digest in every process.  It never raises: what cannot be read is named as unreadable.
+Its source is never saved, so the record can only say that the policy changed, not what it became.  A policy
+that declares its settings (an ``audit_record()`` method returning JSON-ready values) is recorded by them
+exactly.  Any other gets a best-effort digest that reads: code (bytecode, constants and names, not the file or
+line it sits at) of the function, or of every method of the object's class and its bases; defaults;
+closed-over values; the module globals that code reads (functions followed, modules and classes by name); a
+bound method's object; a partial's arguments; an object's fields and slots; tensors and numpy arrays by their
+bytes; set members and dict keys ordered by their own digests; never a memory address, so one policy gives one
+digest in every process.  What it cannot see: values nested deeper than ``_DEPTH``, items past the first
+``_WIDTH`` of a container, state outside the policy (a file it reads); a policy whose attributes change on
+every call (a counter) reads as changed at every operation.  It never raises: a part it cannot read is
+named by its error, and the digest of the rest still counts.
 """
 
 from __future__ import annotations
@@ -13,80 +19,91 @@ import dataclasses
 import functools
 import hashlib
 import re
-from types import CodeType, FunctionType, MethodType
+from collections.abc import Callable
+from types import CodeType, FunctionType, MethodType, ModuleType
 
+import numpy as np
 import torch
 
-_DEPTH = 6  # nesting followed before a value is summarised by its type
+_DEPTH = 10  # objects followed into, one level per object (a container and its items are one step)
+_WIDTH = 100_000  # items of one container read
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
 def fingerprint(value: object) -> str:
-    """The module-qualified name of ``value`` (or of its type) and a 16-hex-digit digest of what it decides with."""
+    """The module-qualified name of ``value`` (or of its type) and a 16-hex-digit digest of what it decides with
+    (of its ``audit_record()`` when it declares one)."""
     kind = value if isinstance(value, FunctionType | MethodType | functools.partial) else type(value)
     name = f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', type(kind).__name__)}"
-    digest = hashlib.sha256()
+    declared = getattr(type(value), "audit_record", None)
     try:
-        _feed(digest, value, _DEPTH)
+        described = _describe(value.audit_record() if callable(declared) else value, _DEPTH, {})
     except Exception as error:  # noqa: BLE001 - a digest must not stop an enrolment or a save
-        return f"{name} unreadable ({type(error).__name__})"
-    return f"{name} {digest.hexdigest()[:16]}"
+        described = f"unreadable {type(error).__name__}"
+    return f"{name} {described[:16]}"
 
 
-def _feed(digest: hashlib._Hash, value: object, depth: int) -> None:
-    """Feed a canonical description of ``value`` to ``digest``."""
-    def put(*parts: object) -> None:
-        for part in parts:
-            digest.update(part if isinstance(part, bytes) else str(part).encode())
-            digest.update(b"\0")
+def _describe(value: object, depth: int, memo: dict[tuple[int, int], tuple[object, str]]) -> str:
+    """A hex digest of a canonical description of ``value``; a part that cannot be read is described by its error.
+    ``memo`` holds what one fingerprint has described already, with the object itself, so that no id is reused
+    while it lives (shared parts are read once; a cycle is named)."""
+    key = (id(value), depth)
+    if key in memo:
+        return memo[key][1]
+    memo[key] = (value, "cycle")
+    try:
+        parts = _parts(value, depth, lambda part: _describe(part, depth - 1, memo))
+    except Exception as error:  # noqa: BLE001 - the rest of the policy still counts
+        parts = ["unreadable", type(error).__name__]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else str(part).encode())
+        digest.update(b"\0")
+    memo[key] = (value, digest.hexdigest())
+    return memo[key][1]
 
+
+def _parts(value: object, depth: int, inner: Callable[[object], str]) -> list[object]:
     if isinstance(value, _SIMPLE):
-        put(type(value).__name__, repr(value))
-    elif depth <= 0:
-        put("deep", type(value).__qualname__)
-    elif isinstance(value, torch.Tensor):
-        data = value.detach().cpu().contiguous()
-        put("tensor", data.dtype, tuple(data.shape), hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest())
-    elif isinstance(value, CodeType):
-        put("code", value.co_code, value.co_names, value.co_varnames)
-        for constant in value.co_consts:
-            _feed(digest, constant, depth - 1)
-    elif isinstance(value, FunctionType):
-        put("function", value.__module__, value.__qualname__)
-        _feed(digest, value.__code__, depth - 1)
-        _feed(digest, (value.__defaults__, value.__kwdefaults__), depth - 1)
-        _feed(digest, tuple(_cell(cell) for cell in value.__closure__ or ()), depth - 1)
+        return [type(value).__name__, repr(value) if not isinstance(value, int) or abs(value) < 10**4000 else hex(value)]
+    if depth <= 0:
+        return ["deep", type(value).__qualname__]
+    if isinstance(value, torch.Tensor):
+        data = value.detach().to_dense().cpu().contiguous().reshape(-1)
+        return ["tensor", data.dtype, tuple(value.shape), hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest()]
+    if isinstance(value, np.ndarray):
+        return ["array", value.dtype.str, value.shape, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()]
+    if isinstance(value, ModuleType | type):
+        return [type(value).__name__, getattr(value, "__module__", ""), getattr(value, "__qualname__", value.__name__)]
+    if isinstance(value, CodeType):
+        return ["code", value.co_code, value.co_names, value.co_varnames, *(inner(c) for c in value.co_consts)]
+    if isinstance(value, FunctionType):
         read = {n: value.__globals__[n] for n in value.__code__.co_names if n in value.__globals__}
-        _feed(digest, {n: v for n, v in read.items() if isinstance(v, _SIMPLE)}, depth - 1)
-    elif isinstance(value, MethodType):
-        put("method")
-        _feed(digest, (value.__func__, value.__self__), depth - 1)
-    elif isinstance(value, functools.partial):
-        put("partial")
-        _feed(digest, (value.func, value.args, value.keywords), depth - 1)
-    elif isinstance(value, dict):
-        put("dict", len(value))
-        for key in sorted(value, key=repr):
-            _feed(digest, (key, value[key]), depth - 1)
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        put(type(value).__name__, len(items))
-        for item in items:
-            _feed(digest, item, depth - 1)
-    else:
-        cls = type(value)
-        put("object", cls.__module__, cls.__qualname__)
-        call = cls.__dict__.get("__call__")
-        if isinstance(call, FunctionType):
-            _feed(digest, call.__code__, depth - 1)
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)} if dataclasses.is_dataclass(value) else {}
-        slots = {s: getattr(value, s) for c in cls.__mro__ for s in getattr(c, "__slots__", ()) if hasattr(value, s)}
-        attributes = dict(vars(value)) if hasattr(value, "__dict__") else {}
-        if fields or slots or attributes:
-            _feed(digest, {**attributes, **slots, **fields}, depth - 1)
-        else:
-            put(_ADDRESS.sub("", repr(value)))
+        cells = tuple(_cell(cell) for cell in value.__closure__ or ())
+        return ["function", value.__module__, value.__qualname__, inner(value.__code__),
+                inner((value.__defaults__, value.__kwdefaults__, cells)), inner(read)]
+    if isinstance(value, MethodType):
+        return ["method", inner(value.__func__), inner(value.__self__)]
+    if isinstance(value, functools.partial):
+        return ["partial", inner(value.func), inner((value.args, value.keywords))]
+    if isinstance(value, dict):
+        items = sorted(inner((k, v)) for k, v in list(value.items())[:_WIDTH])
+        return ["dict", len(value), *items]
+    if isinstance(value, list | tuple):
+        return [type(value).__name__, len(value), *(inner(item) for item in value[:_WIDTH])]
+    if isinstance(value, set | frozenset):
+        return [type(value).__name__, len(value), *sorted(inner(item) for item in list(value)[:_WIDTH])]
+    cls = type(value)
+    methods = {f"{c.__qualname__}.{n}": f for c in cls.__mro__ if c is not object
+               for n, f in vars(c).items() if isinstance(f, FunctionType)}
+    fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)} if dataclasses.is_dataclass(value) else {}
+    slots = {s: getattr(value, s) for c in cls.__mro__ for s in getattr(c, "__slots__", ()) if hasattr(value, s)}
+    attributes = dict(vars(value)) if hasattr(value, "__dict__") else {}
+    state = {**attributes, **slots, **fields}
+    if isinstance(value, torch.nn.Module):
+        state |= dict(value.state_dict())
+    return ["object", cls.__module__, cls.__qualname__, inner(methods), inner(state) if state else _ADDRESS.sub("", repr(value))]
 
 
 def _cell(cell: object) -> object:
