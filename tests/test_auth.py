@@ -171,6 +171,7 @@ def test_enroll_learns_a_new_speaker_with_a_trained_row(deployed, tiny_speech):
     train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
     head_before = deployed.model.head.weight.detach()[:3].clone()
     deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, QUICK)
+    assert deployed.registry["dee"].adapter == "enroll_3"  # a trained branch is kept (control of the zero-branch test)
     assert deployed.model.head.n_classes == 4
     assert torch.equal(deployed.model.head.weight.detach()[:3], head_before)  # old rows untouched
     assert _acc(deployed, test.of_classes([3])) > 0.8
@@ -215,6 +216,22 @@ def test_a_quick_enrolment_starts_from_the_fitted_row(deployed, tiny_speech):
         found[warm] = _acc(auth, test.of_classes([3]))
         assert auth.audit.entries[-1]["details"]["warm_row"] is warm
     assert found[False] < 0.5 and found[True] > 0.8, found
+
+
+def test_an_enrolment_whose_branch_validation_did_not_keep_commits_no_branch(deployed, tiny_speech):
+    """When validation keeps the start (the fitted row, the branch still zero), no zero branch is written to
+    SRAM and read at every inference: the voice is its readout row alone, and revocation works on it."""
+    train, val, test = tiny_speech["train"], tiny_speech["val"], tiny_speech["test"]
+    wild = TrainConfig(epochs=1, lr=10.0, batch_size=32)  # a step that can only make validation worse
+    report = deployed.enroll("dee", train.of_classes([3]).x, val.of_classes([3]).x, wild, warm_row=True)
+    assert report.fit.best_epoch == -1  # the premise: validation kept the start
+    entry = deployed.audit.entries[-1]["details"]
+    assert entry["adapter"] is None and deployed.registry["dee"].adapter is None
+    assert "enroll_3" not in hybrid.adapter_names(deployed.model)
+    assert entry["write_bits"] == (deployed.model.head.in_features + 1) * 32  # the row alone is written
+    assert _acc(deployed, test.of_classes([3])) > 0.8
+    deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    assert _acc(deployed, test.of_classes([3])) == 0.0
 
 
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):

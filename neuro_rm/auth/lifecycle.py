@@ -103,10 +103,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         hybrid.activate_adapter(self.model, name)
         return params
 
-    def _finish(self, action: str, speaker: str | None, adapter: str, kind: str, result: FitResult, trainable: int,
+    def _finish(self, action: str, speaker: str | None, adapter: str | None, kind: str, result: FitResult, trainable: int,
                 row_bits: int = 0, **extra: object) -> OperationReport:
         """Commit the branch (its bits at its precision) beside ``row_bits`` of readout rows already posted."""
-        bits = hybrid.commit_adapter(self.model, adapter, kind) + row_bits
+        bits = (hybrid.commit_adapter(self.model, adapter, kind) if adapter is not None else 0) + row_bits
         extra = {"write_bits": bits, "write_energy_j": bits * self.ledger.energy.sram_write_bit_j, **extra}
         self.ledger.post_training(trainable, result.steps, note=f"{action} {speaker or ''}".strip())
         report = OperationReport(action, speaker, result, trainable, self.holdout_accuracy(), dict(extra))
@@ -273,6 +273,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         with self._undone_on_failure(branch):  # an interrupted enrolment leaves the speakers as they were
             done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
                                 description=f"enroll {name}", warm_row=warm_row)
+            if not any(bool(layer.adapters[branch].delta_weight().any())
+                       for _, layer in hybrid.hybrid_layers(self.model) if branch in layer.adapters):
+                hybrid.delete_adapter(self.model, branch)  # validation kept the start: the voice is its row alone
+                branch = None
             self.registry[name] = SpeakerRecord(name, label, ENROLLED, branch)
             self.buffers.replay = LabelledSet.concat(self.buffers.replay, new.subsample(replay_per_speaker))
             self.buffers.holdout = LabelledSet.concat(self.buffers.holdout, new_val.subsample(holdout_per_speaker))
