@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuro_rm.audit import AuditLog
 from neuro_rm.auth.fingerprint import fingerprint
+from neuro_rm.energy import Ledger
 
 LIMIT = 1
 TABLE = {"k": 1}
@@ -107,6 +109,7 @@ def test_what_the_third_review_found_hidden_is_read(monkeypatch):
     for _ in range(7):
         shared = [shared] * 30  # read once per level, not 30^7 times
     assert len(_digest(Hidden(shared))) == 16
+    assert _digest(Hidden(np.array([1, "a", (2, 3)], dtype=object))) != _digest(Hidden(np.array([1, "a", (2, 4)], dtype=object)))
     policy = Declared(2)
     before = _digest(policy)
     policy(None, [], None)
@@ -138,12 +141,29 @@ def test_one_policy_has_one_fingerprint_in_every_process():
     """review59 F3: a closure over a function or an object printed a memory address into the digest."""
     code = ("import json, functools; from tests.test_fingerprint import Keeper, reads_a_global;"
             "from neuro_rm.auth.fingerprint import fingerprint; k = Keeper(); marker = object();"
-            "rules = frozenset(Keeper() for _ in range(5));"
+            "rules = frozenset(Keeper() for _ in range(5)); import numpy as np; objects = np.array([1, 'a', (2, 3)], dtype=object);"
             "policy = lambda model, branches, ledger: (reads_a_global, marker, k.keep)[2](model, branches, ledger);"
             "print(json.dumps([fingerprint(policy), fingerprint(k.merge), fingerprint(functools.partial(sorted, key=len)),"
-            "fingerprint(functools.partial(sorted, key=rules))]))")
+            "fingerprint(functools.partial(sorted, key=rules)), fingerprint(functools.partial(sorted, key=objects))]))")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     runs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
                                       env=env).stdout) for _ in range(2)]
     assert runs[0] == runs[1] and all(" unreadable" not in f for f in runs[0])
+
+
+def test_live_state_a_policy_holds_does_not_read_as_a_change():
+    """review61 B1: a policy holding the authenticator read its audit log, which grows at every operation, so
+    every operation and save logged a 'changed' policy."""
+    class Authenticator:  # what the check recognises: an object with an audit log
+        def __init__(self):
+            self.audit, self.ledger = AuditLog(), Ledger()
+
+    auth = Authenticator()
+    policy = Hidden({"auth": auth, "limit": 2})
+    before = _digest(policy)
+    auth.audit.append("enroll", "dee")
+    auth.ledger.post_sram_write(64)
+    assert _digest(policy) == before
+    assert _digest(Hidden({"auth": auth, "limit": 3})) != before  # control: a setting beside it still counts
+

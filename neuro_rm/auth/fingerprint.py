@@ -7,7 +7,8 @@ line it sits at) of the function, or of every method of the object's class and i
 closed-over values; the module globals that code reads (functions followed, modules and classes by name); a
 bound method's object; a partial's arguments; an object's fields and slots; tensors and numpy arrays by their
 bytes; set members and dict keys ordered by their own digests; never a memory address, so one policy gives one
-digest in every process.  What it cannot see: values nested deeper than ``_DEPTH``, items past the first
+digest in every process; an audit log, a ledger or an authenticator a policy holds is live state, read by its type
+alone.  What it cannot see: values nested deeper than ``_DEPTH``, items past the first
 ``_WIDTH`` of a container, state outside the policy (a file it reads); a policy whose attributes change on
 every call (a counter) reads as changed at every operation.  It never raises: a part it cannot read is
 named by its error, and the digest of the rest still counts.
@@ -25,6 +26,9 @@ from types import CodeType, FunctionType, MethodType, ModuleType
 import numpy as np
 import torch
 
+from neuro_rm.audit import AuditLog
+from neuro_rm.energy import Ledger
+
 _DEPTH = 10  # objects followed into, one level per object (a container and its items are one step)
 _WIDTH = 100_000  # items of one container read
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -34,10 +38,13 @@ _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 def fingerprint(value: object) -> str:
     """The module-qualified name of ``value`` (or of its type) and a 16-hex-digit digest of what it decides with
     (of its ``audit_record()`` when it declares one)."""
-    kind = value if isinstance(value, FunctionType | MethodType | functools.partial) else type(value)
-    name = f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', type(kind).__name__)}"
-    declared = getattr(type(value), "audit_record", None)
     try:
+        kind = value if isinstance(value, FunctionType | MethodType | functools.partial) else type(value)
+        name = f"{kind.__module__}.{kind.__qualname__}"
+    except Exception:  # noqa: BLE001 - a class whose metaclass refuses even its name
+        name = "?"
+    try:
+        declared = getattr(type(value), "audit_record", None)
         described = _describe(value.audit_record() if callable(declared) else value, _DEPTH, {})
     except Exception as error:  # noqa: BLE001 - a digest must not stop an enrolment or a save
         described = f"unreadable {type(error).__name__}"
@@ -73,7 +80,11 @@ def _parts(value: object, depth: int, inner: Callable[[object], str]) -> list[ob
         data = value.detach().to_dense().cpu().contiguous().reshape(-1)
         return ["tensor", data.dtype, tuple(value.shape), hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest()]
     if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:  # its bytes are addresses: read its items
+            return ["object array", value.shape, inner(value.ravel().tolist())]
         return ["array", value.dtype.str, value.shape, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()]
+    if isinstance(value, AuditLog | Ledger) or isinstance(getattr(value, "audit", None), AuditLog):
+        return ["live state", type(value).__qualname__]  # a log, a ledger, an authenticator: they change at every operation
     if isinstance(value, ModuleType | type):
         return [type(value).__name__, getattr(value, "__module__", ""), getattr(value, "__qualname__", value.__name__)]
     if isinstance(value, CodeType):
