@@ -99,8 +99,7 @@ def _parts(value: object, depth: int, inner: Callable[[object], str]) -> list[ob
     if isinstance(value, functools.partial):
         return ["partial", inner(value.func), inner((value.args, value.keywords))]
     if isinstance(value, dict):
-        items = sorted(inner((k, v)) for k, v in list(value.items())[:_WIDTH])
-        return ["dict", len(value), *items]
+        return ["dict", len(value), *_entries(value, inner)]
     if isinstance(value, list | tuple):
         return [type(value).__name__, len(value), *(inner(item) for item in value[:_WIDTH])]
     if isinstance(value, set | frozenset):
@@ -114,7 +113,14 @@ def _parts(value: object, depth: int, inner: Callable[[object], str]) -> list[ob
     state = {**attributes, **slots, **fields}
     if isinstance(value, torch.nn.Module):
         state |= dict(value.state_dict())
-    return ["object", cls.__module__, cls.__qualname__, inner(methods), inner(state) if state else _ADDRESS.sub("", repr(value))]
+    return ["object", cls.__module__, cls.__qualname__, *_entries(methods, inner),
+            *(_entries(state, inner) if state else [_ADDRESS.sub("", repr(value))])]
+
+
+def _entries(mapping: dict, inner: Callable[[object], str]) -> list[str]:
+    """A mapping's items, each key and value one level down (not two, as a (key, value) pair would be), in the
+    order of their digests."""
+    return sorted(f"{inner(key)}:{inner(item)}" for key, item in list(mapping.items())[:_WIDTH])
 
 
 def _cell(cell: object) -> object:
