@@ -174,7 +174,7 @@ def test_energy_command_runs_the_lifecycle_on_a_file_and_prints_its_energy_keys(
     seen = {}
 
     def lifecycle(data, config, out, progress):
-        seen.update(speakers=data.names, train=len(data.train), epochs=config.pretrain.epochs, out=out)
+        seen.update(speakers=data.names, train=len(data.train), epochs=config.pretrain.epochs, out=out, seed=config.seed)
         return {"energy.training_j.pretrain": 1.5, "energy.gpu_nvml": "skipped", "pretrain.accuracy": 0.9}
 
     monkeypatch.setattr(speaker, "run_speaker_demo", lifecycle)
@@ -183,7 +183,9 @@ def test_energy_command_runs_the_lifecycle_on_a_file_and_prints_its_energy_keys(
     assert seen["speakers"] == ["spk0", "spk1", "spk2", "spk3"] and seen["train"] > 0 and seen["out"] is None
     assert seen["epochs"] == speaker.fast(speaker.DemoConfig()).pretrain.epochs  # --fast: the smoke-run recipe
     assert cli.main(["energy", "--data", str(data), "--json"]) == 0
-    assert seen["epochs"] == speaker.DemoConfig().pretrain.epochs
+    assert seen["epochs"] == speaker.DemoConfig().pretrain.epochs and seen["seed"] == speaker.DemoConfig().seed
+    assert cli.main(["energy", "--data", str(data), "--speakers", "3", "--seed", "7", "--fast", "--json"]) == 0
+    assert len(seen["speakers"]) == 3 and seen["seed"] == 7  # both reach the lifecycle
 
 
 @pytest.mark.parametrize("flags, expected", [([], "none"), (["--compensation", "offset"], "offset"),
