@@ -41,6 +41,7 @@ from neuro_rm.statekey import ENV as KEY_ENV
 from neuro_rm.statekey import refuse_inside
 from neuro_rm.statelock import StateBusyError
 from neuro_rm.store import CorruptStateError, StaleSnapshotWarning, has_state, writing
+from neuro_rm.tasks.runner import jsonable
 
 DEFAULT_STATE = Path("neuro_rm_state")
 WRITERS = ("train", "deploy", "revoke", "enroll", "restore", "consolidate")  # commands that change a state: they take its lock
@@ -55,16 +56,6 @@ POSITIVE = ("lr", "tolerance", "merge_horizon", "wear_budget")
 
 
 # ---------------------------------------------------------------------- output
-def _jsonable(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _format(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -79,7 +70,7 @@ def render_table(result: dict) -> str:
 
 
 def _emit(result: dict, as_json: bool, render: Callable[[dict], str] = render_table) -> None:
-    print(json.dumps(_jsonable(result), indent=2, sort_keys=True) if as_json else render(result))
+    print(json.dumps(jsonable(result), indent=2, sort_keys=True) if as_json else render(result))
 
 
 # ---------------------------------------------------------------------- data

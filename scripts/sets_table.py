@@ -74,7 +74,7 @@ def load_run(folder: Path) -> tuple[dict, list[dict]]:
 def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
     """Met / missed / not determined by the interval against ``floor``, with the mean and each seed, in points
     ("–" for a run whose reports predate ``key``)."""
-    if f"{key}.mean" not in aggregated:
+    if aggregated.get(f"{key}.mean") is None:
         return "–"
     values = [float(s[key]) for s in seeds]
     per_seed = ", ".join(f"{100 * v:+.1f}" for v in values)
@@ -97,7 +97,7 @@ def render(runs: list[tuple[str, Path]]) -> str:
     for key, name, fmt in ROWS:
         cells = []
         for _, aggregated, _ in loaded:
-            if f"{key}.mean" in aggregated:
+            if aggregated.get(f"{key}.mean") is not None:  # null: not measured in these runs
                 cell, interval = formatted(aggregated, key, fmt)
                 cells.append(f"{cell} [{interval}]")
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -240,8 +241,19 @@ def run_lifecycle(task: Task, progress: bool = True) -> dict[str, object]:
     return task.report
 
 
+def jsonable(value: object) -> object:
+    """``value`` as strict JSON holds it: NaN (a figure not measured) becomes null, an infinity its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def write_report(report: dict[str, object], path: Path) -> Path:
-    """The report as sorted, indented JSON (values JSON cannot hold are written as text)."""
+    """The report as sorted, indented, strict JSON (NaN as null; other values JSON cannot hold as text)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    path.write_text(json.dumps(jsonable(report), indent=2, sort_keys=True, default=str, allow_nan=False))
     return path
