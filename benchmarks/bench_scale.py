@@ -162,9 +162,7 @@ def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> tuple[floa
     is the right one) and the verification EER, every utterance claiming every enrolled speaker once (what
     authentication asks: is this the claimed voice, not which of N it is)."""
     held = test.of_classes(auth.active_labels)
-    scores = auth.scores(held.x)
-    trials = verification_trials(scores, held.y, auth.active_labels)
-    return accuracy(scores, held.y), equal_error_rate(trials["genuine"], trials["impostor"])[0]
+    return accuracy(auth.scores(held.x), held.y), _eer(auth, test, auth.active_labels)
 
 
 def _verify_pass(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> float:
