@@ -20,8 +20,8 @@ from neuro_rm.lora import AdapterConfig
 ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
 # enrolment sized for a device, run with warm_rows=True (the new row fitted on the frozen features first): 3 epochs
 # at a higher rate, the best on validation kept; a fixed length, so its time does not hang on when early stopping
-# fires.  Chosen on validation among 5 epochs at 1e-2 with and without the fitted row, and 5 at 3e-3 or 3 at 1e-2 after it
-# (README, Scale: the side-by-side run over held-out bundled speakers, test split beside)
+# fires.  Chosen on validation with the first form of the row fit; with the fit as it is, 5 epochs at 3e-3 read
+# better on validation (benchmarks/probe_quick_enrolment.py; BENCHMARKS.md, Scale, part 1)
 FAST_ENROLL = TrainConfig(epochs=3, lr=1e-2, batch_size=64)
 ROW_L2 = 1e-3  # the fitted rows' L2 penalty (weights and bias): a row that separates its class stays bounded
 FEATURE_BATCH = 256  # samples per forward pass of the row fit: its memory does not grow with the replay buffer
@@ -34,8 +34,7 @@ def fit_new_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: 
     training from a random row spends the first epochs of the branch catching up with it.  With no sample of a
     live old class in ``data`` (an empty replay buffer) there is nothing to fit against (a bias alone would win)
     and the rows stay as drawn.  Returns the loss evaluations; the features passes and each evaluation's product
-    are counted by an active ``WorkMeter``.  (Holding each fitted row at the old rows' mean length, tried after
-    review58, raised the test EER on two held-out bundled speakers: README, Scale.)"""
+    are counted by an active ``WorkMeter``."""
     head = model.head
     keep = torch.ones(head.n_classes, dtype=torch.bool, device=head.weight.device)
     keep[rows] = False
