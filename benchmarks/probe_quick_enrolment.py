@@ -34,6 +34,9 @@ VARIANTS = {
     "fitted row, 3 epochs at 3e-3": (TrainConfig(epochs=3, lr=3e-3, batch_size=64), True),
     "fitted row, 6 epochs at 3e-3": (TrainConfig(epochs=6, lr=3e-3, batch_size=64), True),
     "fitted row, 6 epochs at 1e-3": (TrainConfig(epochs=6, lr=1e-3, batch_size=64), True),
+    "fitted row, 4 epochs at 3e-3, batch 32": (TrainConfig(epochs=4, lr=3e-3, batch_size=32), True),
+    "fitted row, 5 epochs at 3e-3, batch 32": (TrainConfig(epochs=5, lr=3e-3, batch_size=32), True),
+    "fitted row, 3 epochs at 2e-3, batch 16": (TrainConfig(epochs=3, lr=2e-3, batch_size=16), True),
 }
 
 

@@ -555,10 +555,10 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("speaker")
     p.add_argument("--quick", action="store_true",
                    help="the device-sized recipe: the new readout row fitted on the frozen features, then FAST_ENROLL "
-                        "(3 epochs at lr 1e-2): about an eighth of the default's time, a point lower on the old "
-                        "speakers and twice the verification EER (README, Scale)")
+                        f"({FAST_ENROLL.epochs} epochs at lr {FAST_ENROLL.lr:g}): a fraction of the default's time, "
+                        "for a higher verification EER (README, Scale)")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's, 3e-3 or 1e-2 with --quick)")
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default: the recipe's: {ENROLL.lr:g}; --quick's: {FAST_ENROLL.lr:g})")
 
     p = command("restore", cmd_restore, "train a restore branch against write noise, drift or stuck cells", state=True)
     p.add_argument("--epochs", type=int, default=8)

@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import tiny_spike_file
 
+from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
+
 
 def _run(*args, ok=True):
     proc = subprocess.run([sys.executable, "-m", "neuro_rm.cli", *map(str, args)], capture_output=True, text=True)
@@ -46,7 +48,8 @@ def test_lifecycle_commands(trained):
         assert {f"{target}.{key}" for target in ("state", "original", "retrain")} <= set(audit)
     enrolled = json.loads(_run("enroll", "spk3", "--state", state, "--data", data, "--quick", "--json").stdout)
     assert enrolled["new_speaker_test_accuracy"] > 0.5
-    assert enrolled["recipe"] == {"epochs": 3, "lr": 1e-2, "min_steps": 0, "warm_row": True}  # the quick recipe, not the default
+    quick = {"epochs": FAST_ENROLL.epochs, "lr": FAST_ENROLL.lr, "min_steps": FAST_ENROLL.min_steps, "warm_row": True}
+    assert enrolled["recipe"] == quick and quick["epochs"] != ENROLL.epochs  # the quick recipe, not the default
     assert enrolled["warm_row"] is True  # and on the enrolment's record
     verdict = json.loads(_run("verify", "test:0", "--claim", "spk1", "--state", state, "--json").stdout)
     assert verdict["accept"] is False and verdict["reason"] == "revoked"

@@ -18,11 +18,10 @@ from neuro_rm.lora import AdapterConfig
 
 # enrolment: 30 epochs, and on small sets the steps 30 epochs give on the bundled one (new voice + replay)
 ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
-# enrolment sized for a device, run with warm_rows=True (the new row fitted on the frozen features first): 3 epochs
-# at a higher rate, the best on validation kept; a fixed length, so its time does not hang on when early stopping
-# fires.  Chosen on validation with the first form of the row fit; with the fit as it is, 5 epochs at 3e-3 read
-# better on validation (benchmarks/probe_quick_enrolment.py; BENCHMARKS.md, Scale, part 1)
-FAST_ENROLL = TrainConfig(epochs=3, lr=1e-2, batch_size=64)
+# enrolment sized for a device, run with warm_rows=True (the new row fitted on the frozen features first): 5 epochs,
+# the best on validation kept; a fixed length, so its time does not hang on when early stopping fires.  Chosen on
+# validation among the schedules of benchmarks/probe_quick_enrolment.py (BENCHMARKS.md, Scale, part 1)
+FAST_ENROLL = TrainConfig(epochs=5, lr=3e-3, batch_size=64)
 ROW_L2 = 1e-3  # the fitted rows' L2 penalty (weights and bias): a row that separates its class stays bounded
 FEATURE_BATCH = 256  # samples per forward pass of the row fit: its memory does not grow with the replay buffer
 
