@@ -56,6 +56,7 @@ from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 from neuro_rm.learning.metrics import equal_error_rate, verification_trials
+from neuro_rm.learning.seeds import mean_sd_ci
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models import RSNNConfig
 from neuro_rm.work import WorkMeter
@@ -134,7 +135,21 @@ def bundled_enrolment(pretrain_epochs: int, held_out: tuple[int, ...] = tuple(ra
     for label in results:
         rows.append((f"mean ± sd, {label}", *(spread(column) for column in zip(*results[label], strict=True))))
     rows.append(("mean ± sd, ratio quick / today", spread(tuple(ratios)), "", "", "", "", "", "", ""))
+    if len(held_out) > 1:
+        rows.append(_paired(results[recipes[1][0]], results[recipes[0][0]], len(seeds)))
     return rows
+
+
+def _paired(quick: list[tuple], today: list[tuple], per_speaker: int) -> tuple:
+    """Quick minus today on the test columns, each held-out speaker's mean over its seeds (the speakers are the
+    independent units; seeds of one speaker share its pretrained state): mean ± sd and the 95 % t-interval."""
+    row: list[str] = ["paired quick − today, per held-out speaker, mean ± sd [95 % t-interval]", "", "", "", ""]
+    for column in range(4, 8):
+        gaps = [v - w for (v, w) in zip((f[column] for f in quick), (f[column] for f in today), strict=True)]
+        per = [statistics.fmean(gaps[i:i + per_speaker]) for i in range(0, len(gaps), per_speaker)]
+        mean, sd, (low, high) = mean_sd_ci(per)
+        row.append(f"{mean:+.4f} ± {sd:.4f} [{low:+.4f}, {high:+.4f}]")
+    return tuple(row)
 
 
 def _memory_mib(auth: SpeakerAuthenticator) -> tuple[float, float, float, float]:
