@@ -8,7 +8,9 @@ Four parts, all in one run so the ratios are side by side:
    (``--held-out``), enrolment seeds 0-2;
 2. an authenticator enrolling speakers one after another up to 200 on a generated corpus, with the default
    consolidation policy and (positive control) with none: identification accuracy and verification EER on the
-   enrolled speakers' test utterances, beside the accuracy of logistic regression trained on all of those
+   enrolled speakers' test utterances (also on a copy after ``refit_readout``, the readout rows refitted together
+   on the replay buffer as the device would when idle, with the refit's seconds), beside the accuracy of
+   logistic regression trained on all of those
    speakers at once on the same frames (what the corpus allows a linear model that sees every speaker's
    training data together, as the authenticator never does), verify time per utterance (beside the
    6-speaker state), the bytes the authenticator holds (and one booted from its saved state holds after a verify), enroll / revoke seconds and energy, at 6, 25,
@@ -180,6 +182,15 @@ def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> tuple[floa
     return accuracy(auth.scores(held.x), held.y), _eer(auth, test, auth.active_labels)
 
 
+def _refitted(auth: SpeakerAuthenticator, now: Callable[[], float]) -> tuple[SpeakerAuthenticator, float]:
+    """A copy of ``auth`` after ``refit_readout`` (as the device would run it when idle before the checkpoint;
+    the original goes on without it) and the refit's seconds."""
+    twin = copy.deepcopy(auth)
+    start = now()
+    twin.refit_readout()
+    return twin, now() - start
+
+
 def _verify_pass(auth: SpeakerAuthenticator, samples: torch.Tensor, claims: list[str]) -> float:
     """The median seconds of one verify over ``samples``."""
     now = clock()
@@ -257,6 +268,8 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 claims = [f"s{int(y)}" for y in probe.y[:40]]
                 verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40], claims)
                 identified, eer = _identification(auth, test)
+                refitted, refit_s = _refitted(auth, now)
+                refit_identified, refit_eer = _identification(refitted, test)
 
                 def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
                     a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
@@ -271,7 +284,8 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
-                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, floor[label], eer, verify_s * 1e3,
+                rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, floor[label], eer,
+                                     refit_identified, refit_eer, refit_s, verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
@@ -400,7 +414,8 @@ def main() -> None:
         print_table(f"Many speakers (RSNN 140-128-N on a generated corpus of {max(checkpoints) + 1} speakers x 50 "
                     f"utterances; enrolment recipe {args.enroll_recipe}; revoke mode {args.revoke_mode}; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
-                    ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
+                    ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled",
+                     "test acc, readout refit", "test EER, readout refit", "refit s", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
                      "revoke J, training"), rows)
     if not args.skip_suspend:

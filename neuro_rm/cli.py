@@ -270,9 +270,16 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
         done = auth.consolidate(auth.consolidation)
         if done["merged"]:  # the cells changed: the acceptance threshold follows, as after every write
             auth.calibrate()
-    if args.off or settings or done["folded"] or done["merged"]:
+    refit = {}
+    if args.refit_readout:
+        report = auth.refit_readout()
+        refit = {"readout_refit": {key: report.extra[key] for key in ("rows", "kept", "holdout_score_before",
+                                                                       "holdout_score_after", "write_bits")}}
+        if report.extra["kept"]:
+            auth.calibrate()  # the rows the threshold was set on have changed
+    if args.off or settings or done["folded"] or done["merged"] or refit:
         auth.save(args.state)
-    _emit({"policy": policy_record(auth), **done}, args.json)  # as the state keeps it
+    _emit({"policy": policy_record(auth), **done, **refit}, args.json)  # as the state keeps it
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -577,6 +584,10 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--wear-budget", type=float, default=None,
                    help=f"share of the cells' endurance a merge may wear the most-worn cell to (default {BranchBudget.wear_budget})")
     p.add_argument("--off", action="store_true", help="no policy: branches pile up until one is set again")
+    p.add_argument("--refit-readout", action="store_true",
+                   help="also refit every enrolled speaker's readout row together on the replay buffer (digital rows, "
+                        "no cell written; kept only if the holdout buffer's score does not fall): each enrolment fits "
+                        "its own row against rows that never met its voice")
 
     p = command("verify", cmd_verify, "accept or reject a sample's claim to be a speaker", state=True, data=True)
     p.add_argument("sample", help="SPLIT:INDEX of the data file, e.g. test:12")

@@ -11,7 +11,7 @@ from neuro_rm.auth import SpeakerAuthenticator, lifecycle
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import LabelledSet, TrainConfig, UnlearnConfig, accuracy, erase, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
-from neuro_rm.learning.continual import fit_new_rows
+from neuro_rm.learning.continual import fit_rows
 from neuro_rm.models import RSNNConfig
 from neuro_rm.plasticity import Recorder
 from neuro_rm.store import CorruptStateError
@@ -189,10 +189,10 @@ def test_a_fitted_row_finds_the_new_speaker_on_the_frozen_features_and_is_counte
     before = model.head.snapshot()
     random_row = _acc(deployed, test.of_classes([3]))  # control: the grown row as drawn finds little of the voice
     alone = train.of_classes([3])  # no other voice to fit against (an empty replay buffer): a bias alone would win
-    assert fit_new_rows(model, [3], alone, alone.class_weights(4)) == 0
+    assert fit_rows(model, [3], alone, alone.class_weights(4)) == 0
     assert torch.equal(model.head.weight, before[0]) and torch.equal(model.head.bias, before[1])
     with WorkMeter() as meter:
-        evaluations = fit_new_rows(model, [3], data, data.class_weights(4))
+        evaluations = fit_rows(model, [3], data, data.class_weights(4))
     weight, bias = model.head.snapshot()
     assert torch.equal(weight[:3], before[0][:3]) and torch.equal(bias[:3], before[1][:3])  # old rows untouched
     assert not torch.equal(weight[3], before[0][3])
@@ -232,6 +232,48 @@ def test_an_enrolment_whose_branch_validation_did_not_keep_commits_no_branch(dep
     assert _acc(deployed, test.of_classes([3])) > 0.8
     deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert _acc(deployed, test.of_classes([3])) == 0.0
+
+
+def test_a_readout_refit_brings_a_row_that_fires_for_every_voice_back_in_line(revoked_bob, tiny_speech):
+    """The refit fits the enrolled speakers' rows together on the replay buffer: a row that outscores the others
+    on every voice (what an old row becomes for voices enrolled after it) is brought back in line, while the
+    suspended speaker's erased row, the cells and the branches stay as they were."""
+    auth, test = revoked_bob, tiny_speech["test"]
+    head, row_bits = auth.model.head, (auth.model.head.in_features + 1) * 32
+    with torch.no_grad():
+        head.bias[2] += 50.0  # cy's row now wins on every voice
+    assert _acc(auth, test.of_classes([0])) < 0.2  # the control: ann is taken for cy
+    erased, written, branches = (head.weight[1].clone(), head.bias[1].clone()), hybrid.write_history(auth.model), hybrid.adapter_names(auth.model)
+    bits, entries = auth.ledger.count("write.sram"), len(auth.audit.entries)
+    report = auth.refit_readout()
+    assert report.extra["kept"] and report.extra["holdout_score_after"] > report.extra["holdout_score_before"]
+    assert _acc(auth, test.of_classes([0])) > 0.8 and _acc(auth, test.of_classes([2])) > 0.8
+    assert torch.equal(head.weight[1], erased[0]) and torch.equal(head.bias[1], erased[1])  # bob's row stays erased
+    assert torch.equal(hybrid.write_history(auth.model), written) and hybrid.adapter_names(auth.model) == branches
+    assert auth.ledger.count("write.sram") - bits == report.extra["write_bits"] == 2 * row_bits  # ann's and cy's rows
+    assert len(auth.audit.entries) == entries + 1 and auth.audit.entries[-1]["action"] == "refit_readout"
+
+
+def test_a_readout_refit_that_the_holdout_buffer_scores_lower_is_not_kept(deployed, monkeypatch):
+    head = deployed.model.head
+    rows, bits = head.snapshot(), deployed.ledger.count("write.sram")
+
+    def scrambled(model, *args, **kwargs):  # a fit gone wrong: the rows swapped round
+        with torch.no_grad():
+            model.head.weight.copy_(model.head.weight.roll(1, dims=0))
+        return 1
+
+    monkeypatch.setattr(lifecycle, "fit_rows", scrambled)
+    report = deployed.refit_readout()
+    assert not report.extra["kept"] and report.extra["holdout_score_after"] < report.extra["holdout_score_before"]
+    assert torch.equal(head.weight, rows[0]) and torch.equal(head.bias, rows[1])  # put back
+    assert deployed.ledger.count("write.sram") == bits and report.extra["write_bits"] == 0  # nothing written
+
+
+def test_a_readout_refit_needs_two_voices_in_the_replay_buffer(deployed):
+    deployed.buffers.replay = deployed.buffers.replay.of_classes([0])
+    with pytest.raises(ValueError, match="at least two enrolled speakers"):
+        deployed.refit_readout()
 
 
 def test_restore_wins_back_accuracy_after_write_noise(deployed, tiny_speech):

@@ -115,6 +115,12 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
     assert len(SpeakerAuthenticator.load(copy).audit.entries) == len(logged)
     proc = _run("consolidate", "--state", copy, "--off", "--max-branches", "2", ok=False)
     assert proc.returncode == 2 and "--off sets no policy" in proc.stderr
+    refit = json.loads(_run("consolidate", "--state", copy, "--refit-readout", "--json").stdout)["readout_refit"]
+    back = SpeakerAuthenticator.load(copy)
+    assert refit["rows"] == len(back.active_labels) == 4
+    actions = [e["action"] for e in back.audit.entries[-2:]]  # a refit kept changes the rows: the threshold follows
+    assert actions == ["refit_readout", "calibrate"] if refit["kept"] else actions[-1] == "refit_readout"
+    assert refit["write_bits"] == (4 * (back.model.head.in_features + 1) * 32 if refit["kept"] else 0)
 
 
 def test_data_command_summarises_a_file(trained):

@@ -29,12 +29,13 @@ from neuro_rm.auth.scoring import Scoring
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
-from neuro_rm.learning.continual import ENROLL, enroll_class
+from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
+from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.placement import resolve_device
-from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
+from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier, selection_score
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
@@ -345,6 +346,39 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val = self.buffers.holdout.of_classes(self.active_labels)
         result = fit_classifier(self.model, train, val, config, params, "restore")
         return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))
+
+
+    def refit_readout(self) -> OperationReport:
+        """Refit every enrolled speaker's readout row together on the replay buffer's features (``fit_rows``):
+        digital rows only, no cell and no branch changes.  Each enrolment fits its own row against rows that
+        never met its voice, so as speakers accumulate the older rows fire for newer voices; the device runs
+        this when idle.  Kept only if the holdout buffer's score (accuracy, ties to the lower loss) does not
+        fall, as ``restore`` keeps a refinement; like every operation it leaves the acceptance threshold to
+        ``calibrate()``."""
+        self._require_deployed("refit_readout")
+        labels = self.active_labels
+        data = self.buffers.replay.of_classes(labels)
+        holdout = self.buffers.holdout.of_classes(labels)
+        voices = torch.unique(data.y).numel()
+        if voices < 2 or len(holdout) == 0:
+            raise ValueError(f"refit_readout needs replay samples of at least two enrolled speakers (the buffer holds "
+                             f"{voices}) and holdout samples to check the refit on (it holds {len(holdout)})")
+
+        def score() -> float:
+            return selection_score(predict_logits(self.model, holdout.x), holdout.y)
+
+        rows, before = self.model.head.snapshot(), score()
+        with self._undone_on_failure("refit_readout"):  # an interrupted refit puts the rows back
+            evaluations = fit_rows(self.model, labels, data, data.class_weights(self.model.head.n_classes), "refit readout")
+            after = score()
+            kept = after >= before
+            if not kept:
+                self.model.head.revert(rows)
+            row_bits = self._post_rows(len(labels), "refit readout: readout rows") if kept else 0
+            trainable = len(labels) * (self.model.head.in_features + 1)
+            result = FitResult(evaluations, 0 if kept else -1, max(before, after), trainable)
+            return self._finish("refit_readout", None, None, "potentiate", result, trainable, row_bits, rows=len(labels),
+                                kept=kept, holdout_score_before=before, holdout_score_after=after)
 
 
 def _suspension(label: int) -> str:

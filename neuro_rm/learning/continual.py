@@ -26,19 +26,21 @@ ROW_L2 = 1e-3  # the fitted rows' L2 penalty (weights and bias): a row that sepa
 FEATURE_BATCH = 256  # samples per forward pass of the row fit: its memory does not grow with the replay buffer
 
 
-def fit_new_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torch.Tensor,
-                 description: str = "enroll") -> int:
-    """Fit the readout ``rows`` alone on the model's features of ``data``, every other row and the network frozen:
-    a convex problem (weighted cross-entropy plus ``ROW_L2``) solved by L-BFGS (at most 200 evaluations), where
-    training from a random row spends the first epochs of the branch catching up with it.  With no sample of a
-    live old class in ``data`` (an empty replay buffer) there is nothing to fit against (a bias alone would win)
-    and the rows stay as drawn.  Returns the loss evaluations; the features passes and each evaluation's product
-    are counted by an active ``WorkMeter``."""
+def fit_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torch.Tensor,
+             description: str = "enroll") -> int:
+    """Fit the readout ``rows`` on the model's features of ``data``, every other row and the network frozen: a
+    convex problem (weighted cross-entropy plus ``ROW_L2``) solved by L-BFGS (at most 200 evaluations).  An
+    enrolment fits its new row so, where training from a random row spends the first epochs of the branch
+    catching up with it; ``SpeakerAuthenticator.refit_readout`` fits every live row together.  With samples of
+    fewer than two classes among the rows fitted and the live others (an enrolment with an empty replay buffer)
+    there is nothing to fit against (a bias alone would win) and the rows stay as they are.  Returns the loss
+    evaluations; the features passes and each evaluation's product are counted by an active ``WorkMeter``."""
     head = model.head
     keep = torch.ones(head.n_classes, dtype=torch.bool, device=head.weight.device)
     keep[rows] = False
     live = keep & (head.weight.detach().norm(dim=1) > 0)  # an erased row is zero (and its bias far below)
-    if not torch.isin(data.y, torch.nonzero(live).flatten().to(data.y.device)).any():
+    contenders = torch.cat([torch.nonzero(live).flatten(), torch.tensor(rows, device=keep.device)]).to(data.y.device)
+    if torch.unique(data.y[torch.isin(data.y, contenders)]).numel() < 2:
         return 0
     fitted = nn.Linear(head.in_features, len(rows)).to(head.weight)
     with torch.no_grad():
@@ -96,7 +98,7 @@ def learn_new_classes(
     """Train ``params`` on the new classes' samples mixed with the replay buffer of old ones.
 
     New classes are weighted up to balance the replay, so the new readout rows really learn.  ``warm_rows``:
-    first fit the new classes' rows alone on the current features (``fit_new_rows``).
+    first fit the new classes' rows alone on the current features (``fit_rows``).
     """
     if len(new) == 0:
         raise ValueError("learn_new_classes needs samples of the new classes")
@@ -105,7 +107,7 @@ def learn_new_classes(
     n_classes = int(data.y.max()) + 1
     weights = data.class_weights(n_classes)
     if warm_rows:
-        fit_new_rows(model, new_classes, data, weights, description)
+        fit_rows(model, new_classes, data, weights, description)
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(data.x[idx]), data.y[idx], weight=weights)
