@@ -88,6 +88,7 @@ class TrainingWork:
     forward: PassWork = field(default_factory=PassWork)
     evaluation: PassWork = field(default_factory=PassWork)
     steps: int = 0
+    state_per_param: int = 3  # fp32 values the optimiser keeps per trainable parameter: Adam's gradient, m and v
 
     @property
     def optimizer_updates(self) -> int:
@@ -95,10 +96,10 @@ class TrainingWork:
 
     @property
     def sram_bytes(self) -> float:
-        """SRAM the loop needs: the digital weights its passes read, plus Adam's gradient, m and v (fp32) per
-        trainable parameter."""
+        """SRAM the loop needs: the digital weights its passes read, plus the optimiser's state (fp32) per
+        trainable parameter (``state_per_param``)."""
         stored = self.forward.stored | self.evaluation.stored
-        return (sum(stored.values()) + self.trainable_params * 3 * 32) / 8
+        return (sum(stored.values()) + self.trainable_params * self.state_per_param * 32) / 8
 
 
 class WorkMeter:

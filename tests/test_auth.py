@@ -202,6 +202,8 @@ def test_a_fitted_row_finds_the_new_speaker_on_the_frozen_features_and_is_counte
     record = meter.records[-1]  # the work is on the record: one features pass, the solver's evaluations
     assert record.description.endswith("readout rows on frozen features") and record.steps == evaluations > 0
     assert record.evaluation.samples == len(data) and record.forward.digital_macs > 0
+    row = model.head.in_features + 1  # the solver's SRAM: the row and L-BFGS's history of 100 steps, not Adam's state
+    assert record.sram_bytes >= row * (2 * 100 + 3) * 4 > 10 * row * 4 * 4
 
 
 def test_a_quick_enrolment_starts_from_the_fitted_row(deployed, tiny_speech):

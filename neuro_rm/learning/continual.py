@@ -24,6 +24,7 @@ ENROLL = TrainConfig(epochs=30, lr=3e-3, batch_size=64, min_steps=400)
 FAST_ENROLL = TrainConfig(epochs=5, lr=3e-3, batch_size=64)
 ROW_L2 = 1e-3  # the fitted rows' L2 penalty (weights and bias): a row that separates its class stays bounded
 FEATURE_BATCH = 256  # samples per forward pass of the row fit: its memory does not grow with the replay buffer
+LBFGS_HISTORY = 100  # the row fit's L-BFGS memory (torch's default): 2 vectors per step kept, sized in SRAM
 
 
 def fit_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torch.Tensor,
@@ -48,8 +49,10 @@ def fit_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torc
         fitted.bias.copy_(head.bias[rows])
     order = torch.cat([torch.nonzero(keep).flatten(), torch.tensor(rows, device=keep.device)])
     targets = torch.argsort(order)[data.y]  # each sample's class, as a column of [kept rows, fitted rows]
-    optimizer = torch.optim.LBFGS(list(fitted.parameters()), max_iter=200, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(list(fitted.parameters()), max_iter=200, history_size=LBFGS_HISTORY,
+                                  line_search_fn="strong_wolfe")
     with work.training(f"{description}: readout rows on frozen features", list(fitted.parameters())) as record:
+        record.state_per_param = 2 * LBFGS_HISTORY + 3  # the history's steps and gradient changes, the direction, two gradients
         seen: list[torch.Tensor] = []  # the features, as the readout receives them in counted forward passes
         hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
         try:
