@@ -22,9 +22,9 @@ from common import clock, print_table
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.data import load_bundled_speakers
 from neuro_rm.learning import TrainConfig
-from neuro_rm.learning.continual import ENROLL
+from neuro_rm.learning.continual import ENROLL, FAST_ENROLL
 
-# name: (schedule, the row fitted on the frozen features first)
+# name: (schedule, the row fitted on the frozen features first[, the readout refitted after])
 VARIANTS = {
     "ENROLL": (ENROLL, False),
     "random row, 5 epochs at 1e-2": (TrainConfig(epochs=5, lr=1e-2, batch_size=64), False),
@@ -37,6 +37,7 @@ VARIANTS = {
     "fitted row, 4 epochs at 3e-3, batch 32": (TrainConfig(epochs=4, lr=3e-3, batch_size=32), True),
     "fitted row, 5 epochs at 3e-3, batch 32": (TrainConfig(epochs=5, lr=3e-3, batch_size=32), True),
     "fitted row, 3 epochs at 2e-3, batch 16": (TrainConfig(epochs=3, lr=2e-3, batch_size=16), True),
+    "FAST_ENROLL after the fitted row, then refit_readout": (FAST_ENROLL, True, True),
 }
 
 
@@ -61,13 +62,15 @@ def main() -> None:
         base.save(state)
         for seed in (int(s) for s in args.seeds.split(",")):
             for name in chosen:
-                config, warm = VARIANTS[name]
+                config, warm, *refit = VARIANTS[name]
                 auth = SpeakerAuthenticator.load(state)
                 auth.consolidation = None
                 now = clock()
                 start = now()
                 report = auth.enroll(names[5], train.of_classes([5]).x, val.of_classes([5]).x, replace(config, seed=seed),
                                      warm_row=warm)
+                if refit:
+                    auth.refit_readout()
                 figures = (now() - start, report.fit.best_epoch,
                            *(f(auth, split) for split in (val, test) for f in (lambda a, s: _acc(a, s.of_classes([5])),
                                                                               lambda a, s: _acc(a, s.of_classes(old)),

@@ -264,19 +264,19 @@ def cmd_consolidate(args: argparse.Namespace) -> None:
     elif settings:  # the state's own budget with these settings; any other policy gives way to a budget
         base = auth.consolidation if type(auth.consolidation) is BranchBudget else BranchBudget()
         auth.consolidation, auth.unset_custom_policy = replace(base, **settings), None
+    refit = {}
+    if args.refit_readout:  # first: refused (a suspension in force), it leaves the policy unrun and nothing saved
+        report = auth.refit_readout()
+        refit = {key: report.extra[key] for key in ("rows", "kept", "holdout_score_before", "holdout_score_after", "write_bits")}
+        if report.extra["kept"]:
+            refit["threshold"] = auth.calibrate()["threshold"]  # the rows the threshold was set on have changed
+        refit = {"readout_refit": refit}
     if auth.consolidation is None:
         done: dict[str, object] = {"folded": [], "merged": False}
     else:  # now, as the device would when idle
         done = auth.consolidate(auth.consolidation)
         if done["merged"]:  # the cells changed: the acceptance threshold follows, as after every write
             auth.calibrate()
-    refit = {}
-    if args.refit_readout:
-        report = auth.refit_readout()
-        refit = {"readout_refit": {key: report.extra[key] for key in ("rows", "kept", "holdout_score_before",
-                                                                       "holdout_score_after", "write_bits")}}
-        if report.extra["kept"]:
-            auth.calibrate()  # the rows the threshold was set on have changed
     if args.off or settings or done["folded"] or done["merged"] or refit:
         auth.save(args.state)
     _emit({"policy": policy_record(auth), **done, **refit}, args.json)  # as the state keeps it
@@ -585,9 +585,10 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                    help=f"share of the cells' endurance a merge may wear the most-worn cell to (default {BranchBudget.wear_budget})")
     p.add_argument("--off", action="store_true", help="no policy: branches pile up until one is set again")
     p.add_argument("--refit-readout", action="store_true",
-                   help="also refit every enrolled speaker's readout row together on the replay buffer (digital rows, "
-                        "no cell written; kept only if the holdout buffer's score does not fall): each enrolment fits "
-                        "its own row against rows that never met its voice")
+                   help="first refit every enrolled speaker's readout row together on the replay buffer (digital rows, "
+                        "no cell written; kept only if the holdout buffer's score does not fall; refused while a "
+                        "suspension is in force), then run the policy: each enrolment fits its own row against rows "
+                        "that never met its voice")
 
     p = command("verify", cmd_verify, "accept or reject a sample's claim to be a speaker", state=True, data=True)
     p.add_argument("sample", help="SPLIT:INDEX of the data file, e.g. test:12")

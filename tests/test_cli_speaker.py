@@ -120,6 +120,7 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
     assert refit["rows"] == len(back.active_labels) == 4
     actions = [e["action"] for e in back.audit.entries[-2:]]  # a refit kept changes the rows: the threshold follows
     assert actions == ["refit_readout", "calibrate"] if refit["kept"] else actions[-1] == "refit_readout"
+    assert refit.get("threshold") == (back.threshold if refit["kept"] else None)
     assert refit["write_bits"] == (4 * (back.model.head.in_features + 1) * 32 if refit["kept"] else 0)
 
 

@@ -353,9 +353,16 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         digital rows only, no cell and no branch changes.  Each enrolment fits its own row against rows that
         never met its voice, so as speakers accumulate the older rows fire for newer voices; the device runs
         this when idle.  Kept only if the holdout buffer's score (accuracy, ties to the lower loss) does not
-        fall, as ``restore`` keeps a refinement; like every operation it leaves the acceptance threshold to
-        ``calibrate()``."""
+        fall, the old rows and the new scored on the same read of the holdout's features (the network is
+        frozen), as ``restore`` keeps a refinement; like every operation it leaves the acceptance threshold to
+        ``calibrate()``.  Refused while a suspension is in force: its mask was trained against rows that had the
+        suspended voice among their negatives, and rows refitted without it let the voice back in (review60)."""
         self._require_deployed("refit_readout")
+        suspended = self._suspended()
+        if suspended:
+            raise ValueError(f"refit_readout is refused while a suspension is in force ({', '.join(suspended)}): the "
+                             "rows would be refitted without the suspended voices among their negatives, and the masks "
+                             "trained against the present rows would no longer keep those voices out")
         labels = self.active_labels
         data = self.buffers.replay.of_classes(labels)
         holdout = self.buffers.holdout.of_classes(labels)
@@ -363,22 +370,37 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         if voices < 2 or len(holdout) == 0:
             raise ValueError(f"refit_readout needs replay samples of at least two enrolled speakers (the buffer holds "
                              f"{voices}) and holdout samples to check the refit on (it holds {len(holdout)})")
+        head = self.model.head
+        seen: list[torch.Tensor] = []  # the holdout's features, read once: both sets of rows are scored on them
+        hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+        try:
+            predict_logits(self.model, holdout.x)
+        finally:
+            hook.remove()
+        features = torch.cat(seen)
 
         def score() -> float:
-            return selection_score(predict_logits(self.model, holdout.x), holdout.y)
+            with torch.no_grad():
+                return selection_score(head(features), holdout.y.to(features.device))
 
-        rows, before = self.model.head.snapshot(), score()
+        rows, before = head.snapshot(), score()
         with self._undone_on_failure("refit_readout"):  # an interrupted refit puts the rows back
-            evaluations = fit_rows(self.model, labels, data, data.class_weights(self.model.head.n_classes), "refit readout")
+            evaluations = fit_rows(self.model, labels, data, data.class_weights(head.n_classes), "refit readout")
             after = score()
             kept = after >= before
             if not kept:
-                self.model.head.revert(rows)
+                head.revert(rows)
             row_bits = self._post_rows(len(labels), "refit readout: readout rows") if kept else 0
-            trainable = len(labels) * (self.model.head.in_features + 1)
+            trainable = len(labels) * (head.in_features + 1)
             result = FitResult(evaluations, 0 if kept else -1, max(before, after), trainable)
             return self._finish("refit_readout", None, None, "potentiate", result, trainable, row_bits, rows=len(labels),
                                 kept=kept, holdout_score_before=before, holdout_score_after=after)
+
+    def _suspended(self) -> list[str]:
+        """Revoked speakers whose voice a suspension masks (its branch live, folded or merged), by the audit entry
+        of their revocation; a revoked speaker without one counts as suspended."""
+        modes = {e["speaker"]: e["details"].get("mode") for e in self.audit.entries if e["action"] == "revoke"}
+        return [r.name for r in self.registry.values() if r.status == REVOKED and modes.get(r.name) != "erase"]
 
 
 def _suspension(label: int) -> str:
