@@ -29,7 +29,7 @@ from neuro_rm.auth.scoring import Scoring
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
-from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows
+from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows, readout_inputs
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.learning.erase import EraseConfig, erase_classes
 from neuro_rm.learning.loop import TrainConfig
@@ -347,7 +347,6 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         result = fit_classifier(self.model, train, val, config, params, "restore")
         return self._finish("restore", None, "restore", "potentiate", result, sum(p.numel() for p in params))
 
-
     def refit_readout(self) -> OperationReport:
         """Refit every enrolled speaker's readout row together on the replay buffer's features (``fit_rows``):
         digital rows only, no cell and no branch changes.  Each enrolment fits its own row against rows that
@@ -371,12 +370,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             raise ValueError(f"refit_readout needs replay samples of at least two enrolled speakers (the buffer holds "
                              f"{voices}) and holdout samples to check the refit on (it holds {len(holdout)})")
         head = self.model.head
-        seen: list[torch.Tensor] = []  # the holdout's features, read once: both sets of rows are scored on them
-        hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
-        try:
+        with readout_inputs(head) as seen:  # the holdout's features, read once: both sets of rows are scored on them
             predict_logits(self.model, holdout.x)
-        finally:
-            hook.remove()
         features = torch.cat(seen)
 
         def score() -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +27,18 @@ FAST_ENROLL = TrainConfig(epochs=5, lr=3e-3, batch_size=64)
 ROW_L2 = 1e-3  # the fitted rows' L2 penalty (weights and bias): a row that separates its class stays bounded
 FEATURE_BATCH = 256  # samples per forward pass of the row fit: its memory does not grow with the replay buffer
 LBFGS_HISTORY = 100  # the row fit's L-BFGS memory (torch's default): 2 vectors per step kept, sized in SRAM
+
+
+@contextmanager
+def readout_inputs(head: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """The inputs ``head`` receives while the block runs, batch by batch: the frozen network's features, read
+    once and reused for any rows scored or fitted on them."""
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        hook.remove()
 
 
 def fit_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torch.Tensor,
@@ -53,13 +67,8 @@ def fit_rows(model: nn.Module, rows: list[int], data: LabelledSet, weights: torc
                                   line_search_fn="strong_wolfe")
     with work.training(f"{description}: readout rows on frozen features", list(fitted.parameters())) as record:
         record.state_per_param = 2 * LBFGS_HISTORY + 3  # the history's steps and gradient changes, the direction, two gradients
-        seen: list[torch.Tensor] = []  # the features, as the readout receives them in counted forward passes
-        hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
-        try:
-            with torch.no_grad():
-                fixed = torch.cat([model(chunk) for chunk in data.x.split(FEATURE_BATCH)])
-        finally:
-            hook.remove()
+        with readout_inputs(head) as seen, torch.no_grad():  # the features, in counted forward passes
+            fixed = torch.cat([model(chunk) for chunk in data.x.split(FEATURE_BATCH)])
         features = torch.cat(seen)
 
         def closure() -> torch.Tensor:
