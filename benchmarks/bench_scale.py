@@ -10,7 +10,8 @@ Four parts, all in one run so the ratios are side by side:
    consolidation policy and (positive control) with none: identification accuracy and verification EER on the
    enrolled speakers' test utterances (also on a copy after ``refit_readout``, the readout rows refitted together
    on the replay buffer as the device would when idle, with the refit's seconds; refused while a suspension is
-   in force), the share of the revoked speakers' claims accepted (with and without the refit), beside the accuracy of
+   in force; whether it was kept), the share of the revoked speakers' claims accepted (with and without the refit)
+   and, as their reference, the share of up to 20 voices never enrolled yet (the next in the corpus), beside the accuracy of
    logistic regression trained on all of those
    speakers at once on the same frames (what the corpus allows a linear model that sees every speaker's
    training data together, as the authenticator never does), verify time per utterance (beside the
@@ -183,28 +184,27 @@ def _identification(auth: SpeakerAuthenticator, test: LabelledSet) -> tuple[floa
     return accuracy(auth.scores(held.x), held.y), _eer(auth, test, auth.active_labels)
 
 
-def _refitted(auth: SpeakerAuthenticator, now: Callable[[], float]) -> tuple[SpeakerAuthenticator | None, float]:
+def _refitted(auth: SpeakerAuthenticator, now: Callable[[], float]) -> tuple[SpeakerAuthenticator | None, float, bool | None]:
     """A copy of ``auth`` after ``refit_readout`` (as the device would run it when idle before the checkpoint;
-    the original goes on without it) and the refit's seconds; None where the refit is refused (a suspension in
-    force)."""
+    the original goes on without it), the refit's seconds and whether it was kept; None, nan, None where the
+    refit is refused (a suspension in force)."""
     twin = copy.deepcopy(auth)
     start = now()
     try:
-        twin.refit_readout()
+        kept = twin.refit_readout().extra["kept"]
     except ValueError:
-        return None, float("nan")
-    return twin, now() - start
+        return None, float("nan"), None
+    return twin, now() - start, kept
 
 
-def _revoked_accepted(auth: SpeakerAuthenticator | None, test: LabelledSet) -> float:
-    """Share of the revoked speakers' test utterances' claims to each enrolled speaker accepted at the threshold
-    calibrated on the holdout buffer (on a copy: the calibration is the measurement's, not the state's)."""
-    gone = [r.label for r in auth.registry.values() if r.status == REVOKED] if auth is not None else []
-    if not gone:
+def _claims_accepted(auth: SpeakerAuthenticator | None, test: LabelledSet, voices: list[int]) -> float:
+    """Share of ``voices``' test utterances' claims to each enrolled speaker accepted at the threshold calibrated
+    on the holdout buffer (on a copy: the calibration is the measurement's, not the state's); nan without any."""
+    if auth is None or not voices:
         return float("nan")
     probe = copy.deepcopy(auth)
     probe.calibrate()
-    claims = probe.scores(test.of_classes(gone).x)[:, probe.active_labels]
+    claims = probe.scores(test.of_classes(voices).x)[:, probe.active_labels]
     return float((claims >= probe.threshold).float().mean())
 
 
@@ -285,9 +285,11 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 claims = [f"s{int(y)}" for y in probe.y[:40]]
                 verify_s, reference_s, verify_j = _verify_seconds(auth, reference, probe.x[:40], claims)
                 identified, eer = _identification(auth, test)
-                refitted, refit_s = _refitted(auth, now)
+                refitted, refit_s, refit_kept = _refitted(auth, now)
                 refit_identified, refit_eer = _identification(refitted, test) if refitted else (float("nan"),) * 2
-                revoked_in, revoked_in_refit = _revoked_accepted(auth, test), _revoked_accepted(refitted, test)
+                gone = [r.label for r in auth.registry.values() if r.status == REVOKED]
+                unheard = list(range(label, min(label + 20, max(checkpoints) + 1)))  # not enrolled yet: the next in the corpus
+                accepted = [_claims_accepted(a, test, voices) for voices in (gone, unheard) for a in (auth, refitted)]
 
                 def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
                     a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
@@ -303,7 +305,7 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
                 rows[policy].append((label, policy, len(hybrid.adapter_names(auth.model)), identified, floor[label], eer,
-                                     refit_identified, refit_eer, refit_s, revoked_in, revoked_in_refit, verify_s * 1e3,
+                                     refit_identified, refit_eer, refit_s, refit_kept, *accepted, len(unheard), verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
                                      statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
@@ -433,8 +435,9 @@ def main() -> None:
                     f"utterances; enrolment recipe {args.enroll_recipe}; revoke mode {args.revoke_mode}; buffer caps {args.replay} / {args.holdout}; thread CPU seconds; enroll = median "
                     "of the last 5 enrolments)",
                     ("speakers", "policy", "branches", "test acc, enrolled", "test acc, linear floor", "test EER, enrolled",
-                     "test acc, readout refit", "test EER, readout refit", "refit s", "revoked claims accepted",
-                     "revoked claims accepted, refit", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
+                     "test acc, readout refit", "test EER, readout refit", "refit s", "refit kept", "revoked claims accepted",
+                     "revoked claims accepted, refit", "unheard claims accepted", "unheard claims accepted, refit",
+                     "unheard voices", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
                      "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
                      "revoke J, training"), rows)
     if not args.skip_suspend:

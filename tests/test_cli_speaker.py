@@ -124,6 +124,31 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
     assert refit["write_bits"] == (4 * (back.model.head.in_features + 1) * 32 if refit["kept"] else 0)
 
 
+def test_what_would_relearn_rows_after_a_suspension_is_refused_with_the_state_left_alone(trained, tmp_path):
+    """review61: once a speaker is suspended, ``consolidate --refit-readout`` and an erasing ``revoke`` (both
+    re-learn readout rows without the suspended voice among their negatives) are one ``error:`` line naming
+    the suspension; nothing is saved, and the policy a refused refit came with is left unrun."""
+    from neuro_rm.auth import SpeakerAuthenticator
+
+    data, state = trained
+    copy = tmp_path / "state"
+    SpeakerAuthenticator.load(state.parent / "deployed", anchored=False).save(copy, overwrite=True)
+    _run("revoke", "spk1", "--state", copy, "--data", data, "--mode", "suspend", "--epochs", "1")
+    _run("enroll", "spk3", "--state", copy, "--data", data, "--quick", "--epochs", "1")
+    before = (copy / "CURRENT").read_bytes()
+    for args in (("consolidate", "--state", copy, "--refit-readout", "--max-branches", "0"),
+                 ("revoke", "spk2", "--state", copy, "--data", data, "--epochs", "1")):
+        proc = _run(*args, ok=False)
+        assert proc.returncode == 2 and "suspension is in force (spk1)" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (copy / "CURRENT").read_bytes() == before
+    suspended = json.loads(_run("revoke", "spk2", "--state", copy, "--data", data, "--mode", "suspend", "--epochs", "1", "--json").stdout)
+    assert suspended["mode"] == "suspend"  # what the refusal points to works
+    before = (copy / "CURRENT").read_bytes()
+    proc = _run("revoke", "spk3", "--state", copy, "--data", data, "--mode", "suspend", ok=False)  # spk0 would be alone
+    assert proc.returncode == 2 and "would leave one enrolled speaker" in proc.stderr, proc.stderr
+    assert (copy / "CURRENT").read_bytes() == before
+
+
 def test_data_command_summarises_a_file(trained):
     data, _ = trained
     summary = json.loads(_run("data", data, "--json").stdout)

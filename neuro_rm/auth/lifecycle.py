@@ -131,17 +131,25 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
         branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
         voice: cheap and reversible by design, since the cells still hold it (until a merging policy writes a
-        folded mask into the cells: ``consolidate``).  ``forget_x`` are the
-        speaker's samples to unlearn; ``retain`` defaults to the replay buffer.
+        folded mask into the cells: ``consolidate``).  An erasure is refused while a suspension is in force:
+        re-learning the rows without the suspended voice among their negatives would let it back in, as a
+        readout refit would (review61).  ``forget_x`` are the speaker's samples to unlearn; ``retain``
+        defaults to the replay buffer.
         """
         if mode not in REVOKE_MODES:
             raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
-        self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 2:
             raise ValueError("cannot revoke the last enrolled speaker")
+        suspended = self._suspended() if mode == "erase" else []
+        if suspended:
+            raise ValueError(f"an erasure is refused while a suspension is in force ({', '.join(suspended)}): it re-learns "
+                             "the other speakers' readout rows from fresh without the suspended voices among their "
+                             "negatives, and the masks trained against the present rows would no longer keep those voices "
+                             f"out; revoke {name!r} with mode='suspend'")
         forget_x = self.check_frames(forget_x, f"samples of {name!r}")
+        self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
         retain = (retain or self.buffers.replay).without_classes([rec.label])
         train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
@@ -351,9 +359,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Refit every enrolled speaker's readout row together on the replay buffer's features (``fit_rows``):
         digital rows only, no cell and no branch changes.  Each enrolment fits its own row against rows that
         never met its voice, so as speakers accumulate the older rows fire for newer voices; the device runs
-        this when idle.  Kept only if the holdout buffer's score (accuracy, ties to the lower loss) does not
-        fall, the old rows and the new scored on the same read of the holdout's features (the network is
-        frozen), as ``restore`` keeps a refinement; like every operation it leaves the acceptance threshold to
+        this when idle.  Kept only if the holdout buffer's score (accuracy, ties to the lower loss) rises, the
+        old rows and the new scored on the same read of the holdout's features (the network is frozen): a
+        refit that changes nothing is not written.  Like every operation it leaves the acceptance threshold to
         ``calibrate()``.  Refused while a suspension is in force: its mask was trained against rows that had the
         suspended voice among their negatives, and rows refitted without it let the voice back in (review60)."""
         self._require_deployed("refit_readout")
@@ -382,7 +390,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         with self._undone_on_failure("refit_readout"):  # an interrupted refit puts the rows back
             evaluations = fit_rows(self.model, labels, data, data.class_weights(head.n_classes), "refit readout")
             after = score()
-            kept = after >= before
+            kept = after > before  # a refit that changes nothing the holdout can see is not written
             if not kept:
                 head.revert(rows)
             row_bits = self._post_rows(len(labels), "refit readout: readout rows") if kept else 0
@@ -392,10 +400,14 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                                 kept=kept, holdout_score_before=before, holdout_score_after=after)
 
     def _suspended(self) -> list[str]:
-        """Revoked speakers whose voice a suspension masks (its branch live, folded or merged), by the audit entry
-        of their revocation; a revoked speaker without one counts as suspended."""
+        """Revoked speakers whose voice a suspension masks (its branch live, folded or merged): by the audit entry
+        of their revocation (one without counts as suspended), by their mask branch live, or by a consolidation's
+        record of folding it: each is checked, so one record gone astray is not enough."""
         modes = {e["speaker"]: e["details"].get("mode") for e in self.audit.entries if e["action"] == "revoke"}
-        return [r.name for r in self.registry.values() if r.status == REVOKED and modes.get(r.name) != "erase"]
+        masks = set(hybrid.adapter_names(self.model)).union(  # live, or folded by a consolidation (even an interrupted one)
+            *(e["details"].get("folded", []) for e in self.audit.entries if e["action"] in ("consolidate", "interrupted")))
+        return [r.name for r in self.registry.values()
+                if r.status == REVOKED and (modes.get(r.name) != "erase" or _suspension(r.label) in masks)]
 
 
 def _suspension(label: int) -> str:

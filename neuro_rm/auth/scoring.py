@@ -43,6 +43,9 @@ class Scoring:
 
     def calibrate(self) -> dict:
         """Set the acceptance threshold at the equal-error point of the holdout buffer."""
+        if len(self.active_labels) < 2:
+            raise ValueError(f"calibrate needs at least two enrolled speakers (there are {len(self.active_labels)}): the "
+                             "threshold is set on impostor trials, one enrolled speaker's samples claiming another's")
         holdout = self.buffers.holdout.of_classes(self.active_labels)
         eer, threshold = equal_error_rate(*self.trial_scores(holdout))
         self.threshold = threshold

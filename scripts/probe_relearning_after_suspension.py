@@ -1,0 +1,103 @@
+"""Why row re-learning is refused while a suspension is in force: the suspended voice with the refusal off.
+
+    OMP_NUM_THREADS=1 python scripts/probe_relearning_after_suspension.py --seeds 0 1 2 3 4
+
+Per seed, six speakers of a generated corpus are pretrained (RSNN 140-128-6, as ``bench_scale.py`` part 2
+starts) and deployed, and speaker 1 is suspended.  Then, each on its own copy: nothing more; a readout refit
+(``refit_readout``) and an erasure of speaker 2 (``revoke(mode="erase")``), both with the authenticator's
+refusal switched off on that copy; an enrolment of a seventh speaker (allowed: a known limit, README,
+Security).  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
+the suspended voice's to every enrolled speaker, three never-enrolled voices' (the reference a forgotten voice
+is held to) and impostor trials among the enrolled.  Mean ± sd over seeds with the 95 % interval of the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from neuro_rm.auth import SpeakerAuthenticator
+from neuro_rm.data import load_speakers
+from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
+from neuro_rm.learning import LabelledSet, TrainConfig
+from neuro_rm.learning.seeds import mean_sd_ci
+from neuro_rm.learning.unlearn import UnlearnConfig
+from neuro_rm.models import RSNNConfig
+
+FIRST, SUSPENDED, ERASED, NEW, STRANGERS = 6, 1, 2, 6, [7, 8, 9]
+REVOKE = UnlearnConfig(train=TrainConfig(epochs=4, lr=1e-2, batch_size=64))
+
+
+def accepted(auth: SpeakerAuthenticator, test: LabelledSet) -> dict[str, float]:
+    """Claims accepted at the holdout's equal-error threshold (on a copy: the calibration is the probe's)."""
+    probe = copy.deepcopy(auth)
+    probe.calibrate()
+
+    def share(voices: list[int]) -> float:
+        return float((probe.scores(test.of_classes(voices).x)[:, probe.active_labels] >= probe.threshold).float().mean())
+
+    _, impostor = probe.trial_scores(test.of_classes(probe.active_labels))
+    return {"suspended": share([SUSPENDED]), "never enrolled": share(STRANGERS),
+            "impostor trials": float((impostor >= probe.threshold).float().mean())}
+
+
+def unrefused(operation: Callable[[SpeakerAuthenticator], object]) -> Callable[[SpeakerAuthenticator], object]:
+    """``operation`` on an authenticator whose suspension check finds nothing: the refusal switched off."""
+    def run(auth: SpeakerAuthenticator) -> object:
+        auth._suspended = lambda: []  # on this copy only
+        return operation(auth)
+    return run
+
+
+def one_seed(splits, seed: int) -> dict[str, dict[str, float]]:
+    train, val, test = (LabelledSet(s.x, s.y) for s in (splits.train, splits.val, splits.test))
+    first = list(range(FIRST))
+    auth, _ = SpeakerAuthenticator.pretrain([f"s{i}" for i in first], train.of_classes(first), val.of_classes(first),
+                                            RSNNConfig(n_inputs=train.x.shape[-1], n_hidden=128, n_outputs=FIRST),
+                                            TrainConfig(epochs=10, lr=2e-3, batch_size=64), seed=seed)
+    auth.deploy(seed=seed)
+    auth.revoke(f"s{SUSPENDED}", train.of_classes([SUSPENDED]).x, config=REVOKE, mode="suspend")
+    operations = {
+        "suspended": lambda a: None,
+        "+ refit, refusal off": unrefused(lambda a: a.refit_readout()),
+        "+ erase s2, refusal off": unrefused(lambda a: a.revoke(f"s{ERASED}", train.of_classes([ERASED]).x, config=REVOKE)),
+        "+ enrol s6 (allowed)": lambda a: a.enroll(f"s{NEW}", train.of_classes([NEW]).x, val.of_classes([NEW]).x),
+    }
+    out = {}
+    for name, operation in operations.items():
+        twin = copy.deepcopy(auth)
+        operation(twin)
+        out[name] = accepted(twin, test)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        corpus = Path(folder) / "voices.h5"
+        generate_corpus(corpus, GeneratorConfig(n_samples=10 * 50, n_speakers=10, events_median=1000, seed=7))
+        splits = load_speakers(corpus, n_speakers=10, cache=False)
+        runs = []
+        for seed in args.seeds:
+            runs.append(one_seed(splits, seed))
+            print(f"seed {seed}: " + "; ".join(f"{op}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items())
+                                                for op, r in runs[-1].items()), flush=True)
+    print("\n| after | suspended voice's claims accepted | never-enrolled voices' | impostor trials |\n|---|---|---|---|")
+    for op in runs[0]:
+        cells = []
+        for key in ("suspended", "never enrolled", "impostor trials"):
+            mean, sd, (low, high) = mean_sd_ci([100 * r[op][key] for r in runs])
+            cells.append(f"{mean:.1f} ± {sd:.1f} % [{low:.1f}, {high:.1f}]")
+        print(f"| {op} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
