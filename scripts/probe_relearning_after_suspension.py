@@ -6,7 +6,7 @@ Per seed, six speakers of a generated corpus are pretrained (RSNN 140-128-6, as 
 starts) and deployed, and speaker 1 is suspended.  Then, each on its own copy: nothing more; a readout refit
 (``refit_readout``) and an erasure of speaker 2 (``revoke(mode="erase")``), both with the authenticator's
 refusal switched off on that copy; an enrolment of a seventh speaker (allowed: a known limit, README,
-Security).  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
+Security); a ``restore`` (allowed: its repair branch trains on the replay buffer, without the voice).  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
 the suspended voice's to every enrolled speaker, three never-enrolled voices' (the reference a forgotten voice
 is held to) and impostor trials among the enrolled.  Mean ± sd over seeds with the 95 % interval of the mean.
 """
@@ -67,6 +67,7 @@ def one_seed(splits, seed: int) -> dict[str, dict[str, float]]:
         "+ refit, refusal off": unrefused(lambda a: a.refit_readout()),
         "+ erase s2, refusal off": unrefused(lambda a: a.revoke(f"s{ERASED}", train.of_classes([ERASED]).x, config=REVOKE)),
         "+ enrol s6 (allowed)": lambda a: a.enroll(f"s{NEW}", train.of_classes([NEW]).x, val.of_classes([NEW]).x),
+        "+ restore (allowed)": lambda a: a.restore(),
     }
     out = {}
     for name, operation in operations.items():
