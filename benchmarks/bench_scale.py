@@ -51,7 +51,7 @@ import torch
 from common import clock, print_table
 
 from neuro_rm import layers as hybrid
-from neuro_rm.auth import REVOKE_MODES, REVOKED, SpeakerAuthenticator
+from neuro_rm.auth import REVOKE_MODES, REVOKED, OperationReport, SpeakerAuthenticator
 from neuro_rm.data import load_bundled_speakers, load_speakers, read_info
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.energy_report import chip_training_j
@@ -291,8 +291,8 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                 unheard = list(range(label, min(label + 20, max(checkpoints) + 1)))  # not enrolled yet: the next in the corpus
                 accepted = [_claims_accepted(a, test, voices) for voices in (gone, unheard) for a in (auth, refitted)]
 
-                def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> None:
-                    a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
+                def revoke(a: SpeakerAuthenticator, gone: int = label - 2) -> OperationReport:
+                    return a.revoke(f"s{gone}", train.of_classes([gone]).x, mode=revoke_mode, config=recipe.revoke)
 
                 def enroll(a: SpeakerAuthenticator, new: int = label) -> None:
                     a.enroll(f"s{new}", train.of_classes([new]).x, val.of_classes([new]).x, recipe.enroll,
@@ -300,7 +300,7 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
 
                 revoke_train_j = _training_j(auth, revoke)
                 before_j, start = auth.ledger.joules(), now()
-                revoke(auth)
+                rounds = revoke(auth).extra.get("rounds", 0)  # an erasure's consolidation rounds (a suspension: 0)
                 revoke_s, revoke_j = now() - start, auth.ledger.joules() - before_j
                 enroll_train_j = _training_j(auth, enroll)  # the next enrolment, from the state it starts from
                 recent = enrolled[policy][-5:] or [(float("nan"), float("nan"))]
@@ -308,7 +308,7 @@ def many_speakers(corpus: Path, recipe: Recipe, replay: int, holdout: int, check
                                      refit_identified, refit_eer, refit_s, refit_kept, *accepted, len(unheard), verify_s * 1e3,
                                      verify_s / reference_s, verify_j, *_memory_mib(auth),
                                      _booted_mib(auth, probe.x[0], claims[0]), statistics.median(t for t, _ in recent),
-                                     statistics.median(j for _, j in recent), enroll_train_j, revoke_s, revoke_j,
+                                     statistics.median(j for _, j in recent), enroll_train_j, revoke_s, rounds, revoke_j,
                                      revoke_train_j))
             if label < max(checkpoints):
                 before_j, start = auth.ledger.joules(), now()
@@ -438,8 +438,8 @@ def main() -> None:
                      "test acc, readout refit", "test EER, readout refit", "refit s", "refit kept", "revoked claims accepted",
                      "revoked claims accepted, refit", "unheard claims accepted", "unheard claims accepted, refit",
                      "unheard voices", "verify ms/utt", "verify / 6 speakers", "verify J/utt", "state MiB", "buffers MiB", "fused MiB", "all held MiB", "booted MiB",
-                     "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "revoke J, writes",
-                     "revoke J, training"), rows)
+                     "enroll s", "enroll J, writes", "enroll J, training", "revoke s", "erasure rounds",
+                     "revoke J, writes", "revoke J, training"), rows)
     if not args.skip_suspend:
         with tempfile.TemporaryDirectory() as folder:
             corpus = Path(folder) / "suspend.h5"
