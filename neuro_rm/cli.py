@@ -160,9 +160,6 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 def cmd_revoke(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
     auth.require_enrolled(args.speaker)  # fail before loading data
-    if len(auth.enrolled) < 3:  # the revocation's work would be lost at the calibration after it
-        raise ValueError(f"revoking {args.speaker!r} would leave one enrolled speaker, and the acceptance threshold is "
-                         "recalibrated on impostor trials between enrolled speakers: enroll another speaker first")
     splits = _state_data(auth, args.data)
     label = _speaker_label(splits, args.speaker)
     forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])

@@ -8,7 +8,8 @@ starts) and deployed, and speaker 1 is suspended.  Then, each on its own copy: n
 refusal switched off on that copy; an enrolment of a seventh speaker (allowed: a known limit, README,
 Security); a ``restore`` (allowed: its repair branch trains on the replay buffer, without the voice).  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
 the suspended voice's to every enrolled speaker, three never-enrolled voices' (the reference a forgotten voice
-is held to) and impostor trials among the enrolled.  Mean ± sd over seeds with the 95 % interval of the mean.
+is held to) and impostor trials among the enrolled (the suspension's promise: no more often than those).
+Mean ± sd over seeds with the 95 % interval of the mean; the differences are paired by seed.
 """
 
 from __future__ import annotations
@@ -86,18 +87,30 @@ def main() -> None:
         corpus = Path(folder) / "voices.h5"
         generate_corpus(corpus, GeneratorConfig(n_samples=10 * 50, n_speakers=10, events_median=1000, seed=7))
         splits = load_speakers(corpus, n_speakers=10, cache=False)
+        test = LabelledSet(splits.test.x, splits.test.y)
+        print(f"test utterances: the suspended voice's {len(test.of_classes([SUSPENDED]))}, the never-enrolled voices' "
+              f"{len(test.of_classes(STRANGERS))}", flush=True)
         runs = []
         for seed in args.seeds:
             runs.append(one_seed(splits, seed))
             print(f"seed {seed}: " + "; ".join(f"{op}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items())
                                                 for op, r in runs[-1].items()), flush=True)
-    print("\n| after | suspended voice's claims accepted | never-enrolled voices' | impostor trials |\n|---|---|---|---|")
+    print("\n| after | suspended voice's claims accepted | never-enrolled voices' | impostor trials | suspended − impostor "
+          "(points), seeds above | suspended's change from the suspension (points) |\n|---|---|---|---|---|---|")
     for op in runs[0]:
-        cells = []
-        for key in ("suspended", "never enrolled", "impostor trials"):
-            mean, sd, (low, high) = mean_sd_ci([100 * r[op][key] for r in runs])
-            cells.append(f"{mean:.1f} ± {sd:.1f} % [{low:.1f}, {high:.1f}]")
+        cells = [cell([100 * r[op][key] for r in runs], "%") for key in ("suspended", "never enrolled", "impostor trials")]
+        above = [100 * (r[op]["suspended"] - r[op]["impostor trials"]) for r in runs]
+        cells.append(cell(above, "") + f", {sum(d > 0 for d in above)} of {len(runs)}")
+        cells.append(cell([100 * (r[op]["suspended"] - r["suspended"]["suspended"]) for r in runs], "")
+                     if op != "suspended" else "–")
         print(f"| {op} | " + " | ".join(cells) + " |")
+
+
+def cell(values: list[float], unit: str) -> str:
+    """Mean ± sd [95 % interval of the mean] over seeds; differences (no ``unit``) signed."""
+    mean, sd, (low, high) = mean_sd_ci(values)
+    shown = "{:.1f}" if unit else "{:+.1f}"
+    return f"{shown.format(mean)} ± {sd:.1f}{' ' + unit if unit else ''} [{shown.format(low)}, {shown.format(high)}]"
 
 
 if __name__ == "__main__":

@@ -69,10 +69,13 @@ def test_revoke_forgets_in_either_mode_and_drops_the_voiceprint(deployed, tiny_s
         deployed.revoke("zed", test.of_classes([1]).x)
     with pytest.raises(ValueError, match="revoke mode"):
         deployed.revoke("ann", test.of_classes([0]).x, mode="forget")
-    if mode == "suspend":  # cy left alone: no impostor trials to set a threshold on, said so by name
+    rows, entries = deployed.model.head.snapshot(), len(deployed.audit.entries)
+    with pytest.raises(ValueError, match="would leave 1 enrolled speaker"):  # no impostor trials to set a threshold on
         deployed.revoke("ann", tiny_speech["train"].of_classes([0]).x, config=UnlearnConfig(train=QUICK), mode=mode)
-        with pytest.raises(ValueError, match="calibrate needs at least two enrolled speakers"):
-            deployed.calibrate()
+    assert torch.equal(deployed.model.head.weight, rows[0]) and len(deployed.audit.entries) == entries
+    deployed.registry["ann"].status = "revoked"  # as an older state might hold: calibrate says why it cannot
+    with pytest.raises(ValueError, match="calibrate needs at least two enrolled speakers"):
+        deployed.calibrate()
 
 
 def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(deployed, tiny_speech, monkeypatch):
@@ -310,25 +313,58 @@ def _mode_logged_as_erase(auth):  # an audit record gone astray: the suspension'
     next(e for e in auth.audit.entries if e["action"] == "revoke" and e["speaker"] == "bob")["details"]["mode"] = "erase"
 
 
-SUSPENSIONS = {  # where bob's mask lives, and what the records say of it
+def _bob_entry_gone(auth):  # as if the revocation's entry named someone else
+    next(e for e in auth.audit.entries if e["action"] == "revoke" and e["speaker"] == "bob")["speaker"] = "nobody"
+
+
+def _fold_record_gone(auth):  # a consolidation's record of the masks it folded, gone astray
+    for entry in auth.audit.entries:
+        if entry["action"] == "consolidate":
+            entry["details"]["folded"] = []
+
+
+def _fold_interrupted(auth):  # the fold done, the consolidation interrupted after it: an ``interrupted`` entry
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hybrid, "calibrate_cleared", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            auth.consolidate(BranchBudget(max_branches=0))
+    assert auth.audit.entries[-1]["action"] == "interrupted" and "revoke_1" not in hybrid.adapter_names(auth.model)
+    return auth
+
+
+SUSPENSIONS = {  # where bob's mask lives, and what the records say of it: each case leaves one record that tells
     "live": lambda auth, path: auth,
     "folded": lambda auth, path: auth.consolidate(BranchBudget(max_branches=0)) and auth,
     "merged": lambda auth, path: auth.consolidate(BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0)) and auth,
     "saved and loaded": lambda auth, path: (auth.save(path), SpeakerAuthenticator.load(path))[1],
     "live, logged as erased": lambda auth, path: _mode_logged_as_erase(auth) or auth,
     "folded, logged as erased": lambda auth, path: SUSPENSIONS["folded"](auth, path) and (_mode_logged_as_erase(auth) or auth),
+    "folded, the fold's record gone": lambda auth, path: SUSPENSIONS["folded"](auth, path) and (_fold_record_gone(auth) or auth),
+    "fold interrupted, logged as erased": lambda auth, path: _fold_interrupted(auth) and (_mode_logged_as_erase(auth) or auth),
+    "folded, no revocation entry, the fold's record gone":
+        lambda auth, path: SUSPENSIONS["folded, the fold's record gone"](auth, path) and (_bob_entry_gone(auth) or auth),
 }
+
+
+@pytest.fixture()
+def bob_suspended_among_four(tiny_speech):
+    auth = _deploy(tiny_speech, ["ann", "bob", "cy", "dee"])
+    auth.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    return auth
 
 
 @pytest.mark.parametrize("where", SUSPENSIONS)
 @pytest.mark.parametrize("operation", ["refit_readout", "erase another speaker"])
-def test_what_would_relearn_rows_is_refused_while_a_suspension_keeps_a_voice_out(revoked_bob, tiny_speech, tmp_path, where, operation):
+def test_what_would_relearn_rows_is_refused_while_a_suspension_keeps_a_voice_out(bob_suspended_among_four, tiny_speech, tmp_path,
+                                                                                 where, operation):
     """review60/61: a suspension's mask was trained against rows that had the voice among their negatives; a
     readout refit, or an erasure (which re-learns the other rows from fresh), would make rows without it and
     let the voice back in (the test below shows the erasure's).  Both are refused wherever the mask lives,
-    and even where one record of it has gone astray; nothing changes."""
-    auth = SUSPENSIONS[where](revoked_bob, tmp_path / "state")
-    assert "revoke_1" in hybrid.adapter_names(auth.model) or "bob" in auth.audit.entries[-1]["details"].get("suspensions_folded", [])
+    and even where all records of it but one have gone astray; nothing changes."""
+    auth = SUSPENSIONS[where](bob_suspended_among_four, tmp_path / "state")
     rows, entries, branches = auth.model.head.snapshot(), len(auth.audit.entries), hybrid.adapter_names(auth.model)
     written = hybrid.write_history(auth.model)
     with pytest.raises(ValueError, match="suspension is in force .*bob"):
@@ -339,12 +375,11 @@ def test_what_would_relearn_rows_is_refused_while_a_suspension_keeps_a_voice_out
     assert auth.registry["cy"].status == "enrolled"
 
 
-def test_an_erasure_after_a_suspension_would_let_the_suspended_voice_back_in(tiny_speech, monkeypatch):
+def test_an_erasure_after_a_suspension_would_let_the_suspended_voice_back_in(bob_suspended_among_four, tiny_speech, monkeypatch):
     """The positive control of the refusal above (review61): with it bypassed, erasing cy re-learns ann's and
     dee's rows without bob's voice among their negatives, and bob's claims pass far more often than an
     impostor's, where the suspension had kept them out; the same erasure is refused as shipped."""
-    auth, test = _deploy(tiny_speech, ["ann", "bob", "cy", "dee"]), tiny_speech["test"]
-    auth.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    auth, test = bob_suspended_among_four, tiny_speech["test"]
     accepted, allowance, *_ = _revoked_vs_impostors(auth, test, 1)
     assert accepted <= allowance
     with pytest.raises(ValueError, match="suspension is in force .*bob.*mode='suspend'"):

@@ -145,7 +145,7 @@ def test_what_would_relearn_rows_after_a_suspension_is_refused_with_the_state_le
     assert suspended["mode"] == "suspend"  # what the refusal points to works
     before = (copy / "CURRENT").read_bytes()
     proc = _run("revoke", "spk3", "--state", copy, "--data", data, "--mode", "suspend", ok=False)  # spk0 would be alone
-    assert proc.returncode == 2 and "would leave one enrolled speaker" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "would leave 1 enrolled speaker" in proc.stderr, proc.stderr
     assert (copy / "CURRENT").read_bytes() == before
 
 

@@ -140,8 +140,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
         rec = self.require_enrolled(name)
-        if len(self.enrolled) < 2:
-            raise ValueError("cannot revoke the last enrolled speaker")
+        if len(self.enrolled) < 3:  # checked before any work: the calibration after it would refuse
+            raise ValueError(f"revoking {name!r} would leave {len(self.enrolled) - 1} enrolled speaker, and the acceptance "
+                             "threshold is set on impostor trials between enrolled speakers: enroll another speaker first")
         suspended = self._suspended() if mode == "erase" else []
         if suspended:
             raise ValueError(f"an erasure is refused while a suspension is in force ({', '.join(suspended)}): it re-learns "
