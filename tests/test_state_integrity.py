@@ -301,6 +301,43 @@ def test_an_older_genuine_copy_put_back_is_refused(state, tmp_path, capsys):
     assert SpeakerAuthenticator.load(backup).registry["spk1"].status == "enrolled"  # the copy itself is genuine
 
 
+def test_an_older_copy_saved_over_the_folder_is_refused_unless_its_revocations_are_discarded_on_the_record(state, tmp_path):
+    """review62: the same rollback through the API (the backup loaded as an old copy and saved over the folder
+    with ``overwrite``) brought the revoked voice back enrolled, and the folder's log no longer named its
+    revocation.  Now refused, nothing written; ``discard_revocations`` replaces it with the discard on record."""
+    SpeakerAuthenticator.load(state).save(state)
+    backup = tmp_path / "backup"
+    shutil.copytree(state, backup)
+    _revoke(state)
+    before = load_snapshot(state)
+    old = SpeakerAuthenticator.load(backup, anchored=False)
+    entries = len(old.audit.entries)
+    with pytest.raises(ValueError, match="revoked spk1, enrolled in the one being saved"):
+        old.save(state, overwrite=True)
+    assert load_snapshot(state) == before and len(old.audit.entries) == entries  # nothing saved, nothing logged
+    old.save(state, overwrite=True, discard_revocations=True)
+    replaced = SpeakerAuthenticator.load(state)
+    assert replaced.registry["spk1"].status == "enrolled"  # what was asked for, and the log says what it cost
+    assert [e for e in replaced.audit.entries if e["action"] == "replace"][0]["details"]["revocations_discarded"] == ["spk1"]
+    SpeakerAuthenticator.load(state).save(state)  # a state continuing itself is no replacement: no check, no entry
+    assert sum(e["action"] == "replace" for e in SpeakerAuthenticator.load(state).audit.entries) == 1
+
+
+def test_train_overwrite_refuses_to_enrol_a_revoked_voice_again_before_training(cli_state, revoked_state):
+    data = cli_state[0]
+    before = load_snapshot(revoked_state)
+    proc = _cli("train", "--data", data, "--state", revoked_state, "--epochs", "1", "--hidden", "8", "--overwrite")
+    assert proc.returncode == 2 and "revoked spk1" in proc.stderr and "--discard-revocations" in proc.stderr, proc.stderr
+    assert "training on this data would enrol them again" in proc.stderr  # said before training, not at the save
+    assert load_snapshot(revoked_state) == before
+    proc = _cli("train", "--data", data, "--state", revoked_state, "--epochs", "1", "--hidden", "8", "--overwrite",
+                "--discard-revocations", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh = SpeakerAuthenticator.load(revoked_state)
+    assert [e["action"] for e in fresh.audit.entries] == ["pretrain", "replace"]
+    assert fresh.audit.entries[-1]["details"]["revocations_discarded"] == ["spk1"]
+
+
 def test_another_state_swapped_in_whole_is_refused(revoked_state, other_state, capsys):
     """Another state's CURRENT and snapshot, both genuine and signed with the same key, put in this folder."""
     _put_back(revoked_state, other_state)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from neuro_rm import layers as hybrid
-from neuro_rm.audit import AuditLog
+from neuro_rm.audit import AuditLog, AuditTamperedError
 from neuro_rm.auth.fingerprint import fingerprint
 from neuro_rm.auth.registry import ENROLLED, REVOKED, Buffers, SpeakerRecord
 from neuro_rm.crossbar import CrossbarConfig
@@ -29,6 +29,7 @@ from neuro_rm.store import (
     decode_tensors,
     encode_json,
     encode_tensors,
+    has_state,
     load_snapshot,
     save_snapshot,
 )
@@ -43,19 +44,42 @@ _STANDING = object()  # _record_policy's default: the authenticator's standing p
 class Persistence:
     """The persistence half of ``SpeakerAuthenticator``: ``save`` and the ``load`` constructor."""
 
-    def save(self, folder: Path | str, overwrite: bool = False, key_file: Path | str | None = None) -> Path:
+    def save(self, folder: Path | str, overwrite: bool = False, key_file: Path | str | None = None,
+             discard_revocations: bool = False) -> Path:
         """Write a complete, signed snapshot; the previous one stays valid until the switch.
 
         Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
-        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.
+        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.  An
+        overwrite is refused too where the state it replaces revoked a speaker this one holds enrolled (an
+        old backup saved over the folder would bring the voice back, and its log would not say it had been
+        revoked), unless ``discard_revocations``: then the new log names the revocations it discards.
         """
         logged = len(self.audit.entries)
+        discarded = self._revocations_replaced(folder, key_file) if overwrite else []
+        if discarded and not discard_revocations:
+            said = ("that cannot be read, so which voices it revoked is unknown" if discarded is _UNREAD else
+                    f"that revoked {', '.join(discarded)}, enrolled in the one being saved")
+            raise ValueError(f"{folder} holds a state {said}: replacing it could bring revoked voices back with no record "
+                             "of their revocation; pass discard_revocations=True (--discard-revocations) to replace it "
+                             "anyway, on the record")
+        if discarded:
+            self.audit.append("replace", None, revocations_discarded=list(discarded) if discarded is not _UNREAD else "unknown")
         self._record_policy()
         try:
             return self._write(folder, overwrite, key_file)
         except BaseException:
             del self.audit.entries[logged:]  # a refused save records no policy: nothing was saved under it
             raise
+
+    def _revocations_replaced(self, folder: Path | str, key_file: Path | str | None) -> list[str]:
+        """Speakers that the state ``folder`` holds (if it is not the one this object loaded) revoked, and that
+        this authenticator holds enrolled; ``_UNREAD`` for a state that cannot be read."""
+        nonce, revoked = revoked_in(folder, key_file)
+        if nonce is not None and nonce == self._snapshots.get(str(Path(folder).resolve())):
+            return []  # the state this object continues: its log extends that one
+        if revoked is None:
+            return _UNREAD
+        return sorted(name for name in revoked if name in self.registry and self.registry[name].status == ENROLLED)
 
     def _write(self, folder: Path | str, overwrite: bool, key_file: Path | str | None) -> Path:
         state = {
@@ -163,6 +187,19 @@ class Persistence:
             self.audit.append("policy", None, **record)
 
 
+def revoked_in(folder: Path | str, key_file: Path | str | None = None) -> tuple[str | None, set[str] | None]:
+    """The nonce of the state ``folder`` holds and the speakers its audit log revoked ((None, set()) where it
+    holds none; names None where it cannot be read): what replacing it would discard."""
+    if not has_state(folder):
+        return None, set()
+    try:
+        snapshot = load_snapshot(folder, key_file, anchored=False)
+        entries = AuditLog.from_jsonl(snapshot.files["audit.jsonl"]).entries
+    except (CorruptStateError, AuditTamperedError, KeyError):
+        return None, None
+    return snapshot.version.nonce, {e["speaker"] for e in entries if e.get("action") == "revoke"}
+
+
 def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
     """Each speaker's status must be what its last pretrain / enroll / revoke entry in the audit log says."""
     last: dict[str, str] = {}
@@ -188,6 +225,7 @@ class UnsetPolicyWarning(UserWarning):
 
 
 _ABSENT = object()  # no consolidation entry: a state saved before policies were kept
+_UNREAD = ["(a state that cannot be read)"]  # what an overwrite would discard, where the state it replaces is unreadable
 _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualified class name
 _MAX_BRANCHES = 10**6
 

@@ -392,7 +392,9 @@ def run_speaker_demo(
         out.mkdir(parents=True, exist_ok=True)
         auth = task.auth
         auth.metadata = {**auth.metadata, "origin": "demo"}  # what `neuro-rm demo` may replace without --overwrite
-        auth.save(out / "state", overwrite=True)  # the demo's own output folder: each run replaces it
+        # the demo's own output folder: each run replaces it (another state only with --overwrite: cli's
+        # _demo_may_replace), whatever its revocations, which the new log names
+        auth.save(out / "state", overwrite=True, discard_revocations=True)
         write_figures(report, task.full_ledger, out, task.det)
         write_report(report, out / "report.json")
         (out / "report.md").write_text(markdown_table(report) + "\n" + audit_table(report))
