@@ -526,8 +526,8 @@ def _task_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a state at OUT/state that the demo did not write")
 
 
-def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """The step-by-step speaker lifecycle on a saved state, and the fault sweep."""
+def _train_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``train``: the lifecycle's first step, which makes a state folder (or replaces one)."""
     p = command("train", cmd_train, "digital pretraining of the speaker RSNN (torchrun-ready)", state=True, data=True)
     p.add_argument("--speakers", type=int, default=None)
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
@@ -541,6 +541,10 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                    f"chosen on validation among {', '.join(f'{lr:g}' for lr in (PRETRAIN.lr, *PRETRAIN.lr_candidates))})")
     p.add_argument("--batch-size", type=int, default=64)
 
+
+def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The step-by-step speaker lifecycle on a saved state, and the fault sweep."""
+    _train_command(command)
     p = command("deploy", cmd_deploy, "write the backbone into crossbars with write-and-verify", state=True)
     p.add_argument("--tolerance", type=float, default=DeviceConfig.tolerance_us)
 
@@ -550,7 +554,8 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("speaker")
     p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
                    help="erase: the cells are rewritten, so switching branches off does not bring the voice back (costs RM writes); "
-                   "suspend: cheap LoRA mask, undone by switching it off (once consolidated, by switching store off) (default: %(default)s)")
+                   "suspend: cheap LoRA mask, undone by switching it off (once consolidated, by switching store off); "
+                   "an erasure is refused while any suspension is in force (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method, help="unlearning target (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)
@@ -596,7 +601,7 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--off", action="store_true", help="no policy: branches pile up until one is set again")
     p.add_argument("--refit-readout", action="store_true",
                    help="first refit every enrolled speaker's readout row together on the replay buffer (digital rows, "
-                        "no cell written; kept only if the holdout buffer's score does not fall; refused while a "
+                        "no cell written; kept only if the holdout buffer's score rises; refused while a "
                         "suspension is in force), then run the policy: each enrolment fits its own row against rows "
                         "that never met its voice")
 

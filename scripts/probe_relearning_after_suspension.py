@@ -6,7 +6,8 @@ Per seed, six speakers of a generated corpus are pretrained (RSNN 140-128-6, as 
 starts) and deployed, and speaker 1 is suspended.  Then, each on its own copy: nothing more; a readout refit
 (``refit_readout``) and an erasure of speaker 2 (``revoke(mode="erase")``), both with the authenticator's
 refusal switched off on that copy; an enrolment of a seventh speaker (allowed: a known limit, README,
-Security); a ``restore`` (allowed: its repair branch trains on the replay buffer, without the voice).  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
+Security); a ``restore`` (allowed: its repair branch trains on the replay buffer, without the voice); a
+second suspension (of speaker 2); the mask folded and merged into the cells by a consolidation policy.  After each, at the threshold calibrated on the holdout buffer, the share of claims accepted:
 the suspended voice's to every enrolled speaker, three never-enrolled voices' (the reference a forgotten voice
 is held to) and impostor trials among the enrolled (the suspension's promise: no more often than those).
 Mean ± sd over seeds with the 95 % interval of the mean; the differences are paired by seed.
@@ -26,6 +27,7 @@ from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.data import load_speakers
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
 from neuro_rm.learning import LabelledSet, TrainConfig
+from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.seeds import mean_sd_ci
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models import RSNNConfig
@@ -69,6 +71,9 @@ def one_seed(splits, seed: int) -> dict[str, dict[str, float]]:
         "+ erase s2, refusal off": unrefused(lambda a: a.revoke(f"s{ERASED}", train.of_classes([ERASED]).x, config=REVOKE)),
         "+ enrol s6 (allowed)": lambda a: a.enroll(f"s{NEW}", train.of_classes([NEW]).x, val.of_classes([NEW]).x),
         "+ restore (allowed)": lambda a: a.restore(),
+        "+ suspend s2 (allowed)": lambda a: a.revoke(f"s{ERASED}", train.of_classes([ERASED]).x, config=REVOKE, mode="suspend"),
+        "+ mask merged into the cells (allowed)":
+            lambda a: a.consolidate(BranchBudget(max_branches=0, horizon_inferences=1e30, wear_budget=1.0)),
     }
     out = {}
     for name, operation in operations.items():
