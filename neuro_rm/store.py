@@ -155,7 +155,7 @@ def _version(pointer: dict) -> Version:
     return Version(pointer["state_id"], pointer["seq"], pointer["nonce"], audit if isinstance(audit, dict) else {})
 
 
-def _current_pointer(folder: Path) -> dict | str | None:
+def current_pointer(folder: Path) -> dict | str | None:
     """``CURRENT`` as it stands, unverified; None when there is no state, ``_UNREADABLE`` when it is not one."""
     path = folder / CURRENT
     try:
@@ -168,7 +168,7 @@ def _current_pointer(folder: Path) -> dict | str | None:
 
 def _current_name(folder: Path) -> str | None:
     """The live snapshot's name as CURRENT states it, unverified; None when there is no state."""
-    pointer = _current_pointer(folder)
+    pointer = current_pointer(folder)
     return pointer if not isinstance(pointer, dict) else pointer["snapshot"]
 
 
@@ -261,7 +261,7 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
     refuse_inside(folder, key_file)
     key = read_key(key_file, create=True)
     with writing(folder, create=True):
-        prior = _current_pointer(folder)
+        prior = current_pointer(folder)
         current = prior["nonce"] if isinstance(prior, dict) else prior
         if current != expected and not overwrite:
             if expected is None:
@@ -271,11 +271,14 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
             raise StateChangedError(f"{folder} changed since it was loaded (now snapshot {shown}, another than the one "
                                     "loaded); nothing was saved: load it again and redo the change")
         root = folder.resolve()
-        try:
-            seq = (stateanchor.latest_seq(root, prior["state_id"], key, key_file)
-                   if isinstance(prior, dict) and current == expected else None)
+        continuing = isinstance(prior, dict) and current == expected
+        try:  # an older copy put back and loaded as it was is no state to continue: that would launder the rollback
+            issue = stateanchor.problem(root, _version(prior), key, key_file) if continuing else None
+            seq = stateanchor.latest_seq(root, prior["state_id"], key, key_file) if continuing else None
         except AnchorError as error:
             raise CorruptStateError(str(error)) from None
+        if issue:
+            raise CorruptStateError(f"{issue}; nothing was saved")
         audit = (extra or {}).get("audit", {})
         version = Version(prior["state_id"] if seq else stateanchor.new_state_id(), (seq or 0) + 1,
                           stateanchor.new_nonce(), audit if isinstance(audit, dict) else {})

@@ -299,6 +299,14 @@ def test_an_older_genuine_copy_put_back_is_refused(state, tmp_path, capsys):
     code, err = _main(capsys, "verify", "test:0", "--claim", "spk1", "--state", state)
     assert code == 2 and len(err) == 1 and "rollback refused" in err[0], err
     assert SpeakerAuthenticator.load(backup).registry["spk1"].status == "enrolled"  # the copy itself is genuine
+    put_back = load_snapshot(state, anchored=False)
+    for overwrite in (False, True):  # review63: loaded as it was and saved, it continued the state: the rollback laundered
+        with pytest.raises(CorruptStateError, match=r"rollback refused\); nothing was saved"):
+            SpeakerAuthenticator.load(state, anchored=False).save(state, overwrite=overwrite)
+    assert load_snapshot(state, anchored=False) == put_back
+    # and another state saved over it cannot read what the folder revoked from the copy: refused unless discarding
+    with pytest.raises(ValueError, match="cannot be read"):
+        SpeakerAuthenticator.load(backup).save(state, overwrite=True)
 
 
 def test_an_older_copy_saved_over_the_folder_is_refused_unless_its_revocations_are_discarded_on_the_record(state, tmp_path):
@@ -321,6 +329,35 @@ def test_an_older_copy_saved_over_the_folder_is_refused_unless_its_revocations_a
     assert [e for e in replaced.audit.entries if e["action"] == "replace"][0]["details"]["revocations_discarded"] == ["spk1"]
     SpeakerAuthenticator.load(state).save(state)  # a state continuing itself is no replacement: no check, no entry
     assert sum(e["action"] == "replace" for e in SpeakerAuthenticator.load(state).audit.entries) == 1
+
+
+def test_a_discarding_save_interrupted_after_its_switch_keeps_the_discard_on_record_when_retried(state, tmp_path, monkeypatch):
+    """review63: the failed save took the ``replace`` entry out of the log in memory, and the retry, finding
+    the folder switched already (nothing left to discard), saved the state without it."""
+    SpeakerAuthenticator.load(state).save(state)
+    backup = tmp_path / "backup"
+    shutil.copytree(state, backup)
+    _revoke(state)
+    old = SpeakerAuthenticator.load(backup, anchored=False)
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.stateanchor, "commit", cut)
+    with pytest.raises(KeyboardInterrupt):
+        old.save(state, overwrite=True, discard_revocations=True)
+    monkeypatch.undo()
+    old.save(state, overwrite=True, discard_revocations=True)
+    kept = SpeakerAuthenticator.load(state).audit.entries
+    assert [e["details"]["revocations_discarded"] for e in kept if e["action"] == "replace"] == [["spk1"]]
+
+
+def test_a_state_saved_back_under_a_new_key_is_no_replacement(state, tmp_path):
+    """review63: re-keying the state one loaded was refused as a replacement of an unreadable state."""
+    auth = SpeakerAuthenticator.load(state)
+    auth.save(state, overwrite=True, key_file=tmp_path / "new.key")
+    again = SpeakerAuthenticator.load(state, key_file=tmp_path / "new.key")
+    assert not any(e["action"] == "replace" for e in again.audit.entries)
 
 
 def test_train_overwrite_refuses_to_enrol_a_revoked_voice_again_before_training(cli_state, revoked_state):

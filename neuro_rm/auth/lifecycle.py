@@ -141,7 +141,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         self._require_deployed("revoke")
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 3:  # checked before any work: the calibration after it would refuse
-            raise ValueError(f"revoking {name!r} would leave {len(self.enrolled) - 1} enrolled speaker, and the acceptance "
+            left = len(self.enrolled) - 1
+            raise ValueError(f"revoking {name!r} would leave {left} enrolled speaker{'' if left == 1 else 's'}, and the acceptance "
                              "threshold is set on impostor trials between enrolled speakers: enroll another speaker first")
         suspended = self._suspended() if mode == "erase" else []
         if suspended:

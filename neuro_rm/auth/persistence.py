@@ -25,6 +25,7 @@ from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.state_schema import check_state
 from neuro_rm.store import (
     CorruptStateError,
+    current_pointer,
     decode_json,
     decode_tensors,
     encode_json,
@@ -54,7 +55,6 @@ class Persistence:
         old backup saved over the folder would bring the voice back, and its log would not say it had been
         revoked), unless ``discard_revocations``: then the new log names the revocations it discards.
         """
-        logged = len(self.audit.entries)
         discarded = self._revocations_replaced(folder, key_file) if overwrite else []
         if discarded and not discard_revocations:
             said = ("that cannot be read, so which voices it revoked is unknown" if discarded is _UNREAD else
@@ -62,8 +62,9 @@ class Persistence:
             raise ValueError(f"{folder} holds a state {said}: replacing it could bring revoked voices back with no record "
                              "of their revocation; pass discard_revocations=True (--discard-revocations) to replace it "
                              "anyway, on the record")
-        if discarded:
+        if discarded:  # kept even if the save fails: after its switch, a retry finds nothing to discard and must log it
             self.audit.append("replace", None, revocations_discarded=list(discarded) if discarded is not _UNREAD else "unknown")
+        logged = len(self.audit.entries)
         self._record_policy()
         try:
             return self._write(folder, overwrite, key_file)
@@ -74,9 +75,10 @@ class Persistence:
     def _revocations_replaced(self, folder: Path | str, key_file: Path | str | None) -> list[str]:
         """Speakers that the state ``folder`` holds (if it is not the one this object loaded) revoked, and that
         this authenticator holds enrolled; ``_UNREAD`` for a state that cannot be read."""
-        nonce, revoked = revoked_in(folder, key_file)
-        if nonce is not None and nonce == self._snapshots.get(str(Path(folder).resolve())):
-            return []  # the state this object continues: its log extends that one
+        pointer = current_pointer(folder)  # unverified, as the save's own check: the state this object loaded
+        if isinstance(pointer, dict) and pointer["nonce"] == self._snapshots.get(str(Path(folder).resolve())):
+            return []  # the state this object continues (under whatever key it is saved with): its log extends that one
+        _, revoked = revoked_in(folder, key_file)
         if revoked is None:
             return _UNREAD
         return sorted(name for name in revoked if name in self.registry and self.registry[name].status == ENROLLED)
@@ -192,8 +194,8 @@ def revoked_in(folder: Path | str, key_file: Path | str | None = None) -> tuple[
     holds none; names None where it cannot be read): what replacing it would discard."""
     if not has_state(folder):
         return None, set()
-    try:
-        snapshot = load_snapshot(folder, key_file, anchored=False)
+    try:  # anchored: an older copy put back says nothing of what the folder's state revoked since
+        snapshot = load_snapshot(folder, key_file)
         entries = AuditLog.from_jsonl(snapshot.files["audit.jsonl"]).entries
     except (CorruptStateError, AuditTamperedError, KeyError):
         return None, None
