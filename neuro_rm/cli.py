@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from neuro_rm.auth import REVOKE_MODES, SpeakerAuthenticator, UnsetPolicyWarning
-from neuro_rm.auth.persistence import policy_record, revoked_in
+from neuro_rm.auth.persistence import policy_record, revocations_at, revoked_in
 from neuro_rm.characterize import characterize_device
 from neuro_rm.crossbar import COMPENSATIONS, CrossbarConfig
 from neuro_rm.device import PRESETS, DeviceConfig, preset_name
@@ -124,9 +124,9 @@ def _train(args: argparse.Namespace, rank: int) -> None:
                          "revocations and audit log: pass --overwrite to replace it")
     splits = _splits(args.data, args.speakers)
     names = splits.speaker_names
-    if args.overwrite and not args.discard_revocations:  # before any training: the save would refuse
-        _, revoked = revoked_in(args.state)
-        back = sorted(set(names) if revoked is None else revoked & set(names))
+    if not args.discard_revocations:  # before any training: the save would refuse
+        _, revoked = revoked_in(args.state) if args.overwrite else (None, set())
+        back = sorted(set(names) if revoked is None else (revoked | set(revocations_at(args.state))) & set(names))
         if back:
             raise ValueError(f"{args.state} holds a state that revoked {', '.join(back)} (or cannot be read), and "
                              "training on this data would enrol them again with no record of the revocation: pass "
@@ -533,7 +533,7 @@ def _train_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--hold-out", type=int, default=1, help="last speakers left out, to enroll later")
     p.add_argument("--overwrite", action="store_true", help="replace the state folder's existing state")
     p.add_argument("--discard-revocations", action="store_true",
-                   help="with --overwrite: replace a state that revoked speakers this training enrols again (the new "
+                   help="save a state that enrols again speakers a state saved in this folder revoked (the new "
                    "audit log names them)")
     p.add_argument("--hidden", type=int, default=RSNNConfig.n_hidden, help="recurrent LIF neurons")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")

@@ -9,7 +9,9 @@ it.  So beside the key, in ``<key file>.anchors/`` (mode 0700), neuro-rm keeps s
   number, nonce, audit-log head) and the one being switched in (``pending``), so that a crash between a
   switch and the record's update is not taken for a rollback;
 - ``path-<sha256 of the folder>.json``, one per folder: the state id last written there (and one being
-  switched in by ``train --overwrite``).
+  switched in by ``train --overwrite``), and every speaker ever revoked in a state saved there, with how
+  (``erase`` or ``suspend``): it outlives the folder, so a state saved there later (over it, after it was
+  deleted, from an older copy) can be checked against it.
 
 A folder with a path record must hold that state at its latest snapshot.  A folder without one (a copy
 made elsewhere, a state from another machine) is trusted on the key alone, and a save there starts a new
@@ -153,6 +155,13 @@ def problem(folder: Path, version: Version, key: bytes, key_file: Path | str | N
     return f"{folder} holds snapshot {version.seq} of its state, which diverges from snapshot {seq} neuro-rm last wrote there"
 
 
+def revocations(folder: Path, key: bytes, key_file: Path | str | None = None) -> dict[str, str]:
+    """Every speaker revoked in a state saved at ``folder`` under this key, by how: the path record's list."""
+    at = _read(_path_file(key_file, folder), key)
+    revoked = at.get("revoked") if at is not None and at.get("path") == str(folder) else None
+    return {str(k): str(v) for k, v in revoked.items()} if isinstance(revoked, dict) else {}
+
+
 def latest_seq(folder: Path, state_id: str, key: bytes, key_file: Path | str | None = None) -> int | None:
     """The latest snapshot number of ``state_id`` when it is the state anchored at ``folder``, else None
     (a copy, a state from elsewhere: a save there starts a new state id)."""
@@ -177,10 +186,14 @@ def begin(folder: Path, version: Version, key: bytes, key_file: Path | str | Non
         _write(path_file, {**at, "path": str(folder), "pending": version.state_id}, key)
 
 
-def commit(folder: Path, version: Version, key: bytes, key_file: Path | str | None = None) -> None:
-    """Record ``version`` as the latest at ``folder``; call once ``CURRENT`` names it."""
+def commit(folder: Path, version: Version, key: bytes, key_file: Path | str | None = None,
+           revoked: dict[str, str] | None = None) -> None:
+    """Record ``version`` as the latest at ``folder``, and ``revoked`` as the folder's revocations (None: keep
+    those recorded); call once ``CURRENT`` names it."""
     entry = asdict(version)
     del entry["state_id"]
     _write(_state_file(key_file, version.state_id),
            {"state_id": version.state_id, "path": str(folder), "latest": entry, "pending": None}, key)
-    _write(_path_file(key_file, folder), {"path": str(folder), "state_id": version.state_id, "pending": None}, key)
+    kept = revocations(folder, key, key_file) if revoked is None else revoked
+    _write(_path_file(key_file, folder), {"path": str(folder), "state_id": version.state_id, "pending": None,
+                                          "revoked": dict(sorted(kept.items()))}, key)

@@ -246,13 +246,16 @@ def writing(folder: Path | str, wait: float = 0.0, create: bool = False,
 
 
 def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | None = None, overwrite: bool = False,
-                  extra: dict | None = None, key_file: Path | str | None = None) -> Version:
+                  extra: dict | None = None, key_file: Path | str | None = None,
+                  revocations: Callable[[dict[str, str]], dict[str, str]] | None = None) -> Version:
     """Write ``files`` (name → bytes) as a new, signed snapshot and make it current; returns its version.
 
     ``expected`` is the nonce of the snapshot the caller loaded (None: a new state).  The save is refused
     when ``CURRENT`` carries another one, unless ``overwrite``; the previous snapshot stays until the switch.
     A save continues the state it replaces only where that state is anchored (see ``neuro_rm.stateanchor``);
-    anywhere else (a new state, an overwrite, a copy) it starts a new state id.
+    anywhere else (a new state, an overwrite, a copy) it starts a new state id.  ``revocations``, given the
+    speakers the folder's anchor records as revoked there, returns what to record once the save is done, or
+    raises to refuse it: called under the folder's lock, before anything is written.
     """
     folder = Path(folder)
     for name in files:
@@ -279,6 +282,11 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
             raise CorruptStateError(str(error)) from None
         if issue:
             raise CorruptStateError(f"{issue}; nothing was saved")
+        try:
+            recorded = stateanchor.revocations(root, key, key_file)
+        except AnchorError as error:
+            raise CorruptStateError(str(error)) from None
+        revoked = revocations(recorded) if revocations is not None else None
         audit = (extra or {}).get("audit", {})
         version = Version(prior["state_id"] if seq else stateanchor.new_state_id(), (seq or 0) + 1,
                           stateanchor.new_nonce(), audit if isinstance(audit, dict) else {})
@@ -299,7 +307,7 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
         stateanchor.begin(root, version, key, key_file)  # a crash from here on leaves either version acceptable
         os.replace(tmp, folder / CURRENT)
         _fsync_dir(folder)
-        stateanchor.commit(root, version, key, key_file)
+        stateanchor.commit(root, version, key, key_file, revoked)
         _delete_snapshots(folder, keep=name)
     return version
 

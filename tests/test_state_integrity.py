@@ -301,8 +301,10 @@ def test_an_older_genuine_copy_put_back_is_refused(state, tmp_path, capsys):
     assert SpeakerAuthenticator.load(backup).registry["spk1"].status == "enrolled"  # the copy itself is genuine
     put_back = load_snapshot(state, anchored=False)
     for overwrite in (False, True):  # review63: loaded as it was and saved, it continued the state: the rollback laundered
-        with pytest.raises(CorruptStateError, match=r"rollback refused\); nothing was saved"):
+        with pytest.raises(ValueError, match="had spk1 revoked"):  # the folder's record of its revocations
             SpeakerAuthenticator.load(state, anchored=False).save(state, overwrite=overwrite)
+        with pytest.raises(CorruptStateError, match=r"rollback refused\); nothing was saved"):  # and the anchor
+            SpeakerAuthenticator.load(state, anchored=False).save(state, overwrite=overwrite, discard_revocations=True)
     assert load_snapshot(state, anchored=False) == put_back
     # and another state saved over it cannot read what the folder revoked from the copy: refused unless discarding
     with pytest.raises(ValueError, match="cannot be read"):
@@ -320,7 +322,7 @@ def test_an_older_copy_saved_over_the_folder_is_refused_unless_its_revocations_a
     before = load_snapshot(state)
     old = SpeakerAuthenticator.load(backup, anchored=False)
     entries = len(old.audit.entries)
-    with pytest.raises(ValueError, match="revoked spk1, enrolled in the one being saved"):
+    with pytest.raises(ValueError, match="had spk1 revoked, enrolled"):
         old.save(state, overwrite=True)
     assert load_snapshot(state) == before and len(old.audit.entries) == entries  # nothing saved, nothing logged
     old.save(state, overwrite=True, discard_revocations=True)
@@ -329,6 +331,57 @@ def test_an_older_copy_saved_over_the_folder_is_refused_unless_its_revocations_a
     assert [e for e in replaced.audit.entries if e["action"] == "replace"][0]["details"]["revocations_discarded"] == ["spk1"]
     SpeakerAuthenticator.load(state).save(state)  # a state continuing itself is no replacement: no check, no entry
     assert sum(e["action"] == "replace" for e in SpeakerAuthenticator.load(state).audit.entries) == 1
+
+
+def _backup_then_revoke(state, tmp_path):
+    """The folder anchored, a backup copied, then spk1 erased in the folder: the backup still holds the voice."""
+    SpeakerAuthenticator.load(state).save(state)
+    backup = tmp_path / "backup"
+    shutil.copytree(state, backup)
+    _revoke(state)
+    return SpeakerAuthenticator.load(backup, anchored=False)
+
+
+def test_a_folder_deleted_and_saved_afresh_keeps_its_revocations(state, tmp_path):
+    """review63 F1: deleting the folder and saving an old copy to its path (no overwrite: a new state) brought
+    the revoked voice back with no trace; the record of the folder's revocations outlives the folder."""
+    old = _backup_then_revoke(state, tmp_path)
+    shutil.rmtree(state)
+    with pytest.raises(ValueError, match="had spk1 revoked"):
+        old.save(state)
+    assert not state.exists()
+    old.save(state, discard_revocations=True)
+    assert [e["details"] for e in SpeakerAuthenticator.load(state).audit.entries if e["action"] == "replace"] == \
+        [{"revocations_discarded": ["spk1"]}]
+
+
+def test_train_into_a_deleted_folder_refuses_its_revoked_voices_before_training(cli_state, revoked_state):
+    shutil.rmtree(revoked_state)
+    proc = _cli("train", "--data", cli_state[0], "--state", revoked_state, "--epochs", "1", "--hidden", "8")
+    assert proc.returncode == 2 and "revoked spk1" in proc.stderr and "would enrol them again" in proc.stderr, proc.stderr
+    assert not (revoked_state / "CURRENT").exists()
+
+
+def test_an_erasure_replaced_by_a_suspension_of_the_same_voice_is_refused(state, tmp_path):
+    """review63 F5: the backup suspends the voice the folder had erased, and saved over the folder it would
+    turn an erasure into a mask that switching branches off undoes."""
+    old = _backup_then_revoke(state, tmp_path)
+    old.revoke("spk1", old.buffers.replay.of_classes([old.registry["spk1"].label]).x, config=UnlearnConfig(train=QUICK),
+               mode="suspend")
+    with pytest.raises(ValueError, match="had spk1 revoked, enrolled \\(or only suspended, where erased\\)"):
+        old.save(state, overwrite=True)
+
+
+def test_a_revocation_recorded_between_the_check_and_the_write_refuses_the_save(state, tmp_path, monkeypatch):
+    """review63 F4: the check ran before the folder's lock; the record is read again under it."""
+    from neuro_rm.auth import persistence
+
+    old = _backup_then_revoke(state, tmp_path)
+    shutil.rmtree(state)
+    monkeypatch.setattr(persistence, "revocations_at", lambda *args, **kwargs: {})  # the check saw none yet
+    with pytest.raises(ValueError, match="spk1 revoked at this folder while the save was being made"):
+        old.save(state)
+    assert not (state / "CURRENT").exists()
 
 
 def test_a_discarding_save_interrupted_after_its_switch_keeps_the_discard_on_record_when_retried(state, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from neuro_rm import layers as hybrid
+from neuro_rm import stateanchor
 from neuro_rm.audit import AuditLog, AuditTamperedError
 from neuro_rm.auth.fingerprint import fingerprint
 from neuro_rm.auth.registry import ENROLLED, REVOKED, Buffers, SpeakerRecord
@@ -23,6 +24,7 @@ from neuro_rm.learning.placement import resolve_device
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.state_schema import check_state
+from neuro_rm.statekey import KeyFileError, read_key
 from neuro_rm.store import (
     CorruptStateError,
     current_pointer,
@@ -50,40 +52,63 @@ class Persistence:
         """Write a complete, signed snapshot; the previous one stays valid until the switch.
 
         Refused when ``folder`` holds a state this object did not load (unless ``overwrite``) or one that
-        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.  An
-        overwrite is refused too where the state it replaces revoked a speaker this one holds enrolled (an
-        old backup saved over the folder would bring the voice back, and its log would not say it had been
-        revoked), unless ``discard_revocations``: then the new log names the revocations it discards.
+        changed since it was loaded; ``key_file`` defaults as in ``neuro_rm.statekey.key_path``.  Refused too
+        where it would bring back a revoked voice: a speaker revoked in a state saved at ``folder`` before
+        (recorded beside the key, so the record outlives the folder; with ``overwrite``, also as the replaced
+        state's log says) whom this state holds enrolled, or only suspended where it had been erased (an old
+        backup saved over the folder or in its place), unless ``discard_revocations``: then the new log names
+        the revocations it discards (``replace``).
         """
-        discarded = self._revocations_replaced(folder, key_file) if overwrite else []
+        pointer = current_pointer(Path(folder))  # where the store refuses anyway (another state, no overwrite), it says why
+        refused = pointer is not None and not overwrite and not self._continues(folder, pointer)
+        back = [] if refused else self._returning(revocations_at(folder, key_file))
+        replaced = self._revocations_replaced(folder, key_file) if overwrite else []
+        discarded = _UNREAD if replaced is _UNREAD else sorted({*back, *replaced})
         if discarded and not discard_revocations:
-            said = ("that cannot be read, so which voices it revoked is unknown" if discarded is _UNREAD else
-                    f"that revoked {', '.join(discarded)}, enrolled in the one being saved")
-            raise ValueError(f"{folder} holds a state {said}: replacing it could bring revoked voices back with no record "
-                             "of their revocation; pass discard_revocations=True (--discard-revocations) to replace it "
-                             "anyway, on the record")
-        if discarded:  # kept even if the save fails: after its switch, a retry finds nothing to discard and must log it
-            self.audit.append("replace", None, revocations_discarded=list(discarded) if discarded is not _UNREAD else "unknown")
+            said = ("holds a state that cannot be read, so which voices it revoked is unknown" if discarded is _UNREAD
+                    else f"had {', '.join(discarded)} revoked, enrolled (or only suspended, where erased) in the state being saved")
+            raise ValueError(f"{folder} {said}: saving it could bring revoked voices back with no record of their "
+                             "revocation; pass discard_revocations=True (--discard-revocations) to save it anyway, on the record")
+        entry = {"revocations_discarded": list(discarded) if discarded is not _UNREAD else "unknown"}
+        last = self.audit.entries[-1] if self.audit.entries else {}
+        if discarded and not (last.get("action") == "replace" and last.get("details") == entry):
+            self.audit.append("replace", None, **entry)  # kept if the save fails: a retry after its switch must log it
         logged = len(self.audit.entries)
         self._record_policy()
         try:
-            return self._write(folder, overwrite, key_file)
+            return self._write(folder, overwrite, key_file, set(back))
         except BaseException:
             del self.audit.entries[logged:]  # a refused save records no policy: nothing was saved under it
             raise
 
+    def _continues(self, folder: Path | str, pointer: dict | str | None) -> bool:
+        """Whether ``pointer`` (``CURRENT``, unverified, as the save's own check reads it) names the snapshot this
+        object loaded from ``folder``."""
+        return isinstance(pointer, dict) and pointer["nonce"] == self._snapshots.get(str(Path(folder).resolve()))
+
+    def _revocation_modes(self) -> dict[str, str]:
+        """Each revoked speaker and how, by the last revocation entry of the log (none: ``suspend``, the weaker)."""
+        modes = {e["speaker"]: e["details"].get("mode") for e in self.audit.entries if e.get("action") == "revoke"}
+        return {r.name: "erase" if modes.get(r.name) == "erase" else "suspend" for r in self.registry.values() if r.status == REVOKED}
+
+    def _returning(self, recorded: dict[str, str]) -> list[str]:
+        """Of the speakers ``recorded`` as revoked (name → how), those this state holds enrolled, or only
+        suspended where they were erased."""
+        modes = self._revocation_modes()
+        return sorted(name for name, how in recorded.items() if name in self.registry
+                      and (self.registry[name].status == ENROLLED or (how == "erase" and modes.get(name) != "erase")))
+
     def _revocations_replaced(self, folder: Path | str, key_file: Path | str | None) -> list[str]:
         """Speakers that the state ``folder`` holds (if it is not the one this object loaded) revoked, and that
         this authenticator holds enrolled; ``_UNREAD`` for a state that cannot be read."""
-        pointer = current_pointer(folder)  # unverified, as the save's own check: the state this object loaded
-        if isinstance(pointer, dict) and pointer["nonce"] == self._snapshots.get(str(Path(folder).resolve())):
+        if self._continues(folder, current_pointer(Path(folder))):
             return []  # the state this object continues (under whatever key it is saved with): its log extends that one
         _, revoked = revoked_in(folder, key_file)
         if revoked is None:
             return _UNREAD
         return sorted(name for name in revoked if name in self.registry and self.registry[name].status == ENROLLED)
 
-    def _write(self, folder: Path | str, overwrite: bool, key_file: Path | str | None) -> Path:
+    def _write(self, folder: Path | str, overwrite: bool, key_file: Path | str | None, discarded: set[str]) -> Path:
         state = {
             "format": STATE_FORMAT,
             "rsnn": asdict(self.model.config),
@@ -113,8 +138,17 @@ class Persistence:
             "buffers.safetensors": encode_tensors(buffers),
             "audit.jsonl": self.audit.to_jsonl(),
         }, expected=self._snapshots.get(where), overwrite=overwrite, extra={"audit": self.audit.head},
-            key_file=key_file).nonce
+            key_file=key_file, revocations=lambda recorded: self._recorded_after(recorded, discarded)).nonce
         return Path(folder)
+
+    def _recorded_after(self, recorded: dict[str, str], discarded: set[str]) -> dict[str, str]:
+        """The folder's revocations once this state is saved there (under its lock): those recorded, less the
+        ``discarded`` on this state's record, plus this state's own; refused if one came back since the check."""
+        back = set(self._returning(recorded)) - discarded
+        if back:
+            raise ValueError(f"{', '.join(sorted(back))} revoked at this folder while the save was being made, and "
+                             "enrolled in the state being saved; nothing was saved: load the folder again")
+        return {**{name: how for name, how in recorded.items() if name not in discarded}, **self._revocation_modes()}
 
     @classmethod
     def load(cls, folder: Path | str, key_file: Path | str | None = None, anchored: bool = True,
@@ -187,6 +221,19 @@ class Persistence:
         logged = [e["details"] for e in self.audit.entries if e.get("action") == "policy"]
         if record != (logged[-1] if logged else audit_policy_record(BranchBudget(), None)):
             self.audit.append("policy", None, **record)
+
+
+def revocations_at(folder: Path | str, key_file: Path | str | None = None) -> dict[str, str]:
+    """Every speaker revoked in a state saved at ``folder`` (resolved) under this key, by how, as recorded beside
+    the key (``stateanchor``); none where no key exists yet."""
+    try:
+        key = read_key(key_file)
+    except KeyFileError:
+        return {}
+    try:
+        return stateanchor.revocations(Path(folder).resolve(), key, key_file)
+    except stateanchor.AnchorError as error:
+        raise CorruptStateError(str(error)) from None
 
 
 def revoked_in(folder: Path | str, key_file: Path | str | None = None) -> tuple[str | None, set[str] | None]:
