@@ -124,16 +124,17 @@ def _train(args: argparse.Namespace, rank: int) -> None:
                          "revocations and audit log: pass --overwrite to replace it")
     splits = _splits(args.data, args.speakers)
     names = splits.speaker_names
+    if not 0 <= args.hold_out < len(names) - 1:
+        raise ValueError(f"--hold-out must leave at least 2 of the {len(names)} speakers to train on")
+    first = list(range(len(names) - args.hold_out))
+    trained = set(names[: len(first)])
     if not args.discard_revocations:  # before any training: the save would refuse
         _, revoked = revoked_in(args.state) if args.overwrite else (None, set())
-        back = sorted(set(names) if revoked is None else (revoked | set(revocations_at(args.state))) & set(names))
+        back = sorted(trained if revoked is None else (revoked | set(revocations_at(args.state))) & trained)
         if back:
             raise ValueError(f"{args.state} holds a state that revoked {', '.join(back)} (or cannot be read), and "
                              "training on this data would enrol them again with no record of the revocation: pass "
                              "--discard-revocations to replace it anyway, on the record")
-    if not 0 <= args.hold_out < len(names) - 1:
-        raise ValueError(f"--hold-out must leave at least 2 of the {len(names)} speakers to train on")
-    first = list(range(len(names) - args.hold_out))
     rsnn = RSNNConfig(n_inputs=splits.train.x.shape[-1], n_hidden=args.hidden, n_outputs=len(first))
     auth, fit = SpeakerAuthenticator.pretrain(
         names[: len(first)], _labelled(splits.train).of_classes(first), _labelled(splits.val).of_classes(first), rsnn,
@@ -316,8 +317,10 @@ def _demo_may_replace(state: Path, overwrite: bool) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo, run_speaker_demo_seeds
 
-    if args.out is not None:
-        _demo_may_replace(args.out / "state", args.overwrite)  # before minutes of work, not after
+    if args.out is not None:  # before minutes of work, not after: each state the run will save
+        for state in [args.out / "state"] if args.seeds is None else [args.out / f"seed_{args.seed + k}" / "state"
+                                                                      for k in range(args.seeds)]:
+            _demo_may_replace(state, args.overwrite)
     splits = _splits(args.data, args.speakers)
     data = SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
     config = DemoConfig(seed=args.seed, device=PRESETS[args.preset](), crossbar=_readout(args))

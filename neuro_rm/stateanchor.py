@@ -58,7 +58,8 @@ def new_nonce() -> str:
 
 
 def anchor_dir(key_file: Path | str | None = None) -> Path:
-    path = key_path(key_file)
+    """Beside the key, named after its real path: a link to the key finds the same records (review64)."""
+    path = Path(key_path(key_file)).resolve()
     return path.with_name(f"{path.name}.anchors")
 
 
@@ -174,16 +175,22 @@ def latest_seq(folder: Path, state_id: str, key: bytes, key_file: Path | str | N
     return int(record["latest"]["seq"])
 
 
-def begin(folder: Path, version: Version, key: bytes, key_file: Path | str | None = None) -> None:
-    """Record ``version`` as being switched in at ``folder``; call before replacing ``CURRENT``."""
+def begin(folder: Path, version: Version, key: bytes, key_file: Path | str | None = None,
+          revoked: dict[str, str] | None = None) -> None:
+    """Record ``version`` as being switched in at ``folder``, and the folder's revocations grown by ``revoked``
+    (what the version holds: a crash after the switch must not leave them off the record; an erasure stays
+    one); call before replacing ``CURRENT``."""
     state_file = _state_file(key_file, version.state_id)
     record = _read(state_file, key) or {"state_id": version.state_id, "path": str(folder), "latest": None}
     entry = {"seq": version.seq, "nonce": version.nonce, "audit": version.audit}
     _write(state_file, {**record, "path": str(folder), "pending": entry}, key)
     path_file = _path_file(key_file, folder)
     at = _read(path_file, key) or {"path": str(folder), "state_id": None}
-    if at.get("state_id") != version.state_id:
-        _write(path_file, {**at, "path": str(folder), "pending": version.state_id}, key)
+    known = revocations(folder, key, key_file)
+    grown = {**known, **{name: "erase" if known.get(name) == "erase" else how for name, how in (revoked or {}).items()}}
+    if at.get("state_id") != version.state_id or grown != known:
+        pending = version.state_id if at.get("state_id") != version.state_id else at.get("pending")
+        _write(path_file, {**at, "path": str(folder), "pending": pending, "revoked": dict(sorted(grown.items()))}, key)
 
 
 def commit(folder: Path, version: Version, key: bytes, key_file: Path | str | None = None,

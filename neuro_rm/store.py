@@ -304,7 +304,7 @@ def save_snapshot(folder: Path | str, files: dict[str, bytes], expected: str | N
         tmp = folder / f".{CURRENT}.tmp"
         tmp.unlink(missing_ok=True)  # never write through whatever was left there (created O_EXCL below)
         _fsync_write(tmp, encode_json(pointer))
-        stateanchor.begin(root, version, key, key_file)  # a crash from here on leaves either version acceptable
+        stateanchor.begin(root, version, key, key_file, revoked)  # a crash from here on leaves either version acceptable
         os.replace(tmp, folder / CURRENT)
         _fsync_dir(folder)
         stateanchor.commit(root, version, key, key_file, revoked)

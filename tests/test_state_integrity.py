@@ -384,6 +384,57 @@ def test_a_revocation_recorded_between_the_check_and_the_write_refuses_the_save(
     assert not (state / "CURRENT").exists()
 
 
+def test_a_revocation_saved_by_a_save_cut_after_its_switch_is_on_the_record(state, tmp_path, monkeypatch):
+    """review64: the folder's record learnt a revocation only at the save's last step, so a save cut after its
+    switch left it off, and a deleted folder then took an old copy back.  The record grows before the switch."""
+    SpeakerAuthenticator.load(state).save(state)
+    backup = tmp_path / "backup"
+    shutil.copytree(state, backup)
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.stateanchor, "commit", cut)
+    with pytest.raises(KeyboardInterrupt):
+        _revoke(state)
+    monkeypatch.undo()
+    assert SpeakerAuthenticator.load(state).registry["spk1"].status == "revoked"  # the save did switch
+    shutil.rmtree(state)
+    with pytest.raises(ValueError, match="had spk1 revoked"):
+        SpeakerAuthenticator.load(backup, anchored=False).save(state)
+
+
+def test_a_discard_over_an_unreadable_state_names_what_the_record_knew(state, tmp_path):
+    """review64: over an old copy put back (unreadable anchored), a discard logged "unknown" and dropped spk1
+    from the folder's record without naming it."""
+    old = _backup_then_revoke(state, tmp_path)
+    shutil.rmtree(state)
+    shutil.copytree(tmp_path / "backup", state)
+    old.save(state, overwrite=True, discard_revocations=True)
+    replaced = [e["details"] for e in SpeakerAuthenticator.load(state).audit.entries if e["action"] == "replace"]
+    assert replaced == [{"revocations_discarded": ["spk1"], "replaced_state": "unreadable"}]
+
+
+def test_a_link_to_the_key_finds_the_same_anchors(state, tmp_path):
+    """review64: the anchors were named after the key file's path as given, so a link to the same key loaded a
+    rolled-back folder as anchored."""
+    _backup_then_revoke(state, tmp_path)
+    _put_back(state, tmp_path / "backup")
+    alias = tmp_path / "alias.key"
+    alias.symlink_to(os.environ[ENV])
+    with pytest.raises(CorruptStateError, match="rollback refused"):
+        SpeakerAuthenticator.load(state, key_file=alias)
+
+
+def test_a_seeded_demo_refuses_to_replace_a_state_it_did_not_write_before_any_work(state, tmp_path, capsys):
+    """review64: ``demo --seeds N --out X`` checked X/state alone, and replaced X/seed_k/state whatever it held."""
+    target = tmp_path / "out" / "seed_0" / "state"
+    shutil.copytree(state, target)
+    before = (target / "CURRENT").read_bytes()
+    code, err = _main(capsys, "demo", "--fast", "--seeds", "2", "--out", tmp_path / "out", "--data", tmp_path / "missing.h5")
+    assert code == 2 and "the demo did not write" in err[0] and (target / "CURRENT").read_bytes() == before, err
+
+
 def test_a_discarding_save_interrupted_after_its_switch_keeps_the_discard_on_record_when_retried(state, tmp_path, monkeypatch):
     """review63: the failed save took the ``replace`` entry out of the log in memory, and the retry, finding
     the folder switched already (nothing left to discard), saved the state without it."""

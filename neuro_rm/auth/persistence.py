@@ -63,15 +63,16 @@ class Persistence:
         refused = pointer is not None and not overwrite and not self._continues(folder, pointer)
         back = [] if refused else self._returning(revocations_at(folder, key_file))
         replaced = self._revocations_replaced(folder, key_file) if overwrite else []
-        discarded = _UNREAD if replaced is _UNREAD else sorted({*back, *replaced})
-        if discarded and not discard_revocations:
-            said = ("holds a state that cannot be read, so which voices it revoked is unknown" if discarded is _UNREAD
+        unreadable = replaced is _UNREAD
+        discarded = sorted({*back, *([] if unreadable else replaced)})
+        if (discarded or unreadable) and not discard_revocations:
+            said = ("holds a state that cannot be read, so which voices it revoked is unknown" if unreadable
                     else f"had {', '.join(discarded)} revoked, enrolled (or only suspended, where erased) in the state being saved")
             raise ValueError(f"{folder} {said}: saving it could bring revoked voices back with no record of their "
                              "revocation; pass discard_revocations=True (--discard-revocations) to save it anyway, on the record")
-        entry = {"revocations_discarded": list(discarded) if discarded is not _UNREAD else "unknown"}
+        entry = {"revocations_discarded": discarded, **({"replaced_state": "unreadable"} if unreadable else {})}
         last = self.audit.entries[-1] if self.audit.entries else {}
-        if discarded and not (last.get("action") == "replace" and last.get("details") == entry):
+        if (discarded or unreadable) and not (last.get("action") == "replace" and last.get("details") == entry):
             self.audit.append("replace", None, **entry)  # kept if the save fails: a retry after its switch must log it
         logged = len(self.audit.entries)
         self._record_policy()
