@@ -58,9 +58,12 @@ def new_nonce() -> str:
 
 
 def anchor_dir(key_file: Path | str | None = None) -> Path:
-    """Beside the key, named after its real path: a link to the key finds the same records (review64)."""
-    path = Path(key_path(key_file)).resolve()
-    return path.with_name(f"{path.name}.anchors")
+    """Beside the key, named after its real path, so that a link to the key finds the same records (review64);
+    where only records named after the path as given exist (written before), those, so that none is lost."""
+    given = Path(key_path(key_file))
+    real = given.resolve()
+    folder, earlier = real.with_name(f"{real.name}.anchors"), given.with_name(f"{given.name}.anchors")
+    return earlier if not folder.exists() and earlier.exists() else folder
 
 
 def _state_file(key_file: Path | str | None, state_id: str) -> Path:

@@ -67,7 +67,8 @@ class Persistence:
         discarded = sorted({*back, *([] if unreadable else replaced)})
         if (discarded or unreadable) and not discard_revocations:
             said = ("holds a state that cannot be read, so which voices it revoked is unknown" if unreadable
-                    else f"had {', '.join(discarded)} revoked, enrolled (or only suspended, where erased) in the state being saved")
+                    else f"had {', '.join(discarded)} revoked (in a state saved there, or being saved when a save was "
+                    "cut short: redo that revocation), enrolled (or only suspended, where erased) in the state being saved")
             raise ValueError(f"{folder} {said}: saving it could bring revoked voices back with no record of their "
                              "revocation; pass discard_revocations=True (--discard-revocations) to save it anyway, on the record")
         entry = {"revocations_discarded": discarded, **({"replaced_state": "unreadable"} if unreadable else {})}

@@ -393,8 +393,8 @@ def run_speaker_demo(
         auth = task.auth
         auth.metadata = {**auth.metadata, "origin": "demo"}  # what `neuro-rm demo` may replace without --overwrite
         # the demo's own output folder: each run replaces it (another state only with --overwrite: cli's
-        # _demo_may_replace), whatever its revocations, which the new log names
-        auth.save(out / "state", overwrite=True, discard_revocations=True)
+        # _demo_may_replace); never bringing back a voice revoked in a state saved there (review65)
+        auth.save(out / "state", overwrite=True)
         write_figures(report, task.full_ledger, out, task.det)
         write_report(report, out / "report.json")
         (out / "report.md").write_text(markdown_table(report) + "\n" + audit_table(report))
