@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace, rank: int) -> None:
     first = list(range(len(names) - args.hold_out))
     trained = set(names[: len(first)])
     if not args.discard_revocations:  # before any training: the save would refuse
-        _, revoked = revoked_in(args.state) if args.overwrite else (None, set())
+        revoked = revoked_in(args.state) if args.overwrite else set()
         back = sorted(trained if revoked is None else (revoked | set(revocations_at(args.state))) & trained)
         if back:
             raise ValueError(f"{args.state} holds a state that revoked {', '.join(back)} (or cannot be read), and "

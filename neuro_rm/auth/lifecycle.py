@@ -405,11 +405,11 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Revoked speakers whose voice a suspension masks (its branch live, folded or merged): by the audit entry
         of their revocation (one without counts as suspended), by their mask branch live, or by a consolidation's
         record of folding it: each is checked, so one record gone astray is not enough."""
-        modes = {e["speaker"]: e["details"].get("mode") for e in self.audit.entries if e["action"] == "revoke"}
+        modes = self._revocation_modes()
         masks = set(hybrid.adapter_names(self.model)).union(  # live, or folded by a consolidation (even an interrupted one)
             *(e["details"].get("folded", []) for e in self.audit.entries if e["action"] in ("consolidate", "interrupted")))
         return [r.name for r in self.registry.values()
-                if r.status == REVOKED and (modes.get(r.name) != "erase" or _suspension(r.label) in masks)]
+                if r.status == REVOKED and (modes[r.name] != "erase" or _suspension(r.label) in masks)]
 
 
 def _suspension(label: int) -> str:

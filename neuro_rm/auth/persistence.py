@@ -63,8 +63,8 @@ class Persistence:
         refused = pointer is not None and not overwrite and not self._continues(folder, pointer)
         back = [] if refused else self._returning(revocations_at(folder, key_file))
         replaced = self._revocations_replaced(folder, key_file) if overwrite else []
-        unreadable = replaced is _UNREAD
-        discarded = sorted({*back, *([] if unreadable else replaced)})
+        unreadable = replaced is None
+        discarded = sorted({*back, *(replaced or [])})
         if (discarded or unreadable) and not discard_revocations:
             said = ("holds a state that cannot be read, so which voices it revoked is unknown" if unreadable
                     else f"had {', '.join(discarded)} revoked (in a state saved there, or being saved when a save was "
@@ -100,14 +100,14 @@ class Persistence:
         return sorted(name for name, how in recorded.items() if name in self.registry
                       and (self.registry[name].status == ENROLLED or (how == "erase" and modes.get(name) != "erase")))
 
-    def _revocations_replaced(self, folder: Path | str, key_file: Path | str | None) -> list[str]:
+    def _revocations_replaced(self, folder: Path | str, key_file: Path | str | None) -> list[str] | None:
         """Speakers that the state ``folder`` holds (if it is not the one this object loaded) revoked, and that
-        this authenticator holds enrolled; ``_UNREAD`` for a state that cannot be read."""
+        this authenticator holds enrolled; None for a state that cannot be read."""
         if self._continues(folder, current_pointer(Path(folder))):
             return []  # the state this object continues (under whatever key it is saved with): its log extends that one
-        _, revoked = revoked_in(folder, key_file)
+        revoked = revoked_in(folder, key_file)
         if revoked is None:
-            return _UNREAD
+            return None
         return sorted(name for name in revoked if name in self.registry and self.registry[name].status == ENROLLED)
 
     def _write(self, folder: Path | str, overwrite: bool, key_file: Path | str | None, discarded: set[str]) -> Path:
@@ -238,17 +238,17 @@ def revocations_at(folder: Path | str, key_file: Path | str | None = None) -> di
         raise CorruptStateError(str(error)) from None
 
 
-def revoked_in(folder: Path | str, key_file: Path | str | None = None) -> tuple[str | None, set[str] | None]:
-    """The nonce of the state ``folder`` holds and the speakers its audit log revoked ((None, set()) where it
-    holds none; names None where it cannot be read): what replacing it would discard."""
+def revoked_in(folder: Path | str, key_file: Path | str | None = None) -> set[str] | None:
+    """The speakers the audit log of the state ``folder`` holds revoked (none where it holds no state; None
+    where it cannot be read): what replacing it would discard."""
     if not has_state(folder):
-        return None, set()
+        return set()
     try:  # anchored: an older copy put back says nothing of what the folder's state revoked since
         snapshot = load_snapshot(folder, key_file)
         entries = AuditLog.from_jsonl(snapshot.files["audit.jsonl"]).entries
     except (CorruptStateError, AuditTamperedError, KeyError):
-        return None, None
-    return snapshot.version.nonce, {e["speaker"] for e in entries if e.get("action") == "revoke"}
+        return None
+    return {e["speaker"] for e in entries if e.get("action") == "revoke"}
 
 
 def _check_registry_against_audit(registry: dict[str, SpeakerRecord], audit: AuditLog) -> None:
@@ -276,7 +276,6 @@ class UnsetPolicyWarning(UserWarning):
 
 
 _ABSENT = object()  # no consolidation entry: a state saved before policies were kept
-_UNREAD = ["(a state that cannot be read)"]  # what an overwrite would discard, where the state it replaces is unreadable
 _POLICY_NAME_CHARS = 200  # a custom policy's name as kept: enough for a qualified class name
 _MAX_BRANCHES = 10**6
 
