@@ -167,15 +167,26 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
-    auth.require_enrolled(args.speaker)  # fail before loading data
+    suspended = auth.suspended() if args.mode == "erase" else []
+    upgrade = bool(suspended) and any(name in suspended for name in args.names)
+    if upgrade and sorted(args.names) != sorted(suspended):
+        raise ValueError(f"an erasure of suspended voices erases every one of them together ({', '.join(suspended)}): name "
+                         f"them all, as in: neuro-rm revoke {' '.join(suspended)} --mode erase")
+    if not upgrade:
+        if len(args.names) > 1:
+            raise ValueError("revoke takes one speaker, or every suspended speaker at once with --mode erase")
+        auth.require_enrolled(args.names[0])  # fail before loading data
     splits = _state_data(auth, args.data)
-    label = _speaker_label(splits, args.speaker)
-    forget = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val)).of_classes([label])
+    train = LabelledSet.concat(_labelled(splits.train), _labelled(splits.val))
+    samples = {name: train.of_classes([_speaker_label(splits, name)]).x for name in args.names}
     config = UnlearnConfig(method=args.method, train=replace(_budget(UnlearnConfig().train, args.epochs), lr=args.lr))
-    report = auth.revoke(args.speaker, forget.x, config=config, mode=args.mode)
+    if upgrade:
+        report = auth.erase_suspended(samples, config=config)
+    else:
+        report = auth.revoke(args.names[0], samples[args.names[0]], config=config, mode=args.mode)
     auth.calibrate()
     auth.save(args.state)
-    _emit({"speaker": args.speaker, "trainable_params": report.trainable_params,
+    _emit({"speaker": ", ".join(args.names), "trainable_params": report.trainable_params,
            "holdout_accuracy": report.holdout_accuracy, **report.extra}, args.json)
 
 
@@ -554,11 +565,13 @@ def _state_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p = command("revoke", cmd_revoke, "forget a speaker: erase (default) writes the forgetting into the cells; "
                 "suspend masks the voice with a digital branch (reversible by design unless a merging policy writes it into "
                 "the cells)", state=True, data=True)
-    p.add_argument("speaker")
+    p.add_argument("names", nargs="+", metavar="speaker",
+                   help="the speaker to revoke; to turn suspensions into erasures, every suspended speaker")
     p.add_argument("--mode", choices=REVOKE_MODES, default="erase",
                    help="erase: the cells are rewritten, so switching branches off does not bring the voice back (costs RM writes); "
                    "suspend: cheap LoRA mask, undone by switching it off (once consolidated, by switching store off); "
-                   "an erasure is refused while any suspension is in force (default: %(default)s)")
+                   "an erasure of an enrolled speaker is refused while any suspension is in force: erase the suspended "
+                   "speakers first, all together (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default=UnlearnConfig.method, help="unlearning target (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help=f"exactly this many epochs (default: {RECIPE})")
     p.add_argument("--lr", type=float, default=UnlearnConfig().train.lr)

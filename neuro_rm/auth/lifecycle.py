@@ -7,7 +7,7 @@ revocation erases, a write of only the cells that must move), costed in the ledg
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -31,7 +31,7 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows, readout_inputs
 from neuro_rm.learning.data import LabelledSet
-from neuro_rm.learning.erase import EraseConfig, erase_classes
+from neuro_rm.learning.erase import EraseConfig, erase_classes, relearn_readout
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.placement import resolve_device
@@ -131,78 +131,147 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         are pulsed) and re-learns the other speakers' readout rows without the voice: switching digital
         branches off cannot bring it back.  ``mode="suspend"`` keeps a digital LoRA branch that masks the
         voice: cheap and reversible by design, since the cells still hold it (until a merging policy writes a
-        folded mask into the cells: ``consolidate``).  An erasure is refused while a suspension is in force:
-        re-learning the rows without the suspended voice among their negatives would let it back in, as a
-        readout refit would (review61).  ``forget_x`` are the speaker's samples to unlearn; ``retain``
+        folded mask into the cells: ``consolidate``).  An erasure of an enrolled speaker is refused while a
+        suspension is in force: re-learning the rows without the suspended voice among their negatives would
+        let it back in, as a readout refit would (review61); erasing a suspended speaker turns the suspensions
+        into erasures (``erase_suspended``).  ``forget_x`` are the speaker's samples to unlearn; ``retain``
         defaults to the replay buffer.
         """
         if mode not in REVOKE_MODES:
             raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
+        if mode == "erase" and name in self.registry and name in self.suspended():
+            return self.erase_suspended({name: forget_x}, retain, config, adapter, erase)
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 3:  # checked before any work: the calibration after it would refuse
             left = len(self.enrolled) - 1
             raise ValueError(f"revoking {name!r} would leave {left} enrolled speaker{'' if left == 1 else 's'}, and the acceptance "
                              "threshold is set on impostor trials between enrolled speakers: enroll another speaker first")
-        suspended = self._suspended() if mode == "erase" else []
+        suspended = self.suspended() if mode == "erase" else []
         if suspended:
             raise ValueError(f"an erasure is refused while a suspension is in force ({', '.join(suspended)}): it re-learns "
                              "the other speakers' readout rows from fresh without the suspended voices among their "
                              "negatives, and the masks trained against the present rows would no longer keep those voices "
-                             f"out; revoke {name!r} with mode='suspend'")
+                             f"out; revoke {name!r} with mode='suspend', or first erase the suspended voices "
+                             "(erase_suspended, with their samples)")
         forget_x = self.check_frames(forget_x, f"samples of {name!r}")
         self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
-        retain = (retain or self.buffers.replay).without_classes([rec.label])
+        retain = retain or self.buffers.replay
+        if mode == "erase":
+            mute = [rec.adapter] if rec.adapter else []
+            return self._erase([rec], self._labelled(forget_x, rec.label), None, retain, config, adapter, erase, mute, mute)
+        retain = retain.without_classes([rec.label])
         train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
         keep = [label for label in self.active_labels if label != rec.label]
-        if mode == "suspend":
-            branch = _suspension(rec.label)
-            with self._undone_on_failure(branch):  # an interrupted suspension leaves the speaker as they were
-                self._mute_enrolment_branch(rec)  # the mask trains without the speaker's own branch
-                params = self._new_adapter(branch, adapter)
-                result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
-                self._forget_record(rec)
-                row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
-                report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
-                                      row_bits, method=config.method, mode=mode)
-            self._drop_enrolment_branch(rec)  # once committed: a deleted branch cannot be put back
-            if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
-                report.extra["consolidation"] = self.consolidate(self.consolidation)
-        else:
-            erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
-            # interrupted, the speaker stays enrolled with their branch; cells already pulsed stay as written
-            with self._undone_on_failure(f"erase_{rec.label}"):
-                self._mute_enrolment_branch(rec)
-                joules_before = self.ledger.joules("write")
-                erased = erase_classes(self.model, [rec.label], train, val, keep, self.buffers.holdout, erase,
-                                       f"erase_{rec.label}", f"erase {name}")
-                self._forget_record(rec)
-                # each round erases the voice's row and re-learns the retained rows; rounds after the first put the voiceprint back
-                rounds = len(erased.fits)
-                head_bits = self._post_rows(rounds * len(keep) + 2 * rounds - 1, f"erase {name}: readout rows")
-                steps = sum(f.steps for f in erased.fits)
-                self.ledger.post_training(erased.branch_params, steps, note=f"erase {name}: forget branches")
-                self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"erase {name}: readout rows")
-                report = OperationReport("revoke", name, erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                    "method": erase.unlearn.method, "mode": mode, "write_pulses": erased.write_pulses,
-                    "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
-                    "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before})
-                self.audit.append("revoke", name, trainable_params=erased.trainable_params, steps=steps,
-                                  holdout_accuracy=report.holdout_accuracy, **report.extra)
-            self._drop_enrolment_branch(rec)
+        branch, mute = _suspension(rec.label), [rec.adapter] if rec.adapter else []
+        with self._undone_on_failure(branch):  # an interrupted suspension leaves the speaker as they were
+            self._mute(mute)  # the mask trains without the speaker's own branch
+            params = self._new_adapter(branch, adapter)
+            result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
+            self._forget_record(rec)
+            row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
+            report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
+                                  row_bits, method=config.method, mode=mode)
+        self._drop(mute, [rec])  # once committed: a deleted branch cannot be put back
+        if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
+            report.extra["consolidation"] = self.consolidate(self.consolidation)
         return report
 
-    def _mute_enrolment_branch(self, rec: SpeakerRecord) -> None:
-        """Switch a speaker's enrolment branch off everywhere, kept until the revocation is committed."""
-        if rec.adapter is not None:
-            for _, layer in hybrid.hybrid_layers(self.model):
-                layer.set_adapter([n for n in layer.active if n != rec.adapter])
+    def erase_suspended(
+        self,
+        samples: Mapping[str, torch.Tensor],
+        retain: LabelledSet | None = None,
+        config: UnlearnConfig = UnlearnConfig(),
+        adapter: AdapterConfig = AdapterConfig(),
+        erase: EraseConfig | None = None,
+    ) -> OperationReport:
+        """Turn every suspension in force into an erasure, with each suspended voice's samples re-supplied
+        (``samples``: name → frames; the suspension dropped the buffered ones).  All of them at once: an erasure
+        re-learns the enrolled speakers' rows from fresh, and rows re-learnt without a voice still suspended
+        among their negatives would let it back in.  The suspension erased each voice's row, which a normal
+        erasure turns its forget branch away from; here the branch moves the voice, as the cells alone give it,
+        to the retained speakers' mean instead (``erase_classes(guard_cells=True)``), and a stand-in row fitted
+        on the cells alone (what someone holding them could fit) serves the erasure's self-check.  A quarter of
+        each voice's samples is held out for that check.  Live masks are off while it runs and deleted once it
+        is committed; a mask folded into ``store`` (or merged into the cells) stays, masking the voice further.
+        Afterwards refits and erasures are allowed again."""
+        self._require_deployed("erase_suspended")
+        suspended = self.suspended()
+        missing, extra = sorted(set(suspended) - set(samples)), sorted(set(samples) - set(suspended))
+        if not suspended or missing or extra:
+            raise ValueError(f"erase_suspended erases every suspended voice together, with their samples: suspended "
+                             f"{suspended or 'none'}; samples missing for {missing or 'none'}, given for speakers not "
+                             f"suspended {extra or 'none'}")
+        records = [self.registry[name] for name in suspended]
+        frames = {r.name: self.check_frames(samples[r.name], f"samples of {r.name!r}") for r in records}
+        self._record_policy()
+        held = [torch.arange(len(frames[r.name])) % 4 == 3 for r in records]  # a quarter held out for the self-check
+        forgotten = LabelledSet.concat(*(self._labelled(frames[r.name][~h], r.label) for r, h in zip(records, held, strict=True)))
+        checked = LabelledSet.concat(*(self._labelled(frames[r.name][h], r.label) for r, h in zip(records, held, strict=True)))
+        live = set(hybrid.adapter_names(self.model))
+        masks = [_suspension(r.label) for r in records if _suspension(r.label) in live]
+        return self._erase(records, forgotten, checked, retain or self.buffers.replay, config, adapter, erase, masks, masks)
 
-    def _drop_enrolment_branch(self, rec: SpeakerRecord) -> None:
-        """A branch trained on a revoked speaker is erased outright (a folded one is part of ``store``)."""
-        if rec.adapter is not None:
-            hybrid.delete_adapter(self.model, rec.adapter)
+    def _erase(self, records: list[SpeakerRecord], forgotten: LabelledSet, checked: LabelledSet | None, retain: LabelledSet,
+               config: UnlearnConfig, adapter: AdapterConfig, erase: EraseConfig | None, mute: list[str],
+               drop: list[str]) -> OperationReport:
+        """Erase ``records``' voices (``erase_classes``) from ``forgotten`` and the retained samples; the held-out
+        ``checked`` samples (besides the holdout buffer's) select and check it.  ``mute``d branches are off while
+        it runs, ``drop``ped ones deleted once it is committed.  A revoked speaker's row was erased: a stand-in is
+        fitted first, and the erasure guards the cells' view."""
+        labels = [r.label for r in records]
+        keep = [label for label in self.active_labels if label not in labels]
+        retain = retain.without_classes(labels).to(forgotten.x.device)
+        train = LabelledSet.concat(forgotten, retain)
+        val = self.buffers.holdout.of_classes(self.active_labels)
+        val = LabelledSet.concat(val, checked) if checked is not None else val
+        erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
+        names, what = [r.name for r in records], f"erase {', '.join(r.name for r in records)}"
+        row_params = self.model.head.in_features + 1
+        # interrupted, the speakers stay as they were with their branches; cells already pulsed stay as written
+        with self._undone_on_failure(f"erase_{labels[0]}"):
+            self._mute(mute)
+            joules_before = self.ledger.joules("write")
+            stand_ins = [r for r in records if r.status == REVOKED]
+            if stand_ins:  # fitted on the cells alone: a mask folded into store stays on, hiding the voice the cells hold
+                with hybrid.disable_adapters(self.model):
+                    fit = relearn_readout(self.model, [r.label for r in stand_ins], train, val, erase.readout, erase.readout.seed)
+                self.ledger.post_training(len(stand_ins) * row_params, fit.steps, note=f"{what}: stand-in voiceprints")
+            erased = erase_classes(self.model, labels, train, val, keep, self.buffers.holdout, erase,
+                                   f"erase_{labels[0]}", what, guard_cells=bool(stand_ins))
+            for rec in records:
+                self._forget_record(rec)
+            # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
+            rounds = len(erased.fits)
+            head_bits = self._post_rows(rounds * len(keep) + len(labels) * (2 * rounds - 1) + len(stand_ins), f"{what}: readout rows")
+            steps = sum(f.steps for f in erased.fits)
+            self.ledger.post_training(erased.branch_params, steps, note=f"{what}: forget branches")
+            self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"{what}: readout rows")
+            report = OperationReport("revoke", names[0], erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
+                "method": erase.unlearn.method, "mode": "erase", "write_pulses": erased.write_pulses,
+                "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
+                "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before,
+                **({"erased_together": names} if len(names) > 1 else {}),
+                **({"suspensions_erased": [r.name for r in stand_ins]} if stand_ins else {})})
+            self.audit.append("revoke", names[0], trainable_params=erased.trainable_params, steps=steps,
+                              holdout_accuracy=report.holdout_accuracy, **report.extra)
+            for name in names[1:]:  # each voice's last revocation entry says it is erased; the costs are on the first
+                self.audit.append("revoke", name, mode="erase", erased_with=names[0])
+        self._drop(drop, records)
+        return report
+
+    def _mute(self, branches: list[str]) -> None:
+        """Switch ``branches`` off everywhere, kept until the operation is committed."""
+        for _, layer in hybrid.hybrid_layers(self.model):
+            layer.set_adapter([n for n in layer.active if n not in branches])
+
+    def _drop(self, branches: list[str], records: list[SpeakerRecord]) -> None:
+        """Branches trained on a revoked voice (its enrolment branch, a mask of it) are erased outright, once the
+        revocation is committed (a folded one is part of ``store``)."""
+        for branch in branches:
+            hybrid.delete_adapter(self.model, branch)
+        for rec in records:
             rec.adapter = None
 
     @contextmanager
@@ -367,7 +436,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         ``calibrate()``.  Refused while a suspension is in force: its mask was trained against rows that had the
         suspended voice among their negatives, and rows refitted without it let the voice back in (review60)."""
         self._require_deployed("refit_readout")
-        suspended = self._suspended()
+        suspended = self.suspended()
         if suspended:
             raise ValueError(f"refit_readout is refused while a suspension is in force ({', '.join(suspended)}): the "
                              "rows would be refitted without the suspended voices among their negatives, and the masks "
@@ -401,15 +470,22 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             return self._finish("refit_readout", None, None, "potentiate", result, trainable, row_bits, rows=len(labels),
                                 kept=kept, holdout_score_before=before, holdout_score_after=after)
 
-    def _suspended(self) -> list[str]:
+    def suspended(self) -> list[str]:
         """Revoked speakers whose voice a suspension masks (its branch live, folded or merged): by the audit entry
-        of their revocation (one without counts as suspended), by their mask branch live, or by a consolidation's
-        record of folding it: each is checked, so one record gone astray is not enough."""
-        modes = self._revocation_modes()
-        masks = set(hybrid.adapter_names(self.model)).union(  # live, or folded by a consolidation (even an interrupted one)
-            *(e["details"].get("folded", []) for e in self.audit.entries if e["action"] in ("consolidate", "interrupted")))
-        return [r.name for r in self.registry.values()
-                if r.status == REVOKED and (modes[r.name] != "erase" or _suspension(r.label) in masks)]
+        of their last revocation (one without counts as suspended), by their mask branch live, or by a
+        consolidation's record of folding it that no erasure of the voice followed: each is checked, so one
+        record gone astray is not enough."""
+        modes, live = self._revocation_modes(), set(hybrid.adapter_names(self.model))
+        erased_at, folded_at = {}, {}  # the last erasure of each speaker, the last fold of each mask (an interrupted one too)
+        for entry in self.audit.entries:
+            details = entry["details"]
+            if entry["action"] == "revoke" and details.get("mode") == "erase":
+                erased_at[entry["speaker"]] = entry["index"]
+            elif entry["action"] in ("consolidate", "interrupted"):
+                folded_at.update(dict.fromkeys(details.get("folded", []), entry["index"]))
+        return [r.name for r in self.registry.values() if r.status == REVOKED and (
+            modes[r.name] != "erase" or _suspension(r.label) in live
+            or folded_at.get(_suspension(r.label), -1) > erased_at.get(r.name, -1))]
 
 
 def _suspension(label: int) -> str:

@@ -94,13 +94,15 @@ def unlearn(
     config: UnlearnConfig = UnlearnConfig(),
     description: str = "unlearn",
     penalty: Callable[[], torch.Tensor] | None = None,
+    score_penalty: Callable[[], float] | None = None,
 ) -> FitResult:
     """Train ``params`` so that ``model`` forgets the classes ``forget``.
 
     ``train`` holds the samples to forget and the retained samples available for the retain term;
     ``keep`` are the classes that stay (relabelling draws from them);
     ``val`` (held-out, never trained on) selects the best epoch by ``forgetting_score``;
-    ``penalty()``, if given, is added to every batch's loss (e.g. the cost of writing the change).
+    ``penalty()``, if given, is added to every batch's loss (e.g. the cost of writing the change), and
+    ``score_penalty()`` is subtracted from the validation criterion.
     """
     if not forget:
         raise ValueError("unlearn needs at least one class to forget")
@@ -147,7 +149,9 @@ def unlearn(
             ascend = losses[mask].clamp(max=config.ascent_cap).mean() if mask.any() else losses.sum() * 0
             return retain - config.ascent_weight * ascend
 
-    score = lambda: forgetting_score(model, val, forget, config.balanced)  # noqa: E731
+    def score() -> float:
+        return forgetting_score(model, val, forget, config.balanced) - (score_penalty() if score_penalty else 0.0)
+
     loss = batch_loss if penalty is None else (lambda idx: batch_loss(idx) + penalty())
     return fit(model, params, loss, len(train), cfg, score, description)
 
