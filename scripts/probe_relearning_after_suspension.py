@@ -12,9 +12,9 @@ suspension turned into an erasure (``revoke(mode="erase")`` of the suspended spe
 with its mask live, folded into ``store`` or merged, and an erasure of speaker 2 after it (allowed then).  After
 each, at the threshold calibrated on the holdout buffer, the share of claims accepted: the suspended voice's to
 every enrolled speaker, three never-enrolled voices' (the reference a forgotten voice is held to) and impostor
-trials among the enrolled (the suspension's promise: no more often than those); and the branch-off attack: the
+trials among the enrolled (the suspension's promise: no more often than those); the branch-off attack: the
 share of the voice's test utterances its old readout row (copied before the suspension) takes with every
-digital branch off.  Mean ± sd over seeds with the 95 % interval of the mean; the differences are paired by seed.
+digital branch off; and the enrolled speakers' test accuracy.  Mean ± sd over seeds with the 95 % interval of the mean; the differences are paired by seed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from neuro_rm.auth import SpeakerAuthenticator
 from neuro_rm.data import load_speakers
 from neuro_rm.data.synthetic import GeneratorConfig, generate_corpus
-from neuro_rm.learning import LabelledSet, TrainConfig
+from neuro_rm.learning import LabelledSet, TrainConfig, accuracy, predict_logits
 from neuro_rm.learning.attacks import branch_off_accuracy
 from neuro_rm.learning.consolidation import BranchBudget
 from neuro_rm.learning.seeds import mean_sd_ci
@@ -53,7 +53,9 @@ def accepted(auth: SpeakerAuthenticator, test: LabelledSet, voiceprint: tuple[to
     _, impostor = probe.trial_scores(test.of_classes(probe.active_labels))
     return {"suspended": share([SUSPENDED]), "never enrolled": share(STRANGERS),
             "impostor trials": float((impostor >= probe.threshold).float().mean()),
-            "branch-off": branch_off_accuracy(probe.model, SUSPENDED, voiceprint, test.of_classes([SUSPENDED]).x)}
+            "branch-off": branch_off_accuracy(probe.model, SUSPENDED, voiceprint, test.of_classes([SUSPENDED]).x),
+            "retained": accuracy(predict_logits(probe.model, test.of_classes(probe.active_labels).x),
+                                 test.of_classes(probe.active_labels).y)}
 
 
 def unrefused(operation: Callable[[SpeakerAuthenticator], object]) -> Callable[[SpeakerAuthenticator], object]:
@@ -124,7 +126,8 @@ def main() -> None:
                                                 for op, r in runs[-1].items()), flush=True)
     print("\n| after | suspended voice's claims accepted | never-enrolled voices' | impostor trials | suspended − impostor "
           "(points), seeds above | suspended − never enrolled (points) | suspended's change from the suspension (points) | "
-          "branch-off: old row takes | voice − the reference's (points) |\n|---|---|---|---|---|---|---|---|---|")
+          "branch-off: old row takes | voice − the reference's (points) | enrolled speakers' test accuracy |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
     for op in runs[0]:
         cells = [cell([100 * r[op][key] for r in runs], "%") for key in ("suspended", "never enrolled", "impostor trials")]
         above = [100 * (r[op]["suspended"] - r[op]["impostor trials"]) for r in runs]
@@ -134,6 +137,7 @@ def main() -> None:
                      if op.startswith("+") else "–")
         cells.append(cell([100 * r[op]["branch-off"] for r in runs], "%"))
         cells.append(cell([100 * (r[op]["suspended"] - r[REFERENCE]["suspended"]) for r in runs], "") if op != REFERENCE else "–")
+        cells.append(cell([100 * r[op]["retained"] for r in runs], "%"))
         print(f"| {op} | " + " | ".join(cells) + " |")
 
 

@@ -127,8 +127,8 @@ def test_consolidate_sets_the_policy_the_state_keeps_and_runs_it_now(trained, tm
 def test_what_would_relearn_rows_after_a_suspension_is_refused_with_the_state_left_alone(trained, tmp_path):
     """review61: once a speaker is suspended, ``consolidate --refit-readout`` and an erasing ``revoke`` (both
     re-learn readout rows without the suspended voice among their negatives) are one ``error:`` line naming
-    the suspension; nothing is saved, and the policy a refused refit came with is left unrun.  Erasing the
-    suspended speakers, all named at once, lifts the refusal."""
+    the suspension; nothing is saved, and the policy a refused refit came with is left unrun.  An erasure of
+    suspended speakers must name them all."""
     from neuro_rm.auth import SpeakerAuthenticator
 
     data, state = trained
@@ -153,10 +153,22 @@ def test_what_would_relearn_rows_after_a_suspension_is_refused_with_the_state_le
     proc = _run("revoke", "spk0", "spk3", "--state", copy, "--data", data, ok=False)
     assert proc.returncode == 2 and "revoke takes one speaker" in proc.stderr, proc.stderr
     assert (copy / "CURRENT").read_bytes() == before
-    erased = json.loads(_run("revoke", "spk2", "spk1", "--state", copy, "--data", data, "--epochs", "1", "--json").stdout)
-    assert erased["mode"] == "erase" and sorted(erased["suspensions_erased"]) == ["spk1", "spk2"]
-    refit = json.loads(_run("consolidate", "--state", copy, "--refit-readout", "--json").stdout)  # allowed again
-    assert refit["readout_refit"]["rows"] == 2
+
+
+def test_a_suspension_turned_into_an_erasure_lifts_the_refusals(trained, tmp_path):
+    """``revoke NAME`` (erase, the default) on the one suspended speaker turns the suspension into an erasure;
+    then a readout refit is allowed again."""
+    from neuro_rm.auth import SpeakerAuthenticator
+
+    data, state = trained
+    copy = tmp_path / "state"
+    SpeakerAuthenticator.load(state.parent / "deployed", anchored=False).save(copy, overwrite=True)
+    _run("revoke", "spk1", "--state", copy, "--data", data, "--mode", "suspend", "--epochs", "1")
+    _run("enroll", "spk3", "--state", copy, "--data", data, "--quick", "--epochs", "1")
+    erased = json.loads(_run("revoke", "spk1", "--state", copy, "--data", data, "--epochs", "3", "--lr", "1e-2", "--json").stdout)
+    assert erased["mode"] == "erase" and erased["suspensions_erased"] == ["spk1"] and erased["write_pulses"] > 0
+    refit = json.loads(_run("consolidate", "--state", copy, "--refit-readout", "--json").stdout)
+    assert refit["readout_refit"]["rows"] == 3
 
 
 def test_data_command_summarises_a_file(trained):

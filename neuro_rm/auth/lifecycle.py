@@ -140,7 +140,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         if mode not in REVOKE_MODES:
             raise ValueError(f"revoke mode must be one of {REVOKE_MODES}, got {mode!r}")
         self._require_deployed("revoke")
-        if mode == "erase" and name in self.registry and name in self.suspended():
+        if mode == "erase" and name in self.suspended():
             return self.erase_suspended({name: forget_x}, retain, config, adapter, erase)
         rec = self.require_enrolled(name)
         if len(self.enrolled) < 3:  # checked before any work: the calibration after it would refuse
@@ -158,8 +158,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         self._record_policy()  # the policy in force as the operation runs (a loaded custom one that does not run, too)
         retain = retain or self.buffers.replay
         if mode == "erase":
-            mute = [rec.adapter] if rec.adapter else []
-            return self._erase([rec], self._labelled(forget_x, rec.label), None, retain, config, adapter, erase, mute, mute)
+            own = [rec.adapter] if rec.adapter else []
+            return self._erase([rec], self._labelled(forget_x, rec.label), None, retain, config, adapter, erase, own)
         retain = retain.without_classes([rec.label])
         train = LabelledSet.concat(self._labelled(forget_x, rec.label), retain.to(forget_x.device))
         val = self.buffers.holdout.of_classes(self.active_labels)
@@ -205,20 +205,23 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                              f"suspended {extra or 'none'}")
         records = [self.registry[name] for name in suspended]
         frames = {r.name: self.check_frames(samples[r.name], f"samples of {r.name!r}") for r in records}
+        few = [f"{name} ({len(x)})" for name, x in frames.items() if len(x) < 4]
+        if few:
+            raise ValueError(f"erase_suspended needs at least 4 samples of each voice (a quarter is held out for the erasure's "
+                             f"check), got {', '.join(few)}")
         self._record_policy()
         held = [torch.arange(len(frames[r.name])) % 4 == 3 for r in records]  # a quarter held out for the self-check
         forgotten = LabelledSet.concat(*(self._labelled(frames[r.name][~h], r.label) for r, h in zip(records, held, strict=True)))
         checked = LabelledSet.concat(*(self._labelled(frames[r.name][h], r.label) for r, h in zip(records, held, strict=True)))
         live = set(hybrid.adapter_names(self.model))
         masks = [_suspension(r.label) for r in records if _suspension(r.label) in live]
-        return self._erase(records, forgotten, checked, retain or self.buffers.replay, config, adapter, erase, masks, masks)
+        return self._erase(records, forgotten, checked, retain or self.buffers.replay, config, adapter, erase, masks)
 
     def _erase(self, records: list[SpeakerRecord], forgotten: LabelledSet, checked: LabelledSet | None, retain: LabelledSet,
-               config: UnlearnConfig, adapter: AdapterConfig, erase: EraseConfig | None, mute: list[str],
-               drop: list[str]) -> OperationReport:
+               config: UnlearnConfig, adapter: AdapterConfig, erase: EraseConfig | None, branches: list[str]) -> OperationReport:
         """Erase ``records``' voices (``erase_classes``) from ``forgotten`` and the retained samples; the held-out
-        ``checked`` samples (besides the holdout buffer's) select and check it.  ``mute``d branches are off while
-        it runs, ``drop``ped ones deleted once it is committed.  A revoked speaker's row was erased: a stand-in is
+        ``checked`` samples (besides the holdout buffer's) select and check it.  The voices' own ``branches`` are
+        off while it runs and deleted once it is committed.  A revoked speaker's row was erased: a stand-in is
         fitted first, and the erasure guards the cells' view."""
         labels = [r.label for r in records]
         keep = [label for label in self.active_labels if label not in labels]
@@ -231,7 +234,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         row_params = self.model.head.in_features + 1
         # interrupted, the speakers stay as they were with their branches; cells already pulsed stay as written
         with self._undone_on_failure(f"erase_{labels[0]}"):
-            self._mute(mute)
+            self._mute(branches)
             joules_before = self.ledger.joules("write")
             stand_ins = [r for r in records if r.status == REVOKED]
             if stand_ins:  # fitted on the cells alone: a mask folded into store stays on, hiding the voice the cells hold
@@ -240,6 +243,11 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 self.ledger.post_training(len(stand_ins) * row_params, fit.steps, note=f"{what}: stand-in voiceprints")
             erased = erase_classes(self.model, labels, train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{labels[0]}", what, guard_cells=bool(stand_ins))
+            if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
+                raise ValueError(f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still "
+                                 "reach their stand-in rows with every branch off; the suspensions stay in force (cells "
+                                 "written are on the record as 'interrupted'); supply more of the voices' samples or raise "
+                                 "EraseConfig.max_rounds")
             for rec in records:
                 self._forget_record(rec)
             # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
@@ -258,7 +266,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                               holdout_accuracy=report.holdout_accuracy, **report.extra)
             for name in names[1:]:  # each voice's last revocation entry says it is erased; the costs are on the first
                 self.audit.append("revoke", name, mode="erase", erased_with=names[0])
-        self._drop(drop, records)
+        self._drop(branches, records)
         return report
 
     def _mute(self, branches: list[str]) -> None:
@@ -276,22 +284,23 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
 
     @contextmanager
     def _undone_on_failure(self, branch: str) -> Iterator[None]:
-        """Within the block ``branch`` is provisional and the operation uncommitted until its audit entry: an
-        exception (an interrupt included) deletes the branch and puts back every layer's active set, the
+        """Within the block ``branch`` (and any other branch made there) is provisional and the operation
+        uncommitted until its audit entry: an exception (an interrupt included) deletes those branches and puts back every layer's active set, the
         readout's rows (an enrolment grows one), the registry, the buffers and the audit log, so a failed
         operation leaves nothing the audit log does not know.  What cannot be taken back stays: cells an
         erasure has pulsed, and the energy the ledger has charged for work done; pulsed cells get an audit entry
         of their own (``interrupted``: the pulses and cells written), since the backbone then holds a partial
         erasure the readout rows put back were not trained for (run ``restore`` and ``calibrate``)."""
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
+        existing = set(hybrid.adapter_names(self.model))
         written = hybrid.write_history(self.model)
         rows = self.model.head.snapshot()
         registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
         try:
             yield
         except BaseException:
-            if branch in hybrid.adapter_names(self.model):
-                hybrid.delete_adapter(self.model, branch)
+            for made in [n for n in hybrid.adapter_names(self.model) if n not in existing]:  # an erasure's round branches too
+                hybrid.delete_adapter(self.model, made)
             for layer, active in saved:
                 layer.set_adapter(active)
             self.model.head.revert(rows)
@@ -473,14 +482,14 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
     def suspended(self) -> list[str]:
         """Revoked speakers whose voice a suspension masks (its branch live, folded or merged): by the audit entry
         of their last revocation (one without counts as suspended), by their mask branch live, or by a
-        consolidation's record of folding it that no erasure of the voice followed: each is checked, so one
-        record gone astray is not enough."""
+        consolidation's record of folding it that no erasure of that suspension followed (an entry that names it
+        among ``suspensions_erased`` and pulsed cells): each is checked, so one record gone astray is not enough."""
         modes, live = self._revocation_modes(), set(hybrid.adapter_names(self.model))
         erased_at, folded_at = {}, {}  # the last erasure of each speaker, the last fold of each mask (an interrupted one too)
         for entry in self.audit.entries:
             details = entry["details"]
-            if entry["action"] == "revoke" and details.get("mode") == "erase":
-                erased_at[entry["speaker"]] = entry["index"]
+            if entry["action"] == "revoke" and details.get("mode") == "erase" and details.get("write_pulses", 0) > 0:
+                erased_at.update(dict.fromkeys(details.get("suspensions_erased", []), entry["index"]))
             elif entry["action"] in ("consolidate", "interrupted"):
                 folded_at.update(dict.fromkeys(details.get("folded", []), entry["index"]))
         return [r.name for r in self.registry.values() if r.status == REVOKED and (
