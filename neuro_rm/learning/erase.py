@@ -125,8 +125,8 @@ def cells_features(model: nn.Module, branch: str, forgotten: LabelledSet, retain
     readout input from the retained samples' mean.  Where the voice's row is gone (a suspension erased it) the
     branch cannot be turned away from that row; but a row is linear, so a voice moved to the retained speakers'
     mean scores, under any row, what that row gives them on average, and a row trained to find the voice gave
-    them little.  A stand-in row (fitted on the cells) left the old row taking the voice on most seeds of
-    scripts/probe_relearning_after_suspension.py; this term left it none."""
+    them little.  Turned away from a stand-in row fitted on the cells instead, a branch met that row's check and
+    left the old row taking most of the voice on generated speakers (tests/test_auth.py)."""
     generator = torch.Generator().manual_seed(seed)
 
     def features(x: torch.Tensor) -> torch.Tensor:
