@@ -428,7 +428,7 @@ def test_the_stand_in_row_lets_the_erasure_of_a_folded_suspension_see_its_own_fa
     unguarded = lifecycle.erase_classes
     monkeypatch.setattr(lifecycle, "erase_classes", lambda *args, **kwargs: unguarded(*args, **{**kwargs, "guard_cells": False}))
     once = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=1, layers=lifecycle.ERASE_SYNAPSES)
-    with pytest.raises(ValueError, match="still reach their stand-in rows.*the suspensions stay in force"):  # it saw
+    with pytest.raises(ValueError, match="still reach their stand-in rows.*not committed"):  # it saw
         auth.revoke("bob", tiny_speech["train"].of_classes([1]).x, erase=once)
     with hybrid.disable_adapters(auth.model):  # it failed: the cells (written, on the record) still give the voice
         assert branch_off_accuracy(auth.model, 1, old_row, tiny_speech["test"].of_classes([1]).x) >= 0.5
@@ -463,11 +463,11 @@ def test_an_erasure_interrupted_inside_its_forget_branch_leaves_no_branch_and_ca
 
 def test_a_turned_suspension_whose_check_fails_stays_a_suspension(bob_suspended_among_four, tiny_speech, monkeypatch):
     """review66 F2: an erasure of a suspension that leaves the voice to its stand-in row is not committed: the mask
-    and the refusals stay (a straight erasure only warns: there is no suspension to fall back on).  Too few samples
-    to hold a quarter out is one clear error."""
+    and the refusals stay (a straight erasure only warns: there is no suspension to fall back on); the cells it
+    wrote stay, on the record.  Too few samples to hold two out is one clear error."""
     auth, train = bob_suspended_among_four, tiny_speech["train"]
-    with pytest.raises(ValueError, match=r"at least 4 samples of each voice .*bob \(3\)"):
-        auth.revoke("bob", train.of_classes([1]).x[:3])
+    with pytest.raises(ValueError, match=r"at least 8 samples of each voice .*bob \(7\)"):
+        auth.revoke("bob", train.of_classes([1]).x[:7])
     real = lifecycle.erase_classes
 
     def failing(*args, **kwargs):
@@ -476,7 +476,7 @@ def test_a_turned_suspension_whose_check_fails_stays_a_suspension(bob_suspended_
         return result
 
     monkeypatch.setattr(lifecycle, "erase_classes", failing)
-    with pytest.raises(ValueError, match="the suspensions stay in force"):
+    with pytest.raises(ValueError, match="not committed: the masks and rows are as they were"):
         auth.revoke("bob", train.of_classes([1]).x, config=UnlearnConfig(train=QUICK))
     assert auth.suspended() == ["bob"] and "revoke_1" in hybrid.active_adapters(auth.model)
     assert auth.audit.entries[-1]["action"] == "interrupted"  # the cells it wrote are on the record

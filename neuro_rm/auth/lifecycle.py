@@ -205,10 +205,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                              f"suspended {extra or 'none'}")
         records = [self.registry[name] for name in suspended]
         frames = {r.name: self.check_frames(samples[r.name], f"samples of {r.name!r}") for r in records}
-        few = [f"{name} ({len(x)})" for name, x in frames.items() if len(x) < 4]
+        few = [f"{name} ({len(x)})" for name, x in frames.items() if len(x) < 8]
         if few:
-            raise ValueError(f"erase_suspended needs at least 4 samples of each voice (a quarter is held out for the erasure's "
-                             f"check), got {', '.join(few)}")
+            raise ValueError(f"erase_suspended needs at least 8 samples of each voice (a quarter, at least 2, is held out for "
+                             f"the erasure's check), got {', '.join(few)}")
         self._record_policy()
         held = [torch.arange(len(frames[r.name])) % 4 == 3 for r in records]  # a quarter held out for the self-check
         forgotten = LabelledSet.concat(*(self._labelled(frames[r.name][~h], r.label) for r, h in zip(records, held, strict=True)))
@@ -245,9 +245,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                                    f"erase_{labels[0]}", what, guard_cells=bool(stand_ins))
             if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
                 raise ValueError(f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still "
-                                 "reach their stand-in rows with every branch off; the suspensions stay in force (cells "
-                                 "written are on the record as 'interrupted'); supply more of the voices' samples or raise "
-                                 "EraseConfig.max_rounds")
+                                 "reach their stand-in rows with every branch off; not committed: the masks and rows are as "
+                                 "they were, but the cells it wrote stay (on the record as 'interrupted') and the masks were "
+                                 "trained against the cells before: run restore and calibrate; supply more of the voices' "
+                                 "samples or raise EraseConfig.max_rounds")
             for rec in records:
                 self._forget_record(rec)
             # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
