@@ -166,6 +166,9 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
+    twice = sorted({name for name in args.names if args.names.count(name) > 1})
+    if twice:
+        raise ValueError(f"revoke: {', '.join(twice)} named more than once")
     auth = SpeakerAuthenticator.load(args.state, device=args.device)
     suspended = auth.suspended() if args.mode == "erase" else []
     upgrade = bool(suspended) and any(name in suspended for name in args.names)

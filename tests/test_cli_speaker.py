@@ -152,6 +152,8 @@ def test_what_would_relearn_rows_after_a_suspension_is_refused_with_the_state_le
     assert proc.returncode == 2 and "neuro-rm revoke spk1 spk2 --mode erase" in proc.stderr, proc.stderr
     proc = _run("revoke", "spk0", "spk3", "--state", copy, "--data", data, ok=False)
     assert proc.returncode == 2 and "revoke takes one speaker" in proc.stderr, proc.stderr
+    proc = _run("revoke", "spk1", "spk1", "--state", copy, "--data", data, ok=False)
+    assert proc.returncode == 2 and "spk1 named more than once" in proc.stderr, proc.stderr
     assert (copy / "CURRENT").read_bytes() == before
 
 
