@@ -210,9 +210,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             raise ValueError(f"erase_suspended needs at least 8 samples of each voice (a quarter, at least 2, is held out for "
                              f"the erasure's check), got {', '.join(few)}")
         self._record_policy()
-        held = [torch.arange(len(frames[r.name])) % 4 == 3 for r in records]  # a quarter held out for the self-check
-        forgotten = LabelledSet.concat(*(self._labelled(frames[r.name][~h], r.label) for r, h in zip(records, held, strict=True)))
-        checked = LabelledSet.concat(*(self._labelled(frames[r.name][h], r.label) for r, h in zip(records, held, strict=True)))
+        voices = [self._labelled(frames[r.name], r.label) for r in records]
+        held = [torch.arange(len(v)).to(v.y.device) % 4 == 3 for v in voices]  # a quarter held out for the self-check
+        forgotten = LabelledSet.concat(*(v.where(~h) for v, h in zip(voices, held, strict=True)))
+        checked = LabelledSet.concat(*(v.where(h) for v, h in zip(voices, held, strict=True)))
         live = set(hybrid.adapter_names(self.model))
         masks = [_suspension(r.label) for r in records if _suspension(r.label) in live]
         return self._erase(records, forgotten, checked, retain or self.buffers.replay, config, adapter, erase, masks)

@@ -219,6 +219,8 @@ def erase_classes(
     (``cells_accuracy`` of the forgotten samples of ``val``).  Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
+    checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
+    checked = checked if len(checked) else forgotten
     voiceprints = {row: model.head.copy_row(row) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
@@ -231,7 +233,6 @@ def erase_classes(
         hybrid.set_write_aware(model, branch)
         terms = [write_cost(model, branch, cost)]
         terms += [cells_features(model, branch, forgotten, retained, seed=round_)] if guard_cells else []
-        checked = val.of_classes(forget) if guard_cells and len(val.of_classes(forget)) else forgotten
         fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
                             penalty=_sum_of(terms),
                             score_penalty=partial(cells_accuracy, model, branch, checked) if guard_cells else None))
