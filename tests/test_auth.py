@@ -484,6 +484,32 @@ def test_a_turned_suspension_whose_check_fails_stays_a_suspension(bob_suspended_
         auth.refit_readout()
 
 
+def test_a_retry_after_a_refused_erasure_of_a_suspension_is_judged_by_the_same_stand_in(bob_suspended_among_four, tiny_speech,
+                                                                                      monkeypatch):
+    """review67 F2: an attempt refused after its rounds had moved the voice in the cells (its check made to fail
+    here) left the retry to refit its stand-in row on those cells, and a row fitted on the voice's samples finds
+    the voice wherever it now is, as a row fitted on any voice's samples finds that voice: the retry was refused
+    (on this set and seed).  The retry reads the attempt's own stand-in row and commits."""
+    auth, bob = bob_suspended_among_four, tiny_speech["train"].of_classes([1]).x
+    old_row = _deploy(tiny_speech, ["ann", "bob", "cy", "dee"]).model.head.copy_row(1)
+    real = lifecycle.erase_classes
+
+    def refused(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.residual = 1.0
+        return result
+
+    monkeypatch.setattr(lifecycle, "erase_classes", refused)
+    with pytest.raises(ValueError, match="not committed"):
+        auth.revoke("bob", bob, config=UnlearnConfig(train=QUICK))
+    assert auth.suspended() == ["bob"]
+    monkeypatch.setattr(lifecycle, "erase_classes", real)
+    report = auth.revoke("bob", bob, config=UnlearnConfig(train=QUICK))
+    assert report.extra["suspensions_erased"] == ["bob"] and auth.suspended() == []
+    assert branch_off_accuracy(auth.model, 1, old_row, tiny_speech["test"].of_classes([1]).x) <= 0.25 + 0.05
+    assert auth._stand_ins == {}  # the voice is erased: nothing of it is kept
+
+
 def test_only_the_erasure_of_a_suspension_lifts_its_fold_record(bob_suspended_among_four, tiny_speech):
     """review66 F4: a fold record stays in force until an entry that erased that suspension (naming it, with cells
     written) follows it; an appended entry that only says "erase" does not lift it."""

@@ -232,16 +232,13 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         val = LabelledSet.concat(val, checked) if checked is not None else val
         erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
         names, what = [r.name for r in records], f"erase {', '.join(r.name for r in records)}"
-        row_params = self.model.head.in_features + 1
         # interrupted, the speakers stay as they were with their branches; cells already pulsed stay as written
         with self._undone_on_failure(f"erase_{labels[0]}"):
             self._mute(branches)
             joules_before = self.ledger.joules("write")
             stand_ins = [r for r in records if r.status == REVOKED]
-            if stand_ins:  # fitted on the cells alone: a mask folded into store stays on, hiding the voice the cells hold
-                with hybrid.disable_adapters(self.model):
-                    fit = relearn_readout(self.model, [r.label for r in stand_ins], train, val, erase.readout, erase.readout.seed)
-                self.ledger.post_training(len(stand_ins) * row_params, fit.steps, note=f"{what}: stand-in voiceprints")
+            if stand_ins:
+                self._stand_in_rows([r.label for r in stand_ins], train, val, erase.readout, what)
             erased = erase_classes(self.model, labels, train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{labels[0]}", what, guard_cells=bool(stand_ins))
             if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
@@ -249,9 +246,10 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                                  "reach their stand-in rows with every branch off; not committed: the masks and rows are as "
                                  "they were, but the cells it wrote stay (on the record as 'interrupted') and the masks were "
                                  "trained against the cells before: run restore and calibrate; supply more of the voices' "
-                                 "samples or raise EraseConfig.max_rounds")
+                                 "samples or raise EraseConfig.max_rounds (a retry here reads the same stand-in rows)")
             for rec in records:
                 self._forget_record(rec)
+                self._stand_ins.pop(rec.label, None)
             # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
             rounds = len(erased.fits)
             head_bits = self._post_rows(rounds * len(keep) + len(labels) * (2 * rounds - 1) + len(stand_ins), f"{what}: readout rows")
@@ -270,6 +268,22 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 self.audit.append("revoke", name, mode="erase", erased_with=names[0])
         self._drop(branches, records)
         return report
+
+    def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> None:
+        """Put stand-in rows for the suspended voices ``labels`` into the readout, fitted on the cells alone (what
+        someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold).
+        A voice whose earlier attempt was not committed gets that attempt's row back instead (kept in memory): its
+        cells may have moved the voice since, and a row fitted on them finds it wherever it now is, as a row
+        fitted on any voice's samples finds that voice, so a refitted row could refuse any retry."""
+        for label in labels:
+            if label in self._stand_ins:
+                self.model.head.write_row(label, self._stand_ins[label])
+        fresh = [label for label in labels if label not in self._stand_ins]
+        if fresh:
+            with hybrid.disable_adapters(self.model):
+                fit = relearn_readout(self.model, fresh, train, val, config, config.seed)
+            self.ledger.post_training(len(fresh) * (self.model.head.in_features + 1), fit.steps, note=f"{what}: stand-in voiceprints")
+            self._stand_ins.update({label: self.model.head.copy_row(label) for label in fresh})
 
     def _mute(self, branches: list[str]) -> None:
         """Switch ``branches`` off everywhere, kept until the operation is committed."""
