@@ -430,9 +430,34 @@ def test_the_stand_in_row_lets_the_erasure_of_a_folded_suspension_see_its_own_fa
     once = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=1, layers=lifecycle.ERASE_SYNAPSES)
     with pytest.raises(ValueError, match="still reach their stand-in rows.*not committed"):  # it saw
         auth.revoke("bob", tiny_speech["train"].of_classes([1]).x, erase=once)
-    with hybrid.disable_adapters(auth.model):  # it failed: the cells (written, on the record) still give the voice
+    with hybrid.disable_adapters(auth.model):  # it failed: the cells still give the voice
         assert branch_off_accuracy(auth.model, 1, old_row, tiny_speech["test"].of_classes([1]).x) >= 0.5
     assert auth.suspended() == ["bob"]
+
+
+@pytest.mark.parametrize("where", ["live", "folded"])
+def test_a_refused_erasure_of_a_suspension_writes_no_cell(bob_suspended_among_four, tiny_speech, monkeypatch, where):
+    """review67 F1: a refused erasure of a suspension used to leave the cells its rounds had written, and the masks,
+    put back, had been trained against the cells before.  Its rounds now stay digital until their check passes
+    (each branch write-aware, standing for the cells its merge will leave): a check that fails writes nothing,
+    so the suspension is what it was, cells included, and nothing of the voice is kept."""
+    auth = SUSPENSIONS[where](bob_suspended_among_four, None)
+    old_row = _deploy(tiny_speech, ["ann", "bob", "cy", "dee"]).model.head.copy_row(1)
+    cells = [layer.crossbar.cells.conductance().clone() for _, layer in hybrid.hybrid_layers(auth.model)]
+    written, entries, pulses = hybrid.write_history(auth.model), len(auth.audit.entries), auth.ledger.count("write.rm_pulse")
+    branches = hybrid.adapter_names(auth.model)
+    unguarded = lifecycle.erase_classes  # without the guard this erasure fails (the test above)
+    monkeypatch.setattr(lifecycle, "erase_classes", lambda *args, **kwargs: unguarded(*args, **{**kwargs, "guard_cells": False}))
+    once = erase.EraseConfig(UnlearnConfig(train=QUICK), max_rounds=1, layers=lifecycle.ERASE_SYNAPSES)
+    with pytest.raises(ValueError, match="not committed.*no cell was written"):
+        auth.revoke("bob", tiny_speech["train"].of_classes([1]).x, erase=once)
+    assert torch.equal(hybrid.write_history(auth.model), written) and auth.ledger.count("write.rm_pulse") == pulses
+    assert all(torch.equal(layer.crossbar.cells.conductance(), before)
+               for (_, layer), before in zip(hybrid.hybrid_layers(auth.model), cells, strict=True))
+    assert {e["action"] for e in auth.audit.entries[entries:]} <= {"policy"}  # no 'interrupted' entry: nothing to record
+    with hybrid.disable_adapters(auth.model):  # the positive control: the erasure did fail, the cells hold the voice
+        assert branch_off_accuracy(auth.model, 1, old_row, tiny_speech["test"].of_classes([1]).x) >= 0.5
+    assert auth.suspended() == ["bob"] and auth._stand_ins == {} and hybrid.adapter_names(auth.model) == branches
 
 
 @pytest.mark.parametrize("suspended_first", [False, True])
@@ -492,19 +517,21 @@ def test_a_retry_after_a_refused_erasure_of_a_suspension_is_judged_by_the_same_s
     (on this set and seed).  The retry reads the attempt's own stand-in row and commits."""
     auth, bob = bob_suspended_among_four, tiny_speech["train"].of_classes([1]).x
     old_row = _deploy(tiny_speech, ["ann", "bob", "cy", "dee"]).model.head.copy_row(1)
-    real = lifecycle.erase_classes
+    real, judged_by = lifecycle.erase_classes, []
 
-    def refused(*args, **kwargs):
-        result = real(*args, **kwargs)
+    def refused(model, *args, **kwargs):
+        judged_by.append(model.head.copy_row(1))  # the stand-in row the attempt is checked against
+        result = real(model, *args, **kwargs)
         result.residual = 1.0
         return result
 
     monkeypatch.setattr(lifecycle, "erase_classes", refused)
-    with pytest.raises(ValueError, match="not committed"):
+    with pytest.raises(ValueError, match="not committed.*cells it wrote"):
         auth.revoke("bob", bob, config=UnlearnConfig(train=QUICK))
     assert auth.suspended() == ["bob"]
-    monkeypatch.setattr(lifecycle, "erase_classes", real)
+    monkeypatch.setattr(lifecycle, "erase_classes", lambda model, *a, **k: (judged_by.append(model.head.copy_row(1)), real(model, *a, **k))[1])
     report = auth.revoke("bob", bob, config=UnlearnConfig(train=QUICK))
+    assert all(torch.equal(a, b) for a, b in zip(*judged_by, strict=True))  # the same row, not an erased one
     assert report.extra["suspensions_erased"] == ["bob"] and auth.suspended() == []
     assert branch_off_accuracy(auth.model, 1, old_row, tiny_speech["test"].of_classes([1]).x) <= 0.25 + 0.05
     assert auth._stand_ins == {}  # the voice is erased: nothing of it is kept

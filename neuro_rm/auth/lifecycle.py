@@ -223,7 +223,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Erase ``records``' voices (``erase_classes``) from ``forgotten`` and the retained samples; the held-out
         ``checked`` samples (besides the holdout buffer's) select and check it.  The voices' own ``branches`` are
         off while it runs and deleted once it is committed.  A revoked speaker's row was erased: a stand-in is
-        fitted first, and the erasure guards the cells' view."""
+        fitted first, the erasure guards the cells' view, and it writes no cell until its check passes (a refusal
+        then leaves the suspensions as they were)."""
         labels = [r.label for r in records]
         keep = [label for label in self.active_labels if label not in labels]
         retain = retain.without_classes(labels).to(forgotten.x.device)
@@ -237,22 +238,26 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self._mute(branches)
             joules_before = self.ledger.joules("write")
             stand_ins = [r for r in records if r.status == REVOKED]
-            if stand_ins:
-                self._stand_in_rows([r.label for r in stand_ins], train, val, erase.readout, what)
+            fitted = self._stand_in_rows([r.label for r in stand_ins], train, val, erase.readout, what) if stand_ins else []
             erased = erase_classes(self.model, labels, train, val, keep, self.buffers.holdout, erase,
-                                   f"erase_{labels[0]}", what, guard_cells=bool(stand_ins))
+                                   f"erase_{labels[0]}", what, guard_cells=bool(stand_ins), defer_writes=bool(stand_ins))
             if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
+                if not erased.programs:  # the cells are those the rows were fitted on: a retry fits the same, nothing is kept
+                    for label in fitted:
+                        del self._stand_ins[label]
+                cells = ("no cell was written, so the suspensions hold as before" if not erased.programs else
+                         "the cells it wrote (its check passed before they were written, not after) stay, on the record as "
+                         "'interrupted', and the masks were trained against the cells before: run restore and calibrate; a "
+                         "retry in this process, before any save, is judged by the same stand-in rows")
                 raise ValueError(f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still "
-                                 "reach their stand-in rows with every branch off; not committed: the masks and rows are as "
-                                 "they were, but the cells it wrote stay (on the record as 'interrupted') and the masks were "
-                                 "trained against the cells before: run restore and calibrate; supply more of the voices' "
-                                 "samples or raise EraseConfig.max_rounds (a retry here reads the same stand-in rows)")
+                                 f"reach their stand-in rows with every branch off; not committed: the masks and rows are as "
+                                 f"they were; {cells}; supply more of the voices' samples or raise EraseConfig.max_rounds")
             for rec in records:
                 self._forget_record(rec)
-                self._stand_ins.pop(rec.label, None)
             # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
             rounds = len(erased.fits)
-            head_bits = self._post_rows(rounds * len(keep) + len(labels) * (2 * rounds - 1) + len(stand_ins), f"{what}: readout rows")
+            rows = len(erased.readouts) * len(keep) + len(labels) * (2 * rounds - 1) + len(stand_ins)
+            head_bits = self._post_rows(rows, f"{what}: readout rows")
             steps = sum(f.steps for f in erased.fits)
             self.ledger.post_training(erased.branch_params, steps, note=f"{what}: forget branches")
             self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"{what}: readout rows")
@@ -267,14 +272,17 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             for name in names[1:]:  # each voice's last revocation entry says it is erased; the costs are on the first
                 self.audit.append("revoke", name, mode="erase", erased_with=names[0])
         self._drop(branches, records)
+        for label in labels:  # once committed: the voices are erased, nothing of them is kept
+            self._stand_ins.pop(label, None)
         return report
 
-    def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> None:
+    def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> list[int]:
         """Put stand-in rows for the suspended voices ``labels`` into the readout, fitted on the cells alone (what
-        someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold).
-        A voice whose earlier attempt was not committed gets that attempt's row back instead (kept in memory): its
-        cells may have moved the voice since, and a row fitted on them finds it wherever it now is, as a row
-        fitted on any voice's samples finds that voice, so a refitted row could refuse any retry."""
+        someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold);
+        returns the labels fitted now.  A voice whose earlier attempt wrote cells and was not committed gets that
+        attempt's row back instead (kept in memory): the cells may have moved the voice since, and a row fitted on
+        them finds it wherever it now is, as a row fitted on any voice's samples finds that voice, so a refitted
+        row could refuse any retry."""
         for label in labels:
             if label in self._stand_ins:
                 self.model.head.write_row(label, self._stand_ins[label])
@@ -284,6 +292,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 fit = relearn_readout(self.model, fresh, train, val, config, config.seed)
             self.ledger.post_training(len(fresh) * (self.model.head.in_features + 1), fit.steps, note=f"{what}: stand-in voiceprints")
             self._stand_ins.update({label: self.model.head.copy_row(label) for label in fresh})
+        return fresh
 
     def _mute(self, branches: list[str]) -> None:
         """Switch ``branches`` off everywhere, kept until the operation is committed."""

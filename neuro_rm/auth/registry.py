@@ -144,8 +144,8 @@ class Registry:
         self.crossbar_config: CrossbarConfig | None = None
         self.metadata: dict = {}  # JSON-ready facts the caller wants kept (data source, frame settings)
         self._snapshots: dict[str, str] = {}  # state folder → nonce of the snapshot this object loaded or saved there
-        # suspended voices' stand-in rows from an erasure of their suspension that was not committed, in memory only:
-        # a retry is judged by the same rows (see SpeakerAuthenticator._stand_in_rows)
+        # suspended voices' stand-in rows from an erasure of their suspension that wrote cells and was not committed,
+        # in memory only: a retry is judged by the same rows (see SpeakerAuthenticator._stand_in_rows)
         self._stand_ins: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property

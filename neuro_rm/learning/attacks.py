@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,20 +34,23 @@ def _head(model: nn.Module) -> nn.Module:
     return head
 
 
-def _restored(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` with every digital branch off and ``voiceprint`` (weight, bias) back in ``row``."""
+def _restored(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], cells: Sequence[str] = ()) -> nn.Module:
+    """A copy of ``model`` with every digital branch off but ``cells`` (branches standing for cell writes not yet
+    made) and ``voiceprint`` (weight, bias) back in ``row``."""
     attacked = copy.deepcopy(model)
     if hybrid.hybrid_layers(attacked):
-        hybrid.set_adapter(attacked, [])
+        hybrid.set_adapter(attacked, list(cells))
     _head(attacked).write_row(row, voiceprint)
     return attacked.eval()
 
 
 @torch.no_grad()
-def branch_off_accuracy(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> float:
-    """Share of ``x`` classified as ``row`` with every digital branch off and ``voiceprint`` (weight, bias)
-    written back into that readout row. The model is not changed (the attack runs on a copy)."""
-    return float((_restored(model, row, voiceprint)(x).argmax(dim=1) == row).float().mean())
+def branch_off_accuracy(model: nn.Module, row: int, voiceprint: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor,
+                        cells: Sequence[str] = ()) -> float:
+    """Share of ``x`` classified as ``row`` with every digital branch off (but ``cells``, branches standing for
+    cell writes not yet made) and ``voiceprint`` (weight, bias) written back into that readout row. The model
+    is not changed (the attack runs on a copy)."""
+    return float((_restored(model, row, voiceprint, cells)(x).argmax(dim=1) == row).float().mean())
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ the class.  Erasure goes further, in three steps:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -60,7 +60,7 @@ class EraseConfig:
 class EraseResult:
     fits: list[FitResult]  # one per consolidation round
     programs: list[ProgramResult]
-    readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round
+    readouts: list[FitResult]  # the retained rows, re-learnt from fresh after each round (and after deferred writes)
     branch_params: int  # of the largest forget branch
     row_params: int  # of the retained readout rows re-learnt in each round
     residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
@@ -94,11 +94,11 @@ def write_cost(model: nn.Module, name: str, weight: float) -> Callable[[], torch
 
 
 @contextmanager
-def _alone(model: nn.Module, branch: str) -> Iterator[None]:
-    """Only ``branch`` on, every other digital branch off, while inside: the cells as ``branch``'s merge would leave them."""
+def _alone(model: nn.Module, branches: Sequence[str]) -> Iterator[None]:
+    """Only ``branches`` on, every other digital branch off, while inside: the cells as their merges would leave them."""
     saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(model)]
     for layer, _ in saved:
-        layer.set_adapter([branch] if branch in layer.adapters else [])
+        layer.set_adapter([b for b in branches if b in layer.adapters])
     try:
         yield
     finally:
@@ -107,21 +107,21 @@ def _alone(model: nn.Module, branch: str) -> Iterator[None]:
 
 
 @torch.no_grad()
-def cells_accuracy(model: nn.Module, branch: str, samples: LabelledSet) -> float:
-    """Share of ``samples`` their own row takes with every branch but ``branch`` off (``cells_features``' view)."""
+def cells_accuracy(model: nn.Module, branches: Sequence[str], samples: LabelledSet) -> float:
+    """Share of ``samples`` their own row takes with every branch but ``branches`` off (``cells_features``' view)."""
     was_training = model.training
     model.eval()
     try:
-        with _alone(model, branch):
+        with _alone(model, branches):
             return float((model(samples.x).argmax(dim=1) == samples.y).float().mean())
     finally:
         model.train(was_training)
 
 
-def cells_features(model: nn.Module, branch: str, forgotten: LabelledSet, retained: LabelledSet, batch: int = 32,
+def cells_features(model: nn.Module, branches: Sequence[str], forgotten: LabelledSet, retained: LabelledSet, batch: int = 32,
                    seed: int = 0) -> Callable[[], torch.Tensor]:
     """A loss term on ``batch`` forgotten and ``4 * batch`` retained samples drawn anew each call, with every branch
-    but ``branch`` off (the cells as its merge will leave them): the squared distance of each forgotten sample's
+    but ``branches`` off (the cells as their merges will leave them): the squared distance of each forgotten sample's
     readout input from the retained samples' mean.  Where the voice's row is gone (a suspension erased it) the
     branch cannot be turned away from that row; but a row is linear, so a voice moved to the retained speakers'
     mean scores, under any row, what that row gives them on average, and a row trained to find the voice gave
@@ -133,7 +133,7 @@ def cells_features(model: nn.Module, branch: str, forgotten: LabelledSet, retain
         seen: list[torch.Tensor] = []
         handle = model.head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
         try:
-            with _alone(model, branch):
+            with _alone(model, branches):
                 model(x)
         finally:
             handle.remove()
@@ -192,6 +192,26 @@ def relearn_readout(model: nn.Module, rows: list[int], train: LabelledSet, val: 
         head.train_rows(None)
 
 
+def _write(model: nn.Module, branches: list[str], retained: LabelledSet) -> list[ProgramResult]:
+    """Merge ``branches`` into the cells (write-and-verify of the cells they move) and set the ADCs' full scale
+    anew on retained samples."""
+    programs = [p for branch in branches for p in hybrid.merge_adapter(model, branch)]
+    hybrid.calibrate(model, retained.x)
+    return programs
+
+
+def _relearnt_and_checked(model: nn.Module, forget: list[int], keep: list[int], voiceprints: dict, retained: LabelledSet,
+                          retain_val: LabelledSet, sets: tuple[LabelledSet, ...], config: EraseConfig, readouts: list[FitResult],
+                          cells: Sequence[str]) -> float:
+    """Erase the forgotten rows, re-learn the retained ones from fresh (appended to ``readouts``), and return the
+    share of each set's forgotten samples the old rows take with every branch off but ``cells`` (the worst)."""
+    for row in forget:
+        model.head.erase_row(row)
+    readouts.append(relearn_readout(model, keep, retained, retain_val.of_classes(keep), config.readout, config.readout.seed))
+    return max(branch_off_accuracy(model, row, voiceprints[row], samples.of_classes([row]).x, cells)
+               for row in forget for samples in sets if (samples.y == row).any())
+
+
 def erase_classes(
     model: nn.Module,
     forget: list[int],
@@ -203,6 +223,7 @@ def erase_classes(
     name: str = "erase",
     description: str = "erase",
     guard_cells: bool = False,
+    defer_writes: bool = False,
 ) -> EraseResult:
     """Erase the classes ``forget`` from the cells and the readout of a deployed ``model``.
 
@@ -216,7 +237,12 @@ def erase_classes(
     above chance it runs another round against the served readout, allowed to write more, and warns if
     the last round leaves it above.  ``guard_cells``, where the old rows are stand-ins (a suspension erased
     them), also trains each branch on that check's view (``cells_features``) and chooses its epoch on it too
-    (``cells_accuracy`` of the forgotten samples of ``val``).  Write costs go to the layers' ledger.
+    (``cells_accuracy`` of the forgotten samples of ``val``).  ``defer_writes``, where a failed erasure has
+    something to fall back on (a suspension), writes nothing until the check passes: each round's branch stays
+    digital, write-aware, standing for the cells its merge will leave, and the rounds are merged together once
+    the check passes on them (then it is made again on the cells written); a check that still fails writes
+    nothing and deletes the rounds' branches, leaving the readout rows re-learnt for the caller to put back.
+    Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
     checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
@@ -224,6 +250,8 @@ def erase_classes(
     voiceprints = {row: model.head.copy_row(row) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
+    deferred: list[str] = []  # round branches standing for writes not made yet (defer_writes)
+    check = partial(_relearnt_and_checked, model, forget, keep, voiceprints, retained, retain_val, (forgotten, val), config, readouts)
     for round_ in range(config.max_rounds):
         for row, voiceprint in voiceprints.items():  # the branch learns to turn the voice away from its old rows
             model.head.write_row(row, voiceprint)
@@ -231,26 +259,33 @@ def erase_classes(
         params = hybrid.add_adapter(model, branch, AdapterConfig(config.rank, config.alpha), config.layers)
         hybrid.activate_adapter(model, branch)
         hybrid.set_write_aware(model, branch)
+        cells = [*deferred, branch]  # the cells as this round's merge (after the deferred ones) will leave them
         terms = [write_cost(model, branch, cost)]
-        terms += [cells_features(model, branch, forgotten, retained, seed=round_)] if guard_cells else []
+        terms += [cells_features(model, cells, forgotten, retained, seed=round_)] if guard_cells else []
         fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
                             penalty=_sum_of(terms),
-                            score_penalty=partial(cells_accuracy, model, branch, checked) if guard_cells else None))
+                            score_penalty=partial(cells_accuracy, model, cells, checked) if guard_cells else None))
         trainable = max(trainable, sum(p.numel() for p in params))
-        programs += hybrid.merge_adapter(model, branch)
-        hybrid.calibrate(model, retained.x)  # the ADC full scale, set anew on retained samples
-        for row in forget:
-            model.head.erase_row(row)
-        readouts.append(relearn_readout(model, keep, retained, retain_val.of_classes(keep), config.readout, config.readout.seed))
-        residual = max(branch_off_accuracy(model, row, voiceprints[row], samples.of_classes([row]).x)
-                       for row in forget for samples in (forgotten, val) if (samples.y == row).any())
+        if defer_writes:
+            deferred.append(branch)
+            for p in params:  # trained: later rounds train their own branch beside it
+                p.requires_grad_(False)
+        else:
+            programs += _write(model, [branch], retained)
+        residual = check(deferred)
         if residual <= chance:
             break
         cost /= 4
-    # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
-    hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
+    if deferred and residual <= chance:  # passed on the cells as the merges will leave them: written now, checked again
+        programs += _write(model, deferred, retained)
+        residual = check([])
+    for branch in deferred if residual > chance and not programs else []:  # nothing written: the rounds go
+        hybrid.delete_adapter(model, branch)
+    if programs:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
+        hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     if residual > chance:
-        warnings.warn(f"erasure: after {config.max_rounds} rounds, {residual:.0%} of the forgotten samples still reach their "
-                      f"old rows with every branch off (chance: {chance:.0%}); revoke again or raise EraseConfig.max_rounds",
+        written = "" if programs else "; no cell was written"
+        warnings.warn(f"erasure: after {len(fits)} rounds, {residual:.0%} of the forgotten samples still reach their "
+                      f"old rows with every branch off (chance: {chance:.0%}){written}; revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
     return EraseResult(fits, programs, readouts, trainable, len(keep) * (model.head.in_features + 1), residual)
