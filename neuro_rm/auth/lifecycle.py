@@ -31,7 +31,7 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows, readout_inputs
 from neuro_rm.learning.data import LabelledSet
-from neuro_rm.learning.erase import EraseConfig, erase_classes, relearn_readout
+from neuro_rm.learning.erase import EraseConfig, EraseResult, erase_classes, relearn_readout
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.placement import resolve_device
@@ -234,33 +234,24 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
         names, what = [r.name for r in records], f"erase {', '.join(r.name for r in records)}"
         # interrupted, the speakers stay as they were with their branches; cells already pulsed stay as written
-        with self._undone_on_failure(f"erase_{labels[0]}"):
+        with self._undone_on_failure(f"erase_{labels[0]}"), self._stand_ins_kept_if_cells_moved():
             self._mute(branches)
             joules_before = self.ledger.joules("write")
             stand_ins = [r for r in records if r.status == REVOKED]
-            fitted = self._stand_in_rows([r.label for r in stand_ins], train, val, erase.readout, what) if stand_ins else []
+            if stand_ins:
+                self._stand_in_rows([r.label for r in stand_ins], train, val, erase.readout, what)
             erased = erase_classes(self.model, labels, train, val, keep, self.buffers.holdout, erase,
                                    f"erase_{labels[0]}", what, guard_cells=bool(stand_ins), defer_writes=bool(stand_ins))
-            if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
-                if not erased.programs:  # the cells are those the rows were fitted on: a retry fits the same, nothing is kept
-                    for label in fitted:
-                        del self._stand_ins[label]
-                cells = ("no cell was written, so the suspensions hold as before" if not erased.programs else
-                         "the cells it wrote (its check passed before they were written, not after) stay, on the record as "
-                         "'interrupted', and the masks were trained against the cells before: run restore and calibrate; a "
-                         "retry in this process, before any save, is judged by the same stand-in rows")
-                raise ValueError(f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still "
-                                 f"reach their stand-in rows with every branch off; not committed: the masks and rows are as "
-                                 f"they were; {cells}; supply more of the voices' samples or raise EraseConfig.max_rounds")
-            for rec in records:
-                self._forget_record(rec)
-            # each round erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
-            rounds = len(erased.fits)
-            rows = len(erased.readouts) * len(keep) + len(labels) * (2 * rounds - 1) + len(stand_ins)
-            head_bits = self._post_rows(rows, f"{what}: readout rows")
-            steps = sum(f.steps for f in erased.fits)
+            steps = sum(f.steps for f in erased.fits)  # work done, charged whether it is committed or not
             self.ledger.post_training(erased.branch_params, steps, note=f"{what}: forget branches")
             self.ledger.post_training(erased.row_params, sum(r.steps for r in erased.readouts), note=f"{what}: readout rows")
+            # each check erases the voices' rows and re-learns the retained rows; rounds after the first put the voiceprints back
+            rounds, checks = len(erased.fits), len(erased.readouts)
+            head_bits = self._post_rows(checks * len(keep) + len(labels) * (checks + rounds - 1) + len(stand_ins), f"{what}: readout rows")
+            if stand_ins and erased.residual > 1 / (len(keep) + len(labels)):  # the suspensions stay rather than a failed erasure
+                raise ValueError(_refusal(what, erased))
+            for rec in records:
+                self._forget_record(rec)
             report = OperationReport("revoke", names[0], erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
                 "method": erase.unlearn.method, "mode": "erase", "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
@@ -276,10 +267,23 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             self._stand_ins.pop(label, None)
         return report
 
-    def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> list[int]:
+    @contextmanager
+    def _stand_ins_kept_if_cells_moved(self) -> Iterator[None]:
+        """Stand-in rows fitted inside the block outlive a failure only if cells were pulsed (a retry is then judged
+        by them); with no cell pulsed the cells are those they were fitted on, and nothing of the voices is kept."""
+        before, written = set(self._stand_ins), hybrid.write_history(self.model)
+        try:
+            yield
+        except BaseException:
+            if torch.equal(hybrid.write_history(self.model), written):
+                for label in set(self._stand_ins) - before:
+                    del self._stand_ins[label]
+            raise
+
+    def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> None:
         """Put stand-in rows for the suspended voices ``labels`` into the readout, fitted on the cells alone (what
-        someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold);
-        returns the labels fitted now.  A voice whose earlier attempt wrote cells and was not committed gets that
+        someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold).
+        A voice whose earlier attempt wrote cells and was not committed gets that
         attempt's row back instead (kept in memory): the cells may have moved the voice since, and a row fitted on
         them finds it wherever it now is, as a row fitted on any voice's samples finds that voice, so a refitted
         row could refuse any retry."""
@@ -292,7 +296,6 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                 fit = relearn_readout(self.model, fresh, train, val, config, config.seed)
             self.ledger.post_training(len(fresh) * (self.model.head.in_features + 1), fit.steps, note=f"{what}: stand-in voiceprints")
             self._stand_ins.update({label: self.model.head.copy_row(label) for label in fresh})
-        return fresh
 
     def _mute(self, branches: list[str]) -> None:
         """Switch ``branches`` off everywhere, kept until the operation is committed."""
@@ -311,7 +314,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
     def _undone_on_failure(self, branch: str) -> Iterator[None]:
         """Within the block ``branch`` (and any other branch made there) is provisional and the operation
         uncommitted until its audit entry: an exception (an interrupt included) deletes those branches and puts back every layer's active set, the
-        readout's rows (an enrolment grows one), the registry, the buffers and the audit log, so a failed
+        readout's rows (an enrolment grows one), the registry, the buffers and the audit log, and, where no cell
+        was pulsed, the arrays as they were (their ADC calibration and records included), so a failed
         operation leaves nothing the audit log does not know.  What cannot be taken back stays: cells an
         erasure has pulsed, and the energy the ledger has charged for work done; pulsed cells get an audit entry
         of their own (``interrupted``: the pulses and cells written), since the backbone then holds a partial
@@ -319,6 +323,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         saved = [(layer, list(layer.active)) for _, layer in hybrid.hybrid_layers(self.model)]
         existing = set(hybrid.adapter_names(self.model))
         written = hybrid.write_history(self.model)
+        arrays = [(layer.crossbar, copy.deepcopy(layer.crossbar.state_dict())) for _, layer in hybrid.hybrid_layers(self.model)]
         rows = self.model.head.snapshot()
         registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
         try:
@@ -338,6 +343,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
                     self.registry[name] = record
             vars(self.buffers).update(vars(buffers))
             del self.audit.entries[entries:]
+            if torch.equal(hybrid.write_history(self.model), written):  # no cell pulsed: the arrays' calibration and records too
+                for crossbar, state in arrays:
+                    crossbar.load_state_dict(state)
             self._log_interrupted_writes(branch, written)
             raise
 
@@ -520,6 +528,18 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         return [r.name for r in self.registry.values() if r.status == REVOKED and (
             modes[r.name] != "erase" or _suspension(r.label) in live
             or folded_at.get(_suspension(r.label), -1) > erased_at.get(r.name, -1))]
+
+
+def _refusal(what: str, erased: EraseResult) -> str:
+    """Why an erasure of suspensions is not committed, and what its cells are now."""
+    cells = ("no cell was written, so the suspensions hold as before" if not erased.write_pulses else
+             f"the {erased.cells_written} cells it wrote (its check passed before they were written and failed after: the "
+             "reads are noisy and the ADCs recalibrated) stay, on the record as 'interrupted', and the masks were trained "
+             "against the cells before: run restore and calibrate; a retry in this process, before any save, is judged by "
+             "the same stand-in rows")
+    return (f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still reach their stand-in "
+            f"rows with every branch off; not committed: the masks and rows are as they were; {cells}; supply more of the "
+            "voices' samples or raise EraseConfig.max_rounds")
 
 
 def _suspension(label: int) -> str:

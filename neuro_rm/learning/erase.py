@@ -240,9 +240,10 @@ def erase_classes(
     (``cells_accuracy`` of the forgotten samples of ``val``).  ``defer_writes``, where a failed erasure has
     something to fall back on (a suspension), writes nothing until the check passes: each round's branch stays
     digital, write-aware, standing for the cells its merge will leave, and the rounds are merged together once
-    the check passes on them (then it is made again on the cells written); a check that still fails writes
-    nothing and deletes the rounds' branches, leaving the readout rows re-learnt for the caller to put back.
-    Write costs go to the layers' ledger.
+    the check passes on them; it is then made again on the cells written (its reads are noisy and the ADCs are
+    recalibrated, so it can fail there, and the next rounds go on deferred from the cells written).  Rounds
+    whose check fails are deleted unwritten: an erasure that never passes writes nothing, leaving the readout
+    rows re-learnt for the caller to put back.  Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
     checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
@@ -273,18 +274,18 @@ def erase_classes(
         else:
             programs += _write(model, [branch], retained)
         residual = check(deferred)
+        if deferred and residual <= chance:  # passed on the cells as the merges will leave them: written now, checked again
+            programs += _write(model, deferred, retained)
+            deferred, residual = [], check([])  # read noise and the recalibrated ADCs can still fail it: more rounds
         if residual <= chance:
             break
         cost /= 4
-    if deferred and residual <= chance:  # passed on the cells as the merges will leave them: written now, checked again
-        programs += _write(model, deferred, retained)
-        residual = check([])
-    for branch in deferred if residual > chance and not programs else []:  # nothing written: the rounds go
+    for branch in deferred:  # rounds whose check failed, never written
         hybrid.delete_adapter(model, branch)
     if programs:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
         hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     if residual > chance:
-        written = "" if programs else "; no cell was written"
+        written = "" if sum(p.total_pulses for p in programs) else "; no cell was written"
         warnings.warn(f"erasure: after {len(fits)} rounds, {residual:.0%} of the forgotten samples still reach their "
                       f"old rows with every branch off (chance: {chance:.0%}){written}; revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
