@@ -537,9 +537,10 @@ def _refusal(what: str, erased: EraseResult) -> str:
              "reads are noisy and the ADCs recalibrated) stay, on the record as 'interrupted', and the masks were trained "
              "against the cells before: run restore and calibrate; a retry in this process, before any save, is judged by "
              "the same stand-in rows")
+    where = "on the cells as written" if erased.write_pulses else "on its rounds, unwritten"
     return (f"{what}: after {len(erased.fits)} rounds {erased.residual:.0%} of the voices' samples still reach their stand-in "
-            f"rows with every branch off; not committed: the masks and rows are as they were; {cells}; supply more of the "
-            "voices' samples or raise EraseConfig.max_rounds")
+            f"rows with every branch off ({where}); not committed: the masks and rows are as they were; {cells}; supply "
+            "more of the voices' samples or raise EraseConfig.max_rounds")
 
 
 def _suspension(label: int) -> str:

@@ -64,6 +64,7 @@ class EraseResult:
     branch_params: int  # of the largest forget branch
     row_params: int  # of the retained readout rows re-learnt in each round
     residual: float  # share of the forgotten samples (trained on or held out: the worse) the cells alone still give to their old rows
+    # (with defer_writes: on the cells as last written, or, where none were, on the last rounds checked unwritten)
 
     @property
     def trainable_params(self) -> int:
@@ -237,13 +238,12 @@ def erase_classes(
     above chance it runs another round against the served readout, allowed to write more, and warns if
     the last round leaves it above.  ``guard_cells``, where the old rows are stand-ins (a suspension erased
     them), also trains each branch on that check's view (``cells_features``) and chooses its epoch on it too
-    (``cells_accuracy`` of the forgotten samples of ``val``).  ``defer_writes``, where a failed erasure has
-    something to fall back on (a suspension), writes nothing until the check passes: each round's branch stays
-    digital, write-aware, standing for the cells its merge will leave, and the rounds are merged together once
-    the check passes on them; it is then made again on the cells written (its reads are noisy and the ADCs are
-    recalibrated, so it can fail there, and the next rounds go on deferred from the cells written).  Rounds
-    whose check fails are deleted unwritten: an erasure that never passes writes nothing, leaving the readout
-    rows re-learnt for the caller to put back.  Write costs go to the layers' ledger.
+    (``cells_accuracy`` of the forgotten samples of ``val``).  ``defer_writes`` (a suspension to fall back on)
+    writes nothing until the check passes: each round's branch stays digital and write-aware, standing for
+    the cells its merge will leave; passed, the rounds are merged together and checked again on the cells
+    (noisy reads, recalibrated ADCs: it can fail there, and the rounds left go on, deferred again).  Rounds
+    whose check fails are deleted unwritten, the readout rows left re-learnt for the caller to put back.
+    Write costs go to the layers' ledger.
     """
     forgotten, retained = train.of_classes(forget), train.of_classes(keep)
     checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
@@ -251,7 +251,7 @@ def erase_classes(
     voiceprints = {row: model.head.copy_row(row) for row in forget}
     chance = 1.0 / (len(keep) + len(forget))
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
-    deferred: list[str] = []  # round branches standing for writes not made yet (defer_writes)
+    deferred, on_cells = [], None  # round branches standing for writes not made yet; the last check on written cells
     check = partial(_relearnt_and_checked, model, forget, keep, voiceprints, retained, retain_val, (forgotten, val), config, readouts)
     for round_ in range(config.max_rounds):
         for row, voiceprint in voiceprints.items():  # the branch learns to turn the voice away from its old rows
@@ -277,15 +277,18 @@ def erase_classes(
         if deferred and residual <= chance:  # passed on the cells as the merges will leave them: written now, checked again
             programs += _write(model, deferred, retained)
             deferred, residual = [], check([])  # read noise and the recalibrated ADCs can still fail it: more rounds
+            on_cells = residual
         if residual <= chance:
             break
         cost /= 4
-    for branch in deferred:  # rounds whose check failed, never written
+    for branch in deferred:  # rounds whose check failed, never written: the cells are as last written and checked
         hybrid.delete_adapter(model, branch)
-    if programs:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
+    residual = on_cells if deferred and on_cells is not None else residual
+    pulsed = sum(p.total_pulses for p in programs) > 0
+    if pulsed:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
         hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     if residual > chance:
-        written = "" if sum(p.total_pulses for p in programs) else "; no cell was written"
+        written = "" if pulsed else "; no cell was written"
         warnings.warn(f"erasure: after {len(fits)} rounds, {residual:.0%} of the forgotten samples still reach their "
                       f"old rows with every branch off (chance: {chance:.0%}){written}; revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
