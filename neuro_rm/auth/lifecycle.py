@@ -283,10 +283,9 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
     def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> None:
         """Put stand-in rows for the suspended voices ``labels`` into the readout, fitted on the cells alone (what
         someone holding them could fit; a mask folded into ``store`` stays on, hiding the voice the cells hold).
-        A voice whose earlier attempt wrote cells and was not committed gets that
-        attempt's row back instead (kept in memory): the cells may have moved the voice since, and a row fitted on
-        them finds it wherever it now is, as a row fitted on any voice's samples finds that voice, so a refitted
-        row could refuse any retry."""
+        A voice whose earlier attempt wrote cells and was not committed gets that attempt's row back instead (kept
+        in memory): the cells may have moved the voice since, and a row fitted on them finds it wherever it now
+        is, as a row fitted on any voice's samples finds that voice, so a refitted row could refuse any retry."""
         for label in labels:
             if label in self._stand_ins:
                 self.model.head.write_row(label, self._stand_ins[label])
