@@ -234,7 +234,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES)
         names, what = [r.name for r in records], f"erase {', '.join(r.name for r in records)}"
         # interrupted, the speakers stay as they were with their branches; cells already pulsed stay as written
-        with self._undone_on_failure(f"erase_{labels[0]}"), self._stand_ins_kept_if_cells_moved():
+        with self._undone_on_failure(f"erase_{labels[0]}"):
             self._mute(branches)
             joules_before = self.ledger.joules("write")
             stand_ins = [r for r in records if r.status == REVOKED]
@@ -266,19 +266,6 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         for label in labels:  # once committed: the voices are erased, nothing of them is kept
             self._stand_ins.pop(label, None)
         return report
-
-    @contextmanager
-    def _stand_ins_kept_if_cells_moved(self) -> Iterator[None]:
-        """Stand-in rows fitted inside the block outlive a failure only if cells were pulsed (a retry is then judged
-        by them); with no cell pulsed the cells are those they were fitted on, and nothing of the voices is kept."""
-        before, written = set(self._stand_ins), hybrid.write_history(self.model)
-        try:
-            yield
-        except BaseException:
-            if torch.equal(hybrid.write_history(self.model), written):
-                for label in set(self._stand_ins) - before:
-                    del self._stand_ins[label]
-            raise
 
     def _stand_in_rows(self, labels: list[int], train: LabelledSet, val: LabelledSet, config: TrainConfig, what: str) -> None:
         """Put stand-in rows for the suspended voices ``labels`` into the readout, fitted on the cells alone (what
@@ -314,7 +301,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         """Within the block ``branch`` (and any other branch made there) is provisional and the operation
         uncommitted until its audit entry: an exception (an interrupt included) deletes those branches and puts back every layer's active set, the
         readout's rows (an enrolment grows one), the registry, the buffers and the audit log, and, where no cell
-        was pulsed, the arrays as they were (their ADC calibration and records included), so a failed
+        was pulsed, the arrays as they were (their ADC calibration and records included) and no stand-in row
+        fitted there (``_stand_in_rows``: with the cells unmoved a retry fits the same), so a failed
         operation leaves nothing the audit log does not know.  What cannot be taken back stays: cells an
         erasure has pulsed, and the energy the ledger has charged for work done; pulsed cells get an audit entry
         of their own (``interrupted``: the pulses and cells written), since the backbone then holds a partial
@@ -325,6 +313,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         arrays = [(layer.crossbar, copy.deepcopy(layer.crossbar.state_dict())) for _, layer in hybrid.hybrid_layers(self.model)]
         rows = self.model.head.snapshot()
         registry, buffers, entries = copy.deepcopy(self.registry), copy.copy(self.buffers), len(self.audit.entries)
+        stand_ins = set(self._stand_ins)
         try:
             yield
         except BaseException:
@@ -345,6 +334,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             if torch.equal(hybrid.write_history(self.model), written):  # no cell pulsed: the arrays' calibration and records too
                 for crossbar, state in arrays:
                     crossbar.load_state_dict(state)
+                for label in set(self._stand_ins) - stand_ins:
+                    del self._stand_ins[label]
             self._log_interrupted_writes(branch, written)
             raise
 

@@ -284,12 +284,12 @@ def erase_classes(
     for branch in deferred:  # rounds whose check failed, never written: the cells are as last written and checked
         hybrid.delete_adapter(model, branch)
     residual = on_cells if deferred and on_cells is not None else residual
-    pulsed = sum(p.total_pulses for p in programs) > 0
-    if pulsed:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
+    result = EraseResult(fits, programs, readouts, trainable, len(keep) * (model.head.in_features + 1), residual)
+    if result.write_pulses:  # snapshots of the cells from before the erasure (a Recorder's) would hold the voice: they go too
         hybrid.forget_cell_history(model, [n for n, _ in hybrid.hybrid_layers(model) if config.layers is None or n in config.layers])
     if residual > chance:
-        written = "" if pulsed else "; no cell was written"
+        written = "" if result.write_pulses else "; no cell was written"
         warnings.warn(f"erasure: after {len(fits)} rounds, {residual:.0%} of the forgotten samples still reach their "
                       f"old rows with every branch off (chance: {chance:.0%}){written}; revoke again or raise EraseConfig.max_rounds",
                       stacklevel=2)
-    return EraseResult(fits, programs, readouts, trainable, len(keep) * (model.head.in_features + 1), residual)
+    return result
