@@ -45,8 +45,8 @@ _SOURCE = r"""
 // sqrt(2 ln 2^38) = 7.26 sd), 24 for an angle in [-pi/4, pi/4], 3 to turn it into one of the eight
 // symmetric copies of that sector (swap cos and sin, flip either sign), which covers the circle uniformly.
 // The pair's first draw goes to entry p of the row, its second to entry ceil(width / 2) + p (an odd width
-// drops the last second draw).  No state: any row is computed on its own (in parallel, inside the periphery
-// loop), the same key gives the same draws on any thread count, and calls with different keys share nothing.
+// drops the last second draw).  No state: any row is computed on its own (inside the periphery loop), the
+// same key gives the same draws on any thread count, and calls with different keys share nothing.
 // So that both loops vectorise at full width, the 64-bit hashes of a block of pairs are made first and the
 // float arithmetic follows on 32-bit lanes; log, sin and cos are polynomials without division (ln on
 // [1/sqrt2, sqrt2) as t + t^2 P(t), t = m - 1, P a least-squares fit on Chebyshev nodes, within 3e-8 of
@@ -401,6 +401,10 @@ _tried = False
 # -fno-trapping-math lets the compiler evaluate both sides of a select (no value changes: no reassociation,
 # contraction stays off); without it GCC 12 keeps the draws' float loop scalar on AVX2 (with the integer
 # conversion: 9.1 -> 1.6 ns a draw on an AMD EPYC, the same bits)
+# No -fopenmp, so at::parallel_for runs each loop whole on the calling thread (it splits ranges over torch's
+# threads only in code built with OpenMP).  Built with it (torch's own runtime, the same bits on any thread
+# count) the draws ran faster on 2 threads but the whole realistic forward pass slower (session 28, a scratch
+# A/B on a 2-core machine): the loops are too short to pay for the forks.
 _CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 
 
