@@ -8,6 +8,9 @@ lies below it, **not determined** otherwise (with a few seeds a mean that clears
 with the mean and how many seeds fall below.
 
     python scripts/sets_table.py "WAV seed 0=/tmp/runs/wav6" "small5=/tmp/runs/small5" ...
+
+A label given twice pools its folders' seeds into one column (a set's seeds run in parts, in parallel:
+``--seed 0 --seeds 5`` and ``--seed 5 --seeds 5``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from neuro_rm.learning.seeds import flatten, formatted
+from neuro_rm.learning.seeds import CHOICES, aggregate, flatten, formatted
 
 ROWS = (
     ("pretrain.accuracy", "RSNN, test accuracy", "{:.2%}"),
@@ -61,14 +64,39 @@ BARS = (
 )
 
 
-def load_run(folder: Path) -> tuple[dict, list[dict]]:
-    """The aggregated report of a ``--seeds`` run and each seed's own report, flattened."""
-    summary = folder / "report.json"
-    if not summary.is_file():
-        raise FileNotFoundError(f"{summary} is missing: pass a folder written by `neuro-rm demo --seeds N --out DIR`")
-    aggregated = json.loads(summary.read_text())
-    seeds = [flatten(json.loads((folder / f"seed_{s}" / "report.json").read_text())) for s in aggregated["seeds"]]
-    return aggregated, seeds
+def _chosen(key: str) -> bool:
+    """A setting chosen per seed (``seeds.CHOICES``): parts may differ there, as seeds do."""
+    return any(key == c or (c.endswith(".") and key.startswith(c)) for c in CHOICES)
+
+
+def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
+    """The aggregated report of a ``--seeds`` run and each seed's own report, flattened.  Several folders (one
+    set's seeds run in parts, ``--seed K --seeds N`` each) are pooled: their seeds' reports aggregated afresh;
+    refused where a seed comes twice or where the parts disagree on a value each holds constant over its
+    seeds (the speakers, the revoked and enrolled voices, the device preset, the mode), settings chosen per
+    seed apart."""
+    folders = [folders] if isinstance(folders, Path) else list(folders)
+    parts = []
+    for folder in folders:
+        summary = folder / "report.json"
+        if not summary.is_file():
+            raise FileNotFoundError(f"{summary} is missing: pass a folder written by `neuro-rm demo --seeds N --out DIR`")
+        aggregated = json.loads(summary.read_text())
+        parts.append((aggregated, [json.loads((folder / f"seed_{s}" / "report.json").read_text()) for s in aggregated["seeds"]]))
+    if len(parts) == 1:
+        aggregated, reports = parts[0]
+        return aggregated, [flatten(r) for r in reports]
+    seeds = [s for aggregated, _ in parts for s in aggregated["seeds"]]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"the folders {[str(f) for f in folders]} share seeds ({seeds}): each seed may come once")
+    constants = [{k: v for k, v in a.items() if not k.endswith((".mean", ".sd", ".ci95", ".per_seed")) and not _chosen(k)}
+                 for a, _ in parts]
+    for key in set(constants[0]) - {"seeds"}:
+        values = [c[key] for c in constants if key in c]
+        if any(v != values[0] for v in values):
+            raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set: {key!r} differs ({values})")
+    reports = [r for _, rs in parts for r in rs]
+    return aggregate(reports, seeds), [flatten(r) for r in reports]
 
 
 def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
@@ -90,7 +118,7 @@ def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
             f"({below} of {len(values)} below)")
 
 
-def render(runs: list[tuple[str, Path]]) -> str:
+def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
     loaded = [(label, *load_run(folder)) for label, folder in runs]
     head = "| figure (key) | " + " | ".join(f"{label}, {len(a['seeds'])} seeds" for label, a, _ in loaded) + " |"
     lines = [head, "|---" * (len(loaded) + 1) + "|"]
@@ -111,15 +139,16 @@ def render(runs: list[tuple[str, Path]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="a set's label and the --out folder of its --seeds run")
+    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR",
+                        help="a set's label and the --out folder of its --seeds run (a label given twice pools the folders)")
     args = parser.parse_args()
-    runs = []
+    runs: dict[str, list[Path]] = {}
     for item in args.runs:
         label, sep, folder = item.partition("=")
         if not sep or not label or not folder:
             parser.error(f"{item!r}: give each run as LABEL=DIR")
-        runs.append((label, Path(folder)))
-    print(render(runs), end="")
+        runs.setdefault(label, []).append(Path(folder))
+    print(render(list(runs.items())), end="")
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ def sets_table():
     return module
 
 
-def _run(folder: Path, margins: list[float], erase: list[float]) -> Path:
-    """A folder laid out as `neuro-rm demo --seeds N --out` writes it, with the figures given per seed."""
-    reports = [{"pretrain": {"margin_over_linear": m},
+def _run(folder: Path, margins: list[float], erase: list[float], first_seed: int = 0, speakers: str = "a b c") -> Path:
+    """A folder laid out as `neuro-rm demo --seeds N --seed K --out` writes it, with the figures given per seed."""
+    reports = [{"speakers": speakers, "pretrain": {"margin_over_linear": m},
                 "revoke": {"erase": {"retain_change_from_pretrain": e}, "suspend": {"retain_change_from_pretrain": 0.0}}}
                for m, e in zip(margins, erase, strict=True)]
-    seeds = list(range(len(reports)))
+    seeds = list(range(first_seed, first_seed + len(reports)))
     for seed, report in zip(seeds, reports, strict=True):
         (folder / f"seed_{seed}").mkdir(parents=True)
         (folder / f"seed_{seed}" / "report.json").write_text(json.dumps(report))
@@ -58,3 +58,20 @@ def test_a_mean_that_clears_the_bar_with_an_interval_that_does_not_is_not_called
 def test_a_folder_without_a_seeds_report_names_the_command_to_run(sets_table, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="neuro-rm demo --seeds"):
         sets_table.render([("empty", tmp_path)])
+
+
+def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_table, tmp_path: Path) -> None:
+    """Seeds run in two processes (``--seed 0 --seeds 2`` and ``--seed 2 --seeds 2``) judged as one run of four:
+    the interval narrows with the seeds pooled; a seed given twice, or parts of different sets, are refused."""
+    first = _run(tmp_path / "first", [0.02, 0.03], [-0.01, 0.0])
+    second = _run(tmp_path / "second", [0.025, 0.02], [-0.005, -0.01], first_seed=2)
+    alone = _bar(sets_table.render([("part", first)]), "| RSNN at or above the linear floor")[0]
+    pooled_text = sets_table.render([("set", [first, second])])
+    pooled = _bar(pooled_text, "| RSNN at or above the linear floor")[0]
+    assert "set, 4 seeds" in pooled_text and alone.startswith("**not determined**")  # 2 seeds: t(1) is wide
+    assert pooled.startswith("met: mean +2.38") and "+2.0, +3.0, +2.5, +2.0 (0 of 4 below)" in pooled
+    with pytest.raises(ValueError, match="each seed may come once"):
+        sets_table.render([("set", [first, first])])
+    other = _run(tmp_path / "other", [0.02, 0.03], [-0.01, 0.0], first_seed=4, speakers="x y z")
+    with pytest.raises(ValueError, match="not runs of one set: 'speakers' differs"):
+        sets_table.render([("set", [first, other])])
