@@ -401,10 +401,11 @@ _tried = False
 # -fno-trapping-math lets the compiler evaluate both sides of a select (no value changes: no reassociation,
 # contraction stays off); without it GCC 12 keeps the draws' float loop scalar on AVX2 (with the integer
 # conversion: 9.1 -> 1.6 ns a draw on an AMD EPYC, the same bits)
-# No -fopenmp, so at::parallel_for runs each loop whole on the calling thread (it splits ranges over torch's
-# threads only in code built with OpenMP).  Built with it (torch's own runtime, the same bits on any thread
-# count) the draws ran faster on 2 threads but the whole realistic forward pass slower (session 28, a scratch
-# A/B on a 2-core machine): the loops are too short to pay for the forks.
+# No -fopenmp: with torch's OpenMP backend (its Linux wheels' own) at::parallel_for splits a range over
+# torch's threads only in code compiled with OpenMP, so here each loop runs whole on the calling thread (a
+# torch built with its native backend would split them).  Built with it (torch's own runtime, the same bits
+# on any thread count) the draws ran faster on 2 threads but the whole realistic forward pass slower
+# (session 28, a scratch A/B on a 2-core machine): the loops are too short to pay for the forks.
 _CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 
 

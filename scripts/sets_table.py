@@ -64,17 +64,29 @@ BARS = (
 )
 
 
-def _chosen(key: str) -> bool:
-    """A setting chosen per seed (``seeds.CHOICES``): parts may differ there, as seeds do."""
-    return any(key == c or (c.endswith(".") and key.startswith(c)) for c in CHOICES)
+# settings each seed chooses for itself (on its validation split): parts may differ there, as seeds do
+PER_SEED_CHOICES = tuple(c for c in CHOICES if not c.endswith("."))
+_AGGREGATED = (".mean", ".sd", ".ci95", ".per_seed")
+
+
+def _held_constant(aggregated: dict) -> dict[str, object]:
+    """What a part's seeds all agree on: the values kept once (speakers, preset, readout settings, mode) and the
+    numbers with no spread (model size, schedule, a deterministic baseline), per-seed choices apart."""
+    held = {k: v for k, v in aggregated.items() if not k.endswith(_AGGREGATED) and k not in ("seeds", *PER_SEED_CHOICES)}
+    held.update({k[: -len(".sd")]: aggregated[k[: -len(".sd")] + ".mean"] for k, v in aggregated.items()
+                 if k.endswith(".sd") and v == 0})
+    return held
+
+
+def _keys(aggregated: dict) -> set[str]:
+    return {next((k[: -len(end)] for end in _AGGREGATED if k.endswith(end)), k) for k in aggregated}
 
 
 def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     """The aggregated report of a ``--seeds`` run and each seed's own report, flattened.  Several folders (one
     set's seeds run in parts, ``--seed K --seeds N`` each) are pooled: their seeds' reports aggregated afresh;
-    refused where a seed comes twice or where the parts disagree on a value each holds constant over its
-    seeds (the speakers, the revoked and enrolled voices, the device preset, the mode), settings chosen per
-    seed apart."""
+    refused where a seed comes twice or where the parts disagree on anything each holds constant over its
+    seeds (``_held_constant``) or report different keys.  Seeds are listed in order."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     parts = []
     for folder in folders:
@@ -89,13 +101,14 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     seeds = [s for aggregated, _ in parts for s in aggregated["seeds"]]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"the folders {[str(f) for f in folders]} share seeds ({seeds}): each seed may come once")
-    constants = [{k: v for k, v in a.items() if not k.endswith((".mean", ".sd", ".ci95", ".per_seed")) and not _chosen(k)}
-                 for a, _ in parts]
-    for key in set(constants[0]) - {"seeds"}:
-        values = [c[key] for c in constants if key in c]
-        if any(v != values[0] for v in values):
-            raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set: {key!r} differs ({values})")
-    reports = [r for _, rs in parts for r in rs]
+    held, keys = [_held_constant(a) for a, _ in parts], [_keys(a) for a, _ in parts]
+    for key in sorted(set().union(*held)):
+        values = [h[key] for h in held if key in h]
+        if any(v != values[0] for v in values) or not all(key in k for k in keys):
+            raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set: {key!r} differs "
+                             f"({values}, in {sum(key in k for k in keys)} of {len(parts)} parts)")
+    pooled = sorted(((s, r) for (a, rs) in parts for s, r in zip(a["seeds"], rs, strict=True)), key=lambda sr: sr[0])
+    seeds, reports = [s for s, _ in pooled], [r for _, r in pooled]
     return aggregate(reports, seeds), [flatten(r) for r in reports]
 
 

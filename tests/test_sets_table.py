@@ -21,9 +21,11 @@ def sets_table():
     return module
 
 
-def _run(folder: Path, margins: list[float], erase: list[float], first_seed: int = 0, speakers: str = "a b c") -> Path:
-    """A folder laid out as `neuro-rm demo --seeds N --seed K --out` writes it, with the figures given per seed."""
-    reports = [{"speakers": speakers, "pretrain": {"margin_over_linear": m},
+def _run(folder: Path, margins: list[float], erase: list[float], first_seed: int = 0, speakers: str = "a b c",
+         **extra: object) -> Path:
+    """A folder laid out as `neuro-rm demo --seeds N --seed K --out` writes it, with the figures given per seed
+    (``extra``: top-level values every seed's report holds alike)."""
+    reports = [{"speakers": speakers, **extra, "pretrain": {"margin_over_linear": m},
                 "revoke": {"erase": {"retain_change_from_pretrain": e}, "suspend": {"retain_change_from_pretrain": 0.0}}}
                for m, e in zip(margins, erase, strict=True)]
     seeds = list(range(first_seed, first_seed + len(reports)))
@@ -75,3 +77,37 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     other = _run(tmp_path / "other", [0.02, 0.03], [-0.01, 0.0], first_seed=4, speakers="x y z")
     with pytest.raises(ValueError, match="not runs of one set: 'speakers' differs"):
         sets_table.render([("set", [first, other])])
+    reversed_text = sets_table.render([("set", [second, first])])  # the seeds in order, whichever part comes first
+    assert reversed_text == pooled_text
+
+
+@pytest.mark.parametrize("first, second, pooled", [
+    ({"readout": {"drift_compensation": "none"}}, {"readout": {"drift_compensation": "global"}}, False),  # a setting
+    ({"schedule": {"revoke_s": 86400}}, {"schedule": {"revoke_s": 3600}}, False),  # a number with no spread
+    ({"schedule": {"revoke_s": 86400}}, {}, False),  # reported by one part only
+    ({"pretrain": {"lr": 3e-4}}, {"pretrain": {"lr": 1e-3}}, True),  # chosen by each seed on its validation split
+])
+def test_parts_that_differ_in_what_each_holds_constant_are_refused(sets_table, tmp_path: Path, first, second, pooled) -> None:
+    def part(folder: Path, seeds_from: int, extra: dict) -> Path:
+        reports = [{**extra, "pretrain": {"margin_over_linear": m, **extra.get("pretrain", {})}} for m in (0.02, 0.03)]
+        seeds = [seeds_from, seeds_from + 1]
+        for seed, report in zip(seeds, reports, strict=True):
+            (folder / f"seed_{seed}").mkdir(parents=True)
+            (folder / f"seed_{seed}" / "report.json").write_text(json.dumps(report))
+        (folder / "report.json").write_text(json.dumps(aggregate(reports, seeds)))
+        return folder
+
+    parts = [part(tmp_path / "a", 0, first), part(tmp_path / "b", 2, second)]
+    if pooled:
+        assert "set, 4 seeds" in sets_table.render([("set", parts)])
+    else:
+        with pytest.raises(ValueError, match="not runs of one set"):
+            sets_table.render([("set", parts)])
+
+
+def test_the_command_pools_a_label_given_twice(sets_table, tmp_path: Path, monkeypatch, capsys) -> None:
+    first = _run(tmp_path / "first", [0.02, 0.03], [-0.01, 0.0])
+    second = _run(tmp_path / "second", [0.025, 0.02], [-0.005, -0.01], first_seed=2)
+    monkeypatch.setattr("sys.argv", ["sets_table.py", f"set={first}", f"set={second}", f"part={first}"])
+    sets_table.main()
+    assert "| figure (key) | set, 4 seeds | part, 2 seeds |" in capsys.readouterr().out
