@@ -662,12 +662,13 @@ def test_a_suspension_turned_into_an_erasure_leaves_the_old_row_no_voice_on_gene
         # two suspended voices turned into erasures together: each old row loses its voice (session 26 saw the pair
         # refused on the CLI test's 4-speaker file, where it still is; here, with six speakers, it passes)
         old_rows = {1: old_row, 2: auth.model.head.copy_row(2)}
-        kept_row = auth.model.head.copy_row(0)
+        kept_rows = {i: auth.model.head.copy_row(i) for i in (0, 3, 4, 5)}
         auth.revoke("s2", train.of_classes([2]).x, config=revoke, mode="suspend")
         assert all(branch_off_accuracy(auth.model, i, old_rows[i], test.of_classes([i]).x) >= 0.5 for i in old_rows)
         auth.erase_suspended({f"s{i}": train.of_classes([i]).x for i in old_rows}, config=revoke)
         assert all(branch_off_accuracy(auth.model, i, old_rows[i], test.of_classes([i]).x) <= 1 / 6 for i in old_rows), seed
-        assert branch_off_accuracy(auth.model, 0, kept_row, test.of_classes([0]).x) >= 0.5  # a kept voice's old row still finds it
+        kept = [branch_off_accuracy(auth.model, i, row, test.of_classes([i]).x) for i, row in kept_rows.items()]
+        assert sum(kept) / len(kept) >= 0.5, (seed, kept)  # the kept voices' old rows still find them: the loss is specific
 
 
 def test_suspensions_are_turned_into_erasures_all_together(bob_suspended_among_four, tiny_speech):
