@@ -7,7 +7,7 @@ import pytest
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
 from neuro_rm.learning.unlearn import UnlearnConfig
-from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, run_speaker_demo
+from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, recipe, run_speaker_demo
 
 KEYS = (
     "pretrain.accuracy", "deploy.accuracy", "deploy.write_pulses", "deploy.write_energy_j", "revoke.forget_accuracy",
@@ -40,6 +40,14 @@ def demo_run(tiny_speech, tmp_path_factory):
     return run_speaker_demo(_tiny(tiny_speech), config, out_dir=out, progress=False), out
 
 
+def test_a_smoke_run_reports_a_recipe_of_its_own():
+    """A ``--fast`` report must not pass for a full one: every step's length differs, or the audit's."""
+    full, smoke = recipe(DemoConfig()), recipe(fast(DemoConfig()))
+    assert full.keys() == smoke.keys()
+    assert all(full[f"recipe.{step}_epochs"] > smoke[f"recipe.{step}_epochs"] for step in ("pretrain", "unlearn", "enroll", "restore"))
+    assert full["recipe.audit_shadows"] > smoke["recipe.audit_shadows"]
+
+
 def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
     report, tmp_path = demo_run
     json.dumps(report)  # JSON-ready
@@ -49,6 +57,9 @@ def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
 
     saved = json.loads((tmp_path / "report.json").read_text(), parse_constant=refuse)
     assert saved["revoke.membership.null_sd"] is None  # fewer than 3 reference models: not measured, null
+    # the recipe run is in the report: this one's smoke-run pretraining beside the revocation's full budget
+    assert (report["recipe.pretrain_epochs"], report["recipe.pretrain_min_steps"], report["recipe.audit_shadows"]) == (2, 0, 1)
+    assert report["recipe.unlearn_min_steps"] == UnlearnConfig().train.min_steps > 0
     for key in KEYS:
         assert key in report and not (isinstance(report[key], float) and math.isnan(report[key])), key
     assert report["deploy.write_pulses"] > 0 and report["deploy.write_energy_j"] > 0

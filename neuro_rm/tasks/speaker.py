@@ -198,6 +198,7 @@ class SpeakerTask(Task):
         self.old, self.new_label, self.gone = list(range(k - 1)), k - 1, config.revoke_label
         self.keep = [c for c in self.old if c != self.gone]
         self.report.update(speakers=data.names, revoked_speaker=data.names[self.gone], enrolled_speaker=data.names[self.new_label])
+        self.report.update(recipe(config))
         self.det: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def pretrain(self) -> None:
@@ -522,6 +523,17 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
         viz.plot_det({label: det}, {label: float(report["verify.eer"])}).savefig(paths[-1], dpi=120)
     viz.plt.close("all")
     return paths
+
+
+def recipe(config: DemoConfig) -> dict[str, int]:
+    """How long each step trains and how hard the audit tries, in the report: a ``--fast`` smoke run's figures
+    then say what they are, and parts of one set run with different recipes are not pooled (sets_table)."""
+    steps = {"pretrain": config.pretrain, "unlearn": config.unlearn.train, "enroll": config.enroll, "restore": config.restore}
+    out = {f"recipe.{name}_epochs": train.epochs for name, train in steps.items()}
+    out.update({f"recipe.{name}_min_steps": train.min_steps for name, train in steps.items()})
+    out.update({"recipe.pretrain_lr_candidates": len(config.pretrain.lr_candidates), "recipe.audit_shadows": config.audit.shadows,
+                "recipe.audit_relearn_seeds": config.audit.relearn_seeds})
+    return out
 
 
 def fast(config: DemoConfig) -> DemoConfig:
