@@ -94,6 +94,9 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
         if not summary.is_file():
             raise FileNotFoundError(f"{summary} is missing: pass a folder written by `neuro-rm demo --seeds N --out DIR`")
         aggregated = json.loads(summary.read_text())
+        if "seeds" not in aggregated:
+            raise ValueError(f"{summary} is one run's report, not a --seeds run's: pass a folder written by "
+                             "`neuro-rm demo --seeds N --out DIR`")
         parts.append((aggregated, [json.loads((folder / f"seed_{s}" / "report.json").read_text()) for s in aggregated["seeds"]]))
     if len(parts) == 1:
         aggregated, reports = parts[0]
@@ -153,7 +156,7 @@ def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="LABEL=DIR",
-                        help="a set's label and the --out folder of its --seeds run (a label given twice pools the folders)")
+                        help="a set's label (no '=' in it) and the --out folder of its --seeds run (a label given twice pools the folders)")
     args = parser.parse_args()
     runs: dict[str, list[Path]] = {}
     for item in args.runs:

@@ -62,6 +62,17 @@ def test_a_folder_without_a_seeds_report_names_the_command_to_run(sets_table, tm
         sets_table.render([("empty", tmp_path)])
 
 
+def test_a_single_run_folder_is_refused_by_name_alone_or_as_a_part(sets_table, tmp_path: Path) -> None:
+    """Review (session 28): a folder of one `neuro-rm demo --out` run (no ``seeds`` in its report) raised KeyError."""
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "report.json").write_text(json.dumps({"pretrain": {"margin_over_linear": 0.01}}))
+    seeded = _run(tmp_path / "seeded", [0.02, 0.03], [0.0, 0.0])
+    for folders in (single, [seeded, single]):
+        with pytest.raises(ValueError, match="one run's report.*--seeds N"):
+            sets_table.render([("set", folders)])
+
+
 def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_table, tmp_path: Path) -> None:
     """Seeds run in two processes (``--seed 0 --seeds 2`` and ``--seed 2 --seeds 2``) judged as one run of four:
     the interval narrows with the seeds pooled; a seed given twice, or parts of different sets, are refused."""
