@@ -69,12 +69,21 @@ PER_SEED_CHOICES = tuple(c for c in CHOICES if not c.endswith("."))
 _AGGREGATED = (".mean", ".sd", ".ci95", ".per_seed")
 
 
+# numbers that are settings of the run, not measurements: parts must agree on them wherever they show no spread
+# (a measured figure that happens to tie over a part's few seeds, a rate over 155 clips, must not block pooling)
+SETTINGS = ("recipe.", "schedule.", "params.", "baseline_linear.", "deploy.cells", "endurance.endurance_cycles",
+            "restore.write_noise_us")
+
+
 def _held_constant(aggregated: dict) -> dict[str, object]:
     """What a part's seeds all agree on: the values kept once (speakers, preset, readout settings, mode) and the
-    numbers with no spread (model size, schedule, a deterministic baseline), per-seed choices apart."""
+    settings among the numbers with no spread (recipe, model size, schedule, the deterministic linear baseline),
+    per-seed choices apart."""
     held = {k: v for k, v in aggregated.items() if not k.endswith(_AGGREGATED) and k not in ("seeds", *PER_SEED_CHOICES)}
-    held.update({k[: -len(".sd")]: aggregated[k[: -len(".sd")] + ".mean"] for k, v in aggregated.items()
-                 if k.endswith(".sd") and v == 0})
+    for key, sd in aggregated.items():
+        name = key[: -len(".sd")]
+        if key.endswith(".sd") and sd == 0 and (name.startswith(SETTINGS) or name.endswith(".trainable_params")):
+            held[name] = aggregated[name + ".mean"]
     return held
 
 
@@ -85,8 +94,8 @@ def _keys(aggregated: dict) -> set[str]:
 def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     """The aggregated report of a ``--seeds`` run and each seed's own report, flattened.  Several folders (one
     set's seeds run in parts, ``--seed K --seeds N`` each) are pooled: their seeds' reports aggregated afresh;
-    refused where a seed comes twice or where the parts disagree on anything each holds constant over its
-    seeds (``_held_constant``) or report different keys.  Seeds are listed in order."""
+    refused where a seed comes twice or where the parts disagree on a setting each holds constant over its
+    seeds (``_held_constant``: recipe keys listed first) or report different keys.  Seeds are listed in order."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     parts = []
     for folder in folders:
@@ -105,11 +114,13 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"the folders {[str(f) for f in folders]} share seeds ({seeds}): each seed may come once")
     held, keys = [_held_constant(a) for a, _ in parts], [_keys(a) for a, _ in parts]
-    for key in sorted(set().union(*held)):
-        values = [h[key] for h in held if key in h]
-        if any(v != values[0] for v in values) or not all(key in k for k in keys):
-            raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set: {key!r} differs "
-                             f"({values}, in {sum(key in k for k in keys)} of {len(parts)} parts)")
+    differing = [(key, [h[key] for h in held if key in h], sum(key in k for k in keys))
+                 for key in sorted(set().union(*held), key=lambda k: (not k.startswith("recipe."), k))]
+    differing = [(key, values, n) for key, values, n in differing if n < len(parts) or any(v != values[0] for v in values)]
+    if differing:
+        listed = "; ".join(f"{key!r}: {values} (in {n} of {len(parts)} parts)" for key, values, n in differing[:4])
+        raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set and recipe: {len(differing)} "
+                         f"setting(s) differ, {listed}")
     pooled = sorted(((s, r) for (a, rs) in parts for s, r in zip(a["seeds"], rs, strict=True)), key=lambda sr: sr[0])
     seeds, reports = [s for s, _ in pooled], [r for _, r in pooled]
     return aggregate(reports, seeds), [flatten(r) for r in reports]

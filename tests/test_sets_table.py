@@ -86,7 +86,7 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     with pytest.raises(ValueError, match="each seed may come once"):
         sets_table.render([("set", [first, first])])
     other = _run(tmp_path / "other", [0.02, 0.03], [-0.01, 0.0], first_seed=4, speakers="x y z")
-    with pytest.raises(ValueError, match="not runs of one set: 'speakers' differs"):
+    with pytest.raises(ValueError, match="not runs of one set and recipe: 1 setting.s. differ, 'speakers'"):
         sets_table.render([("set", [first, other])])
     reversed_text = sets_table.render([("set", [second, first])])  # the seeds in order, whichever part comes first
     assert reversed_text == pooled_text
@@ -97,6 +97,9 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     ({"schedule": {"revoke_s": 86400}}, {"schedule": {"revoke_s": 3600}}, False),  # a number with no spread
     ({"schedule": {"revoke_s": 86400}}, {}, False),  # reported by one part only
     ({"pretrain": {"lr": 3e-4}}, {"pretrain": {"lr": 1e-3}}, True),  # chosen by each seed on its validation split
+    ({"recipe": {"unlearn_epochs": 30}}, {"recipe": {"unlearn_epochs": 2}}, False),  # a --fast part beside a full one
+    # review (session 30): a measured rate that ties over a part's two seeds is no setting (93 of 210 real splits refused)
+    ({"revoke": {"suspend": {"revoked_accept_rate": 10 / 155}}}, {"revoke": {"suspend": {"revoked_accept_rate": 3 / 155}}}, True),
 ])
 def test_parts_that_differ_in_what_each_holds_constant_are_refused(sets_table, tmp_path: Path, first, second, pooled) -> None:
     def part(folder: Path, seeds_from: int, extra: dict) -> Path:
@@ -114,6 +117,14 @@ def test_parts_that_differ_in_what_each_holds_constant_are_refused(sets_table, t
     else:
         with pytest.raises(ValueError, match="not runs of one set"):
             sets_table.render([("set", parts)])
+
+
+def test_a_refusal_names_the_recipe_first_among_the_settings_that_differ(sets_table, tmp_path: Path) -> None:
+    """Review (session 30): a smoke part beside a full one was refused naming whichever key sorted first."""
+    full = _run(tmp_path / "full", [0.02, 0.03], [0.0, 0.0], deploy={"cells": 20}, recipe={"pretrain_epochs": 30})
+    smoke = _run(tmp_path / "smoke", [0.02, 0.03], [0.0, 0.0], first_seed=2, deploy={"cells": 10}, recipe={"pretrain_epochs": 2})
+    with pytest.raises(ValueError, match=r"2 setting.s. differ, 'recipe.pretrain_epochs': \[30\.?0?, 2\.?0?\].*'deploy.cells'"):
+        sets_table.render([("set", [full, smoke])])
 
 
 def test_the_command_pools_a_label_given_twice(sets_table, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -45,7 +45,21 @@ def test_a_smoke_run_reports_a_recipe_of_its_own():
     full, smoke = recipe(DemoConfig()), recipe(fast(DemoConfig()))
     assert full.keys() == smoke.keys()
     assert all(full[f"recipe.{step}_epochs"] > smoke[f"recipe.{step}_epochs"] for step in ("pretrain", "unlearn", "enroll", "restore"))
-    assert full["recipe.audit_shadows"] > smoke["recipe.audit_shadows"]
+    assert all(full[f"recipe.audit_{part}"] > smoke[f"recipe.audit_{part}"] for part in ("shadows", "references", "relearn_seeds", "relearn_steps"))
+
+
+def test_each_recipe_key_reports_its_own_setting():
+    """Review (session 30): keys read from the wrong step or field passed the test above."""
+    base = DemoConfig()
+    numbered = {step: replace(getattr(base, step), epochs=10 + i, min_steps=20 + i) for i, step in enumerate(("pretrain", "enroll", "restore"))}
+    numbered["pretrain"] = replace(numbered["pretrain"], lr_candidates=(1e-3, 3e-4, 1e-4, 3e-5, 1e-5))
+    audit = replace(base.audit, shadows=31, references=32, relearn_seeds=33, relearn=replace(base.audit.relearn, steps=34))
+    config = replace(base, **numbered, audit=audit, unlearn=replace(base.unlearn, train=replace(base.unlearn.train, epochs=13, min_steps=23)))
+    assert recipe(config) == {
+        "recipe.pretrain_epochs": 10, "recipe.enroll_epochs": 11, "recipe.restore_epochs": 12, "recipe.unlearn_epochs": 13,
+        "recipe.pretrain_min_steps": 20, "recipe.enroll_min_steps": 21, "recipe.restore_min_steps": 22, "recipe.unlearn_min_steps": 23,
+        "recipe.pretrain_lr_candidates": 5, "recipe.audit_shadows": 31, "recipe.audit_references": 32,
+        "recipe.audit_relearn_seeds": 33, "recipe.audit_relearn_steps": 34}
 
 
 def test_demo_runs_every_stage_on_a_tiny_set(demo_run):

@@ -532,7 +532,8 @@ def recipe(config: DemoConfig) -> dict[str, int]:
     out = {f"recipe.{name}_epochs": train.epochs for name, train in steps.items()}
     out.update({f"recipe.{name}_min_steps": train.min_steps for name, train in steps.items()})
     out.update({"recipe.pretrain_lr_candidates": len(config.pretrain.lr_candidates), "recipe.audit_shadows": config.audit.shadows,
-                "recipe.audit_relearn_seeds": config.audit.relearn_seeds})
+                "recipe.audit_references": config.audit.references, "recipe.audit_relearn_seeds": config.audit.relearn_seeds,
+                "recipe.audit_relearn_steps": config.audit.relearn.steps})
     return out
 
 
