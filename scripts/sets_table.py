@@ -71,15 +71,18 @@ _AGGREGATED = (".mean", ".sd", ".ci95", ".per_seed")
 
 # numbers that are settings of the run, not measurements: parts must agree on them wherever they show no spread
 # (a measured figure that happens to tie over a part's few seeds, a rate over 155 clips, must not block pooling)
+# (a step or sample count is the only trace a batch size leaves in a report)
 SETTINGS = ("recipe.", "schedule.", "params.", "baseline_linear.", "deploy.cells", "endurance.endurance_cycles",
-            "restore.write_noise_us")
+            "restore.write_noise_us", "energy.training_steps.", "energy.training_samples.", "energy.sram_bytes")
+# what the machine said, not how the run was made: parts from two machines may pool
+MACHINE = ("energy.gpu_nvml",)
 
 
 def _held_constant(aggregated: dict) -> dict[str, object]:
     """What a part's seeds all agree on: the values kept once (speakers, preset, readout settings, mode) and the
     settings among the numbers with no spread (recipe, model size, schedule, the deterministic linear baseline),
     per-seed choices apart."""
-    held = {k: v for k, v in aggregated.items() if not k.endswith(_AGGREGATED) and k not in ("seeds", *PER_SEED_CHOICES)}
+    held = {k: v for k, v in aggregated.items() if not k.endswith(_AGGREGATED) and k not in ("seeds", *PER_SEED_CHOICES, *MACHINE)}
     for key, sd in aggregated.items():
         name = key[: -len(".sd")]
         if key.endswith(".sd") and sd == 0 and (name.startswith(SETTINGS) or name.endswith(".trainable_params")):

@@ -98,6 +98,9 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     ({"schedule": {"revoke_s": 86400}}, {}, False),  # reported by one part only
     ({"pretrain": {"lr": 3e-4}}, {"pretrain": {"lr": 1e-3}}, True),  # chosen by each seed on its validation split
     ({"recipe": {"unlearn_epochs": 30}}, {"recipe": {"unlearn_epochs": 2}}, False),  # a --fast part beside a full one
+    # review (session 30): a batch size leaves only its step count; a machine's GPU status is no setting
+    ({"energy": {"training_steps": {"enroll": 209}}}, {"energy": {"training_steps": {"enroll": 418}}}, False),
+    ({"energy": {"gpu_nvml": "skipped: no CUDA device"}}, {"energy": {"gpu_nvml": "skipped: pynvml is not installed"}}, True),
     # review (session 30): a measured rate that ties over a part's two seeds is no setting (93 of 210 real splits refused)
     ({"revoke": {"suspend": {"revoked_accept_rate": 10 / 155}}}, {"revoke": {"suspend": {"revoked_accept_rate": 3 / 155}}}, True),
 ])
