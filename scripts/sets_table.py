@@ -3,7 +3,8 @@
 Every cell is mean ± sd over seeds with the 95 % t-interval, read from each run's ``report.json``; the bars
 (RSNN at or above the linear floor, retained speakers no more than 2 points below pretraining after either
 revocation) are judged here from the same figures, so the verdict printed beside the table is computed rather
-than written by hand: **met** when the whole interval clears the bar, **missed** when the whole interval
+than written by hand (a column run with another recipe than the demo's default, a ``--fast`` smoke run's,
+says so in its header and beside each verdict): **met** when the whole interval clears the bar, **missed** when the whole interval
 lies below it, **not determined** otherwise (with a few seeds a mean that clears the bar says little), each
 with the mean and how many seeds fall below.
 
@@ -20,6 +21,7 @@ import json
 from pathlib import Path
 
 from neuro_rm.learning.seeds import CHOICES, aggregate, flatten, formatted
+from neuro_rm.tasks.speaker import DemoConfig, recipe
 
 ROWS = (
     ("pretrain.accuracy", "RSNN, test accuracy", "{:.2%}"),
@@ -148,9 +150,21 @@ def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
             f"({below} of {len(values)} below)")
 
 
+def off_recipe(aggregated: dict) -> list[str]:
+    """The recipe settings in which a run differs from the demo's default (a ``--fast`` smoke run's, say), as
+    ``name=value``; empty for the default recipe and for reports from before the recipe keys."""
+    return [f"{key[len('recipe.'):]}={aggregated[key + '.mean']:g}" for key, value in recipe(DemoConfig()).items()
+            if aggregated.get(key + ".mean") is not None and aggregated[key + ".mean"] != value]
+
+
+def _column(label: str, aggregated: dict) -> str:
+    off = off_recipe(aggregated)
+    return f"{label}, {len(aggregated['seeds'])} seeds" + (f" (not the default recipe: {', '.join(off)})" if off else "")
+
+
 def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
     loaded = [(label, *load_run(folder)) for label, folder in runs]
-    head = "| figure (key) | " + " | ".join(f"{label}, {len(a['seeds'])} seeds" for label, a, _ in loaded) + " |"
+    head = "| figure (key) | " + " | ".join(_column(label, a) for label, a, _ in loaded) + " |"
     lines = [head, "|---" * (len(loaded) + 1) + "|"]
     for key, name, fmt in ROWS:
         cells = []
@@ -163,7 +177,8 @@ def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
         lines.append(f"| {name} (`{key}`) | " + " | ".join(cells) + " |")
     lines += ["", "| bar | " + " | ".join(label for label, _, _ in loaded) + " |", "|---" * (len(loaded) + 1) + "|"]
     for key, floor, says in BARS:
-        lines.append(f"| {says} | " + " | ".join(verdict(a, s, key, floor) for _, a, s in loaded) + " |")
+        lines.append(f"| {says} | " + " | ".join(("(not the default recipe) " if off_recipe(a) else "") + verdict(a, s, key, floor)
+                                                  for _, a, s in loaded) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from neuro_rm.learning.seeds import aggregate
+from neuro_rm.tasks.speaker import DemoConfig, fast, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,6 +129,19 @@ def test_a_refusal_names_the_recipe_first_among_the_settings_that_differ(sets_ta
     smoke = _run(tmp_path / "smoke", [0.02, 0.03], [0.0, 0.0], first_seed=2, deploy={"cells": 10}, recipe={"pretrain_epochs": 2})
     with pytest.raises(ValueError, match=r"2 setting.s. differ, 'recipe.pretrain_epochs': \[30\.?0?, 2\.?0?\].*'deploy.cells'"):
         sets_table.render([("set", [full, smoke])])
+
+
+def test_a_column_run_with_another_recipe_says_so_beside_its_verdicts(sets_table, tmp_path: Path) -> None:
+    """Review (session 30): a --fast column was judged beside a full one with nothing to tell them apart."""
+    def nested(flat: dict) -> dict:
+        return {"recipe": {key[len("recipe."):]: value for key, value in flat.items()}}
+
+    full = _run(tmp_path / "full", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(DemoConfig())))
+    smoke = _run(tmp_path / "smoke", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(fast(DemoConfig()))))
+    text = sets_table.render([("full", full), ("smoke", smoke)])
+    assert "| full, 3 seeds | smoke, 3 seeds (not the default recipe: pretrain_epochs=2," in text
+    full_cell, smoke_cell = _bar(text, "| RSNN at or above the linear floor")
+    assert full_cell.startswith("met") and smoke_cell.startswith("(not the default recipe) met")
 
 
 def test_the_command_pools_a_label_given_twice(sets_table, tmp_path: Path, monkeypatch, capsys) -> None:
