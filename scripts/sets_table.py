@@ -72,8 +72,8 @@ _AGGREGATED = (".mean", ".sd", ".ci95", ".per_seed")
 
 
 # numbers that are settings of the run, not measurements: parts must agree on them wherever they show no spread
-# (a measured figure that happens to tie over a part's few seeds, a rate over 155 clips, must not block pooling)
-# (a step or sample count is the only trace a batch size leaves in a report)
+# (a measured figure that happens to tie over a part's few seeds, a rate over 155 clips, must not block pooling;
+# a step or sample count is the only trace a batch size leaves in a report)
 SETTINGS = ("recipe.", "schedule.", "params.", "baseline_linear.", "deploy.cells", "endurance.endurance_cycles",
             "restore.write_noise_us", "energy.training_steps.", "energy.training_samples.", "energy.sram_bytes")
 # what the machine said, not how the run was made: parts from two machines may pool
