@@ -100,7 +100,7 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     """The aggregated report of a ``--seeds`` run and each seed's own report, flattened.  Several folders (one
     set's seeds run in parts, ``--seed K --seeds N`` each) are pooled: their seeds' reports aggregated afresh;
     refused where a seed comes twice or where the parts disagree on a setting each holds constant over its
-    seeds (``_held_constant``: recipe keys listed first) or report different keys.  Seeds are listed in order."""
+    seeds (``_held_constant``: recipe keys listed first) or report different figures (other code).  Seeds are listed in order."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     parts = []
     for folder in folders:
@@ -122,6 +122,8 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     differing = [(key, [h[key] for h in held if key in h], sum(key in k for k in keys))
                  for key in sorted(set().union(*held), key=lambda k: (not k.startswith("recipe."), k))]
     differing = [(key, values, n) for key, values, n in differing if n < len(parts) or any(v != values[0] for v in values)]
+    named = {key for key, _, _ in differing}  # a figure reported by some parts only: reports of other code
+    differing += [(key, [], sum(key in k for k in keys)) for key in sorted(set.union(*keys) - set.intersection(*keys)) if key not in named]
     if differing:
         listed = "; ".join(f"{key!r}: {values} (in {n} of {len(parts)} parts)" for key, values, n in differing[:4])
         raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set and recipe: {len(differing)} "

@@ -102,6 +102,7 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     # review (session 30): a batch size leaves only its step count; a machine's GPU status is no setting
     ({"energy": {"training_steps": {"enroll": 209}}}, {"energy": {"training_steps": {"enroll": 418}}}, False),
     ({"energy": {"gpu_nvml": "skipped: no CUDA device"}}, {"energy": {"gpu_nvml": "skipped: pynvml is not installed"}}, True),
+    ({"verify": {"eer_new": 0.05}}, {}, False),  # a measured figure only one part reports: reports of other code
     # review (session 30): a measured rate that ties over a part's two seeds is no setting (93 of 210 real splits refused)
     ({"revoke": {"suspend": {"revoked_accept_rate": 10 / 155}}}, {"revoke": {"suspend": {"revoked_accept_rate": 3 / 155}}}, True),
 ])
