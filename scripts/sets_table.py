@@ -119,13 +119,15 @@ def load_run(folders: Path | list[Path]) -> tuple[dict, list[dict]]:
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"the folders {[str(f) for f in folders]} share seeds ({seeds}): each seed may come once")
     held, keys = [_held_constant(a) for a, _ in parts], [_keys(a) for a, _ in parts]
-    differing = [(key, [h[key] for h in held if key in h], sum(key in k for k in keys))
-                 for key in sorted(set().union(*held), key=lambda k: (not k.startswith("recipe."), k))]
-    differing = [(key, values, n) for key, values, n in differing if n < len(parts) or any(v != values[0] for v in values)]
-    named = {key for key, _, _ in differing}  # a figure reported by some parts only: reports of other code
-    differing += [(key, [], sum(key in k for k in keys)) for key in sorted(set.union(*keys) - set.intersection(*keys)) if key not in named]
+    missing = set.union(*keys) - set.intersection(*keys)  # reported by some parts only: reports of other code
+
+    def values(key: str) -> list:
+        return [h[key] for h in held if key in h]
+
+    differing = [key for key in sorted(set().union(*held) | missing, key=lambda k: (not k.startswith("recipe."), k))
+                 if key in missing or any(v != values(key)[0] for v in values(key))]
     if differing:
-        listed = "; ".join(f"{key!r}: {values} (in {n} of {len(parts)} parts)" for key, values, n in differing[:4])
+        listed = "; ".join(f"{key!r}: {values(key)} (in {sum(key in k for k in keys)} of {len(parts)} parts)" for key in differing[:4])
         raise ValueError(f"the folders {[str(f) for f in folders]} are not runs of one set and recipe: {len(differing)} "
                          f"setting(s) differ, {listed}")
     pooled = sorted(((s, r) for (a, rs) in parts for s, r in zip(a["seeds"], rs, strict=True)), key=lambda sr: sr[0])
@@ -166,6 +168,7 @@ def _column(label: str, aggregated: dict) -> str:
 
 def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
     loaded = [(label, *load_run(folder)) for label, folder in runs]
+    marks = ["(not the default recipe) " if off_recipe(a) else "" for _, a, _ in loaded]
     head = "| figure (key) | " + " | ".join(_column(label, a) for label, a, _ in loaded) + " |"
     lines = [head, "|---" * (len(loaded) + 1) + "|"]
     for key, name, fmt in ROWS:
@@ -179,8 +182,7 @@ def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
         lines.append(f"| {name} (`{key}`) | " + " | ".join(cells) + " |")
     lines += ["", "| bar | " + " | ".join(label for label, _, _ in loaded) + " |", "|---" * (len(loaded) + 1) + "|"]
     for key, floor, says in BARS:
-        lines.append(f"| {says} | " + " | ".join(("(not the default recipe) " if off_recipe(a) else "") + verdict(a, s, key, floor)
-                                                  for _, a, s in loaded) + " |")
+        lines.append(f"| {says} | " + " | ".join(mark + verdict(a, s, key, floor) for mark, (_, a, s) in zip(marks, loaded, strict=True)) + " |")
     return "\n".join(lines) + "\n"
 
 
