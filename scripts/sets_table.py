@@ -156,9 +156,14 @@ def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
 
 def off_recipe(aggregated: dict) -> list[str]:
     """The recipe settings in which a run differs from the demo's default (a ``--fast`` smoke run's, say), as
-    ``name=value``; empty for the default recipe and for reports from before the recipe keys."""
-    return [f"{key[len('recipe.'):]}={aggregated[key + '.mean']:g}" for key, value in recipe(DemoConfig()).items()
-            if aggregated.get(key + ".mean") is not None and aggregated[key + ".mean"] != value]
+    ``name=value``, then the digest of all its settings where that differs (another batch size, learning rate,
+    periphery ...); empty for the default recipe and for reports from before the recipe keys."""
+    default = recipe(DemoConfig())
+    held = {key: aggregated.get(key, aggregated.get(key + ".mean")) for key in default}  # kept once; averaged before session 31
+    off = [f"{key[len('recipe.'):]}={held[key]:g}" for key, value in default.items()
+           if key != "recipe.config" and held[key] is not None and held[key] != value]
+    config = held["recipe.config"]
+    return off + ([f"settings digest {config} (default {default['recipe.config']})"] if config not in (None, default["recipe.config"]) else [])
 
 
 def _column(label: str, aggregated: dict) -> str:

@@ -93,9 +93,10 @@ def test_a_learning_rate_chosen_per_seed_is_listed_not_averaged():
 def test_settings_chosen_or_calibrated_per_seed_are_never_averaged():
     """Review (session 21): the acceptance threshold is calibrated per seed and the best epoch chosen per seed,
     and the readout's settings are settings: none is a figure with an interval."""
-    reports = [{"verify": {"threshold": t, "eer": e}, "pretrain": {"best_epoch": b}, "readout": {"adc_bits": 8}}
-               for t, e, b in ((3.99, 0.03, 29), (4.22, 0.04, 12), (5.67, 0.02, 29))]
+    reports = [{"verify": {"threshold": t, "eer": e}, "pretrain": {"best_epoch": b}, "readout": {"adc_bits": 8},
+                "recipe": {"pretrain_epochs": 30}} for t, e, b in ((3.99, 0.03, 29), (4.22, 0.04, 12), (5.67, 0.02, 29))]
     agg = aggregate(reports, [0, 1, 2])
     assert agg["verify.threshold.per_seed"] == [3.99, 4.22, 5.67] and agg["pretrain.best_epoch.per_seed"] == [29, 12, 29]
     assert agg["readout.adc_bits"] == 8 and "readout.adc_bits.mean" not in agg
+    assert agg["recipe.pretrain_epochs"] == 30 and "recipe.pretrain_epochs.mean" not in agg  # a recipe has no interval
     assert agg["verify.eer.mean"] == pytest.approx(0.03)  # a measurement still gets its interval

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.seeds import aggregate
 from neuro_rm.tasks.speaker import DemoConfig, fast, recipe
 
@@ -105,6 +107,10 @@ def test_a_set_run_in_parts_is_pooled_into_one_column_of_all_its_seeds(sets_tabl
     ({"verify": {"eer_new": 0.05}}, {}, False),  # a measured figure only one part reports: reports of other code
     # review (session 30): a measured rate that ties over a part's two seeds is no setting (93 of 210 real splits refused)
     ({"revoke": {"suspend": {"revoked_accept_rate": 10 / 155}}}, {"revoke": {"suspend": {"revoked_accept_rate": 3 / 155}}}, True),
+    # review (session 30): a batch size, a learning rate, the unlearning method or the audit cohort shows in no
+    # number; the digest of every setting does, and the code's digest tells reports of other code apart
+    ({"recipe": {"config": "521fd4506b151ff7"}}, {"recipe": {"config": "0b7c5e21a9d3f6e4"}}, False),
+    ({"code": {"digest": "3f963ada4efc13cc"}}, {"code": {"digest": "9a1e0c55d2b7f381"}}, False),
 ])
 def test_parts_that_differ_in_what_each_holds_constant_are_refused(sets_table, tmp_path: Path, first, second, pooled) -> None:
     def part(folder: Path, seeds_from: int, extra: dict) -> Path:
@@ -139,10 +145,15 @@ def test_a_column_run_with_another_recipe_says_so_beside_its_verdicts(sets_table
 
     full = _run(tmp_path / "full", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(DemoConfig())))
     smoke = _run(tmp_path / "smoke", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(fast(DemoConfig()))))
-    text = sets_table.render([("full", full), ("smoke", smoke)])
+    batch = _run(tmp_path / "batch", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(replace(DemoConfig(), enroll=replace(ENROLL, batch_size=32)))))
+    text = sets_table.render([("full", full), ("smoke", smoke), ("batch", batch)])
     assert "| full, 3 seeds | smoke, 3 seeds (not the default recipe: pretrain_epochs=2," in text
-    full_cell, smoke_cell = _bar(text, "| RSNN at or above the linear floor")
+    assert f"settings digest {recipe(fast(DemoConfig()))['recipe.config']} (default " in _bar(text, "| figure (key)")[1]
+    # a setting no recipe number shows (the enrolment's batch size) is told by the digest of all of them
+    assert f"| batch, 3 seeds (not the default recipe: settings digest {recipe(replace(DemoConfig(), enroll=replace(ENROLL, batch_size=32)))['recipe.config']}" in text
+    full_cell, smoke_cell, batch_cell = _bar(text, "| RSNN at or above the linear floor")
     assert full_cell.startswith("met") and smoke_cell.startswith("(not the default recipe) met")
+    assert batch_cell.startswith("(not the default recipe) met")
 
 
 def test_the_command_pools_a_label_given_twice(sets_table, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -151,3 +162,11 @@ def test_the_command_pools_a_label_given_twice(sets_table, tmp_path: Path, monke
     monkeypatch.setattr("sys.argv", ["sets_table.py", f"set={first}", f"set={second}", f"part={first}"])
     sets_table.main()
     assert "| figure (key) | set, 4 seeds | part, 2 seeds |" in capsys.readouterr().out
+
+
+def test_reports_that_averaged_their_recipe_are_still_read(sets_table) -> None:
+    """Runs made before the recipe was kept once (``recipe.<key>.mean``) are judged by the same recipe."""
+    default = recipe(DemoConfig())
+    averaged = {f"{key}.mean": value for key, value in default.items() if key != "recipe.config"}
+    assert sets_table.off_recipe(averaged) == []
+    assert sets_table.off_recipe({**averaged, "recipe.pretrain_epochs.mean": 2}) == ["pretrain_epochs=2"]

@@ -7,6 +7,7 @@ import pytest
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
 from neuro_rm.learning.unlearn import UnlearnConfig
+from neuro_rm.tasks.runner import code_digest, sources_digest
 from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, fast, recipe, run_speaker_demo
 
 KEYS = (
@@ -55,11 +56,45 @@ def test_each_recipe_key_reports_its_own_setting():
     numbered["pretrain"] = replace(numbered["pretrain"], lr_candidates=(1e-3, 3e-4, 1e-4, 3e-5, 1e-5))
     audit = replace(base.audit, shadows=31, references=32, relearn_seeds=33, relearn=replace(base.audit.relearn, steps=34))
     config = replace(base, **numbered, audit=audit, unlearn=replace(base.unlearn, train=replace(base.unlearn.train, epochs=13, min_steps=23)))
-    assert recipe(config) == {
+    assert {k: v for k, v in recipe(config).items() if k != "recipe.config"} == {
         "recipe.pretrain_epochs": 10, "recipe.enroll_epochs": 11, "recipe.restore_epochs": 12, "recipe.unlearn_epochs": 13,
         "recipe.pretrain_min_steps": 20, "recipe.enroll_min_steps": 21, "recipe.restore_min_steps": 22, "recipe.unlearn_min_steps": 23,
         "recipe.pretrain_lr_candidates": 5, "recipe.audit_shadows": 31, "recipe.audit_references": 32,
         "recipe.audit_relearn_seeds": 33, "recipe.audit_relearn_steps": 34}
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: replace(c, enroll=replace(c.enroll, batch_size=32)),
+    lambda c: replace(c, pretrain=replace(c.pretrain, lr_candidates=(1e-4,))),
+    lambda c: replace(c, unlearn=replace(c.unlearn, method="relabel")),
+    lambda c: replace(c, audit_cohort=16),
+    lambda c: replace(c, crossbar=CrossbarConfig.ideal()),
+    lambda c: replace(c, audit=replace(c.audit, relearn=replace(c.audit.relearn, lr=1e-3))),
+])
+def test_the_settings_digest_tells_apart_what_no_recipe_number_shows(change):
+    """Review (session 30): two parts differing only in a batch size, a learning rate, the unlearning method or
+    the audit cohort showed the same recipe keys and pooled as seeds of one run."""
+    base = DemoConfig()
+    assert recipe(change(base))["recipe.config"] != recipe(base)["recipe.config"]
+
+
+def test_the_code_digest_follows_every_source_byte_and_path(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    before = sources_digest(tmp_path)
+    (tmp_path / "pkg" / "notes.txt").write_text("still not code")
+    assert sources_digest(tmp_path) == before
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    changed = sources_digest(tmp_path)
+    (tmp_path / "pkg" / "a.py").rename(tmp_path / "pkg" / "b.py")
+    assert len({before, changed, sources_digest(tmp_path)}) == 3
+
+
+def test_the_settings_digest_leaves_out_the_seed_and_the_progress_bar():
+    base = recipe(DemoConfig())["recipe.config"]
+    assert recipe(DemoConfig(seed=7))["recipe.config"] == base
+    assert recipe(DemoConfig(pretrain=replace(DemoConfig().pretrain, progress=True, seed=3)))["recipe.config"] == base
 
 
 def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
@@ -70,6 +105,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
         raise ValueError(f"report.json holds {constant}, which strict JSON readers refuse")
 
     saved = json.loads((tmp_path / "report.json").read_text(), parse_constant=refuse)
+    assert saved["code.digest"] == code_digest() and len(saved["recipe.config"]) == 16  # which code, which settings
     assert saved["revoke.membership.null_sd"] is None  # fewer than 3 reference models: not measured, null
     # the recipe run is in the report: this one's smoke-run pretraining beside the revocation's full budget
     assert (report["recipe.pretrain_epochs"], report["recipe.pretrain_min_steps"], report["recipe.audit_shadows"]) == (2, 0, 1)

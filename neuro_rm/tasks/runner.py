@@ -9,6 +9,9 @@ tasks lives here, so a new task is one small module in ``neuro_rm/tasks/`` and n
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import hashlib
 import json
 import math
 import time
@@ -26,6 +29,36 @@ from neuro_rm.energy_report import demo_energy
 from neuro_rm.work import PassWork
 
 BASELINE = "baseline"  # the runner's own stage: both baselines, after the task's LoRA step
+# fields that say how one run goes, not what it is: left out of ``settings_digest``
+PER_RUN_FIELDS = ("seed", "progress")
+
+
+def sources_digest(root: Path) -> str:
+    """The first 16 hex digits of a SHA-256 over the Python sources under ``root``, path and bytes of each."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_digest() -> str:
+    """``sources_digest`` of this package: which code made a report, whether or not it ran from a git checkout
+    (reports of other code must not pool as seeds of one run)."""
+    return sources_digest(Path(__file__).resolve().parents[1])
+
+
+def settings_digest(config: object) -> str:
+    """The first 16 hex digits of a SHA-256 over every field of a dataclass configuration, nested ones too, but
+    ``PER_RUN_FIELDS``: two runs with the same digest were made with the same settings in every respect (batch
+    sizes, learning rates, unlearning method, audit cohort ...), whatever their seeds."""
+    def settings(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: settings(v) for k, v in value.items() if k not in PER_RUN_FIELDS}
+        return [settings(v) for v in value] if isinstance(value, list | tuple) else value
+
+    text = json.dumps(settings(dataclasses.asdict(config)), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def n_params(params: list[nn.Parameter] | nn.Module) -> int:
@@ -227,6 +260,7 @@ def _check_baseline_ready(task: Task) -> None:
 def run_lifecycle(task: Task, progress: bool = True) -> dict[str, object]:
     """Run ``task``'s stages in order (the baselines among them), then its energy figures; its report."""
     _check_stages(task)
+    task.report["code.digest"] = code_digest()
     clock = _Clock(task, progress)
     for group in task.stages:
         names = (group,) if isinstance(group, str) else group

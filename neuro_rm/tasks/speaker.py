@@ -52,7 +52,7 @@ from neuro_rm.readout import (
     stage_readouts,
 )
 from neuro_rm.reliability import endurance_budget
-from neuro_rm.tasks.runner import BASELINE, Task, n_params, run_lifecycle, write_report
+from neuro_rm.tasks.runner import BASELINE, Task, n_params, run_lifecycle, settings_digest, write_report
 
 # Reference figures (public reference implementation, SSC top-5 speakers) and the paper; ARCHITECTURE.md gives the sources.
 REFERENCE = {
@@ -525,15 +525,17 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
     return paths
 
 
-def recipe(config: DemoConfig) -> dict[str, int]:
-    """How long each step trains and how hard the audit tries, in the report: a ``--fast`` smoke run's figures
-    then say what they are, and parts of one set run with different recipes are not pooled (sets_table)."""
+def recipe(config: DemoConfig) -> dict[str, int | str]:
+    """How long each step trains and how hard the audit tries, in the report, and a digest of every setting
+    (``recipe.config``: batch sizes, learning rates, unlearning method, audit cohort, device, periphery ...): a
+    ``--fast`` smoke run's figures then say what they are, and parts of one set run with different settings are
+    not pooled (sets_table)."""
     steps = {"pretrain": config.pretrain, "unlearn": config.unlearn.train, "enroll": config.enroll, "restore": config.restore}
     out = {f"recipe.{name}_epochs": train.epochs for name, train in steps.items()}
     out.update({f"recipe.{name}_min_steps": train.min_steps for name, train in steps.items()})
     out.update({"recipe.pretrain_lr_candidates": len(config.pretrain.lr_candidates), "recipe.audit_shadows": config.audit.shadows,
                 "recipe.audit_references": config.audit.references, "recipe.audit_relearn_seeds": config.audit.relearn_seeds,
-                "recipe.audit_relearn_steps": config.audit.relearn.steps})
+                "recipe.audit_relearn_steps": config.audit.relearn.steps, "recipe.config": settings_digest(config)})
     return out
 
 
