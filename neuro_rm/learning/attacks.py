@@ -202,7 +202,8 @@ class MembershipAttack:
 
     def null_spread(self, references: list[nn.Module]) -> tuple[float, float]:
         """(mean, sd) of the AUC of each reference against the others: what a model that never heard the
-        voice scores by chance of its seed, the yardstick for any target's AUC."""
+        voice scores by chance of its seed, the yardstick for any target's AUC.  Only the sd informs: every
+        reference scores the same probes, so each pair's two AUCs sum to 1 and the mean is 0.5 by construction."""
         if len(references) < 3:
             return math.nan, math.nan
         values = torch.tensor([self.auc(m, references[:i] + references[i + 1 :]) for i, m in enumerate(references)])
