@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from neuro_rm.learning.seeds import CHOICES, aggregate, flatten, formatted
+from neuro_rm.tasks.runner import code_digest
 from neuro_rm.tasks.speaker import DemoConfig, recipe
 
 ROWS = (
@@ -157,13 +158,15 @@ def verdict(aggregated: dict, seeds: list[dict], key: str, floor: float) -> str:
 def off_recipe(aggregated: dict) -> list[str]:
     """The recipe settings in which a run differs from the demo's default (a ``--fast`` smoke run's, say), as
     ``name=value``, then the digest of all its settings where that differs (another batch size, learning rate,
-    periphery ...); empty for the default recipe and for reports from before the recipe keys."""
+    periphery ...) in a report of this code; empty for the default recipe and for reports from before the recipe keys."""
     default = recipe(DemoConfig())
     held = {key: aggregated.get(key, aggregated.get(key + ".mean")) for key in default}  # kept once; averaged before session 31
     off = [f"{key[len('recipe.'):]}={held[key]:g}" for key, value in default.items()
            if key != "recipe.config" and held[key] is not None and held[key] != value]
     config = held["recipe.config"]
-    return off + ([f"settings digest {config} (default {default['recipe.config']})"] if config not in (None, default["recipe.config"]) else [])
+    # a digest is this code's default or not only for reports of this code: a field added since changes every digest
+    judged = config not in (None, default["recipe.config"]) and aggregated.get("code.digest") == code_digest()
+    return off + ([f"settings digest {config} (default {default['recipe.config']})"] if judged else [])
 
 
 def _column(label: str, aggregated: dict) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.seeds import aggregate
+from neuro_rm.tasks.runner import code_digest
 from neuro_rm.tasks.speaker import DemoConfig, fast, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,8 +141,8 @@ def test_a_refusal_names_the_recipe_first_among_the_settings_that_differ(sets_ta
 
 def test_a_column_run_with_another_recipe_says_so_beside_its_verdicts(sets_table, tmp_path: Path) -> None:
     """Review (session 30): a --fast column was judged beside a full one with nothing to tell them apart."""
-    def nested(flat: dict) -> dict:
-        return {"recipe": {key[len("recipe."):]: value for key, value in flat.items()}}
+    def nested(flat: dict) -> dict:  # a report of this code
+        return {"recipe": {key[len("recipe."):]: value for key, value in flat.items()}, "code": {"digest": code_digest()}}
 
     full = _run(tmp_path / "full", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(DemoConfig())))
     smoke = _run(tmp_path / "smoke", [0.02, 0.03, 0.025], [0.0, 0.0, 0.0], **nested(recipe(fast(DemoConfig()))))
@@ -170,3 +171,13 @@ def test_reports_that_averaged_their_recipe_are_still_read(sets_table) -> None:
     averaged = {f"{key}.mean": value for key, value in default.items() if key != "recipe.config"}
     assert sets_table.off_recipe(averaged) == []
     assert sets_table.off_recipe({**averaged, "recipe.pretrain_epochs.mean": 2}) == ["pretrain_epochs=2"]
+
+
+def test_a_settings_digest_from_other_code_is_not_judged_against_this_code_s_default(sets_table) -> None:
+    """Review (session 31): a field added to a configuration changes every digest, so a default run of older code
+    would read as another recipe."""
+    default = recipe(DemoConfig())
+    held = {**{k: v for k, v in default.items() if k != "recipe.config"}, "recipe.config": "521fd4506b151ff7"}
+    assert sets_table.off_recipe({**held, "code.digest": "0000000000000000"}) == []
+    assert sets_table.off_recipe({**held, "code.digest": code_digest()}) == [
+        f"settings digest 521fd4506b151ff7 (default {default['recipe.config']})"]

@@ -3,6 +3,7 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
 from neuro_rm.crossbar import CrossbarConfig
 from neuro_rm.learning import TrainConfig
@@ -87,14 +88,21 @@ def test_the_code_digest_follows_every_source_byte_and_path(tmp_path):
     assert sources_digest(tmp_path) == before
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     changed = sources_digest(tmp_path)
+    (tmp_path / "pkg" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "pkg" / ".ipynb_checkpoints" / "a-checkpoint.py").write_text("x = 3\n")
+    assert sources_digest(tmp_path) == changed  # a hidden folder's copy is not the package's code
     (tmp_path / "pkg" / "a.py").rename(tmp_path / "pkg" / "b.py")
     assert len({before, changed, sources_digest(tmp_path)}) == 3
 
 
-def test_the_settings_digest_leaves_out_the_seed_and_the_progress_bar():
-    base = recipe(DemoConfig())["recipe.config"]
+def test_the_settings_digest_leaves_out_what_each_run_replaces_and_the_progress_bar():
+    base, config = recipe(DemoConfig())["recipe.config"], DemoConfig()
     assert recipe(DemoConfig(seed=7))["recipe.config"] == base
-    assert recipe(DemoConfig(pretrain=replace(DemoConfig().pretrain, progress=True, seed=3)))["recipe.config"] == base
+    assert recipe(replace(config, pretrain=replace(config.pretrain, progress=True, seed=3)))["recipe.config"] == base
+    assert recipe(replace(config, write_noise_us=5))["recipe.config"] == base  # 5 and 5.0: one setting
+    # review (session 31): the other steps' seeds are settings (the demo runs them as given: their shuffle order)
+    assert recipe(replace(config, enroll=replace(config.enroll, seed=5)))["recipe.config"] != base
+    assert recipe(replace(config, unlearn=replace(config.unlearn, train=replace(config.unlearn.train, seed=5))))["recipe.config"] != base
 
 
 def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
@@ -106,6 +114,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
 
     saved = json.loads((tmp_path / "report.json").read_text(), parse_constant=refuse)
     assert saved["code.digest"] == code_digest() and len(saved["recipe.config"]) == 16  # which code, which settings
+    assert saved["code.torch"] == torch.__version__ and saved["code.noise_stream"].startswith(("compiled", "torch.randn"))
     assert saved["revoke.membership.null_sd"] is None  # fewer than 3 reference models: not measured, null
     # the recipe run is in the report: this one's smoke-run pretraining beside the revocation's full budget
     assert (report["recipe.pretrain_epochs"], report["recipe.pretrain_min_steps"], report["recipe.audit_shadows"]) == (2, 0, 1)

@@ -21,43 +21,62 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from neuro_rm import fused, work
 from neuro_rm import layers as hybrid
-from neuro_rm import work
 from neuro_rm.device import ProgramResult
 from neuro_rm.energy import Ledger
 from neuro_rm.energy_report import demo_energy
 from neuro_rm.work import PassWork
 
 BASELINE = "baseline"  # the runner's own stage: both baselines, after the task's LoRA step
-# fields that say how one run goes, not what it is: left out of ``settings_digest``
-PER_RUN_FIELDS = ("seed", "progress")
+# fields that change how a run is shown, not what it computes: left out of ``settings_digest`` wherever they are
+DISPLAY_FIELDS = ("progress",)
 
 
 def sources_digest(root: Path) -> str:
-    """The first 16 hex digits of a SHA-256 over the Python sources under ``root``, path and bytes of each."""
+    """The first 16 hex digits of a SHA-256 over the Python sources under ``root``, path and bytes of each (files in
+    hidden folders, such as notebook checkpoints, left out)."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        name = path.relative_to(root)
+        if not any(part.startswith(".") for part in name.parts):
+            digest.update(name.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
 @functools.cache
 def code_digest() -> str:
-    """``sources_digest`` of this package: which code made a report, whether or not it ran from a git checkout
-    (reports of other code must not pool as seeds of one run)."""
+    """``sources_digest`` of this package, read once per process (first when the runner is imported): which code
+    made a report, whether or not it ran from a git checkout (reports of other code must not pool as seeds of
+    one run).  Every ``.py`` file under the package counts, tracked by git or not."""
     return sources_digest(Path(__file__).resolve().parents[1])
 
 
-def settings_digest(config: object) -> str:
-    """The first 16 hex digits of a SHA-256 over every field of a dataclass configuration, nested ones too, but
-    ``PER_RUN_FIELDS``: two runs with the same digest were made with the same settings in every respect (batch
-    sizes, learning rates, unlearning method, audit cohort ...), whatever their seeds."""
-    def settings(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: settings(v) for k, v in value.items() if k not in PER_RUN_FIELDS}
-        return [settings(v) for v in value] if isinstance(value, list | tuple) else value
+code_digest()  # read with the modules that will run, not later (an edit during a long run would not be theirs)
 
-    text = json.dumps(settings(dataclasses.asdict(config)), sort_keys=True, default=repr)
+
+def provenance() -> dict[str, str]:
+    """What besides the settings decides a run's numbers: the code, the torch build, and whether the compiled
+    module draws the read noise (its counter-based stream) or ``torch.randn`` does (no compiler, or
+    ``NEURO_RM_FUSED=0``): the same seed and settings give other draws."""
+    stream = "compiled counter-based stream" if fused.module() is not None else "torch.randn (no compiled module)"
+    return {"code.digest": code_digest(), "code.torch": torch.__version__, "code.noise_stream": stream}
+
+
+def settings_digest(config: object, per_run: tuple[str, ...] = ("seed",)) -> str:
+    """The first 16 hex digits of a SHA-256 over every field of a dataclass configuration, nested ones too (numbers
+    as floats: 5 and 5.0 are one setting), but ``per_run`` (dotted paths from the top: the fields each run
+    replaces with its own seed) and ``DISPLAY_FIELDS``: two runs with the same digest were made with the same
+    settings in every respect (batch sizes, learning rates, unlearning method, audit cohort ...), whatever their
+    seeds."""
+    def settings(value: object, path: str) -> object:
+        if isinstance(value, dict):
+            return {k: settings(v, f"{path}{k}.") for k, v in value.items() if k not in DISPLAY_FIELDS and f"{path}{k}" not in per_run}
+        if isinstance(value, list | tuple):
+            return [settings(v, path) for v in value]
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    text = json.dumps(settings(dataclasses.asdict(config), ""), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -260,7 +279,7 @@ def _check_baseline_ready(task: Task) -> None:
 def run_lifecycle(task: Task, progress: bool = True) -> dict[str, object]:
     """Run ``task``'s stages in order (the baselines among them), then its energy figures; its report."""
     _check_stages(task)
-    task.report["code.digest"] = code_digest()
+    task.report.update(provenance())
     clock = _Clock(task, progress)
     for group in task.stages:
         names = (group,) if isinstance(group, str) else group

@@ -526,6 +526,10 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
     return paths
 
 
+# what each run of the demo replaces with its own seed (``DemoConfig.seed``; pretraining is seeded with it too)
+PER_RUN_SETTINGS = ("seed", "pretrain.seed")
+
+
 def recipe(config: DemoConfig) -> dict[str, int | str]:
     """How long each step trains and how hard the audit tries, in the report, and a digest of every setting
     (``recipe.config``: batch sizes, learning rates, unlearning method, audit cohort, device, periphery ...): a
@@ -536,7 +540,7 @@ def recipe(config: DemoConfig) -> dict[str, int | str]:
     out.update({f"recipe.{name}_min_steps": train.min_steps for name, train in steps.items()})
     out.update({"recipe.pretrain_lr_candidates": len(config.pretrain.lr_candidates), "recipe.audit_shadows": config.audit.shadows,
                 "recipe.audit_references": config.audit.references, "recipe.audit_relearn_seeds": config.audit.relearn_seeds,
-                "recipe.audit_relearn_steps": config.audit.relearn.steps, "recipe.config": settings_digest(config)})
+                "recipe.audit_relearn_steps": config.audit.relearn.steps, "recipe.config": settings_digest(config, per_run=PER_RUN_SETTINGS)})
     return out
 
 
