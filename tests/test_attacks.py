@@ -46,7 +46,7 @@ def test_membership_attack_finds_a_model_that_learnt_the_voice(population, tiny_
     assert member >= 0.9  # power: a fresh model trained on the voice gives itself away
     assert stranger < member  # a fresh model that never heard it scores lower ...
     null_mean, null_sd = attack.null_spread(population["reference"])
-    # the references score the same probes, so each pair's AUCs sum to 1: the mean is 0.5 (to float32 rounding)
+    # digital references score the same probes alike in every comparison, so each pair's AUCs sum to 1: the mean is 0.5
     assert null_mean == pytest.approx(0.5, abs=1e-6)
     assert member > 0.5 + null_sd and null_sd > 0  # the member stands out beyond the references' own scatter
 

@@ -202,8 +202,10 @@ class MembershipAttack:
 
     def null_spread(self, references: list[nn.Module]) -> tuple[float, float]:
         """(mean, sd) of the AUC of each reference against the others: what a model that never heard the
-        voice scores by chance of its seed, the yardstick for any target's AUC.  Only the sd informs: every
-        reference scores the same probes, so each pair's two AUCs sum to 1 and the mean is 0.5 by construction."""
+        voice scores by chance of its seed, the yardstick for any target's AUC.  The sd is what informs: every
+        reference scores the same probes, so were its scores the same in every comparison each pair's two AUCs
+        would sum to 1 and the mean be 0.5 exactly (digital models); read through the chip, each call draws fresh
+        read noise and the mean scatters a little around 0.5."""
         if len(references) < 3:
             return math.nan, math.nan
         values = torch.tensor([self.auc(m, references[:i] + references[i + 1 :]) for i, m in enumerate(references)])

@@ -498,7 +498,7 @@ def audit_table(report: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     null = f"{report['revoke.membership.null_mean']:.3f} ± {report['revoke.membership.null_sd']:.3f}"
     return "\n".join(lines) + (f"\n\nMembership AUC of models that never heard the voice, against each other: {null} "
-                               "(the mean is 0.5 by construction; the sd is the yardstick).\n")
+                               "(the mean is 0.5 but for read noise; the sd is the yardstick).\n")
 
 
 ACCURACY_KEYS = ("pretrain.accuracy", "revoke.forget_accuracy", "revoke.retain_accuracy", "baseline_full.retain_accuracy",
