@@ -169,15 +169,15 @@ def off_recipe(aggregated: dict) -> list[str]:
     return off + ([f"settings digest {config} (default {default['recipe.config']})"] if judged else [])
 
 
-def _column(label: str, aggregated: dict) -> str:
-    off = off_recipe(aggregated)
+def _column(label: str, aggregated: dict, off: list[str]) -> str:
     return f"{label}, {len(aggregated['seeds'])} seeds" + (f" (not the default recipe: {', '.join(off)})" if off else "")
 
 
 def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
     loaded = [(label, *load_run(folder)) for label, folder in runs]
-    marks = ["(not the default recipe) " if off_recipe(a) else "" for _, a, _ in loaded]
-    head = "| figure (key) | " + " | ".join(_column(label, a) for label, a, _ in loaded) + " |"
+    offs = [off_recipe(a) for _, a, _ in loaded]
+    marks = ["(not the default recipe) " if off else "" for off in offs]
+    head = "| figure (key) | " + " | ".join(_column(label, a, off) for (label, a, _), off in zip(loaded, offs, strict=True)) + " |"
     lines = [head, "|---" * (len(loaded) + 1) + "|"]
     for key, name, fmt in ROWS:
         cells = []
