@@ -1,6 +1,6 @@
 """Does erasure leave the revoked voice looking like a voice never heard?  Erasure variants side by side.
 
-    OMP_NUM_THREADS=1 python scripts/probe_erase_membership.py --seeds 0 1 2 3 4 [--variants NAME ...]
+    OMP_NUM_THREADS=1 python scripts/probe_erase_membership.py --seeds 0 1 2 3 4 [--variants NAME ...] [--data FILE]
 
 The membership attack of the demo (shadow models of the pretraining recipe with and without the voice) is
 fitted once; per seed the demo's lifecycle runs to the revocation (pretrain, deploy, the array aged to the
@@ -14,7 +14,10 @@ threshold-free branch-off attack: the old readout row put back with its bias fre
 voice's samples against the other speakers'; the original is its positive control, the retrained model the
 level of a model that never heard the voice.  A membership AUC far below 0.5 is as telling as
 one far above: the voice is answered unlike a stranger's.  ``z`` is the target's mean membership score in
-units of the references' spread (0: like them).
+units of the references' spread (0: like them).  ``readout-only`` is no erasure but its last step: the
+deployed cells as they are, the voice's row erased and the retained rows re-learnt as erasure re-learns them;
+beside the variants it tells what the cells alone carry from what a forget branch adds.  ``--data`` runs on a
+speaker file (``neuro-rm demo --data``'s) instead of the bundled set.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import copy
 import json
 import statistics
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from neuro_rm.learning.attacks import MembershipAttack, branch_off_accuracy, branch_off_auc
-from neuro_rm.learning.erase import EraseConfig
+from neuro_rm.learning.erase import EraseConfig, relearn_readout
 from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
@@ -52,10 +56,13 @@ VARIANTS = {  # the first: erasure up to b8e1d1b; the default now: impostor-wd3e
 }
 
 
-def bundled() -> SpeakerData:
+READOUT_ONLY = "readout-only"
+
+
+def speakers(path: Path | None) -> SpeakerData:
     from neuro_rm.cli import _labelled, _splits
 
-    splits = _splits(None, None)
+    splits = _splits(path, None)
     return SpeakerData(splits.speaker_names, _labelled(splits.train), _labelled(splits.val), _labelled(splits.test))
 
 
@@ -68,11 +75,12 @@ def membership(attack: MembershipAttack, model: torch.nn.Module, references: lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, READOUT_ONLY])
+    parser.add_argument("--data", type=Path, default=None, help="a speaker file (default: the bundled set)")
     parser.add_argument("--references", type=int, default=6)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    data, config = bundled(), DemoConfig()
+    data, config = speakers(args.data), DemoConfig()
     probe_task = SpeakerTask(data, config)
     gone, keep, rsnn_outputs = probe_task.gone, probe_task.keep, len(probe_task.old)
     rsnn = RSNNConfig(n_inputs=data.train.x.shape[-1], n_outputs=rsnn_outputs)
@@ -94,6 +102,14 @@ def main() -> None:
         models = {"original": task.auth.model, "retrain": shadow(keep, seed + 1, "retrain")}
         extra: dict[str, dict[str, float]] = {name: {} for name in models}
         for name in args.variants:
+            if name == READOUT_ONLY:
+                models[name] = copy.deepcopy(task.auth.model)
+                models[name].head.erase_row(gone)
+                erase = EraseConfig()
+                relearn_readout(models[name], keep, data.train.of_classes(keep), data.val.of_classes(keep), erase.readout,
+                                erase.readout.seed)
+                extra[name] = {"branch_off": branch_off_accuracy(models[name], gone, voiceprint, data.val.of_classes([gone]).x)}
+                continue
             who = copy.deepcopy(task.auth)
             report = who.revoke(data.names[gone], data.train.of_classes([gone]).x, retain=data.train.of_classes(keep),
                                 config=VARIANTS[name].unlearn, mode="erase", erase=VARIANTS[name])
