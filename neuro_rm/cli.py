@@ -221,15 +221,16 @@ def cmd_audit_forgetting(args: argparse.Namespace) -> None:
     readout = readout_of(auth.model)  # the attack's own models are read as the audited array is
     if "original" not in targets:  # positive control: a model of the same recipe that learnt the voice
         targets["trained_with"] = train_speaker_model(data, sorted(keep + [rec.label]), rsnn, pretrain, args.seed + 4000,
-                                                      auth.device_config, "control: trained with the voice", readout)
-    targets["retrain"] = train_speaker_model(data, keep, rsnn, pretrain, args.seed + 4001, auth.device_config,
-                                             "gold standard: retrained without the voice", readout)
+                                                      auth.device_config, "control: trained with the voice", readout)[0]
+    targets["retrain"], retrained = train_speaker_model(data, keep, rsnn, pretrain, args.seed + 4001, auth.device_config,
+                                                        "gold standard: retrained without the voice", readout)
     audit = AuditConfig(shadows=args.shadows, references=args.references, relearn_seeds=args.relearn_seeds)
     report = audit_revocation(data, targets, rec.label, keep, rsnn, voiceprint, pretrain, auth.device_config,
                               audit, seed=args.seed, crossbar=readout)
     _emit({"speaker": args.speaker, "status": rec.status,
            "voiceprint": "old state" if args.old_state is not None else "none (give --old-state for branch-off)",
-           "lr": pretrain.lr if not pretrain.lr_candidates else "chosen on validation", **report}, args.json)
+           "lr": pretrain.lr if not pretrain.lr_candidates else "chosen on validation", "retrain_lr": retrained.lr,
+           **report}, args.json)
 
 
 def _pretrain_rate(auth: SpeakerAuthenticator) -> float | None:

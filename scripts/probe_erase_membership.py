@@ -85,7 +85,7 @@ def main() -> None:
     gone, keep, rsnn_outputs = probe_task.gone, probe_task.keep, len(probe_task.old)
     rsnn = RSNNConfig(n_inputs=data.train.x.shape[-1], n_outputs=rsnn_outputs)
     shadow = lambda classes, seed, what: train_speaker_model(  # noqa: E731
-        data, classes, rsnn, config.pretrain, seed, config.device, what, config.crossbar)
+        data, classes, rsnn, config.pretrain, seed, config.device, what, config.crossbar)[0]
     with_voice = [shadow(sorted(keep + [gone]), 1000 + i, "shadow with") for i in range(config.audit.shadows)]
     without = [shadow(keep, 2000 + i, "shadow without") for i in range(config.audit.shadows)]
     references = [shadow(keep, 3000 + i, "reference") for i in range(args.references)]

@@ -41,6 +41,7 @@ def test_lifecycle_commands(trained):
     audit = json.loads(_run("audit-forgetting", "spk1", "--state", state, "--data", data, "--old-state", before,
                             "--epochs", "4", "--shadows", "1", "--references", "2", "--relearn-seeds", "1", "--json").stdout)
     assert audit["lr"] == 5e-3  # the shadow, control and retrained models train at the state's own rate
+    assert audit["retrain_lr"] == 5e-3  # the gold standard's own rate, as it trained
     assert audit["original.branch_off_accuracy"] >= 0.9  # the attack finds the voice where it is present ...
     assert audit["state.branch_off_accuracy"] <= 1 / 3 + 0.05  # ... and not after erasure (chance among 3 rows)
     assert audit["original.branch_off_auc"] >= 0.95  # the bias-free attack's positive control

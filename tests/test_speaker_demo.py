@@ -2,7 +2,9 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
+import sklearn
 import torch
 
 from neuro_rm.crossbar import CrossbarConfig
@@ -115,6 +117,8 @@ def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
     saved = json.loads((tmp_path / "report.json").read_text(), parse_constant=refuse)
     assert saved["code.digest"] == code_digest() and len(saved["recipe.config"]) == 16  # which code, which settings
     assert saved["code.torch"] == torch.__version__ and saved["code.noise_stream"].startswith(("compiled", "torch.randn"))
+    assert saved["code.numpy"] == np.__version__ and saved["code.scikit-learn"] == sklearn.__version__
+    assert saved["baseline_retrain.lr"] == 5e-3  # the gold standard's rate (a smoke run has one candidate)
     assert saved["revoke.membership.null_sd"] is None  # fewer than 3 reference models: not measured, null
     # the recipe run is in the report: this one's smoke-run pretraining beside the revocation's full budget
     assert (report["recipe.pretrain_epochs"], report["recipe.pretrain_min_steps"], report["recipe.audit_shadows"]) == (2, 0, 1)
@@ -192,12 +196,25 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
     assert 0.5 <= report["deploy.readout.realistic"] <= 1
 
 
-def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path):
+def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, monkeypatch):
+    from neuro_rm.learning import train
     from neuro_rm.tasks.speaker import run_speaker_demo_seeds
 
+    shuffles, optimize = [], train.optimize
+
+    def seen(params, batch_loss, n_samples, config, *args, **kwargs):
+        shuffles.append((kwargs.get("description", args[-1] if args else ""), config.seed))
+        return optimize(params, batch_loss, n_samples, config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "optimize", seen)
     data = _tiny(tiny_speech)
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))
     report = run_speaker_demo_seeds(data, config, 2, out_dir=tmp_path, progress=False)
+    # review (session 31): each seed's revocation (branch and re-learnt rows), enrolment and restore shuffle by that
+    # seed, so the sd over seeds holds their variance too (they all shuffled by 0 in every seed before)
+    lifecycle = [seed for what, seed in shuffles if what.startswith(("revoke", "erase", "enroll", "restore", "baseline: full"))]
+    assert {what.split()[0] for what, _ in shuffles} >= {"revoke", "erase", "erase:", "enroll", "restore"}
+    assert set(lifecycle) == {5, 6} and lifecycle == sorted(lifecycle)
     json.dumps(report)
     assert report["seeds"] == [5, 6]
     for key in ("pretrain.accuracy", "revoke.retain_accuracy", "verify.eer", "baseline_linear.accuracy"):
@@ -220,6 +237,6 @@ def test_the_attacks_own_models_are_read_as_the_audited_array(tiny_speech):
     data = _tiny(tiny_speech)
     rsnn, quick = RSNNConfig(n_inputs=20, n_hidden=16, n_outputs=4), TrainConfig(epochs=1, lr=5e-3, batch_size=32)
     for readout in (CrossbarConfig(drift_compensation="offset"), CrossbarConfig.ideal()):
-        model = train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig(), crossbar=readout)
+        model, _ = train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig(), crossbar=readout)
         assert readout_of(model) == readout
-    assert readout_of(train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig())) == CrossbarConfig()
+    assert readout_of(train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig())[0]) == CrossbarConfig()

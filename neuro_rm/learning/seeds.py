@@ -44,7 +44,7 @@ def mean_sd_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
 # numbers that are settings, chosen or calibrated per seed, not measurements: a mean of two learning rates is
 # neither; keys ending in ``.`` cover every key under them (the readout's settings, the recipe's)
-CHOICES = ("pretrain.lr", "pretrain.best_epoch", "pretrain.averaged_epochs", "verify.threshold", "readout.", "recipe.")
+CHOICES = ("pretrain.lr", "baseline_retrain.lr", "pretrain.best_epoch", "pretrain.averaged_epochs", "verify.threshold", "readout.", "recipe.")
 
 
 def aggregate(reports: Sequence[dict], seeds: Sequence[int], skip: Iterable[str] = ("reference",),

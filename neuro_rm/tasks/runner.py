@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import json
 import math
 import time
@@ -55,12 +56,24 @@ def code_digest() -> str:
 code_digest()  # read with the modules that will run, not later (an edit during a long run would not be theirs)
 
 
+# libraries whose version can move a figure: training (snntorch), the linear floor (scikit-learn), the intervals (scipy)
+VERSIONED = ("numpy", "scikit-learn", "scipy", "snntorch")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def provenance() -> dict[str, str]:
-    """What besides the settings decides a run's numbers: the code, the torch build, and whether the compiled
-    module draws the read noise (its counter-based stream) or ``torch.randn`` does (no compiler, or
-    ``NEURO_RM_FUSED=0``): the same seed and settings give other draws."""
+    """What besides the settings decides a run's numbers: the code, the torch build and the other libraries'
+    versions, and whether the compiled module draws the read noise (its counter-based stream) or ``torch.randn``
+    does (no compiler, or ``NEURO_RM_FUSED=0``): the same seed and settings give other draws."""
     stream = "compiled counter-based stream" if fused.module() is not None else "torch.randn (no compiled module)"
-    return {"code.digest": code_digest(), "code.torch": torch.__version__, "code.noise_stream": stream}
+    return {"code.digest": code_digest(), "code.torch": torch.__version__, "code.noise_stream": stream,
+            **{f"code.{package}": _version(package) for package in VERSIONED}}
 
 
 def settings_digest(config: object, per_run: tuple[str, ...] = ("seed",)) -> str:

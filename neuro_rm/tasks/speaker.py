@@ -40,7 +40,7 @@ from neuro_rm.learning.metrics import (
 from neuro_rm.learning.report import accuracy_among, accuracy_on
 from neuro_rm.learning.seeds import markdown_table as seeds_table
 from neuro_rm.learning.seeds import over_seeds
-from neuro_rm.learning.train import PRETRAIN, fit_classifier
+from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.readout import (
@@ -116,18 +116,18 @@ def _accept_rate(auth: SpeakerAuthenticator, x: torch.Tensor) -> float:
 def train_speaker_model(
     data: SpeakerData, classes: list[int], rsnn: RSNNConfig, pretrain: TrainConfig, seed: int,
     device: DeviceConfig | None = None, description: str = "train", crossbar: CrossbarConfig | None = None,
-) -> SpeakerRSNN:
+) -> tuple[SpeakerRSNN, FitResult]:
     """A model of the pretraining recipe on ``classes``, written into crossbars of ``device`` if given and read
     through ``crossbar`` (the gold standard retrained without a speaker, shadow models of the membership
-    attack: read as the audited array is read)."""
+    attack: read as the audited array is read), and its training (the learning rate validation chose)."""
     torch.manual_seed(seed)
     model = SpeakerRSNN(rsnn)
-    fit_classifier(model, data.train.of_classes(classes), data.val.of_classes(classes), replace(pretrain, seed=seed),
+    fit = fit_classifier(model, data.train.of_classes(classes), data.val.of_classes(classes), replace(pretrain, seed=seed),
                    description=description)
     if device is not None:
         hybrid.analogize(model, device, SYNAPSES, crossbar=crossbar, seed=seed)
     model.eval()
-    return model
+    return model, fit
 
 
 def _trial_figures(prefix: str, trials: dict[str, torch.Tensor], seed: int) -> dict[str, object]:
@@ -148,7 +148,7 @@ def audit_revocation(
     test samples as probes and ``cohort`` test samples of each other speaker; never the other training data."""
     groups = (("with", sorted(keep + [gone]), 1000, audit.shadows), ("without", keep, 2000, audit.shadows),
               ("reference", keep, 3000, audit.references))
-    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}", crossbar)
+    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}", crossbar)[0]
                      for i in range(count)] for name, classes, start, count in groups}
     voice = VoiceData(gone, voiceprint, data.train.of_classes([gone]).x, data.test.of_classes([gone]).x,
                       data.test.of_classes(keep).subsample(cohort, seed))
@@ -194,7 +194,7 @@ class SpeakerTask(Task):
             raise ValueError(f"the demo needs at least 3 speakers (2 to keep, 1 to enroll), got {k}")
         if not 0 <= config.revoke_label < k - 1:
             raise ValueError(f"revoke_label must be one of the first {k - 1} speakers, got {config.revoke_label}")
-        self.data, self.config = data, config
+        self.data, self.config = data, per_run(config)
         self.old, self.new_label, self.gone = list(range(k - 1)), k - 1, config.revoke_label
         self.keep = [c for c in self.old if c != self.gone]
         self.report.update(speakers=data.names, revoked_speaker=data.names[self.gone], enrolled_speaker=data.names[self.new_label])
@@ -272,8 +272,10 @@ class SpeakerTask(Task):
         return fit.steps
 
     def retrain(self) -> nn.Module:
-        return train_speaker_model(self.data, self.keep, self.auth.model.config, self.config.pretrain, self.config.seed + 1,
-                                   description="baseline: retrain")
+        model, fit = train_speaker_model(self.data, self.keep, self.auth.model.config, self.config.pretrain,
+                                         self.config.seed + 1, description="baseline: retrain")
+        self.report["baseline_retrain.lr"] = fit.lr  # the rate its validation chose, as pretrain.lr
+        return model
 
     def retrain_array(self) -> nn.Module:
         return self.original  # the same array, rewritten with the retrained weights
@@ -528,6 +530,17 @@ def write_figures(report: dict, full_ledger: Ledger, out: Path,
 
 # what each run of the demo replaces with its own seed (``DemoConfig.seed``; pretraining is seeded with it too)
 PER_RUN_SETTINGS = ("seed", "pretrain.seed")
+
+
+def per_run(config: DemoConfig) -> DemoConfig:
+    """``config`` as its run uses it: the revocation's, enrolment's and restore's shuffles offset by ``config.seed``
+    as pretraining is seeded with it, so that the sd over a ``--seeds`` run holds their draws too, not only
+    pretraining's.  Their configured seeds stay settings (``recipe`` digests ``config``, not this)."""
+    def shifted(train: TrainConfig) -> TrainConfig:
+        return replace(train, seed=train.seed + config.seed)
+
+    return replace(config, unlearn=replace(config.unlearn, train=shifted(config.unlearn.train)),
+                   enroll=shifted(config.enroll), restore=shifted(config.restore))
 
 
 def recipe(config: DemoConfig) -> dict[str, int | str]:
