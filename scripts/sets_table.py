@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from neuro_rm.learning.seeds import CHOICES, aggregate, flatten, formatted
+from neuro_rm.learning.seeds import CHOICES, aggregate, flatten, formatted, mean_sd_ci
 from neuro_rm.tasks.runner import code_digest
 from neuro_rm.tasks.speaker import DemoConfig, recipe
 
@@ -54,6 +54,16 @@ ROWS = (
     ("revoke.erase.membership_auc", "membership AUC, erased model", "{:.3f}"),
     ("revoke.retrain.membership_auc", "membership AUC, retrained model", "{:.3f}"),
     ("revoke.membership.null_sd", "membership AUC's scatter between models that never heard the voice (sd)", "{:.3f}"),
+)
+
+# the revocation against the gold standard (the model retrained without the voice), paired within each seed: a seed's
+# pretrained model, test split and revoked voice are shared by both, so their difference leaves that scatter out
+# (name, minuend, subtrahend, format; the name's last part, neither a share nor an AUC, keeps the interval uncut)
+PAIRED = (
+    ("retrained without the voice: retained change from pretraining (points)", "baseline_retrain.retain_accuracy",
+     "pretrain.retain_accuracy", "{:+.2%}"),
+    ("erase − retrained, retained speakers (points)", "revoke.erase.retain_accuracy", "baseline_retrain.retain_accuracy", "{:+.2%}"),
+    ("membership AUC, erased − retrained", "revoke.erase.membership_auc", "revoke.retrain.membership_auc", "{:+.3f}"),
 )
 
 # (key, lowest acceptable value, what the bar says)
@@ -173,6 +183,18 @@ def _column(label: str, aggregated: dict, off: list[str]) -> str:
     return f"{label}, {len(aggregated['seeds'])} seeds" + (f" (not the default recipe: {', '.join(off)})" if off else "")
 
 
+def paired(seeds: list[dict], minuend: str, subtrahend: str, fmt: str) -> str:
+    """Mean ± sd over seeds of each seed's ``minuend`` − ``subtrahend``, with the t-interval and each seed's
+    difference ("–" where a seed's report lacks either key)."""
+    if any(s.get(minuend) is None or s.get(subtrahend) is None for s in seeds):
+        return "–"
+    differences = [float(s[minuend]) - float(s[subtrahend]) for s in seeds]
+    mean, sd, (lo, hi) = mean_sd_ci(differences)
+    cell, interval = formatted({"paired.mean": mean, "paired.sd": sd, "paired.ci95": (lo, hi)}, "paired", fmt)
+    each = ", ".join(f"{100 * d:+.1f}" if fmt.endswith("%}") else f"{d:+.2f}" for d in differences)
+    return f"{cell} [{interval}]; seeds: {each}"
+
+
 def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
     loaded = [(label, *load_run(folder)) for label, folder in runs]
     offs = [off_recipe(a) for _, a, _ in loaded]
@@ -188,6 +210,9 @@ def render(runs: list[tuple[str, Path | list[Path]]]) -> str:
             else:
                 cells.append("–")
         lines.append(f"| {name} (`{key}`) | " + " | ".join(cells) + " |")
+    lines += ["", "| paired within each seed | " + " | ".join(label for label, _, _ in loaded) + " |", "|---" * (len(loaded) + 1) + "|"]
+    for name, minuend, subtrahend, fmt in PAIRED:
+        lines.append(f"| {name} (`{minuend}` − `{subtrahend}`) | " + " | ".join(paired(s, minuend, subtrahend, fmt) for _, _, s in loaded) + " |")
     lines += ["", "| bar | " + " | ".join(label for label, _, _ in loaded) + " |", "|---" * (len(loaded) + 1) + "|"]
     for key, floor, says in BARS:
         lines.append(f"| {says} | " + " | ".join(mark + verdict(a, s, key, floor) for mark, (_, a, s) in zip(marks, loaded, strict=True)) + " |")

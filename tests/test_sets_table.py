@@ -181,3 +181,27 @@ def test_a_settings_digest_from_other_code_is_not_judged_against_this_code_s_def
     assert sets_table.off_recipe({**held, "code.digest": "0000000000000000"}) == []
     assert sets_table.off_recipe({**held, "code.digest": code_digest()}) == [
         f"settings digest 521fd4506b151ff7 (default {default['recipe.config']})"]
+
+
+def test_the_revocation_is_compared_with_the_gold_standard_within_each_seed(sets_table, tmp_path: Path) -> None:
+    """Review (session 34): the membership and retained figures of the erased and retrained models were set side by side
+    only as two means, whose seed-to-seed scatter (the pretrained model, the test split) hides a difference that holds
+    in every seed."""
+    erased, retrained = (0.9, 0.6, 0.75), (0.8, 0.5, 0.65)
+    reports = [{"pretrain": {"margin_over_linear": 0.01, "retain_accuracy": 0.9},
+                "baseline_retrain": {"retain_accuracy": 0.9 + d},
+                "revoke": {"erase": {"retain_change_from_pretrain": 0.0, "retain_accuracy": 0.9, "membership_auc": e},
+                           "retrain": {"membership_auc": r}, "suspend": {"retain_change_from_pretrain": 0.0}}}
+               for e, r, d in zip(erased, retrained, (0.01, 0.02, 0.03), strict=True)]
+    folder = tmp_path / "run"
+    for seed, report in enumerate(reports):
+        (folder / f"seed_{seed}").mkdir(parents=True)
+        (folder / f"seed_{seed}" / "report.json").write_text(json.dumps(report))
+    (folder / "report.json").write_text(json.dumps(aggregate(reports, [0, 1, 2])))
+    text = sets_table.render([("set", folder)])
+    membership = _bar(text, "| membership AUC, erased − retrained")[0]
+    assert membership.startswith("+0.100 ± 0.000 [+0.100 – +0.100]") and "seeds: +0.10, +0.10, +0.10" in membership
+    assert _bar(text, "| erase − retrained, retained")[0].startswith("-2.00% ± 1.00 [-4.48% – +0.48%]")
+    assert _bar(text, "| retrained without the voice")[0].startswith("+2.00% ± 1.00")
+    unpaired = _run(tmp_path / "older", [0.02, 0.03], [0.0, 0.0])  # reports without the keys
+    assert _bar(sets_table.render([("older", unpaired)]), "| membership AUC, erased − retrained")[0].strip(" |") == "–"

@@ -90,10 +90,11 @@ def _format(fmt: str, value: float) -> str:
 
 
 def _cell(fmt: str, mean: float, sd: float) -> str:
-    """``fmt`` applied to mean and sd; a percentage sd is in points so '97.1% ± 0.4' reads as intended."""
+    """``fmt`` applied to mean and sd; a percentage sd is in points so '97.1% ± 0.4' reads as intended, and an sd
+    is never signed (a signed change's format shows '+0.109 ± 0.189')."""
     if fmt.endswith("%}"):
         return f"{fmt.format(mean)} ± {100 * sd:.2f}"
-    return f"{_format(fmt, mean)} ± {_format(fmt, sd)}"
+    return f"{_format(fmt, mean)} ± {_format(fmt.replace('+', ''), sd)}"
 
 
 def _within_range(key: str, fmt: str, lo: float, hi: float) -> tuple[float, float]:
