@@ -198,15 +198,34 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
 
 def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, monkeypatch):
     from neuro_rm.learning import train
+    from neuro_rm.models.heads import GrowableHead
+    from neuro_rm.tasks import speaker
     from neuro_rm.tasks.speaker import run_speaker_demo_seeds
 
     shuffles, optimize = [], train.optimize
+    rows, grow, reset = [], GrowableHead.grow, GrowableHead.reset_rows
+    models, train_model = [], speaker.train_speaker_model
 
     def seen(params, batch_loss, n_samples, config, *args, **kwargs):
         shuffles.append((kwargs.get("description", args[-1] if args else ""), config.seed))
         return optimize(params, batch_loss, n_samples, config, *args, **kwargs)
 
+    def grown(head, n_new=1, seed=0):
+        rows.append(("grow", seed))
+        return grow(head, n_new, seed)
+
+    def reset_(head, which, seed=0):
+        rows.append(("reset", seed))
+        return reset(head, which, seed)
+
+    def trained(data, classes, rsnn, pretrain, seed, *args, **kwargs):
+        models.append(seed)
+        return train_model(data, classes, rsnn, pretrain, seed, *args, **kwargs)
+
     monkeypatch.setattr(train, "optimize", seen)
+    monkeypatch.setattr(GrowableHead, "grow", grown)
+    monkeypatch.setattr(GrowableHead, "reset_rows", reset_)
+    monkeypatch.setattr(speaker, "train_speaker_model", trained)
     data = _tiny(tiny_speech)
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))
     report = run_speaker_demo_seeds(data, config, 2, out_dir=tmp_path, progress=False)
@@ -215,6 +234,11 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, mon
     lifecycle = [seed for what, seed in shuffles if what.startswith(("revoke", "erase", "enroll", "restore", "baseline: full"))]
     assert {what.split()[0] for what, _ in shuffles} >= {"revoke", "erase", "erase:", "enroll", "restore"}
     assert set(lifecycle) == {5, 6} and lifecycle == sorted(lifecycle)
+    # review (session 34): the rows the lifecycle and the attack draw (the erasure's re-learnt rows, the enrolled
+    # speaker's row, the relearning attacker's row) and the attack's shadow and reference models follow it too
+    halves = len(rows) // 2, len(models) // 2
+    assert {s for _, s in rows[: halves[0]]}.isdisjoint(s for _, s in rows[halves[0]:]), rows
+    assert set(models[: halves[1]]).isdisjoint(models[halves[1]:]) and len(set(models)) == len(models), models
     json.dumps(report)
     assert report["seeds"] == [5, 6]
     for key in ("pretrain.accuracy", "revoke.retain_accuracy", "verify.eer", "baseline_linear.accuracy"):
@@ -223,6 +247,8 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, mon
     runs = [json.loads((tmp_path / f"seed_{s}" / "report.json").read_text()) for s in (5, 6)]
     assert report["verify.eer.mean"] == (runs[0]["verify.eer"] + runs[1]["verify.eer"]) / 2
     assert runs[0]["deploy.write_pulses"] != runs[1]["deploy.write_pulses"]  # each run has its own seed
+    # the recipe's digest is the configured one in every seed, so a set run in parts pools (sets_table)
+    assert runs[0]["recipe.config"] == runs[1]["recipe.config"] == recipe(config)["recipe.config"]
     assert "± " in (tmp_path / "report.md").read_text()
 
 

@@ -385,7 +385,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         new, new_val = self._labelled(train_x, label), self._labelled(val_x, label)
         val = LabelledSet.concat(self.buffers.holdout.of_classes(self.active_labels), new_val)
         with self._undone_on_failure(branch):  # an interrupted enrolment leaves the speakers as they were
-            done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label,
+            done = enroll_class(self.model, branch, adapter, new, self.buffers.replay, val, config, row_seed=label + config.seed,
                                 description=f"enroll {name}", warm_row=warm_row)
             if not any(bool(layer.adapters[branch].delta_weight().any())
                        for _, layer in hybrid.hybrid_layers(self.model) if branch in layer.adapters):

@@ -245,8 +245,10 @@ def audit_forgetting(
     shadows_without: list[nn.Module],
     references: list[nn.Module],
     config: AuditConfig = AuditConfig(),
+    seed: int = 0,
 ) -> dict[str, float]:
-    """Run every attack on every target; flat keys ``<target>.<measure>``.
+    """Run every attack on every target; flat keys ``<target>.<measure>``; ``seed`` draws the relearning
+    attack's recordings and its new row (``config.relearn_seeds`` draws from ``seed * relearn_seeds`` on).
 
     Include the original model (the attacks' positive control) and a model retrained without the voice
     (the gold standard) among ``targets``; ``membership.null_*`` is the spread of the membership AUC among
@@ -268,9 +270,9 @@ def audit_forgetting(
             if k > len(voice.recordings):
                 raise ValueError(f"relearning with k={k} needs {k} recordings of the voice, have {len(voice.recordings)}")
             steps = []
-            for seed in range(config.relearn_seeds):
-                pick = torch.randperm(len(voice.recordings), generator=torch.Generator().manual_seed(seed))[:k]
-                result = relearn(model, voice.recordings[pick], voice.probe, voice.others, config.relearn, seed, voice.row)
+            for draw in range(seed * config.relearn_seeds, (seed + 1) * config.relearn_seeds):
+                pick = torch.randperm(len(voice.recordings), generator=torch.Generator().manual_seed(draw))[:k]
+                result = relearn(model, voice.recordings[pick], voice.probe, voice.others, config.relearn, draw, voice.row)
                 steps.append(float(result.steps))
             report[f"{name}.relearn_steps.{k}"] = sum(steps) / len(steps)
             report[f"{name}.relearn_steps_sd.{k}"] = float(torch.tensor(steps).std()) if len(steps) > 1 else 0.0

@@ -138,6 +138,11 @@ def _trial_figures(prefix: str, trials: dict[str, torch.Tensor], seed: int) -> d
             f"{prefix}.min_dcf": min_dcf(genuine, impostor, p_target=0.01)[0]}
 
 
+# an audit's models are seeded from AUDIT_SEED_STRIDE * seed up: far from every run's own seeds (pretraining k, the
+# gold standard k + 1), so an attack's shadow model is never the audited model itself
+AUDIT_SEED_STRIDE = 10_000
+
+
 def audit_revocation(
     data: SpeakerData, targets: dict[str, nn.Module], gone: int, keep: list[int], rsnn: RSNNConfig,
     voiceprint: tuple[torch.Tensor, torch.Tensor] | None, pretrain: TrainConfig, device: DeviceConfig,
@@ -145,14 +150,17 @@ def audit_revocation(
 ) -> dict[str, float]:
     """Every attack of ``learning.attacks`` on ``targets``, with shadow models of the pretraining recipe
     of shape ``rsnn`` trained with and without speaker ``gone``.  The attacker holds the voice's training recordings, its
-    test samples as probes and ``cohort`` test samples of each other speaker; never the other training data."""
+    test samples as probes and ``cohort`` test samples of each other speaker; never the other training data.
+    ``seed`` draws the attack as well (its shadow and reference models, its relearning picks): over a ``--seeds``
+    run the membership figures then hold the attack's own variance, not one draw of it."""
+    start = AUDIT_SEED_STRIDE * seed  # seed 0's attack as before it followed the seed; seeds never share a model
     groups = (("with", sorted(keep + [gone]), 1000, audit.shadows), ("without", keep, 2000, audit.shadows),
               ("reference", keep, 3000, audit.references))
-    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + i, device, f"shadow {name}", crossbar)[0]
-                     for i in range(count)] for name, classes, start, count in groups}
+    models = {name: [train_speaker_model(data, classes, rsnn, pretrain, start + first + i, device, f"shadow {name}", crossbar)[0]
+                     for i in range(count)] for name, classes, first, count in groups}
     voice = VoiceData(gone, voiceprint, data.train.of_classes([gone]).x, data.test.of_classes([gone]).x,
                       data.test.of_classes(keep).subsample(cohort, seed))
-    return audit_forgetting(targets, voice, models["with"], models["without"], models["reference"], audit)
+    return audit_forgetting(targets, voice, models["with"], models["without"], models["reference"], audit, seed)
 
 
 def _revocation(
