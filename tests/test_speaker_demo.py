@@ -2,6 +2,7 @@ import json
 import math
 from dataclasses import replace
 
+import h5py
 import numpy as np
 import pytest
 import sklearn
@@ -118,6 +119,7 @@ def test_demo_runs_every_stage_on_a_tiny_set(demo_run):
     assert saved["code.digest"] == code_digest() and len(saved["recipe.config"]) == 16  # which code, which settings
     assert saved["code.torch"] == torch.__version__ and saved["code.noise_stream"].startswith(("compiled", "torch.randn"))
     assert saved["code.numpy"] == np.__version__ and saved["code.scikit-learn"] == sklearn.__version__
+    assert saved["code.h5py"] == h5py.__version__  # what read the data file
     assert saved["baseline_retrain.lr"] == 5e-3  # the gold standard's rate (a smoke run has one candidate)
     assert saved["revoke.membership.null_sd"] is None  # fewer than 3 reference models: not measured, null
     # the recipe run is in the report: this one's smoke-run pretraining beside the revocation's full budget

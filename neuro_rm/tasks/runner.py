@@ -56,8 +56,9 @@ def code_digest() -> str:
 code_digest()  # read with the modules that will run, not later (an edit during a long run would not be theirs)
 
 
-# libraries whose version can move a figure: training (snntorch), the linear floor (scikit-learn), the intervals (scipy)
-VERSIONED = ("numpy", "scikit-learn", "scipy", "snntorch")
+# libraries whose version can move a figure: training (snntorch), the linear floor (scikit-learn), the intervals (scipy),
+# reading and encoding the data (h5py, tonic, torchaudio)
+VERSIONED = ("numpy", "scikit-learn", "scipy", "snntorch", "h5py", "tonic", "torchaudio")
 
 
 def _version(package: str) -> str:
