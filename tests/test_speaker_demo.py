@@ -199,7 +199,7 @@ def test_demo_ideal_switch_reads_without_periphery_and_still_reports_realistic(t
 
 
 def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, monkeypatch):
-    from neuro_rm.learning import train
+    from neuro_rm.learning import attacks, train
     from neuro_rm.models.heads import GrowableHead
     from neuro_rm.tasks import speaker
     from neuro_rm.tasks.speaker import run_speaker_demo_seeds
@@ -207,6 +207,7 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, mon
     shuffles, optimize = [], train.optimize
     rows, grow, reset = [], GrowableHead.grow, GrowableHead.reset_rows
     models, train_model = [], speaker.train_speaker_model
+    picks, relearn = [], attacks.relearn
 
     def seen(params, batch_loss, n_samples, config, *args, **kwargs):
         shuffles.append((kwargs.get("description", args[-1] if args else ""), config.seed))
@@ -220,16 +221,23 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, mon
         rows.append(("reset", seed))
         return reset(head, which, seed)
 
-    def trained(data, classes, rsnn, pretrain, seed, *args, **kwargs):
-        models.append(seed)
-        return train_model(data, classes, rsnn, pretrain, seed, *args, **kwargs)
+    def trained(data, classes, rsnn, pretrain, seed, device=None, description="train", *args, **kwargs):
+        models.append((description, seed))
+        return train_model(data, classes, rsnn, pretrain, seed, device, description, *args, **kwargs)
+
+    def relearnt(model, recordings, *args, **kwargs):
+        picks.append(round(float(recordings.sum()), 3))  # which of the voice's recordings the attacker drew
+        return relearn(model, recordings, *args, **kwargs)
 
     monkeypatch.setattr(train, "optimize", seen)
+    monkeypatch.setattr(attacks, "relearn", relearnt)
     monkeypatch.setattr(GrowableHead, "grow", grown)
     monkeypatch.setattr(GrowableHead, "reset_rows", reset_)
     monkeypatch.setattr(speaker, "train_speaker_model", trained)
     data = _tiny(tiny_speech)
     config = fast(DemoConfig(pretrain=TrainConfig(epochs=3, lr=5e-3, batch_size=32), seed=5))
+    # two of each of the audit's models and draws, as the default's three: neighbouring seeds must not share any
+    config = replace(config, audit=replace(config.audit, shadows=2, references=2, relearn_seeds=2))
     report = run_speaker_demo_seeds(data, config, 2, out_dir=tmp_path, progress=False)
     # review (session 31): each seed's revocation (branch and re-learnt rows), enrolment and restore shuffle by that
     # seed, so the sd over seeds holds their variance too (they all shuffled by 0 in every seed before)
@@ -240,7 +248,13 @@ def test_demo_over_seeds_reports_mean_sd_and_interval(tiny_speech, tmp_path, mon
     # speaker's row, the relearning attacker's row) and the attack's shadow and reference models follow it too
     halves = len(rows) // 2, len(models) // 2
     assert {s for _, s in rows[: halves[0]]}.isdisjoint(s for _, s in rows[halves[0]:]), rows
-    assert set(models[: halves[1]]).isdisjoint(models[halves[1]:]) and len(set(models)) == len(models), models
+    seeds = [seed for _, seed in models]
+    assert set(seeds[: halves[1]]).isdisjoint(seeds[halves[1]:]) and len(set(seeds)) == len(seeds), models
+    pretrained = {seed for what, seed in shuffles if what == "pretrain"}
+    shadows = {seed for what, seed in models if what.startswith("shadow")}
+    assert pretrained == {5, 6} and len(shadows) == 2 * 6 and shadows.isdisjoint(pretrained)
+    assert shadows.isdisjoint(seed for what, seed in models if not what.startswith("shadow"))  # no shadow is a target
+    assert picks[: len(picks) // 2] != picks[len(picks) // 2:], picks  # the attacker's recordings too
     json.dumps(report)
     assert report["seeds"] == [5, 6]
     for key in ("pretrain.accuracy", "revoke.retain_accuracy", "verify.eer", "baseline_linear.accuracy"):
