@@ -58,7 +58,7 @@ ROWS = (
 
 # the revocation against the gold standard (the model retrained without the voice), paired within each seed: a seed's
 # pretrained model, test split and revoked voice are shared by both, so their difference leaves that scatter out
-# (name, minuend, subtrahend, format; the name's last part, neither a share nor an AUC, keeps the interval uncut)
+# (name, minuend, subtrahend, format)
 PAIRED = (
     ("retrained without the voice: retained change from pretraining (points)", "baseline_retrain.retain_accuracy",
      "pretrain.retain_accuracy", "{:+.2%}"),
@@ -190,6 +190,7 @@ def paired(seeds: list[dict], minuend: str, subtrahend: str, fmt: str) -> str:
         return "–"
     differences = [float(s[minuend]) - float(s[subtrahend]) for s in seeds]
     mean, sd, (lo, hi) = mean_sd_ci(differences)
+    # under the key "paired" (neither a share nor an AUC) the interval is cut only as a signed change in points
     cell, interval = formatted({"paired.mean": mean, "paired.sd": sd, "paired.ci95": (lo, hi)}, "paired", fmt)
     each = ", ".join(f"{100 * d:+.1f}" if fmt.endswith("%}") else f"{d:+.2f}" for d in differences)
     return f"{cell} [{interval}]; seeds: {each}"
