@@ -1,9 +1,10 @@
 """Choose the unlearning method and the verification score by validation results (the test split is not read).
 
-    python scripts/compare_unlearning.py [--data FILE] [--revoke LABEL] [--seeds N]
+    python scripts/compare_unlearning.py [--data FILE] [--revoke LABEL] [--seeds N] [--methods M ...] [--impostor-sd SD ...]
 
 Pretrains and deploys the speaker RSNN on all speakers but the last, then, on copies:
-- revokes one speaker with each unlearning method in the `suspend` mode (the masking branch, whose target this
+- revokes one speaker with each unlearning method (``--methods``; the impostor target at each ``--impostor-sd``)
+  in the `suspend` mode (the masking branch, whose target this
   chooses; erasure's target is chosen by scripts/probe_erase_membership.py), and, as the gold standard, retrains from scratch
   without that speaker (the voice was never learnt);
 - enrolls the last speaker afterwards.
@@ -50,7 +51,7 @@ def acceptance(auth: SpeakerAuthenticator, outsider: torch.Tensor, kind: str) ->
     return far, float((claim_scores(auth, outsider, kind) >= threshold).float().mean())
 
 
-def run(splits, revoke: int, seed: int) -> list[dict]:
+def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[float]) -> list[dict]:
     """One pretrain → deploy → revoke (each method) / retrain → enroll run; a row per method, stage and score."""
     train, val = (LabelledSet(s.x, s.y) for s in (splits.train, splits.val))
     names, config = splits.speaker_names, DemoConfig()
@@ -68,11 +69,12 @@ def run(splits, revoke: int, seed: int) -> list[dict]:
         far, accepted = acceptance(base, val.of_classes([new]).x, kind)
         rows.append({"method": "stranger (never enrolled)", "stage": "deploy", "score": kind, "impostor": far, "outsider": accepted})
     candidates = {}
-    for method in METHODS:
+    for method, sd in [(m, sd) for m in methods for sd in (impostor_sds if m == "impostor" else [None])]:
         trial = copy.deepcopy(base)
+        target = replace(config.unlearn, method=method, train=seeded(config.unlearn.train))
         trial.revoke(names[revoke], forget_train.x, retain=train.of_classes(keep), mode="suspend",
-                     config=replace(config.unlearn, method=method, train=seeded(config.unlearn.train)))
-        candidates[method] = trial
+                     config=target if sd is None else replace(target, impostor_sd=sd))
+        candidates[method if sd is None else f"{method} (sd {sd:g})"] = trial
     gold, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(keep), val.of_classes(keep),  # the voice never seen
                                             config=seeded(config.pretrain), seed=seed + 1000)
     gold.registry[names[revoke]].status = REVOKED
@@ -99,9 +101,12 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--revoke", type=int, default=DemoConfig.revoke_label)
     parser.add_argument("--seeds", type=int, default=3, help="independent runs (pretraining, unlearning, enrolment)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--impostor-sd", type=float, nargs="+", default=[DemoConfig().unlearn.impostor_sd],
+                        help="the impostor target's depth below the mean impostor logit, in sd (one candidate each)")
     args = parser.parse_args()
     splits = load_bundled_speakers() if args.data is None else load_speakers(args.data)
-    runs = [run(splits, args.revoke, seed) for seed in range(args.seeds)]
+    runs = [run(splits, args.revoke, seed, args.methods, args.impostor_sd) for seed in range(args.seeds)]
     fmt = lambda key, rows: f"{statistics.mean(r[key] for r in rows):.3f} ± {statistics.pstdev(r[key] for r in rows):.3f}"  # noqa: E731
     print(f"mean ± sd over {args.seeds} seeds; 'outsider' is the revoked voice (the stranger on the deployed model)")
     print("| method | stage | score | impostor trials accepted | outsider's claims accepted | forget acc | retain acc | MIA AUC |")

@@ -51,6 +51,7 @@ VARIANTS = {  # the first: erasure up to b8e1d1b; the default now: impostor-wd3e
     "impostor-mean": variant("impostor", impostor_sd=0.0),
     "impostor+1sd": variant("impostor", impostor_sd=-1.0),
     "impostor-wd3e-2": variant("impostor", weight_decay=3e-2),
+    "impostor-mean-wd3e-2": variant("impostor", impostor_sd=0.0, weight_decay=3e-2),
     "uniform": variant("uniform"),
     **{f"uniform-wd{wd:.0e}".replace("e-0", "e-"): variant("uniform", weight_decay=wd) for wd in (1e-3, 1e-2, 3e-2, 1e-1)},
 }

@@ -12,7 +12,7 @@ from neuro_rm.learning import (
     unlearn,
 )
 from neuro_rm.learning.erase import relearn_readout
-from neuro_rm.learning.unlearn import relabel
+from neuro_rm.learning.unlearn import impostor_logits, relabel
 from neuro_rm.models.heads import GrowableHead
 
 
@@ -28,7 +28,7 @@ def trained(tiny_speech):
     return model
 
 
-@pytest.mark.parametrize("method", ["relabel", "ascent", "uniform"])
+@pytest.mark.parametrize("method", ["relabel", "ascent", "uniform", "impostor"])
 def test_each_method_forgets_one_class_and_keeps_the_rest(trained, tiny_speech, method):
     import copy
 
@@ -54,6 +54,22 @@ def test_uniform_forgetting_is_less_confident_than_relabelling(trained, tiny_spe
         probs = torch.softmax(predict_logits(model, tiny_speech["test"].of_classes([2]).x), dim=1)
         confidence[method] = float(probs.max(dim=1).values.mean())
     assert confidence["uniform"] < confidence["relabel"]
+
+
+@pytest.mark.parametrize("sd", [0.0, 1.5])
+def test_the_impostor_target_is_the_other_speakers_mean_logit_less_sd_standard_deviations(sd):
+    """Per class, the level is read from the samples of the *other* classes only (an impostor's claims), and
+    ``sd`` moves it below their mean (0: a forgotten voice is answered as a typical impostor is)."""
+    torch.manual_seed(0)
+    logits, labels = torch.randn(30, 3) * 2 + torch.tensor([1.0, 0.0, -1.0]), torch.arange(30) % 3
+    reader = nn.Linear(3, 3)
+    with torch.no_grad():
+        reader.weight.copy_(torch.eye(3))
+        reader.bias.zero_()
+    level = impostor_logits(reader, LabelledSet(logits, labels), sd)
+    for c in range(3):
+        others = logits[labels != c, c]
+        assert level[c] == pytest.approx(float(others.mean() - sd * others.std(unbiased=False)), abs=1e-5)
 
 
 def test_relabel_draws_only_kept_classes():
