@@ -35,8 +35,7 @@ from neuro_rm.lora import AdapterConfig
 
 @dataclass(frozen=True)
 class EraseConfig:
-    # 1 sd below the mean impostor logit: the depth erasure's membership probe chose (probe_erase_membership.py)
-    unlearn: UnlearnConfig = UnlearnConfig(impostor_sd=1.0)
+    unlearn: UnlearnConfig = UnlearnConfig()
     rank: int = 8
     alpha: float = 16.0
     layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
