@@ -8,11 +8,17 @@ Pretrains and deploys the speaker RSNN on all speakers but the last, then, on co
   chooses; erasure's target is chosen by scripts/probe_erase_membership.py), and, as the gold standard, retrains from scratch
   without that speaker (the voice was never learnt);
 - enrolls the last speaker afterwards.
-It prints validation metrics: forgotten and retained accuracy, membership-inference AUC (the revoked
-speaker's training samples vs its validation samples), and, for two verification scores — the claimed
-speaker's logit and its log-softmax over the enrolled speakers — the share of impostor trials and of the
-revoked voice's claims accepted at the equal-error threshold of the holdout buffer.  A stranger row (the
-last speaker on the deployed model, before enrolment) shows how each score treats a voice never enrolled.
+The validation split is halved per speaker: one half is the device's (pretraining's selection, the holdout
+buffer that selects each revocation and sets the threshold), the other scores the candidates, so no
+candidate is scored on samples that chose it.  It prints, on the scoring half: forgotten and retained
+accuracy (balanced: the mean over retained speakers), membership-inference AUC (the revoked speaker's
+training samples vs its scoring samples), and, for two verification scores — the claimed speaker's logit
+and its log-softmax over the enrolled speakers — the share of impostor trials accepted at the holdout's
+equal-error threshold, the share of the revoked voice's recordings accepted as *anyone* (its best claim
+over the enrolled speakers: per claim, a voice that passes as one speaker would be diluted K−1 times), and
+how far its mean claim score sits above an impostor trial's (0: it is answered as a typical impostor is).
+A stranger row (the last speaker on the deployed model, before enrolment) shows how each score treats a
+voice never enrolled.
 Each figure is a mean and standard deviation over independent seeds: one run's figures move by several
 points with the random state, so a choice must hold across seeds.
 """
@@ -28,7 +34,14 @@ import torch
 
 from neuro_rm.auth import REVOKED, SpeakerAuthenticator
 from neuro_rm.data import load_bundled_speakers, load_speakers
-from neuro_rm.learning import LabelledSet, accuracy, equal_error_rate, mia_auc, predict_logits
+from neuro_rm.learning import (
+    LabelledSet,
+    accuracy,
+    equal_error_rate,
+    mia_auc,
+    per_class_accuracy,
+    predict_logits,
+)
 from neuro_rm.learning.unlearn import METHODS
 from neuro_rm.tasks.speaker import DemoConfig
 
@@ -41,33 +54,51 @@ def claim_scores(auth: SpeakerAuthenticator, x: torch.Tensor, kind: str) -> torc
     return logits if kind == "logit" else torch.log_softmax(logits, dim=1)
 
 
-def acceptance(auth: SpeakerAuthenticator, outsider: torch.Tensor, kind: str) -> tuple[float, float]:
-    """(impostor trials accepted, outsider's claims accepted) at the holdout's equal-error threshold."""
+def halves(data: LabelledSet, seed: int) -> tuple[LabelledSet, LabelledSet]:
+    """Each speaker's samples shuffled with ``seed`` and cut in two: (the device's half, the scoring half)."""
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.zeros(len(data), dtype=torch.bool)
+    for c in torch.unique(data.y):
+        idx = torch.nonzero(data.y == c).flatten()
+        first[idx[torch.randperm(len(idx), generator=generator)[: len(idx) // 2]]] = True
+    return data.where(first), data.where(~first)
+
+
+def acceptance(auth: SpeakerAuthenticator, impostors: LabelledSet, outsider: torch.Tensor, kind: str) -> dict:
+    """At the holdout's equal-error threshold: the impostor trials of ``impostors`` (enrolled speakers claiming
+    each other) accepted, the ``outsider``'s recordings accepted as anyone, and its mean claim's lead over an
+    impostor trial's mean score."""
     holdout = auth.buffers.holdout.of_classes(auth.active_labels)
     scores = claim_scores(auth, holdout.x, kind)
     own = torch.stack([holdout.y == c for c in auth.active_labels], dim=1)
     _, threshold = equal_error_rate(scores[own], scores[~own])
-    far = float((scores[~own] >= threshold).float().mean())
-    return far, float((claim_scores(auth, outsider, kind) >= threshold).float().mean())
+    trials = claim_scores(auth, impostors.x, kind)
+    trials = trials[torch.stack([impostors.y != c for c in auth.active_labels], dim=1)]
+    claims = claim_scores(auth, outsider, kind)
+    return {"impostor": float((trials >= threshold).float().mean()),
+            "outsider": float((claims.max(dim=1).values >= threshold).float().mean()),
+            "gap": float(claims.mean() - trials.mean())}
 
 
 def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[float]) -> list[dict]:
     """One pretrain → deploy → revoke (each method) / retrain → enroll run; a row per method, stage and score."""
-    train, val = (LabelledSet(s.x, s.y) for s in (splits.train, splits.val))
+    train = LabelledSet(splits.train.x, splits.train.y)
+    val, score = halves(LabelledSet(splits.val.x, splits.val.y), seed)  # the device's half, the scoring half
     names, config = splits.speaker_names, DemoConfig()
     new = len(names) - 1
     old = list(range(new))
     keep = [c for c in old if c != revoke]
-    forget_train, forget_val = train.of_classes([revoke]), val.of_classes([revoke])
+    forget_train, forget_score = train.of_classes([revoke]), score.of_classes([revoke])
     seeded = lambda c: replace(c, seed=seed)  # noqa: E731
+
+    def trials(auth: SpeakerAuthenticator, outsider: LabelledSet) -> list[dict]:
+        impostors = score.of_classes(auth.active_labels)
+        return [{"score": kind, **acceptance(auth, impostors, outsider.x, kind)} for kind in SCORES]
 
     base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old),
                                             config=seeded(config.pretrain), seed=seed)
     base.deploy(config.device, seed=seed)
-    rows = []
-    for kind in SCORES:
-        far, accepted = acceptance(base, val.of_classes([new]).x, kind)
-        rows.append({"method": "stranger (never enrolled)", "stage": "deploy", "score": kind, "impostor": far, "outsider": accepted})
+    rows = [{"method": "stranger (never enrolled)", "stage": "deploy", **row} for row in trials(base, score.of_classes([new]))]
     candidates = {}
     for method, sd in [(m, sd) for m in methods for sd in (impostor_sds if m == "impostor" else [None])]:
         trial = copy.deepcopy(base)
@@ -80,19 +111,18 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
     gold.registry[names[revoke]].status = REVOKED
     gold.deploy(config.device, seed=seed)
     candidates["retrained without the speaker"] = gold
+    retained = score.of_classes(keep)
     for method, auth in candidates.items():
-        f_logits = predict_logits(auth.model, forget_val.x)
+        f_logits = predict_logits(auth.model, forget_score.x)
         facts = {
-            "forget_acc": accuracy(f_logits, forget_val.y),
-            "retain_acc": accuracy(predict_logits(auth.model, val.of_classes(keep).x), val.of_classes(keep).y),
-            "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_val.y),
+            "forget_acc": accuracy(f_logits, forget_score.y),
+            "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values()),
+            "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_score.y),
         }
         for stage in ("revoke", "enroll"):
             if stage == "enroll":
                 auth.enroll(names[new], train.of_classes([new]).x, val.of_classes([new]).x, seeded(config.enroll))
-            for kind in SCORES:
-                far, accepted = acceptance(auth, forget_val.x, kind)
-                rows.append({"method": method, "stage": stage, "score": kind, "impostor": far, "outsider": accepted, **facts})
+            rows += [{"method": method, "stage": stage, **row, **facts} for row in trials(auth, forget_score)]
     return rows
 
 
@@ -108,14 +138,16 @@ def main() -> None:
     splits = load_bundled_speakers() if args.data is None else load_speakers(args.data)
     runs = [run(splits, args.revoke, seed, args.methods, args.impostor_sd) for seed in range(args.seeds)]
     fmt = lambda key, rows: f"{statistics.mean(r[key] for r in rows):.3f} ± {statistics.pstdev(r[key] for r in rows):.3f}"  # noqa: E731
-    print(f"mean ± sd over {args.seeds} seeds; 'outsider' is the revoked voice (the stranger on the deployed model)")
-    print("| method | stage | score | impostor trials accepted | outsider's claims accepted | forget acc | retain acc | MIA AUC |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"mean ± sd over {args.seeds} seeds, on the scoring half of validation; 'outsider' is the revoked voice "
+          "(the stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's")
+    print("| method | stage | score | impostor trials accepted | outsider accepted as anyone | outsider's lead | "
+          "forget acc | retain acc (balanced) | MIA AUC |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for i, row in enumerate(runs[0]):
         same = [r[i] for r in runs]
         extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc", "mia")) if "mia" in row else " | | "
-        print(f"| {row['method']} | {row['stage']} | {row['score']} | {fmt('impostor', same)} | {fmt('outsider', same)} | {extra} |")
-
+        print(f"| {row['method']} | {row['stage']} | {row['score']} | {fmt('impostor', same)} | {fmt('outsider', same)} | "
+              f"{fmt('gap', same)} | {extra} |")
 
 if __name__ == "__main__":
     main()

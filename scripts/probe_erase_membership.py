@@ -42,7 +42,7 @@ from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, SpeakerTask, train_s
 def variant(method: str, impostor_sd: float = 1.0, weight_decay: float = 0.0) -> EraseConfig:
     """The erasure of the lifecycle with one unlearning target and one weight decay of the re-learnt readout."""
     erase = EraseConfig(layers=ERASE_SYNAPSES)
-    return replace(erase, unlearn=UnlearnConfig(method=method, impostor_sd=impostor_sd),
+    return replace(erase, unlearn=UnlearnConfig(method=method), impostor_sd=impostor_sd,
                    readout=replace(erase.readout, weight_decay=weight_decay))
 
 

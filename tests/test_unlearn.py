@@ -72,6 +72,35 @@ def test_the_impostor_target_is_the_other_speakers_mean_logit_less_sd_standard_d
         assert level[c] == pytest.approx(float(others.mean() - sd * others.std(unbiased=False)), abs=1e-5)
 
 
+def test_unlearning_reads_the_impostor_level_from_retained_samples_at_the_configured_depth(trained, tiny_speech,
+                                                                                            monkeypatch):
+    """The level is read once, from the retained samples only (a forgotten voice's own logits would lift it), at
+    the depth the caller configured."""
+    import copy
+    import importlib
+
+    unlearn_module = importlib.import_module("neuro_rm.learning.unlearn")  # the module; the package exports the function
+    seen = []
+    real = unlearn_module.impostor_logits
+    monkeypatch.setattr(unlearn_module, "impostor_logits",
+                        lambda model, retained, sd: seen.append((set(retained.y.tolist()), sd)) or real(model, retained, sd))
+    model = copy.deepcopy(trained)
+    unlearn(model, list(model.parameters()), [2], tiny_speech["train"], tiny_speech["val"], [0, 1, 3],
+            UnlearnConfig(impostor_sd=0.37, train=TrainConfig(epochs=1, lr=5e-3, batch_size=32)))
+    assert seen == [({0, 1, 3}, 0.37)]
+
+
+def test_suspension_answers_a_revoked_voice_as_a_typical_impostor_and_erasure_goes_one_sd_deeper():
+    """The two modes' defaults, each chosen on validation: suspension's mask at the mean impostor logit
+    (compare_unlearning.py: 1 sd cost fresh voices' retained speakers), erasure at 1 sd below it
+    (probe_erase_membership.py and the fresh-voice demo: at the mean the erased model read as a member more often)."""
+    from neuro_rm.learning.erase import EraseConfig
+
+    assert UnlearnConfig().impostor_sd == 0.0
+    assert EraseConfig().impostor_sd == 1.0
+    assert EraseConfig().unlearn.method == UnlearnConfig().method
+
+
 def test_relabel_draws_only_kept_classes():
     labels = relabel(torch.zeros(1000, dtype=torch.long), [1, 3], seed=0)
     assert set(labels.tolist()) == {1, 3}

@@ -35,7 +35,10 @@ from neuro_rm.lora import AdapterConfig
 
 @dataclass(frozen=True)
 class EraseConfig:
-    unlearn: UnlearnConfig = UnlearnConfig()
+    unlearn: UnlearnConfig = UnlearnConfig()  # its impostor_sd is suspension's and is not read here: see impostor_sd
+    # erasure's own target depth, whatever the unlearn config says: 1 sd below the mean impostor logit (at the mean,
+    # the fresh-voice demo's erased models read as members more often; probe_erase_membership.py compares depths)
+    impostor_sd: float = 1.0
     rank: int = 8
     alpha: float = 16.0
     layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
@@ -249,7 +252,7 @@ def erase_classes(
     checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
     checked = checked if len(checked) else forgotten
     voiceprints = {row: model.head.copy_row(row) for row in forget}
-    chance = 1.0 / (len(keep) + len(forget))
+    chance, target = 1.0 / (len(keep) + len(forget)), replace(config.unlearn, impostor_sd=config.impostor_sd)
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
     deferred, on_cells = [], None  # round branches standing for writes not made yet; the last check on written cells
     check = partial(_relearnt_and_checked, model, forget, keep, voiceprints, retained, retain_val, (forgotten, val), config, readouts)
@@ -263,7 +266,7 @@ def erase_classes(
         cells = [*deferred, branch]  # the cells as this round's merge (after the deferred ones) will leave them
         terms = [write_cost(model, branch, cost)]
         terms += [cells_features(model, cells, forgotten, retained, seed=round_)] if guard_cells else []
-        fits.append(unlearn(model, params, forget, train, val, keep, config.unlearn, f"{description} ({round_ + 1})",
+        fits.append(unlearn(model, params, forget, train, val, keep, target, f"{description} ({round_ + 1})",
                             penalty=_sum_of(terms),
                             score_penalty=partial(cells_accuracy, model, cells, checked) if guard_cells else None))
         trainable = max(trainable, sum(p.numel() for p in params))

@@ -1,0 +1,58 @@
+"""scripts/compare_unlearning.py: the figures that chose suspension's target must read a revoked voice fairly."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from neuro_rm.learning import LabelledSet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("compare_unlearning", ROOT / "scripts/compare_unlearning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _identity_auth(holdout: LabelledSet, speakers: int) -> SimpleNamespace:
+    """An authenticator whose claim scores are its inputs: input column c is the score for claiming speaker c."""
+    reader = nn.Linear(speakers, speakers)
+    with torch.no_grad():
+        reader.weight.copy_(torch.eye(speakers))
+        reader.bias.zero_()
+    return SimpleNamespace(model=reader, active_labels=list(range(speakers)),
+                           buffers=SimpleNamespace(holdout=holdout))
+
+
+def test_a_voice_that_passes_as_one_of_four_speakers_is_accepted_as_anyone_not_a_quarter_of_the_time() -> None:
+    """Per claim, a revoked voice that still passes as one speaker reads 1/K; the product lets it in every time."""
+    compare = _module()
+    speakers = 4
+    own = torch.eye(speakers).repeat(5, 1) * 4  # each enrolled speaker scores 4 on its own claim, 0 on the others'
+    holdout = LabelledSet(own, torch.arange(speakers).repeat(5))
+    auth = _identity_auth(holdout, speakers)
+    outsider = torch.zeros(6, speakers)
+    outsider[:, 2] = 4.0  # the revoked voice still passes as speaker 2
+    figures = compare.acceptance(auth, holdout, outsider, "logit")
+    assert figures["impostor"] == 0.0
+    assert figures["outsider"] == 1.0
+    assert figures["gap"] == 1.0  # its mean claim (4 / 4 claims) sits 1 above an impostor trial's mean (0)
+    quiet = compare.acceptance(auth, holdout, torch.zeros(6, speakers), "logit")
+    assert quiet["outsider"] == 0.0 and quiet["gap"] == 0.0
+
+
+def test_validation_is_halved_per_speaker_into_disjoint_parts_that_cover_it() -> None:
+    compare = _module()
+    data = LabelledSet(torch.arange(30.0).view(-1, 1), torch.tensor([0] * 10 + [1] * 13 + [2] * 7))
+    device_half, scoring_half = compare.halves(data, seed=3)
+    assert sorted(device_half.x.flatten().tolist() + scoring_half.x.flatten().tolist()) == list(range(30))
+    assert torch.bincount(device_half.y).tolist() == [5, 6, 3]
+    assert torch.bincount(scoring_half.y).tolist() == [5, 7, 4]
+    assert compare.halves(data, seed=4)[0].x.flatten().tolist() != device_half.x.flatten().tolist()
