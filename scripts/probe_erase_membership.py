@@ -32,17 +32,17 @@ from pathlib import Path
 import torch
 
 from neuro_rm.learning.attacks import MembershipAttack, branch_off_accuracy, branch_off_auc
-from neuro_rm.learning.erase import EraseConfig, relearn_readout
+from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD, EraseConfig, relearn_readout
 from neuro_rm.learning.report import accuracy_on
 from neuro_rm.learning.unlearn import UnlearnConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
 from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, SpeakerTask, train_speaker_model
 
 
-def variant(method: str, impostor_sd: float = 1.0, weight_decay: float = 0.0) -> EraseConfig:
+def variant(method: str, impostor_sd: float = ERASE_IMPOSTOR_SD, weight_decay: float = 0.0) -> EraseConfig:
     """The erasure of the lifecycle with one unlearning target and one weight decay of the re-learnt readout."""
     erase = EraseConfig(layers=ERASE_SYNAPSES)
-    return replace(erase, unlearn=UnlearnConfig(method=method), impostor_sd=impostor_sd,
+    return replace(erase, unlearn=UnlearnConfig(method=method, impostor_sd=impostor_sd),
                    readout=replace(erase.readout, weight_decay=weight_decay))
 
 

@@ -30,7 +30,7 @@ from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
 from neuro_rm.tasks.speaker import DemoConfig
 
 NEW = {"unlearn": UnlearnConfig(), "readout": EraseConfig().readout, "enroll": DemoConfig().enroll}
-OLD = {"unlearn": UnlearnConfig(balanced=False, train=replace(UnlearnConfig().train, min_steps=0)),
+OLD = {"unlearn": UnlearnConfig(balanced=False, train=replace(UnlearnConfig().train, min_steps=0), impostor_sd=1.0),
        "readout": replace(EraseConfig().readout, min_steps=0, patience_steps=None, weight_decay=0.0),
        "enroll": replace(DemoConfig().enroll, min_steps=0)}
 

@@ -101,9 +101,10 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     kept_rows = deployed.model.head.weight[[0, 2]].detach().clone()
     pulses_before = deployed.ledger.count("write.rm_pulse")
     trained_on, held_out = tiny_speech["train"].of_classes([1]).x, deployed.buffers.holdout.of_classes([1]).x
-    # a suspension's depth passed to an erasure does not move erasure's own (EraseConfig.impostor_sd)
-    report = deployed.revoke("bob", trained_on, config=UnlearnConfig(train=QUICK, impostor_sd=0.0), mode="erase")
-    assert targets[1:] and {sd for _, sd in targets[1:]} == {erase.EraseConfig.impostor_sd}
+    # the config a suspension was given, passed to an erasure, leaves erasure at its own depth (session 36: it
+    # silently ran at the suspension's)
+    report = deployed.revoke("bob", trained_on, config=UnlearnConfig(train=QUICK), mode="erase")
+    assert targets[1:] and {sd for _, sd in targets[1:]} == {erase.ERASE_IMPOSTOR_SD}
     served = max(branch_off_accuracy(deployed.model, 1, voiceprint, x) for x in (trained_on, held_out))
     assert report.extra["residual"] == pytest.approx(served, abs=0.05)  # the self-check saw the model as served
     assert not any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))  # no old snapshot is left

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 
@@ -35,17 +36,20 @@ def test_a_voice_that_passes_as_one_of_four_speakers_is_accepted_as_anyone_not_a
     """Per claim, a revoked voice that still passes as one speaker reads 1/K; the product lets it in every time."""
     compare = _module()
     speakers = 4
-    own = torch.eye(speakers).repeat(5, 1) * 4  # each enrolled speaker scores 4 on its own claim, 0 on the others'
+    eye = torch.eye(speakers).repeat(5, 1)
+    odd = (torch.arange(5 * speakers) % 2).view(-1, 1).float()
+    own = eye * 4 + (1 - eye) * odd  # 4 on its own claim; 0 or 1 on the others' (every other recording)
     holdout = LabelledSet(own, torch.arange(speakers).repeat(5))
     auth = _identity_auth(holdout, speakers)
+    trials = own[eye == 0]
     outsider = torch.zeros(6, speakers)
     outsider[:, 2] = 4.0  # the revoked voice still passes as speaker 2
     figures = compare.acceptance(auth, holdout, outsider, "logit")
-    assert figures["impostor"] == 0.0
+    assert figures["impostor"] == 0.0 and figures["impostor_any"] == 0.0  # genuine claims are not impostor trials
     assert figures["outsider"] == 1.0
-    assert figures["gap"] == 1.0  # its mean claim (4 / 4 claims) sits 1 above an impostor trial's mean (0)
-    quiet = compare.acceptance(auth, holdout, torch.zeros(6, speakers), "logit")
-    assert quiet["outsider"] == 0.0 and quiet["gap"] == 0.0
+    assert figures["gap"] == pytest.approx(float((outsider.mean() - trials.mean()) / trials.std()))
+    typical = compare.acceptance(auth, holdout, torch.full((6, speakers), float(trials.mean())), "logit")
+    assert typical["outsider"] == 0.0 and typical["gap"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_validation_is_halved_per_speaker_into_disjoint_parts_that_cover_it() -> None:

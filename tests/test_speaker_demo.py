@@ -64,7 +64,10 @@ def test_each_recipe_key_reports_its_own_setting():
         "recipe.pretrain_epochs": 10, "recipe.enroll_epochs": 11, "recipe.restore_epochs": 12, "recipe.unlearn_epochs": 13,
         "recipe.pretrain_min_steps": 20, "recipe.enroll_min_steps": 21, "recipe.restore_min_steps": 22, "recipe.unlearn_min_steps": 23,
         "recipe.pretrain_lr_candidates": 5, "recipe.audit_shadows": 31, "recipe.audit_references": 32,
-        "recipe.audit_relearn_seeds": 33, "recipe.audit_relearn_steps": 34}
+        "recipe.audit_relearn_seeds": 33, "recipe.audit_relearn_steps": 34,
+        "recipe.suspend_impostor_sd": 0.0, "recipe.erase_impostor_sd": 1.0}  # each mode's own depth, none named
+    named = recipe(replace(config, unlearn=replace(config.unlearn, impostor_sd=2.5)))
+    assert (named["recipe.suspend_impostor_sd"], named["recipe.erase_impostor_sd"]) == (2.5, 2.5)
 
 
 @pytest.mark.parametrize("change", [

@@ -11,8 +11,8 @@ from neuro_rm.learning import (
     predict_logits,
     unlearn,
 )
-from neuro_rm.learning.erase import relearn_readout
-from neuro_rm.learning.unlearn import impostor_logits, relabel
+from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD, relearn_readout
+from neuro_rm.learning.unlearn import MASK_IMPOSTOR_SD, impostor_logits, relabel
 from neuro_rm.models.heads import GrowableHead
 
 
@@ -72,10 +72,11 @@ def test_the_impostor_target_is_the_other_speakers_mean_logit_less_sd_standard_d
         assert level[c] == pytest.approx(float(others.mean() - sd * others.std(unbiased=False)), abs=1e-5)
 
 
+@pytest.mark.parametrize(("asked", "depth"), [(0.37, 0.37), (None, MASK_IMPOSTOR_SD)])
 def test_unlearning_reads_the_impostor_level_from_retained_samples_at_the_configured_depth(trained, tiny_speech,
-                                                                                            monkeypatch):
+                                                                                            monkeypatch, asked, depth):
     """The level is read once, from the retained samples only (a forgotten voice's own logits would lift it), at
-    the depth the caller configured."""
+    the depth the caller named, else a mask's."""
     import copy
     import importlib
 
@@ -86,19 +87,20 @@ def test_unlearning_reads_the_impostor_level_from_retained_samples_at_the_config
                         lambda model, retained, sd: seen.append((set(retained.y.tolist()), sd)) or real(model, retained, sd))
     model = copy.deepcopy(trained)
     unlearn(model, list(model.parameters()), [2], tiny_speech["train"], tiny_speech["val"], [0, 1, 3],
-            UnlearnConfig(impostor_sd=0.37, train=TrainConfig(epochs=1, lr=5e-3, batch_size=32)))
-    assert seen == [({0, 1, 3}, 0.37)]
+            UnlearnConfig(impostor_sd=asked, train=TrainConfig(epochs=1, lr=5e-3, batch_size=32)))
+    assert seen == [({0, 1, 3}, depth)]
 
 
-def test_suspension_answers_a_revoked_voice_as_a_typical_impostor_and_erasure_goes_one_sd_deeper():
-    """The two modes' defaults, each chosen on validation: suspension's mask at the mean impostor logit
-    (compare_unlearning.py: 1 sd cost fresh voices' retained speakers), erasure at 1 sd below it
-    (probe_erase_membership.py and the fresh-voice demo: at the mean the erased model read as a member more often)."""
-    from neuro_rm.learning.erase import EraseConfig
-
-    assert UnlearnConfig().impostor_sd == 0.0
-    assert EraseConfig().impostor_sd == 1.0
-    assert EraseConfig().unlearn.method == UnlearnConfig().method
+def test_a_named_depth_holds_in_every_mode_and_an_unnamed_one_is_each_modes_own():
+    """Suspension's mask stops a revoked voice at the mean impostor logit and erasure goes 1 sd below it, each
+    chosen on validation (MASK_IMPOSTOR_SD, ERASE_IMPOSTOR_SD); a depth the caller names is kept by both."""
+    assert (MASK_IMPOSTOR_SD, ERASE_IMPOSTOR_SD) == (0.0, 1.0)
+    assert UnlearnConfig().at_depth(ERASE_IMPOSTOR_SD).impostor_sd == ERASE_IMPOSTOR_SD
+    assert UnlearnConfig().at_depth(MASK_IMPOSTOR_SD).impostor_sd == MASK_IMPOSTOR_SD
+    assert UnlearnConfig(impostor_sd=2.0).at_depth(ERASE_IMPOSTOR_SD).impostor_sd == 2.0
+    assert UnlearnConfig(impostor_sd=0.0).at_depth(ERASE_IMPOSTOR_SD).impostor_sd == 0.0  # 0 is a depth, not "unset"
+    with pytest.raises(ValueError, match="impostor_sd"):
+        UnlearnConfig(impostor_sd=float("nan"))
 
 
 def test_relabel_draws_only_kept_classes():

@@ -231,7 +231,7 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         train = LabelledSet.concat(forgotten, retain)
         val = self.buffers.holdout.of_classes(self.active_labels)
         val = LabelledSet.concat(val, checked) if checked is not None else val
-        # the target's depth is EraseConfig's own, whatever a suspension's config says; the unlearning's seed
+        # the target's depth is erasure's own unless the config names one; the unlearning's seed
         # shuffles the readout rows' re-learning too: one seed decides the whole revocation
         erase = erase or EraseConfig(unlearn=config, rank=adapter.rank, alpha=adapter.alpha, layers=ERASE_SYNAPSES,
                                      readout=replace(EraseConfig.readout, seed=config.train.seed))

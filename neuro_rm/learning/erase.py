@@ -32,13 +32,14 @@ from neuro_rm.learning.train import FitResult, fit, selection_score
 from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 
+# erasure's impostor depth unless its UnlearnConfig names one: 1 sd below the mean impostor logit (at the mean, the
+# fresh-voice demo's erased models read as members more often, session 36; probe_erase_membership.py compares depths)
+ERASE_IMPOSTOR_SD = 1.0
+
 
 @dataclass(frozen=True)
 class EraseConfig:
-    unlearn: UnlearnConfig = UnlearnConfig()  # its impostor_sd is suspension's and is not read here: see impostor_sd
-    # erasure's own target depth, whatever the unlearn config says: 1 sd below the mean impostor logit (at the mean,
-    # the fresh-voice demo's erased models read as members more often; probe_erase_membership.py compares depths)
-    impostor_sd: float = 1.0
+    unlearn: UnlearnConfig = UnlearnConfig()  # its impostor_sd, where None, is ERASE_IMPOSTOR_SD
     rank: int = 8
     alpha: float = 16.0
     layers: tuple[str, ...] | None = None  # hybrid layers the erasure may rewrite (None: all)
@@ -252,7 +253,7 @@ def erase_classes(
     checked = val.of_classes(forget)  # the held-out samples of the voices, where there are any, choose the guarded epoch
     checked = checked if len(checked) else forgotten
     voiceprints = {row: model.head.copy_row(row) for row in forget}
-    chance, target = 1.0 / (len(keep) + len(forget)), replace(config.unlearn, impostor_sd=config.impostor_sd)
+    chance, target = 1.0 / (len(keep) + len(forget)), config.unlearn.at_depth(ERASE_IMPOSTOR_SD)
     fits, programs, readouts, trainable, cost, residual = [], [], [], 0, config.write_cost, 1.0
     deferred, on_cells = [], None  # round branches standing for writes not made yet; the last check on written cells
     check = partial(_relearnt_and_checked, model, forget, keep, voiceprints, retained, retain_val, (forgotten, val), config, readouts)

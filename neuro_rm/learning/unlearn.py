@@ -12,9 +12,10 @@ samples), so a verifier that scores logits rejects the forgotten voice as it rej
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,9 @@ from neuro_rm.learning.metrics import accuracy, per_class_accuracy, predict_logi
 from neuro_rm.learning.train import FitResult, fit
 
 METHODS = ("relabel", "ascent", "uniform", "impostor")
+# a mask (suspension) stops the voice at the mean impostor logit: chosen on validation (compare_unlearning.py
+# --impostor-sd 0 1, session 36, bundled set and fresh voices): 1 sd below cost fresh voices' retained speakers 7 points
+MASK_IMPOSTOR_SD = 0.0
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,19 @@ class UnlearnConfig:
     ascent_weight: float = 0.5
     ascent_cap: float = 5.0  # nats: the forgotten loss is pushed up to this, not beyond
     balanced: bool = True  # retain terms and selection weigh every retained speaker alike (False: per sample)
-    # impostor method: the forgotten voice's logits go this many sd below the mean impostor logit.  0 (the mean) was
-    # chosen for suspension on validation on the bundled set and on fresh voices (compare_unlearning.py --impostor-sd):
-    # 1 sd cost fresh voices' retained speakers 7 points; erasure keeps its own depth (EraseConfig)
-    impostor_sd: float = 0.0
+    # impostor method: the forgotten voice's logits go this many sd below the mean impostor logit; None: the
+    # caller's own default (MASK_IMPOSTOR_SD here, ERASE_IMPOSTOR_SD in an erasure), a number: that depth everywhere
+    impostor_sd: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unlearning method must be one of {METHODS}, got {self.method!r}")
+        if self.impostor_sd is not None and not math.isfinite(self.impostor_sd):
+            raise ValueError(f"UnlearnConfig.impostor_sd must be a finite number or None, got {self.impostor_sd}")
+
+    def at_depth(self, default: float) -> UnlearnConfig:
+        """This config with its impostor depth settled: its own where it names one, else ``default``."""
+        return replace(self, impostor_sd=default if self.impostor_sd is None else self.impostor_sd)
 
 
 def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tensor:
@@ -59,8 +68,9 @@ def relabel(labels: torch.Tensor, keep: list[int], seed: int = 0) -> torch.Tenso
 
 @torch.no_grad()
 def impostor_logits(model: nn.Module, retained: LabelledSet, sd: float = 1.0) -> torch.Tensor:
-    """Per class, a clear impostor's logit: ``sd`` standard deviations below the mean logit the model gives
-    samples of *other* classes (so a forgotten voice lands among the impostors, not on their edge)."""
+    """Per class, an impostor's logit: ``sd`` standard deviations below the mean logit the model gives samples of
+    *other* classes (0: a typical impostor's; 1: a clear one's, so the voice lands among impostors, not on their
+    upper edge)."""
     logits = predict_logits(model, retained.x)
     others = (retained.y.view(-1, 1) != torch.arange(logits.shape[1]).view(1, -1)).float()
     count = others.sum(dim=0).clamp_min(1)
@@ -136,7 +146,7 @@ def unlearn(
             logits = model(train.x[idx])
             return F.cross_entropy(logits, targets[idx])
     elif config.method == "impostor":
-        ceiling = impostor_logits(model, train.where(~gone), config.impostor_sd)
+        ceiling = impostor_logits(model, train.where(~gone), config.at_depth(MASK_IMPOSTOR_SD).impostor_sd)
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             logits, mask = model(train.x[idx]), gone[idx]

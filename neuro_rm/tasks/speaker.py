@@ -24,6 +24,7 @@ from neuro_rm.learning.attacks import AuditConfig, RelearnConfig, VoiceData, aud
 from neuro_rm.learning.baseline import linear_baseline
 from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import (
     accuracy,
@@ -41,7 +42,7 @@ from neuro_rm.learning.report import accuracy_among, accuracy_on
 from neuro_rm.learning.seeds import markdown_table as seeds_table
 from neuro_rm.learning.seeds import over_seeds
 from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier
-from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.learning.unlearn import MASK_IMPOSTOR_SD, UnlearnConfig, unlearn
 from neuro_rm.models.rsnn import SYNAPSES, RSNNConfig, SpeakerRSNN
 from neuro_rm.readout import (
     DRIFT_TIMES_S,
@@ -276,7 +277,8 @@ class SpeakerTask(Task):
     def finetune_all(self, model: nn.Module, params: list[nn.Parameter]) -> int:
         data, gone = self.data, self.gone
         fit = unlearn(model, params, [gone], LabelledSet.concat(data.train.of_classes([gone]), data.train.of_classes(self.keep)),
-                      data.val.of_classes(self.old), self.keep, self.config.unlearn, "baseline: full fine-tune")
+                      data.val.of_classes(self.old), self.keep, self.config.unlearn.at_depth(ERASE_IMPOSTOR_SD),  # erasure's target
+                      "baseline: full fine-tune")
         return fit.steps
 
     def retrain(self) -> nn.Module:
@@ -561,7 +563,9 @@ def recipe(config: DemoConfig) -> dict[str, int | str]:
     out.update({f"recipe.{name}_min_steps": train.min_steps for name, train in steps.items()})
     out.update({"recipe.pretrain_lr_candidates": len(config.pretrain.lr_candidates), "recipe.audit_shadows": config.audit.shadows,
                 "recipe.audit_references": config.audit.references, "recipe.audit_relearn_seeds": config.audit.relearn_seeds,
-                "recipe.audit_relearn_steps": config.audit.relearn.steps, "recipe.config": settings_digest(config, per_run=PER_RUN_SETTINGS)})
+                "recipe.audit_relearn_steps": config.audit.relearn.steps,
+                "recipe.suspend_impostor_sd": config.unlearn.at_depth(MASK_IMPOSTOR_SD).impostor_sd,
+                "recipe.erase_impostor_sd": config.unlearn.at_depth(ERASE_IMPOSTOR_SD).impostor_sd, "recipe.config": settings_digest(config, per_run=PER_RUN_SETTINGS)})
     return out
 
 
