@@ -17,7 +17,8 @@ and its log-softmax over the enrolled speakers — the share of impostor trials 
 equal-error threshold, the share of the revoked voice's recordings accepted as *anyone* (its best claim
 over the enrolled speakers: per claim, a voice that passes as one speaker would be diluted K−1 times), and
 how far its mean claim score sits above an impostor trial's, in the trials' sd (with logits, 0: it is answered as
-a typical impostor is), beside impostor trials accepted per claim and as anyone else (the fair comparison).
+a typical impostor is), beside impostor trials accepted per claim and as anyone else (the nearer comparison: an enrolled speaker has K−1
+others to pass as, the revoked voice K).
 A stranger row (the last speaker on the deployed model, before enrolment) shows how each score treats a
 voice never enrolled.
 Each figure is a mean and standard deviation over independent seeds: one run's figures move by several
@@ -144,7 +145,7 @@ def main() -> None:
     runs = [run(splits, args.revoke, seed, args.methods, args.impostor_sd) for seed in range(args.seeds)]
     fmt = lambda key, rows: f"{statistics.mean(r[key] for r in rows):.3f} ± {statistics.pstdev(r[key] for r in rows):.3f}"  # noqa: E731
     print(f"mean ± sd over {args.seeds} seeds, on the scoring half of validation; 'outsider' is the revoked voice "
-          "(the stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's")
+          "(the stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's, in the trials' sd")
     print("| method | stage | score | impostor trials accepted | impostor accepted as anyone else | "
           "outsider accepted as anyone | outsider's lead (impostor sd) | forget acc | retain acc (balanced) | MIA AUC |")
     print("|---|---|---|---|---|---|---|---|---|---|")

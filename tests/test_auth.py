@@ -92,7 +92,8 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     suspended = copy.deepcopy(deployed)
     masked = suspended.revoke("bob", tiny_speech["train"].of_classes([1]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert branch_off_accuracy(suspended.model, 1, voiceprint, bob) >= 0.9  # suspend only masks: reversible by design
-    assert masked.extra["method"] == UnlearnConfig.method and targets == [(UnlearnConfig.method, UnlearnConfig.impostor_sd)]
+    assert masked.extra["method"] == UnlearnConfig.method and targets == [(UnlearnConfig.method, lifecycle.MASK_IMPOSTOR_SD)]
+    assert masked.extra["impostor_sd"] == lifecycle.MASK_IMPOSTOR_SD
     recorder = Recorder()  # someone keeping snapshots of the cells from before the erasure
     hybrid.add_hook(deployed.model, recorder)
     hybrid.set_time(deployed.model, 3600.0)
@@ -104,7 +105,7 @@ def test_erased_voice_stays_gone_with_every_branch_off_and_its_old_voiceprint(de
     # the config a suspension was given, passed to an erasure, leaves erasure at its own depth (session 36: it
     # silently ran at the suspension's)
     report = deployed.revoke("bob", trained_on, config=UnlearnConfig(train=QUICK), mode="erase")
-    assert targets[1:] and {sd for _, sd in targets[1:]} == {erase.ERASE_IMPOSTOR_SD}
+    assert targets[1:] and {sd for _, sd in targets[1:]} == {erase.ERASE_IMPOSTOR_SD} == {report.extra["impostor_sd"]}
     served = max(branch_off_accuracy(deployed.model, 1, voiceprint, x) for x in (trained_on, held_out))
     assert report.extra["residual"] == pytest.approx(served, abs=0.05)  # the self-check saw the model as served
     assert not any("conductance_us" in e.data for e in recorder.select(layer="fc_in"))  # no old snapshot is left
@@ -250,6 +251,38 @@ def test_an_enrolment_whose_branch_validation_did_not_keep_commits_no_branch(dep
     assert _acc(deployed, test.of_classes([3])) > 0.8
     deployed.revoke("dee", train.of_classes([3]).x, config=UnlearnConfig(train=QUICK), mode="suspend")
     assert _acc(deployed, test.of_classes([3])) == 0.0
+
+
+class _Reached(Exception):
+    """Raised by a spy where the forget branch would start training: the depth is read, nothing is trained."""
+
+
+@pytest.mark.parametrize(("named", "mode", "depth"), [(None, "suspend", lifecycle.MASK_IMPOSTOR_SD),
+                                                      (None, "erase", erase.ERASE_IMPOSTOR_SD),
+                                                      (0.25, "erase", 0.25), (0.25, "suspend", 0.25),
+                                                      (None, "erase a suspension", erase.ERASE_IMPOSTOR_SD),
+                                                      (0.25, "erase a suspension", 0.25)])
+def test_each_revocation_trains_at_its_modes_depth_or_the_one_named(deployed, tiny_speech, monkeypatch, named, mode, depth):
+    """Review (session 37): an erasure once ran at a suspension's depth, and then ignored a depth the caller named;
+    the depth it runs at is the one its report and audit entry give."""
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(args[6].impostor_sd)
+        raise _Reached
+
+    x = tiny_speech["train"].of_classes([1]).x
+    if mode == "erase a suspension":
+        deployed.revoke("bob", x, config=UnlearnConfig(train=QUICK), mode="suspend")
+    monkeypatch.setattr(lifecycle, "unlearn", spy)
+    monkeypatch.setattr(erase, "unlearn", spy)
+    config = UnlearnConfig(train=QUICK, impostor_sd=named)
+    with pytest.raises(_Reached):
+        if mode == "erase a suspension":
+            deployed.erase_suspended({"bob": x}, config=config)
+        else:
+            deployed.revoke("bob", x, config=config, mode=mode)
+    assert seen == [depth]
 
 
 @pytest.fixture()

@@ -31,12 +31,18 @@ from neuro_rm.device import DeviceConfig
 from neuro_rm.learning.consolidation import STORE, ConsolidationPolicy, apply_plan
 from neuro_rm.learning.continual import ENROLL, enroll_class, fit_rows, readout_inputs
 from neuro_rm.learning.data import LabelledSet
-from neuro_rm.learning.erase import EraseConfig, EraseResult, erase_classes, relearn_readout
+from neuro_rm.learning.erase import (
+    ERASE_IMPOSTOR_SD,
+    EraseConfig,
+    EraseResult,
+    erase_classes,
+    relearn_readout,
+)
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import predict_logits
 from neuro_rm.learning.placement import resolve_device
 from neuro_rm.learning.train import PRETRAIN, FitResult, fit_classifier, selection_score
-from neuro_rm.learning.unlearn import UnlearnConfig, unlearn
+from neuro_rm.learning.unlearn import MASK_IMPOSTOR_SD, UnlearnConfig, unlearn
 from neuro_rm.lora import AdapterConfig
 from neuro_rm.models.rsnn import ERASE_SYNAPSES, SYNAPSES, RSNNConfig, SpeakerRSNN
 
@@ -168,11 +174,12 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
         with self._undone_on_failure(branch):  # an interrupted suspension leaves the speaker as they were
             self._mute(mute)  # the mask trains without the speaker's own branch
             params = self._new_adapter(branch, adapter)
+            config = config.at_depth(MASK_IMPOSTOR_SD)
             result = unlearn(self.model, params, [rec.label], train, val, keep, config, f"revoke {name}")
             self._forget_record(rec)
             row_bits = self._post_rows(1, f"revoke {name}: readout row erased")
             report = self._finish("revoke", name, branch, "depress", result, sum(p.numel() for p in params),
-                                  row_bits, method=config.method, mode=mode)
+                                  row_bits, method=config.method, impostor_sd=config.impostor_sd, mode=mode)
         self._drop(mute, [rec])  # once committed: a deleted branch cannot be put back
         if self.consolidation is not None:  # a suspension adds a branch for good, as an enrolment does
             report.extra["consolidation"] = self.consolidate(self.consolidation)
@@ -256,7 +263,8 @@ class SpeakerAuthenticator(Registry, Scoring, Persistence):
             for rec in records:
                 self._forget_record(rec)
             report = OperationReport("revoke", names[0], erased.fits[-1], erased.trainable_params, self.holdout_accuracy(), {
-                "method": erase.unlearn.method, "mode": "erase", "write_pulses": erased.write_pulses,
+                "method": erase.unlearn.method, "impostor_sd": erase.unlearn.at_depth(ERASE_IMPOSTOR_SD).impostor_sd,
+                "mode": "erase", "write_pulses": erased.write_pulses,
                 "cells_written": erased.cells_written, "rounds": len(erased.fits), "residual": erased.residual,
                 "write_bits": head_bits, "write_energy_j": self.ledger.joules("write") - joules_before,
                 **({"erased_together": names} if len(names) > 1 else {}),

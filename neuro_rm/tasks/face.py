@@ -34,6 +34,7 @@ from neuro_rm.device import DeviceConfig, preset_name
 from neuro_rm.energy import Ledger
 from neuro_rm.learning.continual import enroll_class
 from neuro_rm.learning.data import LabelledSet
+from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD
 from neuro_rm.learning.loop import TrainConfig
 from neuro_rm.learning.metrics import backward_transfer, per_class_accuracy, predict_logits
 from neuro_rm.learning.report import accuracy_on, membership_auc
@@ -127,7 +128,7 @@ def _revoke(model: nn.Module, forget: int, keep: list[int], data: FaceSplits, co
     hybrid.activate_adapter(revoked, f"revoke_{forget}")
     old = [*keep, forget]
     fit = unlearn(revoked, params, [forget], data.train.of_classes(old), data.val.of_classes(old), keep,
-                  replace(config.unlearn, method=method), f"revoke ({method})")
+                  replace(config.unlearn, method=method).at_depth(ERASE_IMPOSTOR_SD), f"revoke ({method})")
     return revoked, fit.best_score, sum(p.numel() for p in params), fit.steps
 
 
@@ -221,7 +222,7 @@ class FaceTask(Task):
         """The same unlearning method on every weight, digitally."""
         data, old = self.data, self.old
         fit = unlearn(model, params, [self.gone], data.train.of_classes(old), data.val.of_classes(old), self.keep,
-                      replace(self.config.unlearn, method=self.method), "baseline: full fine-tune")
+                      replace(self.config.unlearn, method=self.method).at_depth(ERASE_IMPOSTOR_SD), "baseline: full fine-tune")
         return fit.steps
 
     def retrain(self) -> nn.Module:
