@@ -1,6 +1,10 @@
 import hashlib
+import importlib.util
 import json
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -10,6 +14,17 @@ from neuro_rm.data import write_spike_file
 from neuro_rm.learning.data import LabelledSet
 from neuro_rm.statekey import ENV, read_key, sign
 from neuro_rm.store import _signed_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), so that its functions can be tested."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a script's dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import load_script
 from torch import nn
 
 from neuro_rm.learning import LabelledSet
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _module():
-    spec = importlib.util.spec_from_file_location("compare_unlearning", ROOT / "scripts/compare_unlearning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_unlearning")
 
 
 def _identity_auth(holdout: LabelledSet, speakers: int) -> SimpleNamespace:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from neuro_rm.data import bundled_faces_path, load_faces
 
@@ -31,10 +31,7 @@ def test_images_stand_upright() -> None:
 
 @pytest.mark.skipif(not MAT.is_file(), reason=f"{MAT} not present")
 def test_build_script_reproduces_the_committed_file(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("build_faces", ROOT / "scripts/build_faces.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.convert(MAT, tmp_path / "faces.npz")
+    load_script("build_faces").convert(MAT, tmp_path / "faces.npz")
     assert (tmp_path / "faces.npz").read_bytes() == bundled_faces_path().read_bytes()
 
 

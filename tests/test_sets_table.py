@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from neuro_rm.learning.continual import ENROLL
 from neuro_rm.learning.seeds import aggregate
 from neuro_rm.tasks.runner import code_digest
 from neuro_rm.tasks.speaker import DemoConfig, fast, recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def sets_table():
-    spec = importlib.util.spec_from_file_location("sets_table", ROOT / "scripts/sets_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sets_table")
 
 
 def _run(folder: Path, margins: list[float], erase: list[float], first_seed: int = 0, speakers: str = "a b c",

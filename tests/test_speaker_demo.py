@@ -285,3 +285,29 @@ def test_the_attacks_own_models_are_read_as_the_audited_array(tiny_speech):
         model, _ = train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig(), crossbar=readout)
         assert readout_of(model) == readout
     assert readout_of(train_speaker_model(data, [0, 1], rsnn, quick, 0, DeviceConfig())[0]) == CrossbarConfig()
+
+
+class _Reached(Exception):
+    """Raised by a spy where the baseline would start training: the depth is read, nothing is trained."""
+
+
+@pytest.mark.parametrize(("named", "depth"), [(None, "erase"), (0.25, 0.25)])
+def test_the_full_fine_tune_baseline_trains_at_erasures_depth_or_the_one_named(tiny_speech, monkeypatch, named, depth):
+    """The baseline is what erasure is compared with, so it chases erasure's target (session 37), not the mask's."""
+    from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD
+    from neuro_rm.learning.unlearn import MASK_IMPOSTOR_SD
+    from neuro_rm.tasks import speaker
+
+    assert ERASE_IMPOSTOR_SD != MASK_IMPOSTOR_SD  # else the test could not tell the two apart
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(args[6].impostor_sd)
+        raise _Reached
+
+    monkeypatch.setattr(speaker, "unlearn", spy)
+    task = speaker.SpeakerTask(_tiny(tiny_speech), replace(DemoConfig(), unlearn=UnlearnConfig(impostor_sd=named)))
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(_Reached):
+        task.finetune_all(model, list(model.parameters()))
+    assert seen == [ERASE_IMPOSTOR_SD if depth == "erase" else depth]

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import load_script
 
 from neuro_rm.data.speakers import load_speakers
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def synth():
-    spec = importlib.util.spec_from_file_location("make_wav_speakers", ROOT / "scripts/make_wav_speakers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    return load_script("make_wav_speakers")
 
 
 def test_script_output_encodes_and_loads_as_a_speaker_set(synth, tmp_path: Path, monkeypatch) -> None:
