@@ -54,3 +54,42 @@ def test_validation_is_halved_per_speaker_into_disjoint_parts_that_cover_it() ->
     assert torch.bincount(device_half.y).tolist() == [5, 6, 3]
     assert torch.bincount(scoring_half.y).tolist() == [5, 7, 4]
     assert compare.halves(data, seed=4)[0].x.flatten().tolist() != device_half.x.flatten().tolist()
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {bytes(row.numpy().tobytes()) for row in x.flatten(1)}
+
+
+@pytest.mark.slow
+def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(tiny_speech, monkeypatch) -> None:
+    """The device's half selects (pretraining's epoch, the holdout buffer, enrolment's validation); the scoring
+    half scores.  A scoring sample the device saw would flatter the candidate it helped choose."""
+    from neuro_rm.auth import SpeakerAuthenticator
+    from neuro_rm.tasks.speaker import DemoConfig, fast
+
+    compare = _module()
+    monkeypatch.setattr(compare, "DemoConfig", lambda: fast(DemoConfig()))
+    seen: list[torch.Tensor] = []
+    pretrain, enroll = SpeakerAuthenticator.pretrain, SpeakerAuthenticator.enroll
+
+    def pretrain_spy(cls, speakers, train, val, *args, **kwargs):
+        seen.extend([train.x, val.x])
+        return pretrain(speakers, train, val, *args, **kwargs)
+
+    def enroll_spy(self, name, train_x, val_x, *args, **kwargs):
+        seen.extend([train_x, val_x])
+        return enroll(self, name, train_x, val_x, *args, **kwargs)
+
+    monkeypatch.setattr(SpeakerAuthenticator, "pretrain", classmethod(pretrain_spy))
+    monkeypatch.setattr(SpeakerAuthenticator, "enroll", enroll_spy)
+    splits = SimpleNamespace(speaker_names=["s0", "s1", "s2", "s3"], train=tiny_speech["train"], val=tiny_speech["val"])
+    rows = compare.run(splits, revoke=1, seed=0, methods=["impostor"], impostor_sds=[0.0])
+    _, scoring = compare.halves(LabelledSet(splits.val.x, splits.val.y), 0)
+    device_saw = set().union(*map(_rows, seen))
+    assert len(_rows(scoring.x)) == len(scoring)  # every scoring sample tells itself apart
+    assert device_saw and not device_saw & _rows(scoring.x)
+    assert _rows(splits.val.x) - _rows(scoring.x) <= device_saw  # the device's half was used
+    stages = {(r["method"], r["stage"]) for r in rows}
+    assert stages == {("stranger (never enrolled)", "deploy"), ("impostor (sd 0)", "revoke"), ("impostor (sd 0)", "enroll"),
+                      ("retrained without the speaker", "revoke"), ("retrained without the speaker", "enroll")}
+    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("impostor", "outsider", "forget_acc", "retain_acc") if k in r)
