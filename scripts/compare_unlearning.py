@@ -19,8 +19,9 @@ over the enrolled speakers: per claim, a voice that passes as one speaker would 
 how far its mean claim score sits above an impostor trial's, in the trials' sd (with logits, 0: it is answered as
 a typical impostor is), beside impostor trials accepted per claim and as anyone else (the nearer comparison: an enrolled speaker has K−1
 others to pass as, the revoked voice K).
-A stranger row (the last speaker on the deployed model, before enrolment) shows how each score treats a
-voice never enrolled.
+The deployed row is the positive control: the model before revocation, whose forget accuracy and membership
+AUC show the voice present, and whose retained accuracy is what a revocation is measured against; its
+'outsider' is a stranger (the last speaker, before enrolment), how each score treats a voice never enrolled.
 Each figure is a mean and standard deviation over independent seeds: one run's figures move by several
 points with the random state, so a choice must hold across seeds.
 """
@@ -94,7 +95,7 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
     new = len(names) - 1
     old = list(range(new))
     keep = [c for c in old if c != revoke]
-    forget_train, forget_score = train.of_classes([revoke]), score.of_classes([revoke])
+    forget_train, forget_score, retained = train.of_classes([revoke]), score.of_classes([revoke]), score.of_classes(keep)
     seeded = lambda c: replace(c, seed=seed)  # noqa: E731
 
     def trials(auth: SpeakerAuthenticator, outsider: LabelledSet) -> list[dict]:
@@ -103,8 +104,17 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
 
     base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old),
                                             config=seeded(config.pretrain), seed=seed)
+    def facts(auth: SpeakerAuthenticator) -> dict:
+        f_logits = predict_logits(auth.model, forget_score.x)
+        return {
+            "forget_acc": accuracy(f_logits, forget_score.y),
+            "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values()),
+            "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_score.y),
+        }
+
     base.deploy(config.device, seed=seed)
-    rows = [{"method": "stranger (never enrolled)", "stage": "deploy", **row} for row in trials(base, score.of_classes([new]))]
+    rows = [{"method": "deployed; outsider: a stranger", "stage": "deploy", **row, **facts(base)}
+            for row in trials(base, score.of_classes([new]))]
     candidates = {}
     for method, sd in [(m, sd) for m in methods for sd in (impostor_sds if m == "impostor" else [None])]:
         trial = copy.deepcopy(base)
@@ -117,18 +127,12 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
     gold.registry[names[revoke]].status = REVOKED
     gold.deploy(config.device, seed=seed)
     candidates["retrained without the speaker"] = gold
-    retained = score.of_classes(keep)
     for method, auth in candidates.items():
         for stage in ("revoke", "enroll"):
             if stage == "enroll":
                 auth.enroll(names[new], train.of_classes([new]).x, val.of_classes([new]).x, seeded(config.enroll))
-            f_logits = predict_logits(auth.model, forget_score.x)  # the facts of this stage's model
-            facts = {
-                "forget_acc": accuracy(f_logits, forget_score.y),
-                "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values()),
-                "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_score.y),
-            }
-            rows += [{"method": method, "stage": stage, **row, **facts} for row in trials(auth, forget_score)]
+            stage_facts = facts(auth)  # of this stage's model
+            rows += [{"method": method, "stage": stage, **row, **stage_facts} for row in trials(auth, forget_score)]
     return rows
 
 
@@ -145,13 +149,13 @@ def main() -> None:
     runs = [run(splits, args.revoke, seed, args.methods, args.impostor_sd) for seed in range(args.seeds)]
     fmt = lambda key, rows: f"{statistics.mean(r[key] for r in rows):.3f} ± {statistics.pstdev(r[key] for r in rows):.3f}"  # noqa: E731
     print(f"mean ± sd over {args.seeds} seeds, on the scoring half of validation; 'outsider' is the revoked voice "
-          "(the stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's, in the trials' sd")
+          "(a stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's, in the trials' sd")
     print("| method | stage | score | impostor trials accepted | impostor accepted as anyone else | "
           "outsider accepted as anyone | outsider's lead (impostor sd) | forget acc | retain acc (balanced) | MIA AUC |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for i, row in enumerate(runs[0]):
         same = [r[i] for r in runs]
-        extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc", "mia")) if "mia" in row else " | | "
+        extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc", "mia"))
         print(f"| {row['method']} | {row['stage']} | {row['score']} | {fmt('impostor', same)} | {fmt('impostor_any', same)} | {fmt('outsider', same)} | "
               f"{fmt('gap', same)} | {extra} |")
 
