@@ -11,7 +11,9 @@ Pretrains and deploys the speaker RSNN on all speakers but the last, then, on co
 The validation split is halved per speaker: one half is the device's (pretraining's selection, the holdout
 buffer that selects each revocation and sets the threshold), the other scores the candidates, so no
 candidate is scored on samples that chose it.  It prints, on the scoring half: forgotten and retained
-accuracy (balanced: the mean over retained speakers) and, for two verification scores — the claimed speaker's logit
+accuracy (balanced: the mean over retained speakers), a loss-threshold membership AUC (the revoked voice's
+training samples against its scoring samples: per-sample memorisation, a weak attack; read it against the
+retrained model's row, a model that never heard the voice, not against 0.5) and, for two verification scores — the claimed speaker's logit
 and its log-softmax over the enrolled speakers — the share of impostor trials accepted at the holdout's
 equal-error threshold, the share of the revoked voice's recordings accepted as *anyone* (its best claim
 over the enrolled speakers: per claim, a voice that passes as one speaker would be diluted K−1 times), and
@@ -20,10 +22,8 @@ a typical impostor is), beside impostor trials accepted per claim and as anyone 
 others to pass as, the revoked voice K).
 The deployed row is the positive control: the model before revocation, whose forget accuracy shows the voice
 present and whose retained accuracy is what a revocation is measured against; its 'outsider' is a stranger
-(the last speaker, before enrolment), how each score treats a voice never enrolled.  Membership is not
-scored here: a loss-threshold attack (the voice's training against its scoring samples) read the deployed
-model at 0.48–0.50 AUC, no power even where the voice is present (session 38); the demo's shadow-model attack
-and scripts/probe_erase_membership.py have it.
+(the last speaker, before enrolment), how each score treats a voice never enrolled.  Membership as a privacy
+claim is judged by the demo's shadow-model attack and scripts/probe_erase_membership.py, not by this column.
 Each figure is a mean and standard deviation over independent seeds: one run's figures move by several
 points with the random state, so a choice must hold across seeds.
 """
@@ -43,6 +43,7 @@ from neuro_rm.learning import (
     LabelledSet,
     accuracy,
     equal_error_rate,
+    mia_auc,
     per_class_accuracy,
     predict_logits,
 )
@@ -107,8 +108,10 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
                                             config=seeded(config.pretrain), seed=seed)
     def facts(auth: SpeakerAuthenticator) -> dict:
         """Read once per model and stage: every read of the array draws its read noise anew."""
-        return {"forget_acc": accuracy(predict_logits(auth.model, forget_score.x), forget_score.y),
-                "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values())}
+        f_logits = predict_logits(auth.model, forget_score.x)
+        return {"forget_acc": accuracy(f_logits, forget_score.y),
+                "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values()),
+                "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_score.y)}
 
     base.deploy(config.device, seed=seed)
     deployed = facts(base)
@@ -150,11 +153,11 @@ def main() -> None:
     print(f"mean ± sd over {args.seeds} seeds, on the scoring half of validation; 'outsider' is the revoked voice "
           "(a stranger on the deployed model); 'lead' is its mean claim score less an impostor trial's, in the trials' sd")
     print("| method | stage | score | impostor trials accepted | impostor accepted as anyone else | "
-          "outsider accepted as anyone | outsider's lead (impostor sd) | forget acc | retain acc (balanced) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "outsider accepted as anyone | outsider's lead (impostor sd) | forget acc | retain acc (balanced) | loss-threshold MIA AUC |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for i, row in enumerate(runs[0]):
         same = [r[i] for r in runs]
-        extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc"))
+        extra = " | ".join(fmt(k, same) for k in ("forget_acc", "retain_acc", "mia"))
         print(f"| {row['method']} | {row['stage']} | {row['score']} | {fmt('impostor', same)} | {fmt('impostor_any', same)} | {fmt('outsider', same)} | "
               f"{fmt('gap', same)} | {extra} |")
 

@@ -46,6 +46,17 @@ def test_a_voice_that_passes_as_one_of_four_speakers_is_accepted_as_anyone_not_a
     assert typical["outsider"] == 0.0 and typical["gap"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_threshold_comes_from_the_holdout_never_from_the_trials_it_scores() -> None:
+    """Review (session 38): a threshold set on the scoring half would be fitted to the trials it then counts."""
+    compare = _module()
+    speakers = 4
+    eye = torch.eye(speakers).repeat(5, 1)
+    labels = torch.arange(speakers).repeat(5)
+    auth = _identity_auth(LabelledSet(eye * 4, labels), speakers)  # holdout: own claims 4, the others' 0
+    trials = LabelledSet(eye * 10 + (1 - eye) * 5, labels)  # above the holdout's genuine claims, below their own
+    assert compare.acceptance(auth, trials, torch.zeros(3, speakers), "logit")["impostor"] == 1.0
+
+
 def test_validation_is_halved_per_speaker_into_disjoint_parts_that_cover_it() -> None:
     compare = _module()
     data = LabelledSet(torch.arange(30.0).view(-1, 1), torch.tensor([0] * 10 + [1] * 13 + [2] * 7))
@@ -63,35 +74,57 @@ def _rows(x: torch.Tensor) -> set[bytes]:
 @pytest.mark.slow
 def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(tiny_speech, monkeypatch) -> None:
     """The device's half selects (pretraining's epoch, the holdout buffer, enrolment's validation); the scoring
-    half scores.  A scoring sample the device saw would flatter the candidate it helped choose."""
+    half scores.  A scoring sample the device saw would flatter the candidate it helped choose.  (The threshold's
+    own source is tested above.)"""
     from neuro_rm.auth import SpeakerAuthenticator
     from neuro_rm.tasks.speaker import DemoConfig, fast
 
     compare = _module()
     monkeypatch.setattr(compare, "DemoConfig", lambda: fast(DemoConfig()))
     seen: list[torch.Tensor] = []
-    pretrain, enroll = SpeakerAuthenticator.pretrain, SpeakerAuthenticator.enroll
 
-    def pretrain_spy(cls, speakers, train, val, *args, **kwargs):
-        seen.extend([train.x, val.x])
-        return pretrain(speakers, train, val, *args, **kwargs)
+    def note(*values) -> None:
+        """Every tensor handed to the device, and its buffers (what deploy calibrates on, a revocation
+        selects with and retains, enrolment replays and validates on, the threshold is set on)."""
+        for value in values:
+            if isinstance(value, SpeakerAuthenticator):
+                seen.extend([value.buffers.replay.x, value.buffers.holdout.x])
+            elif isinstance(value, LabelledSet):
+                seen.append(value.x)
+            elif isinstance(value, torch.Tensor):
+                seen.append(value)
 
-    def enroll_spy(self, name, train_x, val_x, *args, **kwargs):
-        seen.extend([train_x, val_x])
-        return enroll(self, name, train_x, val_x, *args, **kwargs)
+    def spying(method):
+        def spy(self, *args, **kwargs):
+            note(self, *args, *kwargs.values())
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                note(self)
+        return spy
+
+    pretrain = SpeakerAuthenticator.pretrain
+
+    def pretrain_spy(cls, *args, **kwargs):
+        note(*args, *kwargs.values())
+        auth, fit = pretrain(*args, **kwargs)
+        note(auth)
+        return auth, fit
 
     monkeypatch.setattr(SpeakerAuthenticator, "pretrain", classmethod(pretrain_spy))
-    monkeypatch.setattr(SpeakerAuthenticator, "enroll", enroll_spy)
+    for name in ("deploy", "revoke", "enroll", "calibrate"):
+        monkeypatch.setattr(SpeakerAuthenticator, name, spying(getattr(SpeakerAuthenticator, name)))
     splits = SimpleNamespace(speaker_names=["s0", "s1", "s2", "s3"], train=tiny_speech["train"], val=tiny_speech["val"])
     rows = compare.run(splits, revoke=1, seed=0, methods=["impostor"], impostor_sds=[0.0])
     _, scoring = compare.halves(LabelledSet(splits.val.x, splits.val.y), 0)
     device_saw = set().union(*map(_rows, seen))
     assert len(_rows(scoring.x)) == len(scoring)  # every scoring sample tells itself apart
-    assert device_saw and not device_saw & _rows(scoring.x)
+    leaked = device_saw & _rows(scoring.x)
+    assert device_saw and not leaked, f"{len(leaked)} scoring samples reached the device"
     assert _rows(splits.val.x) - _rows(scoring.x) <= device_saw  # the device's half was used
     stages = {(r["method"], r["stage"]) for r in rows}
     assert stages == {("deployed; outsider: a stranger", "deploy"), ("impostor (sd 0)", "revoke"), ("impostor (sd 0)", "enroll"),
                       ("retrained without the speaker", "revoke"), ("retrained without the speaker", "enroll")}
-    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("impostor", "outsider", "forget_acc", "retain_acc"))
+    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("impostor", "outsider", "forget_acc", "retain_acc", "mia"))
     forget = {(r["method"], r["stage"]): r["forget_acc"] for r in rows}  # each row's facts are its own model's
     assert forget.pop(("deployed; outsider: a stranger", "deploy")) > 0.9 > 0.1 > max(forget.values())  # the control

@@ -291,7 +291,7 @@ class _Reached(Exception):
     """Raised by a spy where the baseline would start training: the depth is read, nothing is trained."""
 
 
-@pytest.mark.parametrize(("named", "depth"), [(None, "erase"), (0.25, 0.25)])
+@pytest.mark.parametrize(("named", "depth"), [(None, "erase"), (0.25, 0.25), (0.0, 0.0)])  # 0 is a depth, not "unset"
 def test_the_full_fine_tune_baseline_trains_at_erasures_depth_or_the_one_named(tiny_speech, monkeypatch, named, depth):
     """The baseline is what erasure is compared with, so it chases erasure's target (session 37), not the mask's."""
     from neuro_rm.learning.erase import ERASE_IMPOSTOR_SD
