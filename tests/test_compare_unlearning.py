@@ -76,6 +76,7 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     """The device's half selects (pretraining's epoch, the holdout buffer, enrolment's validation); the scoring
     half scores.  A scoring sample the device saw would flatter the candidate it helped choose.  (The threshold's
     own source is tested above.)"""
+    from neuro_rm import layers as hybrid
     from neuro_rm.auth import SpeakerAuthenticator
     from neuro_rm.tasks.speaker import DemoConfig, fast
 
@@ -114,6 +115,20 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     monkeypatch.setattr(SpeakerAuthenticator, "pretrain", classmethod(pretrain_spy))
     for name in ("deploy", "revoke", "enroll", "calibrate"):
         monkeypatch.setattr(SpeakerAuthenticator, name, spying(getattr(SpeakerAuthenticator, name)))
+    # which model a row's retained accuracy was read from: the branches it held when read
+    read_from, branches_of = [None], []
+    predict = compare.predict_logits
+
+    def predict_spy(model, x, *args, **kwargs):
+        read_from[0] = model
+        return predict(model, x, *args, **kwargs)
+
+    def per_class_spy(logits, labels):
+        branches_of.append(frozenset(hybrid.adapter_names(read_from[0])))
+        return {0: float(len(branches_of) - 1)}  # the row's retain_acc names its read
+
+    monkeypatch.setattr(compare, "predict_logits", predict_spy)
+    monkeypatch.setattr(compare, "per_class_accuracy", per_class_spy)
     splits = SimpleNamespace(speaker_names=["s0", "s1", "s2", "s3"], train=tiny_speech["train"], val=tiny_speech["val"])
     rows = compare.run(splits, revoke=1, seed=0, methods=["impostor"], impostor_sds=[0.0])
     _, scoring = compare.halves(LabelledSet(splits.val.x, splits.val.y), 0)
@@ -125,6 +140,11 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     stages = {(r["method"], r["stage"]) for r in rows}
     assert stages == {("deployed; outsider: a stranger", "deploy"), ("impostor (sd 0)", "revoke"), ("impostor (sd 0)", "enroll"),
                       ("retrained without the speaker", "revoke"), ("retrained without the speaker", "enroll")}
-    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("impostor", "outsider", "forget_acc", "retain_acc", "mia"))
+    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("impostor", "outsider", "forget_acc", "mia"))
     forget = {(r["method"], r["stage"]): r["forget_acc"] for r in rows}  # each row's facts are its own model's
     assert forget.pop(("deployed; outsider: a stranger", "deploy")) > 0.9 > 0.1 > max(forget.values())  # the control
+    held = {(r["method"], r["stage"]): branches_of[int(r["retain_acc"])] for r in rows}
+    assert held.pop(("deployed; outsider: a stranger", "deploy")) == frozenset()  # before any revocation
+    for method in ("impostor (sd 0)", "retrained without the speaker"):  # enrolment adds a branch to the one it read
+        assert held[(method, "revoke")] < held[(method, "enroll")]
+    assert held[("impostor (sd 0)", "revoke")]  # the mask's branch
