@@ -52,9 +52,11 @@ def test_the_threshold_comes_from_the_holdout_never_from_the_trials_it_scores() 
     speakers = 4
     eye = torch.eye(speakers).repeat(5, 1)
     labels = torch.arange(speakers).repeat(5)
-    auth = _identity_auth(LabelledSet(eye * 4, labels), speakers)  # holdout: own claims 4, the others' 0
-    trials = LabelledSet(eye * 10 + (1 - eye) * 5, labels)  # above the holdout's genuine claims, below their own
-    assert compare.acceptance(auth, trials, torch.zeros(3, speakers), "logit")["impostor"] == 1.0
+    auth = _identity_auth(LabelledSet(eye * 4, labels), speakers)  # holdout: own claims 4, the others' 0 (threshold 2)
+    next_one = torch.roll(eye, 1, dims=1)  # each trial's claim to the next speaker scores 3, its others 0, its own 10:
+    trials = LabelledSet(eye * 10 + next_one * 3, labels)  # a threshold pooled with (or set on) these rises above 3
+    figures = compare.acceptance(auth, trials, torch.zeros(3, speakers), "logit")
+    assert figures["impostor"] == pytest.approx(1 / 3) and figures["impostor_any"] == 1.0  # one claim in three, per trial
 
 
 def test_validation_is_halved_per_speaker_into_disjoint_parts_that_cover_it() -> None:
@@ -117,17 +119,29 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
         monkeypatch.setattr(SpeakerAuthenticator, name, spying(getattr(SpeakerAuthenticator, name)))
     # which model a row's retained accuracy was read from: the branches it held when read
     read_from, branches_of = [None], []
-    predict = compare.predict_logits
+    predict, acceptance, scored, in_acceptance = compare.predict_logits, compare.acceptance, [], [False]
 
     def predict_spy(model, x, *args, **kwargs):
         read_from[0] = model
+        if not in_acceptance[0]:
+            scored.append(x)  # the facts: forget and retained accuracy, membership
         return predict(model, x, *args, **kwargs)
+
+    def acceptance_spy(auth, impostors, outsider, kind):
+        note(auth)  # the buffers as the threshold is set on them
+        scored.extend([impostors.x, outsider])
+        in_acceptance[0] = True
+        try:
+            return acceptance(auth, impostors, outsider, kind)
+        finally:
+            in_acceptance[0] = False
 
     def per_class_spy(logits, labels):
         branches_of.append(frozenset(hybrid.adapter_names(read_from[0])))
         return {0: float(len(branches_of) - 1)}  # the row's retain_acc names its read
 
     monkeypatch.setattr(compare, "predict_logits", predict_spy)
+    monkeypatch.setattr(compare, "acceptance", acceptance_spy)
     monkeypatch.setattr(compare, "per_class_accuracy", per_class_spy)
     splits = SimpleNamespace(speaker_names=["s0", "s1", "s2", "s3"], train=tiny_speech["train"], val=tiny_speech["val"])
     rows = compare.run(splits, revoke=1, seed=0, methods=["impostor"], impostor_sds=[0.0])
@@ -137,6 +151,8 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     leaked = device_saw & _rows(scoring.x)
     assert device_saw and not leaked, f"{len(leaked)} scoring samples reached the device"
     assert _rows(splits.val.x) - _rows(scoring.x) <= device_saw  # the device's half was used
+    read = set().union(*map(_rows, scored))  # what the rows are scored on: the scoring half (training samples for membership)
+    assert read & _rows(scoring.x) and read <= _rows(scoring.x) | _rows(splits.train.x)
     stages = {(r["method"], r["stage"]) for r in rows}
     assert stages == {("deployed; outsider: a stranger", "deploy"), ("impostor (sd 0)", "revoke"), ("impostor (sd 0)", "enroll"),
                       ("retrained without the speaker", "revoke"), ("retrained without the speaker", "enroll")}
