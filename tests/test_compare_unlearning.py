@@ -119,7 +119,7 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
         monkeypatch.setattr(SpeakerAuthenticator, name, spying(getattr(SpeakerAuthenticator, name)))
     # which model a row's retained accuracy was read from: the branches it held when read
     read_from, branches_of = [None], []
-    predict, acceptance, scored, in_acceptance = compare.predict_logits, compare.acceptance, [], [False]
+    predict, acceptance, scored, in_acceptance, outsiders = compare.predict_logits, compare.acceptance, [], [False], []
 
     def predict_spy(model, x, *args, **kwargs):
         read_from[0] = model
@@ -130,6 +130,7 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     def acceptance_spy(auth, impostors, outsider, kind):
         note(auth)  # the buffers as the threshold is set on them
         scored.extend([impostors.x, outsider])
+        outsiders.append(_rows(outsider))
         in_acceptance[0] = True
         try:
             return acceptance(auth, impostors, outsider, kind)
@@ -164,3 +165,7 @@ def test_no_sample_that_scores_a_candidate_was_seen_by_the_device_that_chose_it(
     for method in ("impostor (sd 0)", "retrained without the speaker"):  # enrolment adds a branch to the one it read
         assert held[(method, "revoke")] < held[(method, "enroll")]
     assert held[("impostor (sd 0)", "revoke")]  # the mask's branch
+    assert len(outsiders) == len(rows)  # one acceptance count per row, in order: whom each row's outsider is
+    for row, outsider in zip(rows, outsiders, strict=True):
+        voice = 3 if row["stage"] == "deploy" else 1  # the stranger before enrolment, else the revoked voice
+        assert outsider == _rows(scoring.of_classes([voice]).x)
