@@ -39,12 +39,14 @@ from neuro_rm.models.rsnn import ERASE_SYNAPSES, RSNNConfig
 from neuro_rm.tasks.speaker import DemoConfig, SpeakerData, SpeakerTask, train_speaker_model
 
 
-def variant(method: str, impostor_sd: float = ERASE_IMPOSTOR_SD, weight_decay: float = 0.0, **erase: object) -> EraseConfig:
-    """The erasure of the lifecycle with one unlearning target, one weight decay of the re-learnt readout and,
-    in ``erase``, other EraseConfig fields changed (the layers it may rewrite, its write cost)."""
-    base = EraseConfig(layers=ERASE_SYNAPSES)
-    return replace(base, unlearn=UnlearnConfig(method=method, impostor_sd=impostor_sd),
-                   readout=replace(base.readout, weight_decay=weight_decay), **erase)
+def variant(method: str, impostor_sd: float = ERASE_IMPOSTOR_SD, weight_decay: float = 0.0, lr: float | None = None,
+            **erase: object) -> EraseConfig:
+    """The erasure of the lifecycle with one unlearning target, one weight decay of the re-learnt readout, the
+    forget branch's learning rate (None: the lifecycle's) and, in ``erase``, other EraseConfig fields changed
+    (the layers it may rewrite, its write cost, its rank)."""
+    base, target = EraseConfig(layers=ERASE_SYNAPSES), UnlearnConfig(method=method, impostor_sd=impostor_sd)
+    target = target if lr is None else replace(target, train=replace(target.train, lr=lr))
+    return replace(base, unlearn=target, readout=replace(base.readout, weight_decay=weight_decay), **erase)
 
 
 VARIANTS = {  # the first: erasure up to b8e1d1b; the default now: impostor-wd3e-2
@@ -58,6 +60,9 @@ VARIANTS = {  # the first: erasure up to b8e1d1b; the default now: impostor-wd3e
     # the settings development chose on test figures of one seed: every layer rewritable, the write cost
     "impostor-wd3e-2-all-layers": variant("impostor", weight_decay=3e-2, layers=None),
     **{f"impostor-wd3e-2-wc{cost:g}": variant("impostor", weight_decay=3e-2, write_cost=cost) for cost in (0.25, 4.0)},
+    # where erasure's cost to the retained speakers comes from: a gentler forget branch, a wider one
+    "impostor-wd3e-2-lr5e-4": variant("impostor", weight_decay=3e-2, lr=5e-4),
+    "impostor-wd3e-2-rank16": variant("impostor", weight_decay=3e-2, rank=16, alpha=32.0),
 }
 
 
