@@ -104,8 +104,6 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
         impostors = score.of_classes(auth.active_labels)
         return [{"score": kind, **acceptance(auth, impostors, outsider.x, kind)} for kind in SCORES]
 
-    base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old),
-                                            config=seeded(config.pretrain), seed=seed)
     def facts(auth: SpeakerAuthenticator) -> dict:
         """Read once per model and stage: every read of the array draws its read noise anew."""
         f_logits = predict_logits(auth.model, forget_score.x)
@@ -113,6 +111,8 @@ def run(splits, revoke: int, seed: int, methods: list[str], impostor_sds: list[f
                 "retain_acc": statistics.fmean(per_class_accuracy(predict_logits(auth.model, retained.x), retained.y).values()),
                 "mia": mia_auc(predict_logits(auth.model, forget_train.x), forget_train.y, f_logits, forget_score.y)}
 
+    base, _ = SpeakerAuthenticator.pretrain(names[:-1], train.of_classes(old), val.of_classes(old),
+                                            config=seeded(config.pretrain), seed=seed)
     base.deploy(config.device, seed=seed)
     deployed = facts(base)
     rows = [{"method": "deployed; outsider: a stranger", "stage": "deploy", **row, **deployed}
